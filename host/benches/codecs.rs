@@ -1,0 +1,2 @@
+//! Codec benchmark (native vs WASM); filled in below.
+fn main() {}

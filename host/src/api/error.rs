@@ -1,0 +1,132 @@
+//! The one error type of the REST API and its one mapping to HTTP.
+//!
+//! Bodies are JSON `{"error": "...", "field": "<config path>" | null}` (DESIGN D6: a documented
+//! deviation from ABS's plain text), with every problem listed under `errors` when there are
+//! several. A 5xx hides its cause from the client and logs it; a 4xx logs at debug.
+
+use crate::config::{ChangeError, ConfigError};
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Bad input: malformed body, unknown field, invalid value. 400.
+    #[error("{}", join(.0))]
+    BadRequest(Vec<ConfigError>),
+    /// The named thing does not exist. 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// The change conflicts with the current state (entity in use). 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// The client sent too many requests. 429.
+    #[error("Too Many Requests")]
+    TooManyRequests,
+    /// Not ready to serve (503), with the reason.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else; the cause is logged, not shown. 500.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+fn join(errs: &[ConfigError]) -> String {
+    errs.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ApiError {
+    /// A 400 naming one field.
+    pub fn bad_field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::BadRequest(vec![ConfigError::new(field, message)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::Invalid(errs) => ApiError::BadRequest(errs),
+            ChangeError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            ChangeError::AlreadyExists(what) => {
+                ApiError::bad_field(what.clone(), format!("item already exists: {what}"))
+            }
+            e @ ChangeError::InUse { .. } => ApiError::Conflict(e.to_string()),
+            ChangeError::Io(e) => ApiError::Internal(anyhow::Error::new(e).context("saving the configuration")),
+        }
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in words.
+    pub error: String,
+    /// The config path or parameter at fault, when one is known.
+    pub field: Option<String>,
+    /// Every problem, when there are several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One located problem.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldError {
+    pub field: String,
+    pub error: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            ApiError::BadRequest(errs) => ErrorBody {
+                error: self.to_string(),
+                field: errs.first().map(|e| e.path.clone()).filter(|p| !p.is_empty()),
+                errors: if errs.len() > 1 {
+                    errs.iter()
+                        .map(|e| FieldError {
+                            field: e.path.clone(),
+                            error: e.message.clone(),
+                        })
+                        .collect()
+                } else {
+                    vec![]
+                },
+            },
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "Request failed.");
+                ErrorBody {
+                    error: "internal error; see the service log".into(),
+                    field: None,
+                    errors: vec![],
+                }
+            }
+            other => ErrorBody {
+                error: other.to_string(),
+                field: None,
+                errors: vec![],
+            },
+        };
+        if status.is_client_error() {
+            tracing::debug!(status = status.as_u16(), error = %body.error, "Request rejected.");
+        }
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,166 @@
+//! The REST API: ABS v3 paths, methods, status codes and JSON shapes.
+
+pub mod body;
+pub mod config;
+pub mod config_clusters;
+pub mod config_policies;
+pub mod config_routines;
+pub mod config_secret_agents;
+pub mod config_storage;
+pub(crate) mod entity;
+pub mod error;
+pub mod openapi;
+pub mod ratelimit;
+pub mod server;
+pub mod system;
+
+use crate::config::ConfigStore;
+use crate::metrics::Metrics;
+use axum::Router;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// What `/ready` reports: whether start-up finished, and clusters that could not be reached.
+#[derive(Debug, Default)]
+pub struct Health {
+    ready: AtomicBool,
+    clusters: Mutex<BTreeMap<String, String>>,
+}
+
+impl Health {
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+    /// Records the reachability of a cluster: `None` = reachable.
+    pub fn set_cluster(&self, name: &str, problem: Option<String>) {
+        let mut m = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+        match problem {
+            Some(p) => {
+                m.insert(name.to_string(), p);
+            }
+            None => {
+                m.remove(name);
+            }
+        }
+    }
+    /// Keeps only the named clusters (others were removed from the config).
+    pub fn retain_clusters(&self, names: &[&String]) {
+        let mut m = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|k, _| names.contains(&k));
+    }
+    pub fn cluster_problems(&self) -> Vec<(String, String)> {
+        let m = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// Shared by every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<ConfigStore>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub limiter: Arc<ratelimit::RateLimiter>,
+    /// `service.http.context-path` at start, normalised (`/` or `/abs/`).
+    pub context_path: Arc<str>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<ConfigStore>, metrics: Arc<Metrics>) -> Self {
+        let context_path = store.current().service.http.context_path();
+        Self {
+            store,
+            metrics,
+            health: Arc::new(Health::default()),
+            limiter: Arc::new(ratelimit::RateLimiter::default()),
+            context_path: context_path.into(),
+        }
+    }
+}
+
+/// Every route, with metrics, request logs and the rate limit, under the context path.
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .merge(system::router())
+        .merge(config::router())
+        .merge(config_clusters::router())
+        .merge(config_storage::router())
+        .merge(config_policies::router())
+        .merge(config_routines::routes())
+        .merge(config_secret_agents::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .with_state(state.clone());
+    let cp = state.context_path.trim_end_matches('/');
+    if cp.is_empty() {
+        routes
+    } else {
+        Router::new().nest(cp, routes)
+    }
+}
+
+fn is_system_route(route: &str) -> bool {
+    ["/health", "/ready", "/metrics"]
+        .iter()
+        .any(|r| route.ends_with(r))
+}
+
+/// Counts and times each matched request and logs it (not the probes, which would drown the log).
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let elapsed = start.elapsed();
+    let status = resp.status();
+    state
+        .metrics
+        .http_requests
+        .with_label_values(&[method.as_str(), &route, status.as_str()])
+        .inc();
+    state
+        .metrics
+        .http_request_duration
+        .with_label_values(&[method.as_str(), &route])
+        .observe(elapsed.as_secs_f64());
+    if !is_system_route(&route) {
+        tracing::info!(
+            method = %method,
+            route = %route,
+            status = status.as_u16(),
+            elapsed_ms = elapsed.as_millis() as u64,
+            "Request served."
+        );
+    }
+    resp
+}
+
+/// Refuses requests over `service.http.rate` per client address with 429.
+async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = peer {
+        let rate = state.store.current().service.http.rate();
+        if !state.limiter.allow(ip, &rate) {
+            state.metrics.http_rate_limited.inc();
+            tracing::warn!(client = %ip, "Request refused by the rate limit.");
+            return error::ApiError::TooManyRequests.into_response();
+        }
+    }
+    next.run(req).await
+}

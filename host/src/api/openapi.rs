@@ -1,0 +1,38 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use super::{config, config_clusters, config_policies, config_routines, config_secret_agents};
+use super::{config_storage, error, system};
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Aerospike Backup Service",
+        description = "Backs up and restores Aerospike clusters on schedules; ABS v3 compatible REST API.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        system::root, system::health, system::ready, system::version, system::metrics, system::api_docs,
+        config::get_config, config::put_config, config::apply_config,
+        config_clusters::list, config_clusters::get, config_clusters::create, config_clusters::update, config_clusters::delete,
+        config_storage::list, config_storage::get, config_storage::create, config_storage::update, config_storage::delete,
+        config_policies::list, config_policies::get, config_policies::create, config_policies::update, config_policies::delete,
+        config_routines::list, config_routines::get, config_routines::create, config_routines::update, config_routines::delete,
+        config_routines::enable, config_routines::disable,
+        config_secret_agents::list, config_secret_agents::get, config_secret_agents::create,
+        config_secret_agents::update, config_secret_agents::delete,
+    ),
+    components(schemas(error::ErrorBody, error::FieldError)),
+    tags(
+        (name = "System", description = "Health, readiness, version, metrics"),
+        (name = "Configuration", description = "Read and change the configuration")
+    )
+)]
+struct ApiDoc;
+
+/// The document served at `/api-docs/openapi.json`.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc
+}

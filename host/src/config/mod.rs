@@ -1,0 +1,272 @@
+//! Configuration: the ABS v3 model, parsing with located errors, validation, and the store that
+//! persists changes atomically.
+
+pub mod cron;
+pub mod model;
+pub(crate) mod serde_util;
+pub mod store;
+pub mod validate;
+
+pub use model::*;
+pub use store::{ChangeError, ConfigStore, PluginCheck};
+pub use validate::{ConfigError, validate};
+
+use serde::de::DeserializeOwned;
+
+/// The encoding of a configuration document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+/// Parses a document into `T`, naming the path of the first offending field on error.
+pub fn parse<T: DeserializeOwned>(text: &str, format: Format) -> Result<T, ConfigError> {
+    match format {
+        Format::Yaml => {
+            if text.trim().is_empty() {
+                // An empty file is an empty config (everything default), as for ABS.
+                return parse("{}", Format::Yaml);
+            }
+            let de = serde_yaml::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| located(e.path().to_string(), e.inner().to_string()))
+        }
+        Format::Json => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| located(e.path().to_string(), e.inner().to_string()))
+        }
+    }
+}
+
+fn located(path: String, message: String) -> ConfigError {
+    // serde_path_to_error renders the root as "."; we use "" for "the whole document".
+    let path = if path == "." { String::new() } else { path };
+    // serde_yaml already prefixes its message with the path; don't say it twice.
+    let message = message
+        .strip_prefix(&format!("{path}: "))
+        .map(str::to_string)
+        .unwrap_or(message);
+    // serde_yaml appends " at line N column M" which is useful for files; keep it.
+    ConfigError::new(path, message)
+}
+
+/// Rewrites keys deprecated since ABS 3.0 into their replacements (DESIGN D5) and returns one
+/// warning per rewritten key. A policy setting both `remove-files` and `retention` is left
+/// alone so validation rejects it naming both.
+pub fn migrate(cfg: &mut Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for (name, p) in &mut cfg.backup_policies {
+        if let Some(rf) = p.remove_files {
+            if p.retention.is_none() {
+                p.retention = match rf {
+                    RemoveFiles::KeepAll => None,
+                    RemoveFiles::RemoveIncremental => Some(RetentionPolicy {
+                        full: None,
+                        incremental: Some(0),
+                    }),
+                    RemoveFiles::RemoveAll => Some(RetentionPolicy {
+                        full: Some(1),
+                        incremental: Some(0),
+                    }),
+                };
+                p.remove_files = None;
+                warnings.push(format!(
+                    "backup-policies.{name}.remove-files is deprecated; it was read as retention {}",
+                    match rf {
+                        RemoveFiles::KeepAll => "(keep everything)",
+                        RemoveFiles::RemoveIncremental => "{incremental: 0}",
+                        RemoveFiles::RemoveAll => "{full: 1, incremental: 0}",
+                    }
+                ));
+            }
+        }
+        if p.max_retries.is_some() || p.retry_delay.is_some() {
+            let mut rp = p.retry_policy.clone().unwrap_or_default();
+            if let Some(m) = p.max_retries.take() {
+                rp.max_retries.get_or_insert(m);
+                warnings.push(format!(
+                    "backup-policies.{name}.max-retries is deprecated; use retry-policy.max-retries"
+                ));
+            }
+            if let Some(d) = p.retry_delay.take() {
+                rp.base_timeout.get_or_insert(d);
+                warnings.push(format!(
+                    "backup-policies.{name}.retry-delay is deprecated; use retry-policy.base-timeout"
+                ));
+            }
+            p.retry_policy = Some(rp);
+        }
+    }
+    for (name, r) in &mut cfg.backup_routines {
+        if r.prefer_racks.is_some() {
+            warnings.push(format!(
+                "backup-routines.{name}.prefer-racks is deprecated since ABS 3.4; set prefer-racks on the cluster"
+            ));
+        }
+    }
+    warnings
+}
+
+/// Parses, migrates and validates a whole configuration document.
+pub fn load_str(text: &str, format: Format) -> Result<(Config, Vec<String>), Vec<ConfigError>> {
+    let mut cfg: Config = parse(text, format).map_err(|e| vec![e])?;
+    let warnings = migrate(&mut cfg);
+    validate(&cfg)?;
+    Ok((cfg, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> String {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/reference/upstream-config")
+            .join(name);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    #[test]
+    fn upstream_v3_example_validates() {
+        let (cfg, warnings) = load_str(&sample("v3-configuration-md-example.yml"), Format::Yaml)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let s3 = match &cfg.storage["s3"] {
+            Storage::S3Storage(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(s3.min_part_size, Some(50_000_000));
+        assert_eq!(
+            cfg.backup_routines["dailyLocalBackupRoutine"].incr_cron(),
+            Some("0 0 0/2 * * ? *")
+        );
+        assert_eq!(cfg.secret_agents["secret-agent"].connection_type, ConnectionType::Tcp);
+    }
+
+    #[test]
+    fn upstream_30_era_configs_load_with_deprecation_warnings() {
+        for f in ["config.yml", "minio_config.yml"] {
+            let (cfg, warnings) =
+                load_str(&sample(f), Format::Yaml).unwrap_or_else(|e| panic!("{f}: {e:?}"));
+            assert!(
+                warnings.iter().any(|w| w.contains("remove-files is deprecated")),
+                "{f}: {warnings:?}"
+            );
+            for p in cfg.backup_policies.values() {
+                assert!(p.remove_files.is_none() && p.max_retries.is_none() && p.retry_delay.is_none());
+            }
+        }
+        let (cfg, _) = load_str(&sample("config.yml"), Format::Yaml).unwrap();
+        let p = &cfg.backup_policies["keepFilesMaxRecordsPolicy"];
+        let rp = p.retry_policy.as_ref().unwrap();
+        assert_eq!((rp.max_retries, rp.base_timeout), (Some(10), Some(10_000)));
+        assert_eq!(
+            cfg.backup_policies["removeFilesPolicy"].retention,
+            Some(RetentionPolicy { full: Some(1), incremental: Some(0) })
+        );
+        assert_eq!(cfg.backup_policies["keepFilesPolicy"].retention, None);
+    }
+
+    #[test]
+    fn remove_files_with_retention_is_rejected_naming_both() {
+        let y = "backup-policies:\n  p:\n    remove-files: KeepAll\n    retention: {full: 2}\n";
+        let errs = load_str(y, Format::Yaml).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].message.contains("remove-files") && errs[0].message.contains("retention"));
+    }
+
+    /// Each struct rejects an unknown key, and the error names where it was.
+    #[test]
+    fn unknown_keys_are_rejected_with_their_path() {
+        let base = r#"
+service: {http: {port: 8080, rate: {tps: 5}}, logger: {level: INFO, file-writer: {filename: x}}, backup: {timestamp-format: ISO}}
+aerospike-clusters:
+  c:
+    seed-nodes: [{host-name: h, port: 3000}]
+    credentials: {user: u, password: p}
+    tls: {name: t}
+storage:
+  l: {local-storage: {path: /tmp}}
+  s3: {s3-storage: {bucket: b, s3-region: r}}
+  az: {azure-storage: {endpoint: "http://x", container-name: c}}
+  g: {gcp-storage: {bucket-name: b}}
+  pl: {plugin-storage: {plugin: x}}
+backup-policies:
+  p: {retry-policy: {max-retries: 1}, retention: {full: 1}, compression: {mode: ZSTD}, encryption: {mode: NONE}, pipeline: [{plugin: z}]}
+backup-routines:
+  r: {interval-cron: "@daily", source-cluster: c, storage: l, namespaces: []}
+secret-agents:
+  a: {connection-type: tcp, address: h, port: 1}
+plugins:
+  x: {path: /p.wasm, sha256: "00"}
+"#;
+        let cfg: Config = parse(base, Format::Yaml).unwrap_or_else(|e| panic!("{e}"));
+        let json = serde_json::to_value(&cfg).unwrap();
+        let cases: &[&[&str]] = &[
+            &[],
+            &["service"],
+            &["service", "http"],
+            &["service", "http", "rate"],
+            &["service", "logger"],
+            &["service", "logger", "file-writer"],
+            &["service", "backup"],
+            &["aerospike-clusters", "c"],
+            &["aerospike-clusters", "c", "seed-nodes", "0"],
+            &["aerospike-clusters", "c", "credentials"],
+            &["aerospike-clusters", "c", "tls"],
+            &["storage", "l", "local-storage"],
+            &["storage", "s3", "s3-storage"],
+            &["storage", "az", "azure-storage"],
+            &["storage", "g", "gcp-storage"],
+            &["storage", "pl", "plugin-storage"],
+            &["backup-policies", "p"],
+            &["backup-policies", "p", "retry-policy"],
+            &["backup-policies", "p", "retention"],
+            &["backup-policies", "p", "compression"],
+            &["backup-policies", "p", "encryption"],
+            &["backup-policies", "p", "pipeline", "0"],
+            &["backup-routines", "r"],
+            &["secret-agents", "a"],
+            &["plugins", "x"],
+        ];
+        for path in cases {
+            let mut doc = json.clone();
+            let mut node = &mut doc;
+            for seg in *path {
+                node = match seg.parse::<usize>() {
+                    Ok(i) => &mut node[i],
+                    Err(_) => &mut node[*seg],
+                };
+            }
+            node.as_object_mut()
+                .unwrap_or_else(|| panic!("{path:?} is not an object"))
+                .insert("bogus-key".into(), serde_json::json!(1));
+            let err = parse::<Config>(&doc.to_string(), Format::Json).unwrap_err();
+            assert!(err.message.contains("bogus-key"), "{path:?}: {err}");
+            let want: Vec<String> = path
+                .iter()
+                .map(|s| if s.parse::<usize>().is_ok() { format!("[{s}]") } else { s.to_string() })
+                .collect();
+            let want = want.join(".").replace(".[", "[");
+            assert!(
+                err.path.starts_with(&want),
+                "{path:?}: error path {:?} should start with {want:?}",
+                err.path
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_values_name_their_field() {
+        let e = parse::<Config>(
+            "backup-policies:\n  p:\n    parallel: lots\n",
+            Format::Yaml,
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "backup-policies.p.parallel");
+        let e = parse::<Config>(r#"{"storage": {"s": {"local-storage": {}}}}"#, Format::Json).unwrap_err();
+        assert!(e.message.contains("missing field `path`"), "{e}");
+        assert!(e.path.starts_with("storage.s"), "{e:?}");
+    }
+}

@@ -1,0 +1,1274 @@
+//! The configuration model: one type per ABS v3 entity, in the YAML/JSON shape ABS uses.
+//!
+//! Every struct is kebab-case and rejects unknown keys. Optional settings are `Option`s so a
+//! saved file stays as small as the one the operator wrote; defaults live in accessor methods
+//! named after the field, each documented with the ABS default.
+
+use super::serde_util::{config_enum, number, opt_number, opt_number_list};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use utoipa::ToSchema;
+
+/// What `GET` responses show instead of a secret (as ABS 3.7 does).
+pub const REDACTED: &str = "[secret]";
+
+/// A credential: a password, key or token. Its `Debug`/`Display` never show the value; the API
+/// shows [`REDACTED`]; only the config file writer sees the real string.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself. Call only where the value is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `secrets:<resource>:<key>` references name a Secret Agent entry; they are not secret.
+    pub fn is_agent_reference(&self) -> bool {
+        self.0.starts_with("secrets:")
+    }
+
+    fn redact(&mut self) {
+        if !self.is_agent_reference() && !self.0.is_empty() {
+            self.0 = REDACTED.to_string();
+        }
+    }
+
+    /// A `PUT` that sends [`REDACTED`] back keeps the stored value.
+    fn keep_from(&mut self, old: Option<&Secret>) {
+        if self.0 == REDACTED {
+            if let Some(old) = old {
+                self.0 = old.0.clone();
+            }
+        }
+    }
+
+    fn is_placeholder(&self) -> bool {
+        self.0 == REDACTED
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("**redacted**")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("**redacted**")
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The whole service configuration (the file given with `-c`, and `GET/PUT /v1/config`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server, logging and backup-naming settings of the service itself.
+    #[serde(default)]
+    pub service: ServiceConfig,
+    /// Aerospike clusters to back up or restore to, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aerospike_clusters: BTreeMap<String, AerospikeCluster>,
+    /// Storage locations for backups, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage: BTreeMap<String, Storage>,
+    /// Backup policies (how to back up), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backup_policies: BTreeMap<String, BackupPolicy>,
+    /// Backup routines (what, where and when), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backup_routines: BTreeMap<String, BackupRoutine>,
+    /// Aerospike Secret Agents, by name. The v2 key `secret-agent` is accepted.
+    #[serde(default, alias = "secret-agent", skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_agents: BTreeMap<String, SecretAgent>,
+    /// Our extension: third-party WASM plugins by name (a `.wasm` file and its sha256).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plugins: BTreeMap<String, PluginDefinition>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// service
+
+/// `service:` settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The HTTP listener.
+    #[serde(default)]
+    pub http: HttpServerConfig,
+    /// Logging.
+    #[serde(default)]
+    pub logger: LoggerConfig,
+    /// Backup folder naming and scheduling time zone (ABS 3.4+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupServiceConfig>,
+}
+
+/// `service.http:` the REST listener.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HttpServerConfig {
+    /// Address to listen on. Default `0.0.0.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Port to listen on. Default 8080.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Prefix for every route, system routes included. Default `/`; must start with `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_path: Option<String>,
+    /// Time to read request headers, in ms. Default 5000.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    /// Time to read a whole request, in ms. Default 30000.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub read_timeout: Option<u64>,
+    /// Time to produce a response, in ms. Default 60000.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub write_timeout: Option<u64>,
+    /// Keep-alive idle time, in ms. Default 120000.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<u64>,
+    /// Do not start the HTTP listener at all. Default false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disabled: bool,
+    /// Per-client-IP rate limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateLimiterConfig>,
+}
+
+impl HttpServerConfig {
+    pub fn address(&self) -> &str {
+        self.address.as_deref().unwrap_or("0.0.0.0")
+    }
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(8080)
+    }
+    /// The context path normalised to start and end with `/`.
+    pub fn context_path(&self) -> String {
+        let p = self.context_path.as_deref().unwrap_or("/").trim();
+        let mut s = String::from("/");
+        s.push_str(p.trim_matches('/'));
+        if !s.ends_with('/') {
+            s.push('/');
+        }
+        s
+    }
+    pub fn header_timeout_ms(&self) -> u64 {
+        self.timeout.unwrap_or(5_000)
+    }
+    pub fn read_timeout_ms(&self) -> u64 {
+        self.read_timeout.unwrap_or(30_000)
+    }
+    pub fn write_timeout_ms(&self) -> u64 {
+        self.write_timeout.unwrap_or(60_000)
+    }
+    pub fn idle_timeout_ms(&self) -> u64 {
+        self.idle_timeout.unwrap_or(120_000)
+    }
+    pub fn rate(&self) -> RateLimiterConfig {
+        self.rate.clone().unwrap_or_default()
+    }
+}
+
+/// `service.http.rate:` token bucket per client IP (IPv6 per /64).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RateLimiterConfig {
+    /// Tokens added per second. Default 1024.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub tps: Option<u32>,
+    /// Bucket size (burst). Default 1024.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+    /// Client addresses or CIDR blocks that are never limited.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub white_list: Vec<String>,
+}
+
+impl RateLimiterConfig {
+    pub fn tps(&self) -> u32 {
+        self.tps.unwrap_or(1024)
+    }
+    pub fn size(&self) -> u32 {
+        self.size.unwrap_or(1024)
+    }
+}
+
+config_enum! {
+    /// Log level. `WARNING` is accepted as `WARN`.
+    pub enum LogLevel {
+        Trace = "TRACE",
+        Debug = "DEBUG",
+        Info = "INFO",
+        Warn = "WARN" | "WARNING",
+        Error = "ERROR",
+    }
+}
+
+config_enum! {
+    /// Log line format.
+    pub enum LogFormat {
+        Plain = "PLAIN",
+        Json = "JSON",
+    }
+}
+
+/// `service.logger:`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LoggerConfig {
+    /// Minimum level. Default INFO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<LogLevel>,
+    /// PLAIN or JSON. Default PLAIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<LogFormat>,
+    /// Write to standard output. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_writer: Option<bool>,
+    /// Also write to a rotating file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_writer: Option<FileLoggerConfig>,
+}
+
+impl LoggerConfig {
+    pub fn level(&self) -> LogLevel {
+        self.level.unwrap_or(LogLevel::Info)
+    }
+    pub fn format(&self) -> LogFormat {
+        self.format.unwrap_or(LogFormat::Plain)
+    }
+    pub fn stdout_writer(&self) -> bool {
+        self.stdout_writer.unwrap_or(true)
+    }
+}
+
+/// `service.logger.file-writer:` a size-rotated log file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FileLoggerConfig {
+    /// Path of the log file (required).
+    pub filename: String,
+    /// Rotate when the file reaches this many MB. Default 100.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub maxsize: Option<u64>,
+    /// Delete rotated files older than this many days; 0 keeps them. Default 0.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub maxage: Option<u64>,
+    /// Keep at most this many rotated files; 0 keeps all. Default 0.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub maxbackups: Option<u64>,
+    /// Gzip rotated files. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compress: Option<bool>,
+}
+
+impl FileLoggerConfig {
+    pub fn maxsize_mb(&self) -> u64 {
+        self.maxsize.unwrap_or(100)
+    }
+}
+
+config_enum! {
+    /// Suffix format appended to backup folder names (ABS 3.4+).
+    pub enum TimestampFormat {
+        Iso = "ISO",
+        Eu = "EU",
+        Us = "US",
+    }
+}
+
+/// `service.backup:`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BackupServiceConfig {
+    /// Append `_<formatted UTC time>` to backup folder names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_format: Option<TimestampFormat>,
+    /// Time zone for cron schedules: `UTC` (default), `Local` or an IANA name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_timezone: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// aerospike-clusters
+
+/// `aerospike-clusters.<name>:` how to reach a cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AerospikeCluster {
+    /// A label used in logs only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Seed nodes (at least one).
+    #[serde(default)]
+    pub seed_nodes: Vec<SeedNode>,
+    /// Connection timeout in ms. Default 30000.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub conn_timeout: Option<u64>,
+    /// Use `services-alternate` addresses for peers. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_services_alternate: Option<bool>,
+    /// Authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+    /// TLS to the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Cap on concurrent scans on this cluster, shared by every routine. Default unlimited.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub max_parallel_scans: Option<u32>,
+    /// Rack ids (0..=1000000) to prefer when reading (ABS 3.4+).
+    #[serde(
+        default,
+        deserialize_with = "opt_number_list",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub prefer_racks: Option<Vec<u32>>,
+}
+
+impl AerospikeCluster {
+    pub fn conn_timeout_ms(&self) -> u64 {
+        self.conn_timeout.unwrap_or(30_000)
+    }
+}
+
+/// One seed node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SeedNode {
+    /// Host name or IP address (required).
+    pub host_name: String,
+    /// Port, 1..=65535 (required).
+    #[serde(deserialize_with = "number")]
+    pub port: u32,
+    /// TLS name of the node, when TLS is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_name: Option<String>,
+}
+
+config_enum! {
+    /// Cluster authentication mode.
+    pub enum AuthMode {
+        Internal = "INTERNAL",
+        External = "EXTERNAL",
+        ExternalInsecure = "EXTERNAL_INSECURE",
+        Pki = "PKI",
+    }
+}
+
+/// `credentials:` of a cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Credentials {
+    /// User name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Password, or a `secrets:<resource>:<key>` Secret Agent reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// File holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_path: Option<String>,
+    /// Secret Agent key holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_key_secret: Option<String>,
+    /// INTERNAL (default), EXTERNAL, EXTERNAL_INSECURE or PKI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_mode: Option<AuthMode>,
+    /// An inline Secret Agent for this cluster's secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_agent: Option<SecretAgent>,
+    /// The name of a configured Secret Agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_agent_name: Option<String>,
+}
+
+/// `tls:` of a cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Trusted CA certificate file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Directory of trusted CA certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_path: Option<String>,
+    /// Default TLS name to verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Allowed protocols. Default `TLSv1.2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocols: Option<String>,
+    /// Cipher selection (OpenSSL cipher list syntax).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cipher_suite: Option<String>,
+    /// Client key for mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// Password of the key file (`env:VAR`, `file:PATH` or literal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file_password: Option<Secret>,
+    /// Client certificate chain for mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// storage
+
+/// `storage.<name>:` exactly one storage kind, named by its key.
+// Read and written through `StorageRepr`: serde_yaml would otherwise expect YAML tags
+// (`!s3-storage`) for an enum, while ABS files use a single key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(
+    rename_all = "kebab-case",
+    try_from = "StorageRepr",
+    into = "StorageRepr"
+)]
+pub enum Storage {
+    /// A directory on the service's machine.
+    LocalStorage(LocalStorage),
+    /// An S3 (or S3-compatible) bucket.
+    S3Storage(S3Storage),
+    /// An Azure Blob container.
+    AzureStorage(AzureStorage),
+    /// A Google Cloud Storage bucket.
+    GcpStorage(GcpStorage),
+    /// Our extension: any storage plugin with its own options.
+    PluginStorage(PluginStorage),
+}
+
+/// The on-the-wire shape of [`Storage`]: one optional field per kind.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct StorageRepr {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    local_storage: Option<LocalStorage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s3_storage: Option<S3Storage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    azure_storage: Option<AzureStorage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gcp_storage: Option<GcpStorage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    plugin_storage: Option<PluginStorage>,
+}
+
+impl TryFrom<StorageRepr> for Storage {
+    type Error = String;
+
+    fn try_from(r: StorageRepr) -> Result<Self, String> {
+        let mut found = Vec::new();
+        if let Some(s) = r.local_storage {
+            found.push(Storage::LocalStorage(s));
+        }
+        if let Some(s) = r.s3_storage {
+            found.push(Storage::S3Storage(s));
+        }
+        if let Some(s) = r.azure_storage {
+            found.push(Storage::AzureStorage(s));
+        }
+        if let Some(s) = r.gcp_storage {
+            found.push(Storage::GcpStorage(s));
+        }
+        if let Some(s) = r.plugin_storage {
+            found.push(Storage::PluginStorage(s));
+        }
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => Err("exactly one of local-storage, s3-storage, azure-storage, gcp-storage, plugin-storage is required".into()),
+            _ => Err(format!(
+                "only one storage type may be set, found {}",
+                found.iter().map(Storage::kind).collect::<Vec<_>>().join(" and ")
+            )),
+        }
+    }
+}
+
+impl From<Storage> for StorageRepr {
+    fn from(s: Storage) -> Self {
+        let mut r = StorageRepr::default();
+        match s {
+            Storage::LocalStorage(s) => r.local_storage = Some(s),
+            Storage::S3Storage(s) => r.s3_storage = Some(s),
+            Storage::AzureStorage(s) => r.azure_storage = Some(s),
+            Storage::GcpStorage(s) => r.gcp_storage = Some(s),
+            Storage::PluginStorage(s) => r.plugin_storage = Some(s),
+        }
+        r
+    }
+}
+
+impl Storage {
+    /// The config key of this storage kind, e.g. `s3-storage`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Storage::LocalStorage(_) => "local-storage",
+            Storage::S3Storage(_) => "s3-storage",
+            Storage::AzureStorage(_) => "azure-storage",
+            Storage::GcpStorage(_) => "gcp-storage",
+            Storage::PluginStorage(_) => "plugin-storage",
+        }
+    }
+
+    /// The Secret Agent this storage names, if any.
+    pub fn secret_agent_name(&self) -> Option<&str> {
+        match self {
+            Storage::S3Storage(s) => s.secret_agent_name.as_deref(),
+            Storage::AzureStorage(s) => s.secret_agent_name.as_deref(),
+            Storage::GcpStorage(s) => s.secret_agent_name.as_deref(),
+            Storage::LocalStorage(_) | Storage::PluginStorage(_) => None,
+        }
+    }
+}
+
+/// `local-storage:`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LocalStorage {
+    /// Root directory of the backups (required). Relative paths resolve against the working dir.
+    pub path: String,
+}
+
+/// `s3-storage:`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct S3Storage {
+    /// Bucket (required).
+    pub bucket: String,
+    /// Region (required).
+    pub s3_region: String,
+    /// Root prefix inside the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Profile in the shared AWS config files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_profile: Option<String>,
+    /// Endpoint of an S3-compatible service; empty means AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint_override: Option<String>,
+    /// Log level of the S3 client. Default FATAL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_log_level: Option<String>,
+    /// Static access key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// Static secret access key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<Secret>,
+    /// Part size of multipart uploads, bytes. Default 50 MB (`min_part_size` accepted).
+    #[serde(
+        default,
+        alias = "min_part_size",
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub min_part_size: Option<u64>,
+    /// Concurrent requests to S3 (`max_async_connections` accepted).
+    #[serde(
+        default,
+        alias = "max_async_connections",
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_async_connections: Option<u32>,
+    /// Storage class of written objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// Inline Secret Agent for this storage's secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_agent: Option<SecretAgent>,
+    /// Name of a configured Secret Agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_agent_name: Option<String>,
+}
+
+/// `azure-storage:`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AzureStorage {
+    /// Blob service endpoint URL (required).
+    pub endpoint: String,
+    /// Container (required).
+    pub container_name: String,
+    /// Root prefix inside the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Account name for Shared Key authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_name: Option<String>,
+    /// Account key for Shared Key authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_key: Option<Secret>,
+    /// Tenant id for AAD authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// Client id for AAD authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Client secret for AAD authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+    /// Block size of uploads, bytes.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub min_part_size: Option<u64>,
+    /// Access tier of written blobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// Inline Secret Agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_agent: Option<SecretAgent>,
+    /// Name of a configured Secret Agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_agent_name: Option<String>,
+}
+
+/// `gcp-storage:`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GcpStorage {
+    /// Bucket (required).
+    pub bucket_name: String,
+    /// Service-account JSON key file (v2 spelling `key-file` accepted).
+    #[serde(default, alias = "key-file", skip_serializing_if = "Option::is_none")]
+    pub key_file_path: Option<String>,
+    /// Service-account JSON key itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Secret>,
+    /// Root prefix inside the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Alternative endpoint (emulators, private endpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Chunk size of uploads, bytes.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub min_part_size: Option<u64>,
+    /// Storage class of written objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// Inline Secret Agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_agent: Option<SecretAgent>,
+    /// Name of a configured Secret Agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_agent_name: Option<String>,
+}
+
+/// `plugin-storage:` (our extension) a storage plugin chosen by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PluginStorage {
+    /// A default storage plugin or a name under top-level `plugins:`.
+    pub plugin: String,
+    /// Options, validated against the plugin's JSON Schema.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+    /// Credentials handed to the plugin, never logged or shown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+// ---------------------------------------------------------------------------------------------
+// backup-policies
+
+/// `backup-policies.<name>:` how a backup runs. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BackupPolicy {
+    /// Scans run in parallel by a routine. Default 8.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<u32>,
+    /// Files written in parallel. Default: `parallel`.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub parallel_write: Option<u32>,
+    /// Socket timeout of scans, ms. Default 600000.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub socket_timeout: Option<u64>,
+    /// Total timeout of scans, ms; 0 = none. Default 0.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub total_timeout: Option<u64>,
+    /// Records per second over the routine; 0 = unlimited.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub records_per_second: Option<u64>,
+    /// Bandwidth of writes to storage, MiB/s; 0 = unlimited.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<u64>,
+    /// Size at which a backup file is rotated, MB. Default 250.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub file_limit: Option<u64>,
+    /// Do not back up record data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_records: Option<bool>,
+    /// Do not back up secondary index definitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_indexes: Option<bool>,
+    /// Do not back up UDF modules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_udfs: Option<bool>,
+    /// Only back up records last updated before the backup started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<bool>,
+    /// Write blobs as raw bytes instead of base64 (ABS 3.6+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact: Option<bool>,
+    /// Nodes scanned at once.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_nodes: Option<u32>,
+    /// Ask the server to compress scan responses (ABS 3.4+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_scan_compression: Option<bool>,
+    /// Save each node's configuration with full backups (ABS 3.1+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with_cluster_configuration: Option<bool>,
+    /// Allow an incremental while another backup of the routine runs (ABS 3.1+).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrent_incremental: Option<bool>,
+    /// Retries of a failed namespace backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
+    /// How many backups to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPolicy>,
+    /// Compression of backup files (ABS compatible).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<CompressionPolicy>,
+    /// Encryption of backup files (ABS compatible).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionPolicy>,
+    /// Our extension: an explicit codec chain, exclusive with compression/encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<Vec<PipelineStep>>,
+    /// Deprecated (ABS 2.x): use `retention`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_files: Option<RemoveFiles>,
+    /// Deprecated (ABS 2.x): use `retry-policy.max-retries`.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Deprecated (ABS 2.x): use `retry-policy.base-timeout`.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub retry_delay: Option<u64>,
+}
+
+impl BackupPolicy {
+    pub fn parallel(&self) -> u32 {
+        self.parallel.unwrap_or(8)
+    }
+    pub fn socket_timeout_ms(&self) -> u64 {
+        self.socket_timeout.unwrap_or(600_000)
+    }
+    pub fn file_limit_mb(&self) -> u64 {
+        self.file_limit.unwrap_or(250)
+    }
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry_policy.clone().unwrap_or_default()
+    }
+}
+
+config_enum! {
+    /// ABS 2.x retention switch.
+    pub enum RemoveFiles {
+        KeepAll = "KeepAll",
+        RemoveAll = "RemoveAll",
+        RemoveIncremental = "RemoveIncremental",
+    }
+}
+
+/// `retry-policy:`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// First delay between attempts, ms (`baseTimeout` accepted). Default 60000.
+    #[serde(
+        default,
+        alias = "baseTimeout",
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub base_timeout: Option<u64>,
+    /// Factor applied to the delay after each attempt, >= 1. Default 1.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub multiplier: Option<f64>,
+    /// Attempts after the first (`maxRetries` accepted). Default 5.
+    #[serde(
+        default,
+        alias = "maxRetries",
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_retries: Option<u32>,
+}
+
+impl RetryPolicy {
+    pub fn base_timeout_ms(&self) -> u64 {
+        self.base_timeout.unwrap_or(60_000)
+    }
+    pub fn multiplier(&self) -> f64 {
+        self.multiplier.unwrap_or(1.0)
+    }
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries.unwrap_or(5)
+    }
+}
+
+/// `retention:` which backups to keep after each successful full backup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// Keep this many newest full backups (>= 1); absent keeps all.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub full: Option<u32>,
+    /// Keep incrementals of this many newest fulls (<= full); absent keeps all.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<u32>,
+}
+
+config_enum! {
+    /// ABS compression modes.
+    pub enum CompressionMode {
+        None = "NONE",
+        Zstd = "ZSTD",
+    }
+}
+
+/// `compression:`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CompressionPolicy {
+    /// NONE or ZSTD (required).
+    pub mode: CompressionMode,
+    /// zstd level -1..=22; 0 means the default (3).
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub level: Option<i32>,
+}
+
+config_enum! {
+    /// ABS encryption modes (AES-CTR, compatible with asbackup).
+    pub enum EncryptionMode {
+        None = "NONE",
+        Aes128 = "AES128",
+        Aes256 = "AES256",
+    }
+}
+
+/// `encryption:` exactly one key source when the mode is not NONE.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct EncryptionPolicy {
+    /// NONE, AES128 or AES256 (required).
+    pub mode: EncryptionMode,
+    /// File holding the key (an RSA PEM as asbackup uses, or raw key material).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// Environment variable holding the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
+    /// Secret Agent key holding the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_secret: Option<String>,
+}
+
+/// One codec of a `pipeline:` (our extension), applied in order on backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PipelineStep {
+    /// A default codec plugin (`zstd`, `aes`) or a name under top-level `plugins:`.
+    pub plugin: String,
+    /// Options, validated against the plugin's JSON Schema.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+}
+
+// ---------------------------------------------------------------------------------------------
+// backup-routines
+
+/// `backup-routines.<name>:` what to back up, where to and when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BackupRoutine {
+    /// Policy name; absent uses an all-default policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_policy: Option<String>,
+    /// Cluster name (required).
+    pub source_cluster: String,
+    /// Storage name (required).
+    pub storage: String,
+    /// Secret Agent name for this routine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_agent: Option<String>,
+    /// Full backup schedule: Quartz cron (6 or 7 fields) or `@daily` style (required).
+    pub interval_cron: String,
+    /// Incremental backup schedule; absent or empty = none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incr_interval_cron: Option<String>,
+    /// Namespaces to back up (required; `[]` = all namespaces of the cluster).
+    pub namespaces: Vec<String>,
+    /// Sets to back up; empty = all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_list: Vec<String>,
+    /// Bins to back up; empty = all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bin_list: Vec<String>,
+    /// Partitions: "N" or "start-count" ranges, comma-separated, within 0..=4095.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_list: Option<String>,
+    /// Only the partitions these nodes master ("host:port" or node ids).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_list: Vec<String>,
+    /// Only these racks (ABS 3.4+).
+    #[serde(
+        default,
+        deserialize_with = "opt_number_list",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rack_list: Option<Vec<u32>>,
+    /// Deprecated in ABS 3.4 (moved to the cluster): racks to prefer.
+    #[serde(
+        default,
+        deserialize_with = "opt_number_list",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub prefer_racks: Option<Vec<u32>>,
+    /// Base64 Aerospike filter expression (ABS 3.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_exp: Option<String>,
+    /// Not scheduled while true.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disabled: bool,
+    /// Time zone of this routine's cron expressions (ABS 3.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_timezone: Option<String>,
+}
+
+impl BackupRoutine {
+    /// The incremental schedule, if one is set and non-empty.
+    pub fn incr_cron(&self) -> Option<&str> {
+        self.incr_interval_cron
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// secret-agents and plugins
+
+config_enum! {
+    /// How to reach a Secret Agent.
+    pub enum ConnectionType {
+        Tcp = "tcp",
+        Unix = "unix",
+    }
+}
+
+/// `secret-agents.<name>:` an Aerospike Secret Agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SecretAgent {
+    /// tcp or unix (required).
+    pub connection_type: ConnectionType,
+    /// Host, or socket path for unix (required).
+    pub address: String,
+    /// TCP port.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+    /// Request timeout, ms. Default 1000.
+    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    /// CA file for TLS to the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<String>,
+    /// The agent answers in base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_base64: Option<bool>,
+}
+
+/// `plugins.<name>:` (our extension) a WASM component the operator supplies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PluginDefinition {
+    /// Path of the `.wasm` component.
+    pub path: String,
+    /// Hex sha256 of the file; checked at load.
+    pub sha256: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// secret handling
+
+impl Config {
+    /// A copy fit to show over the API: every secret replaced by [`REDACTED`].
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        c.visit_secrets_mut(&mut |s| s.redact());
+        c
+    }
+
+    /// Replace [`REDACTED`] placeholders sent back by a client with the stored values, matched
+    /// by position (entity name and field).
+    pub fn keep_secrets_from(&mut self, old: &Config) {
+        for (name, c) in &mut self.aerospike_clusters {
+            c.keep_secrets_from(old.aerospike_clusters.get(name));
+        }
+        for (name, s) in &mut self.storage {
+            s.keep_secrets_from(old.storage.get(name));
+        }
+    }
+
+    /// Placeholders that could not be matched to a stored value, as config paths.
+    pub fn unresolved_placeholders(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, c) in &self.aerospike_clusters {
+            for p in c.placeholder_fields() {
+                out.push(format!("aerospike-clusters.{name}.{p}"));
+            }
+        }
+        for (name, s) in &self.storage {
+            for p in s.placeholder_fields() {
+                out.push(format!("storage.{name}.{}.{p}", s.kind()));
+            }
+        }
+        out
+    }
+
+    fn visit_secrets_mut(&mut self, f: &mut dyn FnMut(&mut Secret)) {
+        for c in self.aerospike_clusters.values_mut() {
+            c.visit_secrets_mut(f);
+        }
+        for s in self.storage.values_mut() {
+            s.visit_secrets_mut(f);
+        }
+    }
+
+    /// Every secret value, for tests that assert none of them leaks.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut c = self.clone();
+        let mut out = Vec::new();
+        c.visit_secrets_mut(&mut |s| out.push(s.expose().to_string()));
+        out
+    }
+}
+
+impl AerospikeCluster {
+    /// A copy fit to show over the API.
+    pub fn redacted(&self) -> Self {
+        let mut c = self.clone();
+        c.visit_secrets_mut(&mut |s| s.redact());
+        c
+    }
+
+    fn visit_secrets_mut(&mut self, f: &mut dyn FnMut(&mut Secret)) {
+        if let Some(p) = self.credentials.as_mut().and_then(|c| c.password.as_mut()) {
+            f(p);
+        }
+        if let Some(p) = self.tls.as_mut().and_then(|t| t.key_file_password.as_mut()) {
+            f(p);
+        }
+    }
+
+    /// See [`Config::keep_secrets_from`].
+    pub fn keep_secrets_from(&mut self, old: Option<&AerospikeCluster>) {
+        if let Some(p) = self.credentials.as_mut().and_then(|c| c.password.as_mut()) {
+            p.keep_from(old.and_then(|o| o.credentials.as_ref()?.password.as_ref()));
+        }
+        if let Some(p) = self.tls.as_mut().and_then(|t| t.key_file_password.as_mut()) {
+            p.keep_from(old.and_then(|o| o.tls.as_ref()?.key_file_password.as_ref()));
+        }
+    }
+
+    /// Fields still holding [`REDACTED`].
+    pub fn placeholder_fields(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self
+            .credentials
+            .as_ref()
+            .and_then(|c| c.password.as_ref())
+            .is_some_and(Secret::is_placeholder)
+        {
+            out.push("credentials.password");
+        }
+        if self
+            .tls
+            .as_ref()
+            .and_then(|t| t.key_file_password.as_ref())
+            .is_some_and(Secret::is_placeholder)
+        {
+            out.push("tls.key-file-password");
+        }
+        out
+    }
+}
+
+impl Storage {
+    /// A copy fit to show over the API.
+    pub fn redacted(&self) -> Self {
+        let mut s = self.clone();
+        s.visit_secrets_mut(&mut |x| x.redact());
+        s
+    }
+
+    fn secrets_mut(&mut self) -> Vec<(String, &mut Secret)> {
+        match self {
+            Storage::LocalStorage(_) => vec![],
+            Storage::S3Storage(s) => s
+                .secret_access_key
+                .as_mut()
+                .map(|k| ("secret-access-key".to_string(), k))
+                .into_iter()
+                .collect(),
+            Storage::AzureStorage(s) => {
+                let mut v = Vec::new();
+                if let Some(k) = s.account_key.as_mut() {
+                    v.push(("account-key".to_string(), k));
+                }
+                if let Some(k) = s.client_secret.as_mut() {
+                    v.push(("client-secret".to_string(), k));
+                }
+                v
+            }
+            Storage::GcpStorage(s) => s
+                .key
+                .as_mut()
+                .map(|k| ("key".to_string(), k))
+                .into_iter()
+                .collect(),
+            Storage::PluginStorage(s) => s
+                .secrets
+                .iter_mut()
+                .map(|(k, v)| (format!("secrets.{k}"), v))
+                .collect(),
+        }
+    }
+
+    fn visit_secrets_mut(&mut self, f: &mut dyn FnMut(&mut Secret)) {
+        for (_, s) in self.secrets_mut() {
+            f(s);
+        }
+    }
+
+    /// See [`Config::keep_secrets_from`]; only a storage of the same kind can supply values.
+    pub fn keep_secrets_from(&mut self, old: Option<&Storage>) {
+        let mut old = old.cloned();
+        let old_values: BTreeMap<String, Secret> = match old.as_mut() {
+            Some(o) if o.kind() == self.kind() => o
+                .secrets_mut()
+                .into_iter()
+                .map(|(k, v)| (k, v.clone()))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        for (field, s) in self.secrets_mut() {
+            s.keep_from(old_values.get(&field));
+        }
+    }
+
+    /// Fields still holding [`REDACTED`].
+    pub fn placeholder_fields(&self) -> Vec<String> {
+        let mut s = self.clone();
+        s.secrets_mut()
+            .into_iter()
+            .filter(|(_, v)| v.is_placeholder())
+            .map(|(k, _)| k)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "**redacted** **redacted**");
+        let c = Credentials {
+            password: Some(s),
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn redaction_and_placeholder_round_trip() {
+        let yaml = r#"
+aerospike-clusters:
+  a:
+    seed-nodes: [{host-name: h, port: 3000}]
+    credentials: {user: u, password: pw1}
+  b:
+    seed-nodes: [{host-name: h, port: 3000}]
+    credentials: {user: u, password: "secrets:res:key"}
+storage:
+  s3:
+    s3-storage: {bucket: b, s3-region: r, secret-access-key: sk}
+"#;
+        let cfg: Config = serde_yaml::from_str(yaml).unwrap();
+        let shown = cfg.redacted();
+        let json = serde_json::to_string(&shown).unwrap();
+        assert!(!json.contains("pw1") && !json.contains("\"sk\""));
+        assert!(json.contains("secrets:res:key"), "references are not secret");
+        let mut back: Config = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.unresolved_placeholders().len(), 2);
+        back.keep_secrets_from(&cfg);
+        assert_eq!(back, cfg);
+        assert!(back.unresolved_placeholders().is_empty());
+    }
+
+    #[test]
+    fn storage_is_tagged_by_its_key() {
+        let s: Storage = serde_yaml::from_str("local-storage: {path: /x}").unwrap();
+        assert_eq!(s.kind(), "local-storage");
+        let e = serde_yaml::from_str::<Storage>("s4-storage: {path: /x}").unwrap_err();
+        assert!(e.to_string().contains("s4-storage"), "{e}");
+        let e = serde_yaml::from_str::<Storage>("local-storage: {path: /x}\ngcp-storage: {bucket-name: b}")
+            .unwrap_err();
+        assert!(e.to_string().contains("only one storage type"), "{e}");
+        assert!(serde_yaml::from_str::<Storage>("{}").is_err());
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json, serde_json::json!({"local-storage": {"path": "/x"}}));
+    }
+
+    #[test]
+    fn enums_are_case_insensitive_and_written_canonically() {
+        let a: SecretAgent =
+            serde_yaml::from_str("connection-type: TCP\naddress: localhost\nport: 5000").unwrap();
+        assert_eq!(a.connection_type, ConnectionType::Tcp);
+        let l: LoggerConfig = serde_yaml::from_str("level: warning\nformat: json").unwrap();
+        assert_eq!(l.level, Some(LogLevel::Warn));
+        assert_eq!(
+            serde_json::to_value(&l).unwrap(),
+            serde_json::json!({"level": "WARN", "format": "JSON"})
+        );
+        assert!(serde_yaml::from_str::<LoggerConfig>("level: LOUD").is_err());
+    }
+
+    #[test]
+    fn context_path_is_normalised() {
+        let mut h = HttpServerConfig::default();
+        assert_eq!(h.context_path(), "/");
+        h.context_path = Some("/abs".into());
+        assert_eq!(h.context_path(), "/abs/");
+        h.context_path = Some("/abs/v/".into());
+        assert_eq!(h.context_path(), "/abs/v/");
+    }
+}

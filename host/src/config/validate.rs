@@ -1,0 +1,713 @@
+//! Pure validation of a whole configuration: no I/O, every error reported with its path.
+
+use super::cron::CronSchedule;
+use super::model::*;
+use std::fmt;
+use std::net::IpAddr;
+
+/// One problem in a configuration, located by its dotted path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted config path, e.g. `backup-routines.daily.storage`.
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Collects errors while walking the config.
+#[derive(Default)]
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn push(&mut self, path: impl Into<String>, msg: impl Into<String>) {
+        self.0.push(ConfigError::new(path, msg));
+    }
+
+    fn positive<T: PartialOrd + Default + Copy>(&mut self, path: String, v: Option<T>) {
+        if v.is_some_and(|v| v <= T::default()) {
+            self.push(path, "must be positive");
+        }
+    }
+}
+
+/// Checks everything that can be checked without I/O. Returns all errors, in config order.
+pub fn validate(cfg: &Config) -> Result<(), Vec<ConfigError>> {
+    let mut e = Errors::default();
+    service(&mut e, &cfg.service);
+    for (name, c) in &cfg.aerospike_clusters {
+        check_name(&mut e, "aerospike-clusters", name);
+        cluster(&mut e, cfg, &format!("aerospike-clusters.{name}"), c);
+    }
+    for (name, s) in &cfg.storage {
+        check_name(&mut e, "storage", name);
+        storage(&mut e, cfg, &format!("storage.{name}"), s);
+    }
+    for (name, p) in &cfg.backup_policies {
+        check_name(&mut e, "backup-policies", name);
+        policy(&mut e, &format!("backup-policies.{name}"), p);
+    }
+    for (name, r) in &cfg.backup_routines {
+        check_name(&mut e, "backup-routines", name);
+        routine(&mut e, cfg, &format!("backup-routines.{name}"), r);
+    }
+    for (name, a) in &cfg.secret_agents {
+        check_name(&mut e, "secret-agents", name);
+        secret_agent(&mut e, &format!("secret-agents.{name}"), a);
+    }
+    for (name, p) in &cfg.plugins {
+        check_name(&mut e, "plugins", name);
+        let path = format!("plugins.{name}");
+        if p.path.trim().is_empty() {
+            e.push(format!("{path}.path"), "must not be empty");
+        }
+        if p.sha256.len() != 64 || !p.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            e.push(format!("{path}.sha256"), "must be 64 hexadecimal characters");
+        }
+    }
+    if e.0.is_empty() { Ok(()) } else { Err(e.0) }
+}
+
+/// Checks a single entity as if it were stored under `name` in `cfg` (for the REST API, which
+/// then validates the whole resulting config).
+fn check_name(e: &mut Errors, section: &str, name: &str) {
+    if name.trim().is_empty() {
+        e.push(section, "names must not be empty");
+    } else if name.contains('/') || name == "." || name == ".." {
+        // Names become folders in storage (ABS 3.7 requires a single path segment).
+        e.push(format!("{section}.{name}"), "name must be a single path segment");
+    }
+}
+
+fn service(e: &mut Errors, s: &ServiceConfig) {
+    let h = &s.http;
+    if h.port == Some(0) {
+        e.push("service.http.port", "must be between 1 and 65535");
+    }
+    if let Some(cp) = &h.context_path {
+        if !cp.starts_with('/') {
+            e.push("service.http.context-path", "must start with '/'");
+        }
+    }
+    if let Some(a) = &h.address {
+        if a.parse::<IpAddr>().is_err() && a != "localhost" {
+            e.push("service.http.address", format!("\"{a}\" is not an IP address"));
+        }
+    }
+    e.positive("service.http.timeout".into(), h.timeout);
+    e.positive("service.http.read-timeout".into(), h.read_timeout);
+    e.positive("service.http.write-timeout".into(), h.write_timeout);
+    e.positive("service.http.idle-timeout".into(), h.idle_timeout);
+    if let Some(r) = &h.rate {
+        e.positive("service.http.rate.tps".into(), r.tps);
+        e.positive("service.http.rate.size".into(), r.size);
+        for (i, w) in r.white_list.iter().enumerate() {
+            if parse_cidr(w).is_none() {
+                e.push(
+                    format!("service.http.rate.white-list[{i}]"),
+                    format!("\"{w}\" is not an IP address or CIDR block"),
+                );
+            }
+        }
+    }
+    if let Some(f) = &s.logger.file_writer {
+        if f.filename.trim().is_empty() {
+            e.push("service.logger.file-writer.filename", "must not be empty");
+        }
+        e.positive("service.logger.file-writer.maxsize".into(), f.maxsize);
+    }
+    if let Some(b) = &s.backup {
+        if let Some(tz) = &b.schedule_timezone {
+            check_timezone(e, "service.backup.schedule-timezone", tz);
+        }
+    }
+}
+
+fn check_timezone(e: &mut Errors, path: &str, tz: &str) {
+    // Only UTC is implemented; say so rather than silently scheduling in another zone.
+    if !tz.eq_ignore_ascii_case("UTC") {
+        e.push(path, format!("time zone \"{tz}\" is not supported yet; use UTC"));
+    }
+}
+
+/// Parses `a.b.c.d`, `a.b.c.d/n`, IPv6 and IPv6/n into (network, prefix length).
+pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l.parse::<u8>().ok()?)),
+        None => (s, None),
+    };
+    let ip: IpAddr = addr.trim().parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = len.unwrap_or(max);
+    (len <= max).then_some((ip, len))
+}
+
+fn port_ok(p: u32) -> bool {
+    (1..=65535).contains(&p)
+}
+
+fn cluster(e: &mut Errors, cfg: &Config, path: &str, c: &AerospikeCluster) {
+    if c.seed_nodes.is_empty() {
+        e.push(format!("{path}.seed-nodes"), "at least one seed node is required");
+    }
+    for (i, n) in c.seed_nodes.iter().enumerate() {
+        if n.host_name.trim().is_empty() {
+            e.push(format!("{path}.seed-nodes[{i}].host-name"), "must not be empty");
+        }
+        if !port_ok(n.port) {
+            e.push(
+                format!("{path}.seed-nodes[{i}].port"),
+                "must be between 1 and 65535",
+            );
+        }
+    }
+    e.positive(format!("{path}.conn-timeout"), c.conn_timeout);
+    e.positive(format!("{path}.max-parallel-scans"), c.max_parallel_scans);
+    if let Some(racks) = &c.prefer_racks {
+        check_racks(e, &format!("{path}.prefer-racks"), racks);
+    }
+    if let Some(cr) = &c.credentials {
+        let p = format!("{path}.credentials");
+        let sources = [
+            cr.password.is_some(),
+            cr.password_path.is_some(),
+            cr.password_key_secret.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            e.push(
+                p.clone(),
+                "only one of password, password-path and password-key-secret may be set",
+            );
+        }
+        if cr.password.is_some() && cr.user.as_deref().unwrap_or("").is_empty() {
+            e.push(format!("{p}.user"), "is required when a password is set");
+        }
+        agent_refs(
+            e,
+            cfg,
+            &p,
+            cr.secret_agent.as_ref(),
+            cr.secret_agent_name.as_deref(),
+        );
+    }
+}
+
+fn check_racks(e: &mut Errors, path: &str, racks: &[u32]) {
+    for (i, r) in racks.iter().enumerate() {
+        if *r > 1_000_000 {
+            e.push(format!("{path}[{i}]"), "rack ids are between 0 and 1000000");
+        }
+    }
+}
+
+fn agent_refs(
+    e: &mut Errors,
+    cfg: &Config,
+    path: &str,
+    inline: Option<&SecretAgent>,
+    name: Option<&str>,
+) {
+    if inline.is_some() && name.is_some() {
+        e.push(
+            path,
+            "only one of secret-agent and secret-agent-name may be set",
+        );
+    }
+    if let Some(a) = inline {
+        secret_agent(e, &format!("{path}.secret-agent"), a);
+    }
+    if let Some(n) = name {
+        if !cfg.secret_agents.contains_key(n) {
+            e.push(
+                format!("{path}.secret-agent-name"),
+                format!("unknown secret agent \"{n}\""),
+            );
+        }
+    }
+}
+
+fn required(e: &mut Errors, path: String, v: &str) {
+    if v.trim().is_empty() {
+        e.push(path, "is required");
+    }
+}
+
+fn storage(e: &mut Errors, cfg: &Config, path: &str, s: &Storage) {
+    let p = format!("{path}.{}", s.kind());
+    match s {
+        Storage::LocalStorage(l) => required(e, format!("{p}.path"), &l.path),
+        Storage::S3Storage(s3) => {
+            required(e, format!("{p}.bucket"), &s3.bucket);
+            required(e, format!("{p}.s3-region"), &s3.s3_region);
+            e.positive(format!("{p}.min-part-size"), s3.min_part_size);
+            e.positive(format!("{p}.max-async-connections"), s3.max_async_connections);
+            if s3.secret_access_key.is_some() != s3.access_key_id.is_some() {
+                e.push(
+                    p.clone(),
+                    "access-key-id and secret-access-key must be set together",
+                );
+            }
+            if let Some(ep) = s3.s3_endpoint_override.as_deref().filter(|s| !s.is_empty()) {
+                check_url(e, format!("{p}.s3-endpoint-override"), ep);
+            }
+            agent_refs(
+                e,
+                cfg,
+                &p,
+                s3.secret_agent.as_ref(),
+                s3.secret_agent_name.as_deref(),
+            );
+        }
+        Storage::AzureStorage(a) => {
+            required(e, format!("{p}.endpoint"), &a.endpoint);
+            if !a.endpoint.trim().is_empty() {
+                check_url(e, format!("{p}.endpoint"), &a.endpoint);
+            }
+            required(e, format!("{p}.container-name"), &a.container_name);
+            let shared = a.account_name.is_some() || a.account_key.is_some();
+            let aad = a.tenant_id.is_some() || a.client_id.is_some() || a.client_secret.is_some();
+            if shared && aad {
+                e.push(
+                    p.clone(),
+                    "use either account-name/account-key or tenant-id/client-id/client-secret, not both",
+                );
+            }
+            if a.account_key.is_some() && a.account_name.is_none() {
+                e.push(format!("{p}.account-name"), "is required with account-key");
+            }
+            e.positive(format!("{p}.min-part-size"), a.min_part_size);
+            agent_refs(
+                e,
+                cfg,
+                &p,
+                a.secret_agent.as_ref(),
+                a.secret_agent_name.as_deref(),
+            );
+        }
+        Storage::GcpStorage(g) => {
+            required(e, format!("{p}.bucket-name"), &g.bucket_name);
+            if g.key.is_some() && g.key_file_path.is_some() {
+                e.push(p.clone(), "only one of key and key-file-path may be set");
+            }
+            if let Some(ep) = &g.endpoint {
+                check_url(e, format!("{p}.endpoint"), ep);
+            }
+            e.positive(format!("{p}.min-part-size"), g.min_part_size);
+            agent_refs(
+                e,
+                cfg,
+                &p,
+                g.secret_agent.as_ref(),
+                g.secret_agent_name.as_deref(),
+            );
+        }
+        Storage::PluginStorage(ps) => {
+            required(e, format!("{p}.plugin"), &ps.plugin);
+            if !ps.options.is_object() {
+                e.push(format!("{p}.options"), "must be an object");
+            }
+        }
+    }
+}
+
+fn check_url(e: &mut Errors, path: String, url: &str) {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty());
+    if !ok {
+        e.push(path, format!("\"{url}\" is not an http(s) URL"));
+    }
+}
+
+fn policy(e: &mut Errors, path: &str, p: &BackupPolicy) {
+    e.positive(format!("{path}.parallel"), p.parallel);
+    e.positive(format!("{path}.parallel-write"), p.parallel_write);
+    e.positive(format!("{path}.file-limit"), p.file_limit);
+    e.positive(format!("{path}.max-concurrent-nodes"), p.max_concurrent_nodes);
+    if let Some(r) = &p.retry_policy {
+        e.positive(format!("{path}.retry-policy.base-timeout"), r.base_timeout);
+        if r.multiplier.is_some_and(|m| !(m >= 1.0 && m.is_finite())) {
+            e.push(format!("{path}.retry-policy.multiplier"), "must be at least 1");
+        }
+    }
+    if let Some(r) = &p.retention {
+        if r.full == Some(0) {
+            e.push(format!("{path}.retention.full"), "must be at least 1");
+        }
+        if let (Some(f), Some(i)) = (r.full, r.incremental) {
+            if i > f {
+                e.push(
+                    format!("{path}.retention.incremental"),
+                    format!("must not exceed retention.full ({f})"),
+                );
+            }
+        }
+    }
+    if p.remove_files.is_some() && p.retention.is_some() {
+        e.push(
+            path,
+            "remove-files (deprecated) and retention are both set; keep only retention",
+        );
+    }
+    if let Some(c) = &p.compression {
+        if let Some(l) = c.level {
+            if !(-1..=22).contains(&l) {
+                e.push(format!("{path}.compression.level"), "must be between -1 and 22");
+            }
+        }
+    }
+    if let Some(enc) = &p.encryption {
+        let keys = [
+            enc.key_file.is_some(),
+            enc.key_env.is_some(),
+            enc.key_secret.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if enc.mode != EncryptionMode::None && keys != 1 {
+            e.push(
+                format!("{path}.encryption"),
+                "exactly one of key-file, key-env and key-secret is required",
+            );
+        }
+    }
+    if let Some(steps) = &p.pipeline {
+        let compat = p
+            .compression
+            .as_ref()
+            .is_some_and(|c| c.mode != CompressionMode::None)
+            || p.encryption
+                .as_ref()
+                .is_some_and(|c| c.mode != EncryptionMode::None);
+        if compat {
+            e.push(
+                format!("{path}.pipeline"),
+                "pipeline cannot be combined with compression or encryption; move them into the pipeline",
+            );
+        }
+        for (i, s) in steps.iter().enumerate() {
+            required(e, format!("{path}.pipeline[{i}].plugin"), &s.plugin);
+            if !s.options.is_object() {
+                e.push(format!("{path}.pipeline[{i}].options"), "must be an object");
+            }
+        }
+    }
+}
+
+fn routine(e: &mut Errors, cfg: &Config, path: &str, r: &BackupRoutine) {
+    let cluster = cfg.aerospike_clusters.get(&r.source_cluster);
+    if r.source_cluster.is_empty() {
+        e.push(format!("{path}.source-cluster"), "is required");
+    } else if cluster.is_none() {
+        e.push(
+            format!("{path}.source-cluster"),
+            format!("unknown cluster \"{}\"", r.source_cluster),
+        );
+    }
+    if r.storage.is_empty() {
+        e.push(format!("{path}.storage"), "is required");
+    } else if !cfg.storage.contains_key(&r.storage) {
+        e.push(
+            format!("{path}.storage"),
+            format!("unknown storage \"{}\"", r.storage),
+        );
+    }
+    if let Some(p) = &r.backup_policy {
+        if !cfg.backup_policies.contains_key(p) {
+            e.push(
+                format!("{path}.backup-policy"),
+                format!("unknown backup policy \"{p}\""),
+            );
+        }
+    }
+    if let Some(a) = &r.secret_agent {
+        if !cfg.secret_agents.contains_key(a) {
+            e.push(
+                format!("{path}.secret-agent"),
+                format!("unknown secret agent \"{a}\""),
+            );
+        }
+    }
+    if r.interval_cron.trim().is_empty() {
+        e.push(format!("{path}.interval-cron"), "is required");
+    } else if let Err(m) = r.interval_cron.parse::<CronSchedule>() {
+        e.push(format!("{path}.interval-cron"), m);
+    }
+    if let Some(c) = r.incr_cron() {
+        if let Err(m) = c.parse::<CronSchedule>() {
+            e.push(format!("{path}.incr-interval-cron"), m);
+        }
+    }
+    if let Some(tz) = &r.schedule_timezone {
+        check_timezone(e, &format!("{path}.schedule-timezone"), tz);
+    }
+    for (field, list) in [
+        ("namespaces", &r.namespaces),
+        ("set-list", &r.set_list),
+        ("bin-list", &r.bin_list),
+        ("node-list", &r.node_list),
+    ] {
+        for (i, v) in list.iter().enumerate() {
+            if v.trim().is_empty() {
+                e.push(format!("{path}.{field}[{i}]"), "must not be empty");
+            }
+        }
+    }
+    if let Some(pl) = &r.partition_list {
+        if let Err(m) = parse_partition_list(pl) {
+            e.push(format!("{path}.partition-list"), m);
+        }
+    }
+    if let Some(racks) = &r.rack_list {
+        check_racks(e, &format!("{path}.rack-list"), racks);
+    }
+    if let Some(racks) = &r.prefer_racks {
+        check_racks(e, &format!("{path}.prefer-racks"), racks);
+    }
+    let cluster_racks = cluster.is_some_and(|c| c.prefer_racks.as_ref().is_some_and(|r| !r.is_empty()));
+    let selectors = [
+        ("partition-list", r.partition_list.is_some()),
+        ("node-list", !r.node_list.is_empty()),
+        ("rack-list", r.rack_list.as_ref().is_some_and(|v| !v.is_empty())),
+        (
+            "prefer-racks",
+            r.prefer_racks.as_ref().is_some_and(|v| !v.is_empty()) || cluster_racks,
+        ),
+    ];
+    let set: Vec<&str> = selectors.iter().filter(|s| s.1).map(|s| s.0).collect();
+    if set.len() > 1 {
+        e.push(
+            path,
+            format!("{} are mutually exclusive", set.join(" and ")),
+        );
+    }
+    if let Some(max) = cluster.and_then(|c| c.max_parallel_scans) {
+        if r.set_list.len() > max as usize {
+            e.push(
+                format!("{path}.set-list"),
+                format!(
+                    "has {} sets, more than the cluster's max-parallel-scans ({max})",
+                    r.set_list.len()
+                ),
+            );
+        }
+    }
+}
+
+fn secret_agent(e: &mut Errors, path: &str, a: &SecretAgent) {
+    required(e, format!("{path}.address"), &a.address);
+    match (a.connection_type, a.port) {
+        (ConnectionType::Tcp, None) => e.push(format!("{path}.port"), "is required for tcp"),
+        (_, Some(p)) if !port_ok(p) => {
+            e.push(format!("{path}.port"), "must be between 1 and 65535")
+        }
+        _ => {}
+    }
+    e.positive(format!("{path}.timeout"), a.timeout);
+}
+
+/// One element of a routine's `partition-list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionSpec {
+    /// Partitions `begin .. begin + count`.
+    Range { begin: u16, count: u16 },
+    /// Records after this digest, within its partition.
+    AfterDigest([u8; 20]),
+}
+
+/// Parses `partition-list`: comma-separated `N`, `begin-count`, or a base64 record digest.
+pub fn parse_partition_list(s: &str) -> Result<Vec<PartitionSpec>, String> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        if part.is_empty() {
+            return Err("empty element".into());
+        }
+        if let Some((b, c)) = part.split_once('-') {
+            let begin: u16 = b
+                .parse()
+                .map_err(|_| format!("\"{part}\": begin is not a number"))?;
+            let count: u16 = c
+                .parse()
+                .map_err(|_| format!("\"{part}\": count is not a number"))?;
+            if begin > 4095 || count == 0 || begin as u32 + count as u32 > 4096 {
+                return Err(format!(
+                    "\"{part}\": partitions must lie within 0-4095 and count must be positive"
+                ));
+            }
+            out.push(PartitionSpec::Range { begin, count });
+        } else if let Ok(n) = part.parse::<u16>() {
+            if n > 4095 {
+                return Err(format!("\"{part}\": partition ids are 0-4095"));
+            }
+            out.push(PartitionSpec::Range { begin: n, count: 1 });
+        } else {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(part)
+                .map_err(|_| format!("\"{part}\" is neither a partition, a range nor a digest"))?;
+            let digest: [u8; 20] = bytes
+                .try_into()
+                .map_err(|_| format!("\"{part}\": a digest is 20 bytes"))?;
+            out.push(PartitionSpec::AfterDigest(digest));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Config {
+        serde_yaml::from_str(
+            r#"
+aerospike-clusters:
+  c: {seed-nodes: [{host-name: localhost, port: 3000}]}
+storage:
+  s: {local-storage: {path: ./b}}
+backup-policies:
+  p: {parallel: 2}
+backup-routines:
+  r: {interval-cron: "@daily", source-cluster: c, storage: s, backup-policy: p, namespaces: [test]}
+"#,
+        )
+        .unwrap()
+    }
+
+    fn errors(cfg: &Config) -> Vec<String> {
+        validate(cfg)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn base_is_valid() {
+        assert_eq!(errors(&base()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn reports_every_error_with_its_path() {
+        let mut c = base();
+        let r = c.backup_routines.get_mut("r").unwrap();
+        r.storage = "s4".into();
+        r.source_cluster = "nope".into();
+        r.interval_cron = "* * *".into();
+        c.backup_policies.get_mut("p").unwrap().parallel = Some(0);
+        let errs = errors(&c);
+        assert!(errs.contains(&"backup-routines.r.storage: unknown storage \"s4\"".to_string()));
+        assert!(errs.contains(&"backup-routines.r.source-cluster: unknown cluster \"nope\"".to_string()));
+        assert!(errs.iter().any(|e| e.starts_with("backup-routines.r.interval-cron: expected 6 or 7")));
+        assert!(errs.contains(&"backup-policies.p.parallel: must be positive".to_string()));
+        assert_eq!(errs.len(), 4, "{errs:?}");
+    }
+
+    #[test]
+    fn password_sources_are_exclusive() {
+        let mut c = base();
+        c.aerospike_clusters.get_mut("c").unwrap().credentials = Some(Credentials {
+            user: Some("u".into()),
+            password: Some(Secret::new("p")),
+            password_path: Some("/f".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            errors(&c),
+            vec!["aerospike-clusters.c.credentials: only one of password, password-path and password-key-secret may be set"]
+        );
+    }
+
+    #[test]
+    fn policy_rules() {
+        let mut c = base();
+        let p = c.backup_policies.get_mut("p").unwrap();
+        p.retention = Some(RetentionPolicy { full: Some(2), incremental: Some(3) });
+        p.encryption = Some(EncryptionPolicy {
+            mode: EncryptionMode::Aes256,
+            key_file: None,
+            key_env: None,
+            key_secret: None,
+        });
+        p.compression = Some(CompressionPolicy { mode: CompressionMode::Zstd, level: Some(30) });
+        p.pipeline = Some(vec![]);
+        let errs = errors(&c);
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("backup-policies.p.retention.incremental")));
+        assert!(errs.iter().any(|e| e.starts_with("backup-policies.p.encryption: exactly one")));
+        assert!(errs.iter().any(|e| e.starts_with("backup-policies.p.compression.level")));
+        assert!(errs.iter().any(|e| e.starts_with("backup-policies.p.pipeline: pipeline cannot")));
+    }
+
+    #[test]
+    fn selectors_are_exclusive_and_partitions_parse() {
+        let mut c = base();
+        let r = c.backup_routines.get_mut("r").unwrap();
+        r.partition_list = Some("0-100,200".into());
+        r.node_list = vec!["127.0.0.1:3000".into()];
+        let errs = errors(&c);
+        assert_eq!(errs, vec!["backup-routines.r: partition-list and node-list are mutually exclusive"]);
+        assert_eq!(
+            parse_partition_list("0-100, 4095").unwrap(),
+            vec![
+                PartitionSpec::Range { begin: 0, count: 100 },
+                PartitionSpec::Range { begin: 4095, count: 1 }
+            ]
+        );
+        assert!(parse_partition_list("4000-200").is_err());
+        assert!(parse_partition_list("4096").is_err());
+        assert!(parse_partition_list("").is_err());
+        assert!(matches!(
+            parse_partition_list("AAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap()[0],
+            PartitionSpec::AfterDigest(_)
+        ));
+    }
+
+    #[test]
+    fn names_must_be_path_segments() {
+        let mut c = base();
+        let s = c.storage.remove("s").unwrap();
+        c.storage.insert("a/b".into(), s);
+        let errs = errors(&c);
+        assert!(errs.contains(&"storage.a/b: name must be a single path segment".to_string()));
+    }
+
+    #[test]
+    fn secret_agent_rules() {
+        let mut c = base();
+        c.secret_agents.insert(
+            "sa".into(),
+            SecretAgent {
+                connection_type: ConnectionType::Tcp,
+                address: "".into(),
+                port: None,
+                timeout: None,
+                tls_ca_file: None,
+                is_base64: None,
+            },
+        );
+        let errs = errors(&c);
+        assert_eq!(
+            errs,
+            vec!["secret-agents.sa.address: is required", "secret-agents.sa.port: is required for tcp"]
+        );
+    }
+}

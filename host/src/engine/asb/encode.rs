@@ -1,0 +1,631 @@
+//! Streaming `.asb` encoder: writes what asbackup 4.x writes, byte for byte.
+//!
+//! Each record is rendered into a reusable scratch buffer and handed to the writer with one
+//! `write_all`, so a writer sees whole records only, and the byte count that drives file
+//! rotation ([`AsbEncoder::bytes_written`]) is exact at every record boundary.
+//! With `W = Vec<u8>` the engine drains the encoder in chunks with
+//! [`AsbEncoder::take_buffer`]; nothing ever holds more than one chunk plus one record.
+
+use std::io::{self, Write};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::{ASB_VERSION, AsbRecord, Bin, BinValue, SecondaryIndex, Udf, UserKey};
+
+/// Encoder settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EncoderOptions {
+    /// asbackup `--compact`: blob-like bins (B/J/C/P/R/H/E/Y/L/M) and bytes keys are written
+    /// as raw bytes (`B! <len> <raw>`) instead of base64.
+    pub compact: bool,
+}
+
+/// Writes one `.asb` stream.
+///
+/// Call order for a file: [`write_header`](Self::write_header), then in the one file that
+/// carries them [`write_first_file`](Self::write_first_file) followed by sindexes and UDFs,
+/// then records. The encoder does not enforce the order: asrestore accepts global lines
+/// anywhere in a 3.1 file.
+#[derive(Debug)]
+pub struct AsbEncoder<W> {
+    out: W,
+    options: EncoderOptions,
+    bytes_written: u64,
+    records_written: u64,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> AsbEncoder<W> {
+    pub fn new(out: W, options: EncoderOptions) -> Self {
+        Self {
+            out,
+            options,
+            bytes_written: 0,
+            records_written: 0,
+            scratch: Vec::with_capacity(4096),
+        }
+    }
+
+    /// `Version 3.1` and `# namespace <ns>`, which C writes at the top of every file.
+    pub fn write_header(&mut self, namespace: &str) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.extend_from_slice(b"Version ");
+        buf.extend_from_slice(ASB_VERSION.as_bytes());
+        buf.extend_from_slice(b"\n# namespace ");
+        escape_into(&mut buf, namespace.as_bytes());
+        buf.push(b'\n');
+        self.emit(buf)
+    }
+
+    /// `# first-file`: marks the file that carries the secondary indexes and UDFs.
+    pub fn write_first_file(&mut self) -> io::Result<()> {
+        self.emit_static(b"# first-file\n")
+    }
+
+    pub fn write_sindex(&mut self, index: &SecondaryIndex) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        encode_sindex(&mut buf, index);
+        self.emit(buf)
+    }
+
+    pub fn write_udf(&mut self, udf: &Udf) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        encode_udf(&mut buf, udf);
+        self.emit(buf)
+    }
+
+    /// Writes one record and returns the number of bytes it took.
+    pub fn write_record(&mut self, record: &AsbRecord) -> io::Result<usize> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        encode_record(&mut buf, record, self.options);
+        let len = buf.len();
+        self.emit(buf)?;
+        self.records_written += 1;
+        Ok(len)
+    }
+
+    /// Bytes handed to the writer so far (before any compression or encryption downstream).
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
+    pub fn records_written(&self) -> u64 {
+        self.records_written
+    }
+
+    pub fn options(&self) -> EncoderOptions {
+        self.options
+    }
+
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn emit(&mut self, buf: Vec<u8>) -> io::Result<()> {
+        let result = self.out.write_all(&buf);
+        if result.is_ok() {
+            self.bytes_written += buf.len() as u64;
+        }
+        self.scratch = buf;
+        result
+    }
+
+    fn emit_static(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)?;
+        self.bytes_written += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+impl AsbEncoder<Vec<u8>> {
+    /// Encoded bytes not yet taken.
+    pub fn buffered_len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Takes the bytes encoded since the last call (a chunk for the codec chain), leaving an
+    /// empty buffer with the same capacity hint.
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        let capacity = self.out.capacity();
+        std::mem::replace(&mut self.out, Vec::with_capacity(capacity))
+    }
+}
+
+/// Renders one record block (`+ ...` lines and its `- ...` bin lines) into `buf`.
+pub fn encode_record(buf: &mut Vec<u8>, record: &AsbRecord, options: EncoderOptions) {
+    if let Some(key) = &record.key {
+        encode_key(buf, key, options);
+    }
+    buf.extend_from_slice(b"+ n ");
+    escape_into(buf, record.namespace.as_bytes());
+    buf.extend_from_slice(b"\n+ d ");
+    push_base64(buf, &record.digest);
+    buf.push(b'\n');
+    if let Some(set) = &record.set {
+        buf.extend_from_slice(b"+ s ");
+        escape_into(buf, set.as_bytes());
+        buf.push(b'\n');
+    }
+    buf.extend_from_slice(b"+ g ");
+    push_u64(buf, u64::from(record.generation));
+    buf.extend_from_slice(b"\n+ t ");
+    push_u64(buf, u64::from(record.void_time));
+    buf.extend_from_slice(b"\n+ b ");
+    push_u64(buf, record.bins.len() as u64);
+    buf.push(b'\n');
+    for bin in &record.bins {
+        encode_bin(buf, bin, options);
+    }
+}
+
+fn encode_key(buf: &mut Vec<u8>, key: &UserKey, options: EncoderOptions) {
+    buf.extend_from_slice(b"+ k ");
+    match key {
+        UserKey::Int(v) => {
+            buf.extend_from_slice(b"I ");
+            push_i64(buf, *v);
+        }
+        UserKey::Double(v) => {
+            buf.extend_from_slice(b"D ");
+            push_double(buf, *v);
+        }
+        UserKey::String(s) => {
+            buf.extend_from_slice(b"S ");
+            push_len_raw(buf, s);
+        }
+        UserKey::Bytes(b) => push_blob_payload(buf, b'B', b, options.compact),
+    }
+    buf.push(b'\n');
+}
+
+fn encode_bin(buf: &mut Vec<u8>, bin: &Bin, options: EncoderOptions) {
+    buf.extend_from_slice(b"- ");
+    let name = bin.name.as_bytes();
+    match &bin.value {
+        BinValue::Nil => {
+            buf.extend_from_slice(b"N ");
+            escape_into(buf, name);
+        }
+        BinValue::Bool(v) => {
+            buf.extend_from_slice(b"Z ");
+            escape_into(buf, name);
+            buf.extend_from_slice(if *v { b" T" } else { b" F" });
+        }
+        BinValue::Int(v) => {
+            buf.extend_from_slice(b"I ");
+            escape_into(buf, name);
+            buf.push(b' ');
+            push_i64(buf, *v);
+        }
+        BinValue::Double(v) => {
+            buf.extend_from_slice(b"D ");
+            escape_into(buf, name);
+            buf.push(b' ');
+            push_double(buf, *v);
+        }
+        BinValue::String(s) => {
+            buf.extend_from_slice(b"S ");
+            escape_into(buf, name);
+            buf.push(b' ');
+            push_len_raw(buf, s);
+        }
+        BinValue::GeoJson(s) => {
+            buf.extend_from_slice(b"G ");
+            escape_into(buf, name);
+            buf.push(b' ');
+            push_len_raw(buf, s);
+        }
+        BinValue::Blob(kind, b) => push_blob_bin(buf, kind.label(), name, b, options),
+        BinValue::Hll(b) => push_blob_bin(buf, b'Y', name, b, options),
+        BinValue::List(b) => push_blob_bin(buf, b'L', name, b, options),
+        BinValue::Map(b) => push_blob_bin(buf, b'M', name, b, options),
+    }
+    buf.push(b'\n');
+}
+
+/// `<T>[!] <name> <len> <payload>`: the name sits between the type and the payload.
+fn push_blob_bin(buf: &mut Vec<u8>, label: u8, name: &[u8], data: &[u8], options: EncoderOptions) {
+    buf.push(label);
+    if options.compact {
+        buf.extend_from_slice(b"! ");
+        escape_into(buf, name);
+        buf.push(b' ');
+        push_len_raw(buf, data);
+    } else {
+        buf.push(b' ');
+        escape_into(buf, name);
+        buf.push(b' ');
+        push_len_base64(buf, data);
+    }
+}
+
+/// `<T>[!] <len> <payload>` for keys, which have no name.
+fn push_blob_payload(buf: &mut Vec<u8>, label: u8, data: &[u8], compact: bool) {
+    buf.push(label);
+    if compact {
+        buf.extend_from_slice(b"! ");
+        push_len_raw(buf, data);
+    } else {
+        buf.push(b' ');
+        push_len_base64(buf, data);
+    }
+}
+
+fn encode_sindex(buf: &mut Vec<u8>, index: &SecondaryIndex) {
+    buf.extend_from_slice(if index.expression.is_some() {
+        b"* e "
+    } else {
+        b"* i "
+    });
+    escape_into(buf, index.namespace.as_bytes());
+    buf.push(b' ');
+    if let Some(set) = &index.set {
+        escape_into(buf, set.as_bytes());
+    }
+    buf.push(b' ');
+    escape_into(buf, index.name.as_bytes());
+    buf.push(b' ');
+    buf.push(index.index_type.label());
+    // The path count: writers only ever have one path.
+    buf.extend_from_slice(b" 1 ");
+    escape_into(buf, index.bin.as_bytes());
+    buf.push(b' ');
+    buf.push(index.value_type.label());
+    // No trailing space without a context: asrestore 3.12 choked on one (tools-backup #36).
+    if let Some(ctx) = &index.context {
+        buf.push(b' ');
+        buf.extend_from_slice(ctx.as_bytes());
+    }
+    if let Some(exp) = &index.expression {
+        buf.push(b' ');
+        buf.extend_from_slice(exp.as_bytes());
+    }
+    buf.push(b'\n');
+}
+
+fn encode_udf(buf: &mut Vec<u8>, udf: &Udf) {
+    buf.extend_from_slice(b"* u L ");
+    escape_into(buf, udf.name.as_bytes());
+    buf.push(b' ');
+    push_len_raw(buf, &udf.content);
+    buf.push(b'\n');
+}
+
+/// Backslash before each `\`, space and newline: the only escaping the format has.
+pub fn escape_into(buf: &mut Vec<u8>, raw: &[u8]) {
+    for &b in raw {
+        if matches!(b, b'\\' | b' ' | b'\n') {
+            buf.push(b'\\');
+        }
+        buf.push(b);
+    }
+}
+
+fn push_len_raw(buf: &mut Vec<u8>, data: &[u8]) {
+    push_u64(buf, data.len() as u64);
+    buf.push(b' ');
+    buf.extend_from_slice(data);
+}
+
+fn push_len_base64(buf: &mut Vec<u8>, data: &[u8]) {
+    push_u64(buf, base64_len(data.len()) as u64);
+    buf.push(b' ');
+    push_base64(buf, data);
+}
+
+const fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+fn push_base64(buf: &mut Vec<u8>, data: &[u8]) {
+    let start = buf.len();
+    buf.resize(start + base64_len(data.len()), 0);
+    let written = STANDARD
+        .encode_slice(data, &mut buf[start..])
+        .expect("output sized by base64_len");
+    debug_assert_eq!(written, base64_len(data.len()));
+}
+
+fn push_u64(buf: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[i..]);
+}
+
+fn push_i64(buf: &mut Vec<u8>, v: i64) {
+    if v < 0 {
+        buf.push(b'-');
+    }
+    push_u64(buf, v.unsigned_abs());
+}
+
+fn push_double(buf: &mut Vec<u8>, v: f64) {
+    buf.extend_from_slice(format_double(v).as_bytes());
+}
+
+/// Formats a double as C's `printf("%.17g")` does (glibc), which is what asbackup writes:
+/// 17 significant digits, so every double round-trips exactly; fixed notation when the
+/// decimal exponent is in `-4..17`, else `d.ddde±XX`; trailing zeros dropped; `nan`, `-nan`,
+/// `inf`, `-inf` for the special values.
+pub fn format_double(v: f64) -> String {
+    const PRECISION: i32 = 17;
+    let sign = if v.is_sign_negative() { "-" } else { "" };
+    if v.is_nan() {
+        return format!("{sign}nan");
+    }
+    if v.is_infinite() {
+        return format!("{sign}inf");
+    }
+    if v == 0.0 {
+        return format!("{sign}0");
+    }
+    // Rust's `{:e}` with a precision is correctly rounded, like glibc; its exponent is the
+    // one after rounding, which is the `X` that C's %g rule tests.
+    let sci = format!("{:.*e}", (PRECISION - 1) as usize, v.abs());
+    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` output has an exponent");
+    let exp: i32 = exp.parse().expect("`{:e}` exponent is an integer");
+    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    debug_assert_eq!(digits.len(), PRECISION as usize);
+
+    let mut out = String::with_capacity(26);
+    out.push_str(sign);
+    if (-4..PRECISION).contains(&exp) {
+        if exp >= 0 {
+            let int_len = exp as usize + 1;
+            out.extend(digits[..int_len].iter().map(|&d| d as char));
+            let frac = trim_zeros(&digits[int_len..]);
+            if !frac.is_empty() {
+                out.push('.');
+                out.extend(frac.iter().map(|&d| d as char));
+            }
+        } else {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
+            out.extend(trim_zeros(&digits).iter().map(|&d| d as char));
+        }
+    } else {
+        out.push(digits[0] as char);
+        let frac = trim_zeros(&digits[1..]);
+        if !frac.is_empty() {
+            out.push('.');
+            out.extend(frac.iter().map(|&d| d as char));
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        let abs = exp.unsigned_abs();
+        if abs < 10 {
+            out.push('0');
+        }
+        out.push_str(&abs.to_string());
+    }
+    out
+}
+
+fn trim_zeros(digits: &[u8]) -> &[u8] {
+    let end = digits
+        .iter()
+        .rposition(|&d| d != b'0')
+        .map_or(0, |last| last + 1);
+    &digits[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::asb::{BlobKind, IndexType, IndexValueType};
+
+    #[test]
+    fn doubles_format_like_printf_17g() {
+        // Every expectation is what glibc printf("%.17g") prints (golden README + C checks).
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (1.0, "1"),
+            (100.0, "100"),
+            (1e16, "10000000000000000"),
+            (1e17, "1e+17"),
+            (0.1, "0.10000000000000001"),
+            (-1e300, "-1.0000000000000001e+300"),
+            (5e-324, "4.9406564584124654e-324"),
+            (1e-7, "9.9999999999999995e-08"),
+            (1e-4, "0.0001"),
+            (1.5e-5, "1.5000000000000001e-05"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (2.2250738585072014e-308, "2.2250738585072014e-308"),
+            (1.0 / 3.0, "0.33333333333333331"),
+            (123456789.125, "123456789.125"),
+            (38.1, "38.100000000000001"),
+            (-2.5e-10, "-2.5e-10"),
+            (f64::NAN, "nan"),
+            (-f64::NAN, "-nan"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(format_double(*v), *want, "formatting {v:e}");
+        }
+    }
+
+    #[test]
+    fn formatted_doubles_parse_back_to_the_same_bits() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            // xorshift over all bit patterns, including subnormals
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = f64::from_bits(x);
+            if v.is_nan() {
+                continue;
+            }
+            let back: f64 = format_double(v).parse().unwrap();
+            assert_eq!(back.to_bits(), v.to_bits(), "{v:e}");
+        }
+    }
+
+    #[test]
+    fn escaping_covers_backslash_space_and_newline_only() {
+        let mut buf = Vec::new();
+        escape_into(&mut buf, b"a b\\c\nd\te");
+        assert_eq!(buf, b"a\\ b\\\\c\\\nd\te");
+    }
+
+    fn sample_record() -> AsbRecord {
+        AsbRecord {
+            key: Some(UserKey::Int(42)),
+            namespace: "test".into(),
+            digest: [0xd2; 20],
+            set: Some("users".into()),
+            generation: 3,
+            void_time: 500_000_000,
+            bins: vec![
+                Bin::new("name", BinValue::String(b"Ann".to_vec())),
+                Bin::new("age", BinValue::Int(33)),
+                Bin::new("pic", BinValue::Blob(BlobKind::Generic, vec![1, 2, 3])),
+                Bin::new("a b", BinValue::Nil),
+            ],
+        }
+    }
+
+    #[test]
+    fn record_block_matches_the_documented_example() {
+        let mut buf = Vec::new();
+        encode_record(&mut buf, &sample_record(), EncoderOptions::default());
+        let want = "+ k I 42\n+ n test\n+ d 0tLS0tLS0tLS0tLS0tLS0tLS0tI=\n+ s users\n+ g 3\n\
+                    + t 500000000\n+ b 4\n- S name 3 Ann\n- I age 33\n- B pic 4 AQID\n- N a\\ b\n";
+        assert_eq!(String::from_utf8(buf).unwrap(), want);
+    }
+
+    #[test]
+    fn compact_mode_writes_raw_blobs_and_bytes_keys() {
+        let mut rec = sample_record();
+        rec.key = Some(UserKey::Bytes(vec![0, b'\n', 0xff]));
+        rec.bins = vec![
+            Bin::new("pic", BinValue::Blob(BlobKind::Python, vec![1, 2, 3])),
+            Bin::new("l", BinValue::List(vec![0x90])),
+            Bin::new("s", BinValue::String(vec![])),
+        ];
+        let mut buf = Vec::new();
+        encode_record(&mut buf, &rec, EncoderOptions { compact: true });
+        let text = buf;
+        let want: &[u8] = b"+ k B! 3 \x00\n\xff\n+ n test\n+ d 0tLS0tLS0tLS0tLS0tLS0tLS0tI=\n\
+            + s users\n+ g 3\n+ t 500000000\n+ b 3\n- P! pic 3 \x01\x02\x03\n- L! l 1 \x90\n- S s 0 \n";
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn every_scalar_bin_type_has_its_line_form() {
+        let rec = AsbRecord {
+            key: Some(UserKey::String(b"k y".to_vec())),
+            namespace: "n s".into(),
+            digest: [0; 20],
+            set: None,
+            generation: 0,
+            void_time: 0,
+            bins: vec![
+                Bin::new("t", BinValue::Bool(true)),
+                Bin::new("f", BinValue::Bool(false)),
+                Bin::new("i", BinValue::Int(i64::MIN)),
+                Bin::new("d", BinValue::Double(-0.0)),
+                Bin::new("g", BinValue::GeoJson(b"{}".to_vec())),
+                Bin::new("h", BinValue::Hll(vec![9])),
+                Bin::new("m", BinValue::Map(vec![0x80])),
+            ],
+        };
+        let mut buf = Vec::new();
+        encode_record(&mut buf, &rec, EncoderOptions::default());
+        let want = "+ k S 3 k y\n+ n n\\ s\n+ d AAAAAAAAAAAAAAAAAAAAAAAAAAA=\n+ g 0\n+ t 0\n+ b 7\n\
+                    - Z t T\n- Z f F\n- I i -9223372036854775808\n- D d -0\n- G g 2 {}\n\
+                    - Y h 4 CQ==\n- M m 4 gA==\n";
+        assert_eq!(String::from_utf8(buf).unwrap(), want);
+    }
+
+    #[test]
+    fn header_globals_and_byte_count_are_tracked() {
+        let mut enc = AsbEncoder::new(Vec::new(), EncoderOptions::default());
+        enc.write_header("test").unwrap();
+        enc.write_first_file().unwrap();
+        enc.write_sindex(&SecondaryIndex {
+            namespace: "test".into(),
+            set: None,
+            name: "idx name".into(),
+            index_type: IndexType::Default,
+            bin: "name".into(),
+            value_type: IndexValueType::String,
+            context: None,
+            expression: None,
+        })
+        .unwrap();
+        enc.write_sindex(&SecondaryIndex {
+            namespace: "test".into(),
+            set: Some("s".into()),
+            name: "ctx_idx".into(),
+            index_type: IndexType::MapKeys,
+            bin: "m".into(),
+            value_type: IndexValueType::Numeric,
+            context: Some("kgOnYQ==".into()),
+            expression: None,
+        })
+        .unwrap();
+        enc.write_udf(&Udf {
+            name: "my.lua".into(),
+            content: b"-- x\nreturn 1\n".to_vec(),
+        })
+        .unwrap();
+        let header_len = enc.bytes_written();
+        let rec_len = enc.write_record(&sample_record()).unwrap();
+        assert_eq!(enc.bytes_written(), header_len + rec_len as u64);
+        assert_eq!(enc.records_written(), 1);
+        assert_eq!(enc.buffered_len() as u64, enc.bytes_written());
+        let chunk = enc.take_buffer();
+        assert_eq!(enc.buffered_len(), 0);
+        assert_eq!(enc.bytes_written(), chunk.len() as u64, "the count survives draining");
+        let text = String::from_utf8(chunk).unwrap();
+        assert!(text.starts_with(
+            "Version 3.1\n# namespace test\n# first-file\n* i test  idx\\ name N 1 name S\n\
+             * i test s ctx_idx K 1 m N kgOnYQ==\n* u L my.lua 14 -- x\nreturn 1\n\n+ k I 42\n"
+        ));
+    }
+
+    #[test]
+    fn writer_errors_propagate_and_are_not_counted() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut enc = AsbEncoder::new(Broken, EncoderOptions::default());
+        assert!(enc.write_record(&sample_record()).is_err());
+        assert_eq!(enc.bytes_written(), 0);
+        assert_eq!(enc.records_written(), 0);
+    }
+}

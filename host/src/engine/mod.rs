@@ -1,0 +1,3 @@
+//! The backup and restore engine.
+
+pub mod asb;

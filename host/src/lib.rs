@@ -1,0 +1,9 @@
+//! Aerospike Backup Service: library behind the `aerospike-backup-service` binary.
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod logging;
+pub mod metrics;
+pub mod plugins;
+pub mod service;

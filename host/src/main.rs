@@ -1,0 +1,143 @@
+//! `aerospike-backup-service`: the command line.
+
+use abs::config::{ConfigStore, LogFormat, LogLevel};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Aerospike Backup Service: scheduled backups and restores of Aerospike clusters.
+#[derive(Debug, Parser)]
+#[command(name = "aerospike-backup-service", disable_version_flag = true)]
+struct Cli {
+    /// Configuration file path.
+    #[arg(short = 'c', long = "config", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// The --config file names where the real configuration is stored (remote config).
+    #[arg(short = 'r', long = "remote")]
+    remote: bool,
+    /// Print the version and exit.
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    /// Override `service.logger.level` (TRACE, DEBUG, INFO, WARN, ERROR).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Override `service.logger.format` (PLAIN, JSON).
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a configuration file and exit (0 = valid).
+    Validate {
+        /// The file to check.
+        path: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.version {
+        let v = abs::api::system::VersionResponse::current();
+        println!("aerospike-backup-service {} (commit {}, built {})", v.version, v.commit, v.build_time);
+        return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Validate { path }) = &cli.command {
+        return match ConfigStore::load_file(path, None) {
+            Ok(loaded) => {
+                for w in loaded.warnings {
+                    eprintln!("warning: {w}");
+                }
+                println!("{}: valid", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let Some(config_path) = cli.config.clone() else {
+        eprintln!("error: --config is required (see --help)");
+        return ExitCode::from(2);
+    };
+    if cli.remote {
+        eprintln!(
+            "error: --remote is not supported yet: it needs the storage plugins to fetch the \
+             configuration. Pass the configuration file itself with --config."
+        );
+        return ExitCode::from(2);
+    }
+    let loaded = match ConfigStore::load_file(&config_path, None) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut logger = loaded.store.current().service.logger.clone();
+    if let Some(l) = &cli.log_level {
+        match l.parse::<LogLevel>() {
+            Ok(l) => logger.level = Some(l),
+            Err(e) => {
+                eprintln!("error: --log-level: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(f) = &cli.log_format {
+        match f.parse::<LogFormat>() {
+            Ok(f) => logger.format = Some(f),
+            Err(e) => {
+                eprintln!("error: --log-format: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Err(e) = abs::logging::init(&logger) {
+        eprintln!("error: cannot set up logging: {e}");
+        return ExitCode::FAILURE;
+    }
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        tracing::info!(
+            config = %config_path.display(),
+            version = env!("CARGO_PKG_VERSION"),
+            "Starting Aerospike Backup Service."
+        );
+        let store = Arc::new(loaded.store);
+        let running = match abs::service::start(store, None).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "The service could not start.");
+                return ExitCode::FAILURE;
+            }
+        };
+        abs::service::shutdown_signal().await;
+        tracing::info!("Shutting down.");
+        running.shutdown.cancel();
+        match running.task.await {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "The HTTP server failed.");
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "The HTTP server task panicked.");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

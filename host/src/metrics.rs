@@ -1,0 +1,259 @@
+//! The Prometheus registry and the service's named metric families.
+//!
+//! Families carry the names ABS exports (`aerospike_backup_service_*`): the legacy unlabelled
+//! counters of the seed, registered at zero from the start, and the 3.x labelled families,
+//! pre-initialised for every configured routine so dashboards see zeros, not gaps (DESIGN D8).
+
+use crate::config::Config;
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+const NS: &str = "aerospike_backup_service";
+
+/// Backup types as ABS labels them.
+pub const BACKUP_TYPES: [&str; 2] = ["Full", "Incremental"];
+/// Backup outcomes as ABS labels them.
+pub const OUTCOMES: [&str; 5] = ["success", "failure", "canceled", "retry", "skip"];
+
+/// Every metric the service exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    // Legacy (seed) families, unlabelled.
+    pub runs_total: IntCounter,
+    pub incremental_runs_total: IntCounter,
+    pub skip_total: IntCounter,
+    pub incremental_skip_total: IntCounter,
+    pub failure_total: IntCounter,
+    pub incremental_failure_total: IntCounter,
+    pub duration_millis: Gauge,
+    pub incremental_duration_millis: Gauge,
+    // ABS 3.x labelled families.
+    pub backup_events: IntCounterVec,
+    pub backup_duration: HistogramVec,
+    pub backup_in_progress: IntGaugeVec,
+    pub backup_progress_pct: IntGaugeVec,
+    pub last_successful_backup: IntGaugeVec,
+    pub restore_events: IntCounterVec,
+    pub restore_in_progress: IntGauge,
+    // Ours: the HTTP API.
+    pub http_requests: IntCounterVec,
+    pub http_request_duration: HistogramVec,
+    pub http_rate_limited: IntCounter,
+}
+
+fn name(n: &str) -> String {
+    format!("{NS}_{n}")
+}
+
+impl Metrics {
+    /// Creates and registers every family.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |n: &str, help: &str| {
+            let c = IntCounter::new(name(n), help).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let gauge = |n: &str, help: &str| {
+            let g = Gauge::new(name(n), help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let runs_total = counter("runs_total", "Successful backup runs counter");
+        let incremental_runs_total = counter(
+            "incremental_runs_total",
+            "Successful incremental backup runs counter",
+        );
+        let skip_total = counter("skip_total", "Full backup skip counter");
+        let incremental_skip_total =
+            counter("incremental_skip_total", "Incremental backup skip counter");
+        let failure_total = counter("failure_total", "Full backup failure counter");
+        let incremental_failure_total = counter(
+            "incremental_failure_total",
+            "Incremental backup failure counter",
+        );
+        let duration_millis = gauge("duration_millis", "Full backup duration in milliseconds");
+        let incremental_duration_millis = gauge(
+            "incremental_duration_millis",
+            "Incremental backup duration in milliseconds",
+        );
+
+        let backup_events = IntCounterVec::new(
+            Opts::new(name("backup_events_total"), "Backup events by routine, type and outcome"),
+            &["routine", "type", "outcome"],
+        )
+        .expect("valid metric");
+        let backup_duration = HistogramVec::new(
+            HistogramOpts::new(name("backup_duration_seconds"), "Backup duration in seconds")
+                .buckets(vec![1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0, 12.0 * 3600.0]),
+            &["routine", "type"],
+        )
+        .expect("valid metric");
+        let backup_in_progress = IntGaugeVec::new(
+            Opts::new(name("backup_in_progress"), "1 while a backup of the routine and type runs"),
+            &["routine", "type"],
+        )
+        .expect("valid metric");
+        let backup_progress_pct = IntGaugeVec::new(
+            Opts::new(name("backup_progress_pct"), "Progress of the running backup, 0-100"),
+            &["routine", "type"],
+        )
+        .expect("valid metric");
+        let last_successful_backup = IntGaugeVec::new(
+            Opts::new(
+                name("last_successful_backup_timestamp"),
+                "Unix time of the last successful backup",
+            ),
+            &["routine", "type"],
+        )
+        .expect("valid metric");
+        let restore_events = IntCounterVec::new(
+            Opts::new(name("restore_events_total"), "Restore jobs by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let restore_in_progress =
+            IntGauge::new(name("restore_in_progress"), "Restore jobs running").expect("valid metric");
+        let http_requests = IntCounterVec::new(
+            Opts::new(name("http_requests_total"), "HTTP requests by method, route and status"),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let http_request_duration = HistogramVec::new(
+            HistogramOpts::new(name("http_request_duration_seconds"), "HTTP request latency")
+                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let http_rate_limited = IntCounter::new(
+            name("http_rate_limited_total"),
+            "HTTP requests refused with 429 by the per-client rate limit",
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(backup_events.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(backup_duration.clone()),
+            Box::new(backup_in_progress.clone()),
+            Box::new(backup_progress_pct.clone()),
+            Box::new(last_successful_backup.clone()),
+            Box::new(restore_events.clone()),
+            Box::new(restore_in_progress.clone()),
+            Box::new(http_requests.clone()),
+            Box::new(http_request_duration.clone()),
+            Box::new(http_rate_limited.clone()),
+        ] {
+            registry.register(c).expect("unique metric");
+        }
+        for outcome in ["success", "failure", "canceled"] {
+            restore_events.with_label_values(&[outcome]);
+        }
+        Self {
+            registry,
+            runs_total,
+            incremental_runs_total,
+            skip_total,
+            incremental_skip_total,
+            failure_total,
+            incremental_failure_total,
+            duration_millis,
+            incremental_duration_millis,
+            backup_events,
+            backup_duration,
+            backup_in_progress,
+            backup_progress_pct,
+            last_successful_backup,
+            restore_events,
+            restore_in_progress,
+            http_requests,
+            http_request_duration,
+            http_rate_limited,
+        }
+    }
+
+    /// Creates the labelled series of every configured routine at zero. Series of routines
+    /// that no longer exist are removed, so label cardinality follows the config.
+    pub fn sync_routines(&self, cfg: &Config) {
+        let wanted: std::collections::BTreeSet<&str> =
+            cfg.backup_routines.keys().map(String::as_str).collect();
+        // Drop series of removed routines: gather the current label sets and delete stale ones.
+        for mf in prometheus::core::Collector::collect(&self.backup_events) {
+            for m in mf.get_metric() {
+                let labels: Vec<(&str, &str)> = m
+                    .get_label()
+                    .iter()
+                    .map(|l| (l.name(), l.value()))
+                    .collect();
+                let routine = labels.iter().find(|l| l.0 == "routine").map(|l| l.1);
+                if let Some(r) = routine.filter(|r| !wanted.contains(r)) {
+                    let r = r.to_string();
+                    for t in BACKUP_TYPES {
+                        for o in OUTCOMES {
+                            let _ = self.backup_events.remove_label_values(&[&r, t, o]);
+                        }
+                        let _ = self.backup_duration.remove_label_values(&[&r, t]);
+                        let _ = self.backup_in_progress.remove_label_values(&[&r, t]);
+                        let _ = self.backup_progress_pct.remove_label_values(&[&r, t]);
+                        let _ = self.last_successful_backup.remove_label_values(&[&r, t]);
+                    }
+                }
+            }
+        }
+        for r in wanted {
+            for t in BACKUP_TYPES {
+                for o in OUTCOMES {
+                    self.backup_events.with_label_values(&[r, t, o]);
+                }
+                let _: Histogram = self.backup_duration.with_label_values(&[r, t]);
+                self.backup_in_progress.with_label_values(&[r, t]);
+                self.backup_progress_pct.with_label_values(&[r, t]);
+                self.last_successful_backup.with_label_values(&[r, t]);
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_families_start_at_zero_and_routines_are_preinitialised() {
+        let m = Metrics::new();
+        let cfg: Config = serde_yaml::from_str(
+            "backup-routines:\n  daily: {interval-cron: '@daily', source-cluster: c, storage: s, namespaces: []}\n",
+        )
+        .unwrap();
+        m.sync_routines(&cfg);
+        let text = m.render();
+        for n in [
+            "aerospike_backup_service_runs_total 0",
+            "aerospike_backup_service_incremental_failure_total 0",
+            "aerospike_backup_service_duration_millis 0",
+            r#"aerospike_backup_service_backup_events_total{outcome="skip",routine="daily",type="Incremental"} 0"#,
+            r#"aerospike_backup_service_backup_in_progress{routine="daily",type="Full"} 0"#,
+            r#"aerospike_backup_service_restore_events_total{outcome="failure"} 0"#,
+        ] {
+            assert!(text.contains(n), "missing {n}\n{text}");
+        }
+        m.sync_routines(&Config::default());
+        assert!(!m.render().contains("routine=\"daily\""));
+    }
+}

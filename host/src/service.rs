@@ -1,0 +1,144 @@
+//! Start-up and shutdown of the whole service: config, logging, metrics, HTTP.
+
+use crate::api::{self, AppState, Health};
+use crate::config::{Config, ConfigStore};
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How often configured clusters are probed for `/ready` and the logs.
+const CLUSTER_PROBE_INTERVAL: Duration = Duration::from_secs(30);
+/// A seed node that does not accept a TCP connection within this is reported unreachable.
+const CLUSTER_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A running service, for `main` and for tests that start one on port 0.
+#[derive(Debug)]
+pub struct Running {
+    pub state: AppState,
+    pub addr: std::net::SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds the HTTP listener and starts serving. `bind_override` replaces the configured
+/// address and port (tests use `127.0.0.1:0`).
+pub async fn start(
+    store: Arc<ConfigStore>,
+    bind_override: Option<std::net::SocketAddr>,
+) -> std::io::Result<Running> {
+    let cfg = store.current();
+    let metrics = Arc::new(Metrics::new());
+    metrics.sync_routines(&cfg);
+    let state = AppState::new(store.clone(), metrics.clone());
+    let shutdown = CancellationToken::new();
+
+    spawn_config_watch(store.clone(), metrics, state.health.clone(), shutdown.clone());
+
+    let http = cfg.service.http.clone();
+    let addr = match bind_override {
+        Some(a) => a,
+        None => format!("{}:{}", http.address(), http.port())
+            .parse()
+            .map_err(|e| std::io::Error::other(format!("service.http address: {e}")))?,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
+    })?;
+    let addr = listener.local_addr()?;
+    let app = api::server::with_timeouts(api::router(state.clone()), &http);
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move { api::server::serve(listener, app, &http, token).await });
+    // Config is loaded and the listener is up; a scheduler joining later adds its own gate.
+    state.health.set_ready();
+    tracing::info!(
+        address = %addr,
+        context_path = %state.context_path,
+        "Aerospike Backup Service is listening."
+    );
+    Ok(Running {
+        state,
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+/// Follows config changes: refreshes per-routine metric series and cluster reachability.
+fn spawn_config_watch(
+    store: Arc<ConfigStore>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: CancellationToken,
+) {
+    let mut rx = store.subscribe();
+    tokio::spawn(async move {
+        let mut cfg = rx.borrow_and_update().clone();
+        loop {
+            probe_clusters(&cfg, &health).await;
+            tokio::select! {
+                changed = rx.changed() => {
+                    if changed.is_err() { return; }
+                    let next = rx.borrow_and_update().clone();
+                    if next.service != cfg.service {
+                        tracing::warn!("Changes to the service section (HTTP, logger) take effect after a restart.");
+                    }
+                    metrics.sync_routines(&next);
+                    cfg = next;
+                }
+                _ = tokio::time::sleep(CLUSTER_PROBE_INTERVAL) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    });
+}
+
+async fn probe_clusters(cfg: &Config, health: &Health) {
+    let names: Vec<&String> = cfg.aerospike_clusters.keys().collect();
+    health.retain_clusters(&names);
+    for (name, c) in &cfg.aerospike_clusters {
+        let mut problems = Vec::new();
+        let mut reachable = false;
+        for seed in &c.seed_nodes {
+            let target = format!("{}:{}", seed.host_name, seed.port);
+            match tokio::time::timeout(CLUSTER_PROBE_TIMEOUT, tokio::net::TcpStream::connect(&target)).await {
+                Ok(Ok(_)) => {
+                    reachable = true;
+                    break;
+                }
+                Ok(Err(e)) => problems.push(format!("{target}: {e}")),
+                Err(_) => problems.push(format!("{target}: no answer in {CLUSTER_PROBE_TIMEOUT:?}")),
+            }
+        }
+        let was_ok = !health.cluster_problems().iter().any(|(n, _)| n == name);
+        if reachable {
+            if !was_ok {
+                tracing::info!(cluster = %name, "Cluster is reachable again.");
+            }
+            health.set_cluster(name, None);
+        } else {
+            let problem = format!("unreachable ({})", problems.join("; "));
+            if was_ok {
+                tracing::warn!(
+                    cluster = %name,
+                    problem = %problem,
+                    "Cluster is not reachable; backups of its routines will fail until it is."
+                );
+            }
+            health.set_cluster(name, Some(problem));
+        }
+    }
+}
+
+/// Waits for SIGINT, SIGTERM or SIGQUIT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut quit = signal(SignalKind::quit()).expect("installing a SIGQUIT handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = quit.recv() => {}
+    }
+}

@@ -1,0 +1,6 @@
+//! The host crate's one integration-test binary (DESIGN D14).
+
+mod api_config;
+mod openapi;
+mod plugins;
+mod service;

@@ -1,0 +1,119 @@
+//! Guest SDK for Aerospike Backup Service plugins.
+//!
+//! A plugin is a WebAssembly component (target `wasm32-wasip2`) implementing one world of the
+//! WIT package `aerospike:backup-plugin@1.0.0` (the `wit/` directory of this crate):
+//!
+//! - a **codec** (compression, encryption, ...): implement [`Plugin`] + [`Codec`] and call
+//!   `export_plugin!(codec: MyCodec);` with feature `codec`;
+//! - a **storage** backend: implement [`Plugin`] + [`Storage`] and call
+//!   `export_plugin!(storage: MyStorage);` with feature `storage`.
+//!
+//! Enable exactly one of the features `codec` / `storage` in a plugin crate
+//! (`default-features = false`): each embeds its world's type, and a component may
+//! implement only one world.
+//!
+//! The SDK hides the generated bindings, enforces the parts of the contract that can be
+//! checked mechanically (object keys, call order after `finish`/errors, idempotent
+//! `finish`, abort on drop) and stamps [`API_VERSION`] into `plugin-info`.
+//!
+//! On a native target the same code compiles for unit tests: [`crypto`] then runs in
+//! software over keys made with [`crypto::Key::from_bytes`], and [`testing`] offers
+//! round-trip helpers.
+
+// Lets generated code name this crate by its public path from inside it too.
+extern crate self as aerospike_backup_plugin;
+
+mod error;
+pub mod keys;
+pub mod options;
+
+#[cfg(feature = "codec")]
+mod codec;
+#[cfg(feature = "codec")]
+pub mod crypto;
+#[cfg(feature = "storage")]
+mod storage;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+
+#[doc(hidden)]
+pub mod wit;
+
+#[doc(hidden)]
+pub mod __private;
+
+#[cfg(feature = "codec")]
+pub use codec::{Codec, Transform};
+pub use error::{Error, Result};
+#[cfg(feature = "storage")]
+pub use storage::{
+    Capabilities, Download, ListPage, ObjectInfo, Storage, Upload, sync_dir,
+};
+
+/// Version of the WIT package this SDK implements; stamped into every `plugin-info`.
+/// Kept equal to the `package` line of `wit/*.wit` (checked by a unit test).
+pub const API_VERSION: &str = "1.0.0";
+
+/// What every plugin says about itself (exported as `plugin.info` / `validate-options`).
+pub trait Plugin: 'static {
+    /// Registry name, lowercase kebab-case, e.g. `compression-zstd`.
+    const NAME: &'static str;
+    /// The plugin's own semver version; usually `env!("CARGO_PKG_VERSION")`.
+    const VERSION: &'static str;
+    /// JSON Schema (draft 2020-12) of the options document, as JSON text.
+    const OPTIONS_SCHEMA: &'static str;
+
+    /// Checks beyond the schema. The default only requires a JSON object; override it to
+    /// parse your options type, e.g. with [`options::parse`], so errors name the option.
+    fn validate_options(options: &str) -> Result<()> {
+        options::parse::<serde_json::Map<String, serde_json::Value>>(options).map(|_| ())
+    }
+}
+
+/// Exports a plugin type as the component's implementation of its world.
+///
+/// ```ignore
+/// aerospike_backup_plugin::export_plugin!(codec: MyCodec);
+/// aerospike_backup_plugin::export_plugin!(storage: MyStorage);
+/// ```
+/// Use it once, at the root of a `cdylib` crate.
+#[macro_export]
+macro_rules! export_plugin {
+    (codec: $ty:ty) => {
+        // In a module so the generated unsafe ABI glue does not trip the plugin's lints.
+        #[doc(hidden)]
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code, missing_debug_implementations, unused_imports)]
+        mod __aerospike_backup_plugin_export {
+            use super::*;
+            type Export = $crate::__private::CodecExport<$ty>;
+            $crate::__private::export_codec_world!(Export with_types_in $crate::wit::codec_world);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = $crate::__private::assert_codec::<$ty>();
+    };
+    (storage: $ty:ty) => {
+        // In a module so the generated unsafe ABI glue does not trip the plugin's lints.
+        #[doc(hidden)]
+        #[cfg(target_arch = "wasm32")]
+        #[allow(unsafe_code, missing_debug_implementations, unused_imports)]
+        mod __aerospike_backup_plugin_export {
+            use super::*;
+            type Export = $crate::__private::StorageExport<$ty>;
+            $crate::__private::export_storage_world!(Export with_types_in $crate::wit::storage_world);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = $crate::__private::assert_storage::<$ty>();
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn api_version_matches_the_wit_package() {
+        let wit = include_str!("../wit/types.wit");
+        let expected = format!("package aerospike:backup-plugin@{};", super::API_VERSION);
+        assert!(wit.lines().any(|l| l.trim() == expected), "WIT package line != {expected}");
+    }
+}

@@ -1,0 +1,266 @@
+//! `compression-zstd`: Zstandard streams, as asbackup / ABS `compression.mode: ZSTD` write
+//! them (BACKUP-FORMAT.md §3): one zstd stream per file; the decoder also accepts
+//! concatenated frames (a resumed asbackup appends a new frame).
+
+use aerospike_backup_plugin::crypto::Key;
+use aerospike_backup_plugin::{Codec, Error, Plugin, Result, Transform, export_plugin, options};
+use serde::Deserialize;
+use zstd::stream::raw::{Decoder, Encoder, InBuffer, Operation, OutBuffer};
+use zstd::zstd_safe::CParameter;
+
+/// Lowest and highest levels libzstd accepts (negative = faster "fast" levels).
+const MIN_LEVEL: i32 = -131_072;
+const MAX_LEVEL: i32 = 22;
+/// Output grows in steps of this much; about one zstd block, so a 1 MiB chunk needs a
+/// handful of reallocations, not hundreds.
+const OUT_STEP: usize = 128 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Options {
+    /// Compression level; 3 is asbackup's default. Ignored by the decoder.
+    #[serde(default = "default_level")]
+    level: i32,
+    /// Append a 32-bit content checksum to each frame (verified on decode).
+    #[serde(default)]
+    checksum: bool,
+}
+
+fn default_level() -> i32 {
+    3
+}
+
+impl Options {
+    fn parse(text: &str) -> Result<Self> {
+        let o: Options = options::parse(text)?;
+        if !(MIN_LEVEL..=MAX_LEVEL).contains(&o.level) {
+            return Err(Error::invalid_config(format!(
+                "level: {} is outside {MIN_LEVEL}..={MAX_LEVEL}",
+                o.level
+            )));
+        }
+        Ok(o)
+    }
+}
+
+/// The plugin type exported below.
+#[derive(Debug)]
+pub struct Zstd;
+
+impl Plugin for Zstd {
+    const NAME: &'static str = "compression-zstd";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const OPTIONS_SCHEMA: &'static str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "compression-zstd options",
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "level": {"type": "integer", "minimum": -131072, "maximum": 22, "default": 3,
+              "description": "zstd compression level (ABS compression.level)"},
+    "checksum": {"type": "boolean", "default": false,
+                 "description": "append a content checksum to each frame"}
+  }
+}"#;
+
+    fn validate_options(options: &str) -> Result<()> {
+        Options::parse(options).map(|_| ())
+    }
+}
+
+impl Codec for Zstd {
+    type Encoder = ZstdEncoder;
+    type Decoder = ZstdDecoder;
+
+    fn encoder(options: &str, _keys: Vec<Key>) -> Result<ZstdEncoder> {
+        let o = Options::parse(options)?;
+        let mut raw = Encoder::new(o.level).map_err(Error::other)?;
+        raw.set_parameter(CParameter::ChecksumFlag(o.checksum)).map_err(Error::other)?;
+        Ok(ZstdEncoder { raw })
+    }
+
+    fn decoder(options: &str, _keys: Vec<Key>) -> Result<ZstdDecoder> {
+        Options::parse(options)?;
+        Ok(ZstdDecoder {
+            raw: Decoder::new().map_err(Error::other)?,
+            mid_frame: false,
+        })
+    }
+}
+
+/// Streaming compressor: one frame for the whole stream.
+pub struct ZstdEncoder {
+    raw: Encoder<'static>,
+}
+
+impl std::fmt::Debug for ZstdEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ZstdEncoder")
+    }
+}
+
+impl Transform for ZstdEncoder {
+    fn push(&mut self, chunk: Vec<u8>) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut input = InBuffer::around(&chunk);
+        while input.pos() < chunk.len() {
+            run_step(&mut out, |ob| self.raw.run(&mut input, ob))?;
+        }
+        Ok(out)
+    }
+
+    fn finish(mut self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let mut remaining = 0;
+            run_step(&mut out, |ob| {
+                remaining = self.raw.finish(ob, true)?;
+                Ok(remaining)
+            })?;
+            if remaining == 0 {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+/// Streaming decompressor that accepts any number of concatenated frames.
+pub struct ZstdDecoder {
+    raw: Decoder<'static>,
+    /// True while a frame has started but not ended: end of input then means truncation.
+    mid_frame: bool,
+}
+
+impl std::fmt::Debug for ZstdDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZstdDecoder").field("mid_frame", &self.mid_frame).finish()
+    }
+}
+
+impl Transform for ZstdDecoder {
+    fn push(&mut self, chunk: Vec<u8>) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut input = InBuffer::around(&chunk);
+        loop {
+            let before = input.pos();
+            let (hint, filled) = run_step(&mut out, |ob| self.raw.run(&mut input, ob))?;
+            // libzstd returns 0 exactly when a frame is complete and flushed; the next
+            // bytes (if any) start a new frame.
+            if hint == 0 {
+                self.mid_frame = false;
+            } else if input.pos() > before {
+                self.mid_frame = true;
+            }
+            // Stop when the input is consumed and the decoder did not fill the output
+            // buffer (a full buffer may mean more output is pending).
+            if input.pos() == chunk.len() && !filled {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn finish(self) -> Result<Vec<u8>> {
+        if self.mid_frame {
+            Err(Error::other("zstd stream is truncated (the last frame is incomplete)"))
+        } else {
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// Runs one libzstd step writing into the spare capacity of `out`; returns the step's
+/// result and whether it filled all the space it was given.
+fn run_step(
+    out: &mut Vec<u8>,
+    step: impl FnOnce(&mut OutBuffer<'_, Vec<u8>>) -> std::io::Result<usize>,
+) -> Result<(usize, bool)> {
+    out.reserve(OUT_STEP);
+    let start = out.len();
+    let mut ob = OutBuffer::around_pos(out, start);
+    let r = step(&mut ob).map_err(|e| Error::other(format!("zstd: {e}")))?;
+    let filled = ob.pos() == ob.capacity();
+    Ok((r, filled))
+}
+
+export_plugin!(codec: Zstd);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aerospike_backup_plugin::testing::{round_trip, run_chunked, sample_data};
+
+    fn encode(data: &[u8], opts: &str) -> Vec<u8> {
+        run_chunked(Zstd::encoder(opts, vec![]).unwrap(), data, 70_000, 1).unwrap()
+    }
+
+    fn decode(data: &[u8], max_chunk: usize) -> Result<Vec<u8>> {
+        run_chunked(Zstd::decoder("{}", vec![]).unwrap(), data, max_chunk, 2)
+    }
+
+    #[test]
+    fn round_trips_with_random_chunking() {
+        for (len, seed) in [(0, 1), (1, 2), (1000, 3), (3 << 20, 4)] {
+            let data = sample_data(len, seed);
+            for opts in ["{}", r#"{"level": 1}"#, r#"{"level": 19, "checksum": true}"#] {
+                round_trip::<Zstd>(opts, Vec::new, &data, 300_000, seed).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn output_is_standard_zstd() {
+        let data = sample_data(500_000, 9);
+        let enc = encode(&data, r#"{"level": 3}"#);
+        assert_eq!(&enc[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd frame magic");
+        assert!(enc.len() < data.len());
+        assert_eq!(zstd::decode_all(&enc[..]).unwrap(), data);
+        // And frames from the reference (non-streaming) API decode here.
+        let reference = zstd::encode_all(&data[..], 5).unwrap();
+        assert_eq!(decode(&reference, 4096).unwrap(), data);
+    }
+
+    #[test]
+    fn decodes_concatenated_frames() {
+        let a = sample_data(100_000, 1);
+        let b = sample_data(50_000, 2);
+        let mut stream = encode(&a, "{}");
+        stream.extend(encode(&b, "{}"));
+        let mut both = a.clone();
+        both.extend(&b);
+        for chunk in [1, 7, 4096, 1 << 20] {
+            assert_eq!(decode(&stream, chunk).unwrap(), both, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn highly_compressible_chunk_expands_fully() {
+        let data = vec![b'a'; 8 << 20];
+        let enc = encode(&data, "{}");
+        assert!(enc.len() < 4096);
+        // The whole stream in one push must come back in one piece.
+        let mut d = Zstd::decoder("{}", vec![]).unwrap();
+        let out = d.push(enc).unwrap();
+        assert_eq!(out.len(), data.len());
+        assert!(d.finish().unwrap().is_empty());
+    }
+
+    #[test]
+    fn truncated_and_corrupt_streams_fail() {
+        let data = sample_data(200_000, 5);
+        let enc = encode(&data, "{}");
+        let err = decode(&enc[..enc.len() - 3], 10_000).unwrap_err();
+        assert!(matches!(err, Error::Other(ref m) if m.contains("truncated")), "{err:?}");
+        let mut bad = enc.clone();
+        bad[0] ^= 0xff;
+        assert!(decode(&bad, 10_000).is_err());
+    }
+
+    #[test]
+    fn options_are_checked() {
+        assert!(Zstd::validate_options(r#"{"level": 23}"#).is_err());
+        assert!(Zstd::validate_options(r#"{"lvl": 3}"#).is_err());
+        assert!(Zstd::validate_options(r#"{"level": -5}"#).is_ok());
+        assert!(Zstd::validate_options("").is_ok());
+        serde_json::from_str::<serde_json::Value>(Zstd::OPTIONS_SCHEMA).unwrap();
+    }
+}

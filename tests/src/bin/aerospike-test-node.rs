@@ -1,0 +1,87 @@
+//! Standalone test node: serves until killed and prints its address(es).
+
+use std::io::Write as _;
+
+use clap::Parser;
+use testkit::fixtures::{self, FixtureSpec, Shape};
+use testkit::{AerospikeNode, NodeConfig};
+
+/// In-memory Aerospike wire-protocol server for tests and benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "aerospike-test-node", version)]
+struct Args {
+    /// Port of the first node (0 = any free port); node i listens on port + i.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Namespace to serve (repeatable).
+    #[arg(long = "namespace")]
+    namespaces: Vec<String>,
+    /// Number of nodes splitting the 4096 partitions.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// Number of racks the nodes are spread over (0 = none).
+    #[arg(long, default_value_t = 0)]
+    racks: u32,
+    /// Require clients to log in as this user.
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    #[arg(long, requires = "user")]
+    password: Option<String>,
+    #[arg(long, default_value = "testkit")]
+    cluster_name: String,
+    /// Namespace default TTL in seconds (0 = never expire).
+    #[arg(long, default_value_t = 0)]
+    default_ttl: u32,
+    /// Fill each namespace with this many generated records.
+    #[arg(long, default_value_t = 0)]
+    seed_records: usize,
+    /// RNG seed for generated records.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Generate the small five-bin shape instead of every particle type.
+    #[arg(long)]
+    small_records: bool,
+}
+
+fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let namespaces = if args.namespaces.is_empty() {
+        vec!["test".to_string()]
+    } else {
+        args.namespaces.clone()
+    };
+    let node = AerospikeNode::start_with(NodeConfig {
+        port: args.port,
+        namespaces: namespaces.clone(),
+        nodes: args.nodes,
+        racks: args.racks,
+        user: args.user.clone().zip(args.password.clone()),
+        cluster_name: args.cluster_name.clone(),
+        default_ttl: args.default_ttl,
+    })?;
+    for ns in &namespaces {
+        if args.seed_records > 0 {
+            fixtures::fill(
+                &node,
+                &FixtureSpec {
+                    namespace: ns.clone(),
+                    records: args.seed_records,
+                    seed: args.seed,
+                    shape: if args.small_records {
+                        Shape::Small
+                    } else {
+                        Shape::AllTypes
+                    },
+                    ..FixtureSpec::default()
+                },
+            );
+        }
+    }
+    // Scripts wait for this line, so print it last and flush.
+    let mut out = std::io::stdout();
+    writeln!(out, "aerospike-test-node listening on {}", node.hosts())?;
+    out.flush()?;
+    loop {
+        std::thread::park();
+    }
+}

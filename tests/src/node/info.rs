@@ -1,0 +1,478 @@
+//! The info protocol: `name\n` requests, `name\tvalue\n` answers.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use super::NodeShared;
+use super::store::{self, PARTITIONS, SIndex, Udf};
+
+pub const BUILD: &str = "8.1.2.0";
+
+const FEATURES: &str = "batch-any;batch-index;blob-bits;cdt-list;cdt-map;cluster-stable;\
+float;geo;sindex-exists;peers;pipelining;pquery;pscans;query-show;relaxed-sc;replicas;\
+replicas-all;replicas-master;truncate-namespace;udf;lut-now;xdr";
+
+/// Answers a whole info request body.
+pub fn answer(node: &NodeShared, body: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::new();
+    let cmds: Vec<&str> = text.split('\n').filter(|c| !c.is_empty()).collect();
+    if cmds.is_empty() {
+        // A bare info request asks for the default set of values.
+        for c in ["node", "build", "edition", "version", "statistics"] {
+            let _ = writeln!(out, "{c}\t{}", one(node, c));
+        }
+    }
+    for c in cmds {
+        node.cluster.log_info(c);
+        let _ = writeln!(out, "{c}\t{}", one(node, c));
+    }
+    out.into_bytes()
+}
+
+/// `a=1;b=2` style arguments.
+fn args(s: &str) -> Vec<(&str, &str)> {
+    s.split(';')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect()
+}
+
+fn arg<'a>(a: &[(&'a str, &'a str)], keys: &[&str]) -> Option<&'a str> {
+    a.iter().find(|(k, _)| keys.contains(k)).map(|(_, v)| *v)
+}
+
+fn one(node: &NodeShared, cmd: &str) -> String {
+    let cl = &node.cluster;
+    let (name, rest) = cmd.split_once(':').unwrap_or((cmd, ""));
+    match name {
+        "node" => node.name.clone(),
+        "build" => BUILD.into(),
+        "version" => format!("{} build {BUILD}", edition(node)),
+        "edition" => edition(node).into(),
+        "features" => FEATURES.into(),
+        "cluster-name" => cl.config.cluster_name.clone(),
+        "cluster-stable" | "cluster-key" => cl.cluster_key(),
+        "namespaces" => cl.ns_names().join(";"),
+        "partition-generation" => cl.partition_generation.load(Ordering::Relaxed).to_string(),
+        "peers-generation" | "rebalance-generation" => {
+            cl.peers_generation.load(Ordering::Relaxed).to_string()
+        }
+        "replicas" => replicas(node, |b64| format!("0,1,{b64}")),
+        "replicas-all" => replicas(node, |b64| format!("1,{b64}")),
+        "replicas-master" => replicas(node, |b64| b64.to_string()),
+        "peers-clear-std" | "peers-clear-alt" => peers(node, true),
+        "peers-tls-std" | "peers-tls-alt" => peers(node, false),
+        "services" | "services-alternate" | "services-alumni" => cl
+            .peers_of(node.index)
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(";"),
+        "service" | "service-clear-std" | "service-clear-alt" => format!("127.0.0.1:{}", node.port),
+        "service-tls-std" | "service-tls-alt" => String::new(),
+        "statistics" => statistics(node),
+        "racks" => racks(node),
+        "rack-ids" => cl
+            .ns_names()
+            .iter()
+            .map(|n| format!("{n}:{}", node.rack))
+            .collect::<Vec<_>>()
+            .join(";"),
+        "get-config" => get_config(node, rest),
+        "sindex-list" | "sindex" => sindex_list(node, rest),
+        "sindex-create" => sindex_create(node, rest),
+        "sindex-delete" => sindex_delete(node, rest),
+        "sindex-stat" => {
+            let a = args(rest);
+            sindex_stat(
+                node,
+                arg(&a, &["ns", "namespace"]).unwrap_or(""),
+                arg(&a, &["indexname"]).unwrap_or(""),
+            )
+        }
+        "sindex-exists" => {
+            let a = args(rest);
+            let ns = arg(&a, &["ns", "namespace"]).unwrap_or("");
+            let name = arg(&a, &["indexname"]).unwrap_or("");
+            find_sindex(node, ns, name).is_some().to_string()
+        }
+        "udf-list" => udf_list(node),
+        "udf-get" => udf_get(node, rest),
+        "udf-put" => udf_put(node, rest),
+        "udf-remove" => udf_remove(node, rest),
+        "truncate" | "truncate-namespace" => truncate(node, rest),
+        "truncate-undo" | "truncate-namespace-undo" | "user-agent-set" | "status" => "ok".into(),
+        "best-practices" | "query-show" | "scan-show" | "xdr-min-lastshipinfo" => String::new(),
+        _ => {
+            if let Some(ns) = name.strip_prefix("namespace/") {
+                namespace(node, ns)
+            } else if name == "sets" || name.starts_with("sets/") {
+                sets(node, name.strip_prefix("sets/").unwrap_or(""))
+            } else if let Some((ns, idx)) =
+                name.strip_prefix("sindex/").and_then(|p| p.split_once('/'))
+            {
+                sindex_stat(node, ns, idx)
+            } else if let Some(ns) = name.strip_prefix("bins/") {
+                bins(node, ns)
+            } else {
+                String::new()
+            }
+        }
+    }
+}
+
+fn edition(node: &NodeShared) -> &'static str {
+    if node.cluster.config.user.is_some() {
+        "Aerospike Enterprise Edition"
+    } else {
+        "Aerospike Community Edition"
+    }
+}
+
+fn replicas(node: &NodeShared, fmt: impl Fn(&str) -> String) -> String {
+    let n = node.cluster.node_count();
+    let mut bitmap = vec![0u8; PARTITIONS / 8];
+    for p in 0..PARTITIONS {
+        if p % n == node.index {
+            bitmap[p >> 3] |= 0x80 >> (p & 7);
+        }
+    }
+    let b64 = B64.encode(&bitmap);
+    node.cluster
+        .ns_names()
+        .iter()
+        .map(|ns| format!("{ns}:{}", fmt(&b64)))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn peers(node: &NodeShared, clear: bool) -> String {
+    let cl = &node.cluster;
+    let generation = cl.peers_generation.load(Ordering::Relaxed);
+    if !clear {
+        return format!("{generation},,[]");
+    }
+    let list: Vec<String> = cl
+        .live_nodes()
+        .into_iter()
+        .filter(|(i, _, _)| *i != node.index)
+        .map(|(_, name, port)| format!("[{name},,[127.0.0.1:{port}]]"))
+        .collect();
+    format!("{generation},3000,[{}]", list.join(","))
+}
+
+fn statistics(node: &NodeShared) -> String {
+    let cl = &node.cluster;
+    let objects: usize = cl.ns_names().iter().map(|n| cl.store.count(n)).sum();
+    format!(
+        "cluster_size={};cluster_key={};cluster_integrity=true;cluster_is_member=true;\
+         objects={objects};uptime={};client_connections={}",
+        cl.node_count(),
+        cl.cluster_key(),
+        cl.started.elapsed().as_secs(),
+        node.connections.load(Ordering::Relaxed),
+    )
+}
+
+fn racks(node: &NodeShared) -> String {
+    let cl = &node.cluster;
+    let nodes = cl.all_nodes();
+    cl.ns_names()
+        .iter()
+        .map(|ns| {
+            let mut by_rack: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+            for (_, name, _, rack) in &nodes {
+                by_rack.entry(*rack).or_default().push(name.clone());
+            }
+            let mut s = format!("ns={ns}:");
+            let parts: Vec<String> = by_rack
+                .iter()
+                .map(|(r, names)| format!("rack_{r}={}", names.join(",")))
+                .collect();
+            s.push_str(&parts.join(":"));
+            s
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+fn get_config(node: &NodeShared, rest: &str) -> String {
+    let a = args(rest);
+    let cl = &node.cluster;
+    match arg(&a, &["context"]) {
+        Some("namespace") => {
+            let ns = arg(&a, &["id", "namespace"]).unwrap_or("");
+            match cl.store.ns(ns.as_bytes()) {
+                Some(n) => format!(
+                    "replication-factor=1;default-ttl={};nsup-period=0;storage-engine=memory;\
+                     strong-consistency=false;allow-ttl-without-nsup=true;conflict-resolution-policy=generation",
+                    n.default_ttl
+                ),
+                None => format!("ERROR::namespace {ns} not found"),
+            }
+        }
+        Some("network") => format!(
+            "service.port={};service.address=127.0.0.1;fabric.port=0;heartbeat.mode=mesh",
+            node.port
+        ),
+        Some("security") => format!("enable-security={}", cl.config.user.is_some()),
+        Some("service") | None => format!(
+            "cluster-name={};node-id={};proto-fd-max=15000;service-threads=2;feature-key-file=none;\
+             migrate-threads=1;rack-id={}",
+            cl.config.cluster_name, node.name, node.rack
+        ),
+        Some(other) => format!("ERROR::unknown context {other}"),
+    }
+}
+
+fn namespace(node: &NodeShared, ns: &str) -> String {
+    let cl = &node.cluster;
+    let Some(n) = cl.store.ns(ns.as_bytes()) else {
+        return "ERROR::namespace not found".into();
+    };
+    let now = cl.store.clock.now_cl_secs();
+    let stats = n.set_stats(now);
+    let objects: u64 = stats.values().map(|s| s.0).sum();
+    let bytes: u64 = stats.values().map(|s| s.1).sum();
+    format!(
+        "objects={objects};master_objects={objects};prole_objects=0;tombstones=0;\
+         data_used_bytes={bytes};current_time={now};replication-factor=1;default-ttl={};\
+         nsup-period=0;storage-engine=memory;strong-consistency=false;set_count={}",
+        n.default_ttl,
+        stats.keys().filter(|k| !k.is_empty()).count()
+    )
+}
+
+fn sets(node: &NodeShared, path: &str) -> String {
+    let cl = &node.cluster;
+    let (ns_filter, set_filter) = match path.split_once('/') {
+        Some((n, s)) => (n, Some(s)),
+        None => (path, None),
+    };
+    let now = cl.store.clock.now_cl_secs();
+    let mut out = String::new();
+    for n in &cl.store.namespaces {
+        if !ns_filter.is_empty() && n.name != ns_filter {
+            continue;
+        }
+        let stats = n.set_stats(now);
+        let sets = store::lock(&n.sets);
+        for (set, (objects, bytes)) in &stats {
+            if set.is_empty() || set_filter.is_some_and(|f| f != set) {
+                continue;
+            }
+            let lut = sets.get(set).map_or(0, |m| m.truncate_lut_ms);
+            let _ = write!(
+                out,
+                "ns={}:set={set}:objects={objects}:tombstones=0:data_used_bytes={bytes}:\
+                 truncate_lut={lut}:sindexes=0:index_populating=false:disable-eviction=false:\
+                 enable-index=false:stop-writes-count=0:stop-writes-size=0;",
+                n.name
+            );
+        }
+    }
+    out
+}
+
+fn bins(node: &NodeShared, ns: &str) -> String {
+    let Some(n) = node.cluster.store.ns(ns.as_bytes()) else {
+        return "ERROR::namespace not found".into();
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for p in &n.parts {
+        for r in store::read(p).values() {
+            for b in r.bins() {
+                names.insert(String::from_utf8_lossy(b.name).into_owned());
+            }
+        }
+    }
+    let mut s = format!("bin_names={},bin_names_quota=65535", names.len());
+    for b in names {
+        s.push(',');
+        s.push_str(&b);
+    }
+    s
+}
+
+fn sindex_line(s: &SIndex) -> String {
+    format!(
+        "ns={}:indexname={}:set={}:bin={}:type={}:indextype={}:context=NULL:exp=NULL:state=RW",
+        s.ns,
+        s.name,
+        if s.set.is_empty() { "NULL" } else { &s.set },
+        s.bin,
+        s.ktype,
+        s.itype
+    )
+}
+
+fn sindex_list(node: &NodeShared, rest: &str) -> String {
+    let a = args(rest);
+    let ns = arg(&a, &["ns", "namespace"]);
+    let list = store::lock(&node.cluster.store.sindexes);
+    let mut out = String::new();
+    for s in list.iter().filter(|s| ns.is_none_or(|n| n == s.ns)) {
+        out.push_str(&sindex_line(s));
+        out.push(';');
+    }
+    out
+}
+
+fn find_sindex(node: &NodeShared, ns: &str, name: &str) -> Option<SIndex> {
+    store::lock(&node.cluster.store.sindexes)
+        .iter()
+        .find(|s| s.ns == ns && s.name == name)
+        .cloned()
+}
+
+/// Index statistics; the node builds indexes instantly, so `load_pct` is always 100.
+fn sindex_stat(node: &NodeShared, ns: &str, name: &str) -> String {
+    match find_sindex(node, ns, name) {
+        Some(_) => "entries=0;load_pct=100;memory_used=0;stat_gc_recs=0".into(),
+        None => "ERROR:201:no index".into(),
+    }
+}
+
+fn sindex_create(node: &NodeShared, rest: &str) -> String {
+    let a = args(rest);
+    let (Some(ns), Some(name)) = (arg(&a, &["ns", "namespace"]), arg(&a, &["indexname"])) else {
+        return "ERROR:4:missing namespace or indexname".into();
+    };
+    if node.cluster.store.ns(ns.as_bytes()).is_none() {
+        return "ERROR:20:namespace not found".into();
+    }
+    let (bin, ktype) = match (
+        arg(&a, &["indexdata"]),
+        arg(&a, &["bin"]),
+        arg(&a, &["type"]),
+    ) {
+        (Some(d), _, _) => {
+            let (b, t) = d.split_once(',').unwrap_or((d, "numeric"));
+            (b.to_string(), t.to_ascii_lowercase())
+        }
+        (None, Some(b), t) => (b.to_string(), t.unwrap_or("numeric").to_ascii_lowercase()),
+        _ => (String::new(), "none".to_string()),
+    };
+    let idx = SIndex {
+        ns: ns.to_string(),
+        set: arg(&a, &["set"]).unwrap_or("").to_string(),
+        name: name.to_string(),
+        bin,
+        ktype,
+        itype: arg(&a, &["indextype"])
+            .unwrap_or("default")
+            .to_ascii_lowercase(),
+    };
+    let mut list = store::lock(&node.cluster.store.sindexes);
+    if let Some(existing) = list.iter().find(|s| s.ns == idx.ns && s.name == idx.name) {
+        // Same definition again is accepted, as the server does.
+        return if sindex_line(existing) == sindex_line(&idx) {
+            "ok".into()
+        } else {
+            "ERROR:200:index with the same name already exists".into()
+        };
+    }
+    list.push(idx);
+    "ok".into()
+}
+
+fn sindex_delete(node: &NodeShared, rest: &str) -> String {
+    let a = args(rest);
+    let ns = arg(&a, &["ns", "namespace"]).unwrap_or("");
+    let name = arg(&a, &["indexname"]).unwrap_or("");
+    let mut list = store::lock(&node.cluster.store.sindexes);
+    let before = list.len();
+    list.retain(|s| !(s.ns == ns && s.name == name));
+    if list.len() == before {
+        "ERROR:201:index not found".into()
+    } else {
+        "ok".into()
+    }
+}
+
+fn udf_hash(content: &[u8]) -> String {
+    use sha1::{Digest as _, Sha1};
+    Sha1::digest(content)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn udf_list(node: &NodeShared) -> String {
+    let udfs = store::lock(&node.cluster.store.udfs);
+    udfs.iter()
+        .map(|(f, u)| {
+            format!(
+                "filename={f},hash={},type={};",
+                udf_hash(&u.content),
+                u.kind
+            )
+        })
+        .collect()
+}
+
+fn udf_get(node: &NodeShared, rest: &str) -> String {
+    let a = args(rest);
+    let f = arg(&a, &["filename"]).unwrap_or("");
+    match store::lock(&node.cluster.store.udfs).get(f) {
+        Some(u) => format!("type={};content={};", u.kind, B64.encode(&u.content)),
+        None => "error=not_found".into(),
+    }
+}
+
+fn udf_put(node: &NodeShared, rest: &str) -> String {
+    let a = args(rest);
+    let (Some(f), Some(content)) = (arg(&a, &["filename"]), arg(&a, &["content"])) else {
+        return "error=invalid_request;message=missing filename or content".into();
+    };
+    let Ok(bytes) = B64.decode(content) else {
+        return "error=invalid_base64_content".into();
+    };
+    if bytes.is_empty() {
+        return "error=empty_content".into();
+    }
+    let kind = arg(&a, &["udf-type"]).unwrap_or("LUA").to_string();
+    store::lock(&node.cluster.store.udfs).insert(
+        f.to_string(),
+        Udf {
+            content: bytes,
+            kind,
+        },
+    );
+    String::new()
+}
+
+fn udf_remove(node: &NodeShared, rest: &str) -> String {
+    let a = args(rest);
+    let f = arg(&a, &["filename"]).unwrap_or("");
+    match store::lock(&node.cluster.store.udfs).remove(f) {
+        Some(_) => "ok".into(),
+        None => "error=file_not_found".into(),
+    }
+}
+
+fn truncate(node: &NodeShared, rest: &str) -> String {
+    let a = args(rest);
+    let ns = arg(&a, &["namespace", "ns"]).unwrap_or("");
+    let store = &node.cluster.store;
+    let Some(n) = store.ns(ns.as_bytes()) else {
+        return "ERROR:20:namespace not found".into();
+    };
+    let now_ms = store.clock.now_ms();
+    let before_ms = match arg(&a, &["lut"]) {
+        Some(l) => match l.parse::<u64>() {
+            Ok(ns_time) => ns_time / 1_000_000,
+            Err(_) => return "ERROR:4:bad lut".into(),
+        },
+        None => now_ms + 1,
+    };
+    if before_ms > now_ms + 1 {
+        return "ERROR:4:would truncate to the future".into();
+    }
+    n.truncate(arg(&a, &["set"]).filter(|s| !s.is_empty()), before_ms);
+    "ok".into()
+}
