@@ -64,7 +64,10 @@ impl RotatingFile {
         self.file.flush()?;
         let backup = self.backup_name();
         std::fs::rename(&self.path, &backup)?;
-        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         self.written = 0;
         if self.compress {
             gzip_and_remove(&backup)?;
@@ -90,7 +93,7 @@ impl RotatingFile {
                 out.push((e.path(), e.metadata()?.modified()?));
             }
         }
-        out.sort_by(|a, b| b.1.cmp(&a.1));
+        out.sort_by_key(|b| std::cmp::Reverse(b.1));
         Ok(out)
     }
 
@@ -112,7 +115,8 @@ impl RotatingFile {
 fn gzip_and_remove(path: &Path) -> io::Result<()> {
     let mut name = path.as_os_str().to_owned();
     name.push(".gz");
-    let mut enc = flate2::write::GzEncoder::new(File::create(&name)?, flate2::Compression::default());
+    let mut enc =
+        flate2::write::GzEncoder::new(File::create(&name)?, flate2::Compression::default());
     io::copy(&mut File::open(path)?, &mut enc)?;
     enc.finish()?.sync_all()?;
     std::fs::remove_file(path)
@@ -145,6 +149,7 @@ impl<'a> MakeWriter<'a> for SharedFile {
 }
 
 /// One write to the shared file.
+#[derive(Debug)]
 pub struct SharedFileGuard<'a>(std::sync::MutexGuard<'a, RotatingFile>);
 
 impl Write for SharedFileGuard<'_> {
@@ -229,7 +234,10 @@ mod tests {
             // Distinct millisecond names for the rotated files.
             std::thread::sleep(Duration::from_millis(3));
         }
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 3, "current + 2 backups: {names:?}");
         assert!(std::fs::metadata(dir.path().join("svc.log")).unwrap().len() <= 1024 * 1024);
     }
@@ -253,7 +261,11 @@ mod tests {
             .collect();
         assert_eq!(gz.len(), 1);
         let mut out = Vec::new();
-        io::Read::read_to_end(&mut flate2::read::GzDecoder::new(File::open(&gz[0]).unwrap()), &mut out).unwrap();
+        io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(File::open(&gz[0]).unwrap()),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out.len(), 800 * 1024);
     }
 }

@@ -42,7 +42,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.version {
         let v = abs::api::system::VersionResponse::current();
-        println!("aerospike-backup-service {} (commit {}, built {})", v.version, v.commit, v.build_time);
+        println!(
+            "aerospike-backup-service {} (commit {}, built {})",
+            v.version, v.commit, v.build_time
+        );
         return ExitCode::SUCCESS;
     }
     if let Some(Command::Validate { path }) = &cli.command {

@@ -54,12 +54,16 @@ impl Metrics {
         let registry = Registry::new();
         let counter = |n: &str, help: &str| {
             let c = IntCounter::new(name(n), help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let gauge = |n: &str, help: &str| {
             let g = Gauge::new(name(n), help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let runs_total = counter("runs_total", "Successful backup runs counter");
@@ -82,23 +86,45 @@ impl Metrics {
         );
 
         let backup_events = IntCounterVec::new(
-            Opts::new(name("backup_events_total"), "Backup events by routine, type and outcome"),
+            Opts::new(
+                name("backup_events_total"),
+                "Backup events by routine, type and outcome",
+            ),
             &["routine", "type", "outcome"],
         )
         .expect("valid metric");
         let backup_duration = HistogramVec::new(
-            HistogramOpts::new(name("backup_duration_seconds"), "Backup duration in seconds")
-                .buckets(vec![1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0, 12.0 * 3600.0]),
+            HistogramOpts::new(
+                name("backup_duration_seconds"),
+                "Backup duration in seconds",
+            )
+            .buckets(vec![
+                1.0,
+                5.0,
+                15.0,
+                60.0,
+                300.0,
+                900.0,
+                3600.0,
+                4.0 * 3600.0,
+                12.0 * 3600.0,
+            ]),
             &["routine", "type"],
         )
         .expect("valid metric");
         let backup_in_progress = IntGaugeVec::new(
-            Opts::new(name("backup_in_progress"), "1 while a backup of the routine and type runs"),
+            Opts::new(
+                name("backup_in_progress"),
+                "1 while a backup of the routine and type runs",
+            ),
             &["routine", "type"],
         )
         .expect("valid metric");
         let backup_progress_pct = IntGaugeVec::new(
-            Opts::new(name("backup_progress_pct"), "Progress of the running backup, 0-100"),
+            Opts::new(
+                name("backup_progress_pct"),
+                "Progress of the running backup, 0-100",
+            ),
             &["routine", "type"],
         )
         .expect("valid metric");
@@ -116,15 +142,22 @@ impl Metrics {
         )
         .expect("valid metric");
         let restore_in_progress =
-            IntGauge::new(name("restore_in_progress"), "Restore jobs running").expect("valid metric");
+            IntGauge::new(name("restore_in_progress"), "Restore jobs running")
+                .expect("valid metric");
         let http_requests = IntCounterVec::new(
-            Opts::new(name("http_requests_total"), "HTTP requests by method, route and status"),
+            Opts::new(
+                name("http_requests_total"),
+                "HTTP requests by method, route and status",
+            ),
             &["method", "route", "status"],
         )
         .expect("valid metric");
         let http_request_duration = HistogramVec::new(
-            HistogramOpts::new(name("http_request_duration_seconds"), "HTTP request latency")
-                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+            HistogramOpts::new(
+                name("http_request_duration_seconds"),
+                "HTTP request latency",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
             &["method", "route"],
         )
         .expect("valid metric");

@@ -34,7 +34,12 @@ pub async fn start(
     let state = AppState::new(store.clone(), metrics.clone());
     let shutdown = CancellationToken::new();
 
-    spawn_config_watch(store.clone(), metrics, state.health.clone(), shutdown.clone());
+    spawn_config_watch(
+        store.clone(),
+        metrics,
+        state.health.clone(),
+        shutdown.clone(),
+    );
 
     let http = cfg.service.http.clone();
     let addr = match bind_override {
@@ -43,9 +48,9 @@ pub async fn start(
             .parse()
             .map_err(|e| std::io::Error::other(format!("service.http address: {e}")))?,
     };
-    let listener = TcpListener::bind(addr).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
-    })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let addr = listener.local_addr()?;
     let app = api::server::with_timeouts(api::router(state.clone()), &http);
     let token = shutdown.clone();
@@ -102,13 +107,20 @@ async fn probe_clusters(cfg: &Config, health: &Health) {
         let mut reachable = false;
         for seed in &c.seed_nodes {
             let target = format!("{}:{}", seed.host_name, seed.port);
-            match tokio::time::timeout(CLUSTER_PROBE_TIMEOUT, tokio::net::TcpStream::connect(&target)).await {
+            match tokio::time::timeout(
+                CLUSTER_PROBE_TIMEOUT,
+                tokio::net::TcpStream::connect(&target),
+            )
+            .await
+            {
                 Ok(Ok(_)) => {
                     reachable = true;
                     break;
                 }
                 Ok(Err(e)) => problems.push(format!("{target}: {e}")),
-                Err(_) => problems.push(format!("{target}: no answer in {CLUSTER_PROBE_TIMEOUT:?}")),
+                Err(_) => {
+                    problems.push(format!("{target}: no answer in {CLUSTER_PROBE_TIMEOUT:?}"))
+                }
             }
         }
         let was_ok = !health.cluster_problems().iter().any(|(n, _)| n == name);

@@ -19,7 +19,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let format = match req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        let format = match req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+        {
             Some(ct) if ct.contains("yaml") => Format::Yaml,
             _ => Format::Json,
         };

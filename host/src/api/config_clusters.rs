@@ -3,6 +3,7 @@
 use crate::config::{AerospikeCluster, Config};
 
 /// The `aerospike-clusters` section.
+#[derive(Debug)]
 pub struct Clusters;
 
 impl entity::Section for Clusters {

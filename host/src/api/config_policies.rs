@@ -3,6 +3,7 @@
 use crate::config::{BackupPolicy, Config};
 
 /// The `backup-policies` section.
+#[derive(Debug)]
 pub struct Policies;
 
 impl entity::Section for Policies {

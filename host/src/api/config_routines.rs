@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 /// The `backup-routines` section.
+#[derive(Debug)]
 pub struct Routines;
 
 impl entity::Section for Routines {
@@ -33,7 +34,11 @@ crate::api::entity::section_routes! {
     noun: "routine",
 }
 
-async fn set_disabled(state: &AppState, name: String, disabled: bool) -> Result<Response, ApiError> {
+async fn set_disabled(
+    state: &AppState,
+    name: String,
+    disabled: bool,
+) -> Result<Response, ApiError> {
     state
         .store
         .update(|cfg| match cfg.backup_routines.get_mut(&name) {
@@ -73,6 +78,12 @@ pub async fn enable(
 /// CRUD plus enable/disable.
 pub fn routes() -> axum::Router<AppState> {
     router()
-        .route("/v1/config/routines/{name}/disable", axum::routing::put(disable))
-        .route("/v1/config/routines/{name}/enable", axum::routing::put(enable))
+        .route(
+            "/v1/config/routines/{name}/disable",
+            axum::routing::put(disable),
+        )
+        .route(
+            "/v1/config/routines/{name}/enable",
+            axum::routing::put(enable),
+        )
 }

@@ -3,6 +3,7 @@
 use crate::config::{Config, SecretAgent};
 
 /// The `secret-agents` section.
+#[derive(Debug)]
 pub struct SecretAgents;
 
 impl entity::Section for SecretAgents {

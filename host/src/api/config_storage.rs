@@ -3,6 +3,7 @@
 use crate::config::{Config, Storage};
 
 /// The `storage` section.
+#[derive(Debug)]
 pub struct Storages;
 
 impl entity::Section for Storages {

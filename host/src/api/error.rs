@@ -68,7 +68,9 @@ impl From<ChangeError> for ApiError {
                 ApiError::bad_field(what.clone(), format!("item already exists: {what}"))
             }
             e @ ChangeError::InUse { .. } => ApiError::Conflict(e.to_string()),
-            ChangeError::Io(e) => ApiError::Internal(anyhow::Error::new(e).context("saving the configuration")),
+            ChangeError::Io(e) => {
+                ApiError::Internal(anyhow::Error::new(e).context("saving the configuration"))
+            }
         }
     }
 }
@@ -98,7 +100,10 @@ impl IntoResponse for ApiError {
         let body = match &self {
             ApiError::BadRequest(errs) => ErrorBody {
                 error: self.to_string(),
-                field: errs.first().map(|e| e.path.clone()).filter(|p| !p.is_empty()),
+                field: errs
+                    .first()
+                    .map(|e| e.path.clone())
+                    .filter(|p| !p.is_empty()),
                 errors: if errs.len() > 1 {
                     errs.iter()
                         .map(|e| FieldError {

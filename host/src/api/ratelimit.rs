@@ -43,7 +43,11 @@ fn in_cidr(ip: IpAddr, net: IpAddr, len: u8) -> bool {
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,
@@ -68,7 +72,10 @@ impl RateLimiter {
         if buckets.len() >= MAX_TRACKED_CLIENTS {
             buckets.retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * tps < size);
         }
-        let b = buckets.entry(ip).or_insert(Bucket { tokens: size, last: now });
+        let b = buckets.entry(ip).or_insert(Bucket {
+            tokens: size,
+            last: now,
+        });
         b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * tps).min(size);
         b.last = now;
         if b.tokens >= 1.0 {

@@ -53,7 +53,11 @@ pub async fn health() -> &'static str {
         (status = 503, description = "Starting", body = String, content_type = "text/plain")))]
 pub async fn ready(State(state): State<AppState>) -> Response {
     if !state.health.is_ready() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "Not ready: the service is starting\n").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not ready: the service is starting\n",
+        )
+            .into_response();
     }
     let mut body = String::from("Ok");
     for (name, problem) in state.health.cluster_problems() {
@@ -74,7 +78,10 @@ pub async fn version() -> Json<VersionResponse> {
     responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()
@@ -117,7 +124,9 @@ pub async fn api_docs(State(state): State<AppState>) -> Html<String> {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 pub fn router() -> axum::Router<AppState> {

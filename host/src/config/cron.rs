@@ -55,20 +55,51 @@ struct FieldSpec {
     names: &'static [&'static str],
 }
 
-const SEC: FieldSpec = FieldSpec { name: "seconds", min: 0, max: 59, names: &[] };
-const MIN: FieldSpec = FieldSpec { name: "minutes", min: 0, max: 59, names: &[] };
-const HOUR: FieldSpec = FieldSpec { name: "hours", min: 0, max: 23, names: &[] };
-const DOM: FieldSpec = FieldSpec { name: "day-of-month", min: 1, max: 31, names: &[] };
-const MON: FieldSpec = FieldSpec { name: "month", min: 1, max: 12, names: &MONTHS };
-const DOW: FieldSpec = FieldSpec { name: "day-of-week", min: 1, max: 7, names: &DAYS };
-const YEAR: FieldSpec = FieldSpec { name: "year", min: 1970, max: 2199, names: &[] };
+const SEC: FieldSpec = FieldSpec {
+    name: "seconds",
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const MIN: FieldSpec = FieldSpec {
+    name: "minutes",
+    min: 0,
+    max: 59,
+    names: &[],
+};
+const HOUR: FieldSpec = FieldSpec {
+    name: "hours",
+    min: 0,
+    max: 23,
+    names: &[],
+};
+const DOM: FieldSpec = FieldSpec {
+    name: "day-of-month",
+    min: 1,
+    max: 31,
+    names: &[],
+};
+const MON: FieldSpec = FieldSpec {
+    name: "month",
+    min: 1,
+    max: 12,
+    names: &MONTHS,
+};
+const DOW: FieldSpec = FieldSpec {
+    name: "day-of-week",
+    min: 1,
+    max: 7,
+    names: &DAYS,
+};
+const YEAR: FieldSpec = FieldSpec {
+    name: "year",
+    min: 1970,
+    max: 2199,
+    names: &[],
+};
 
 fn parse_value(spec: &FieldSpec, s: &str) -> Result<u32, String> {
-    if let Some(i) = spec
-        .names
-        .iter()
-        .position(|n| n.eq_ignore_ascii_case(s))
-    {
+    if let Some(i) = spec.names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
         return Ok(i as u32 + spec.min);
     }
     let v: u32 = s
@@ -203,7 +234,11 @@ impl FromStr for CronSchedule {
 }
 
 fn days_in_month(year: i32, month: u32) -> u32 {
-    let (ny, nm) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    let (ny, nm) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
     NaiveDate::from_ymd_opt(ny, nm, 1)
         .and_then(|d| d.pred_opt())
         .map(|d| d.day())
@@ -306,23 +341,56 @@ mod tests {
 
     #[test]
     fn macros_and_six_fields() {
-        assert_eq!(next("@daily", "2026-11-27T13:00:00Z"), "2026-11-28T00:00:00+00:00");
-        assert_eq!(next("@yearly", "2026-11-27T13:00:00Z"), "2027-01-01T00:00:00+00:00");
-        assert_eq!(next("@hourly", "2026-11-27T13:00:00Z"), "2026-11-27T14:00:00+00:00");
-        assert_eq!(next("*/10 * * * * *", "2026-11-27T13:00:05Z"), "2026-11-27T13:00:10+00:00");
-        assert_eq!(next("0 */1 * * * *", "2026-11-27T13:00:00Z"), "2026-11-27T13:01:00+00:00");
+        assert_eq!(
+            next("@daily", "2026-11-27T13:00:00Z"),
+            "2026-11-28T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("@yearly", "2026-11-27T13:00:00Z"),
+            "2027-01-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("@hourly", "2026-11-27T13:00:00Z"),
+            "2026-11-27T14:00:00+00:00"
+        );
+        assert_eq!(
+            next("*/10 * * * * *", "2026-11-27T13:00:05Z"),
+            "2026-11-27T13:00:10+00:00"
+        );
+        assert_eq!(
+            next("0 */1 * * * *", "2026-11-27T13:00:00Z"),
+            "2026-11-27T13:01:00+00:00"
+        );
     }
 
     #[test]
     fn quartz_forms() {
         // Seven fields with `?` and a start/step hour, as in the ABS docs.
-        assert_eq!(next("0 0 0/2 * * ? *", "2026-11-27T13:00:00Z"), "2026-11-27T14:00:00+00:00");
+        assert_eq!(
+            next("0 0 0/2 * * ? *", "2026-11-27T13:00:00Z"),
+            "2026-11-27T14:00:00+00:00"
+        );
         // Day of week 1 = Sunday; 2026-11-29 is a Sunday.
-        assert_eq!(next("0 30 1 ? * 1", "2026-11-27T13:00:00Z"), "2026-11-29T01:30:00+00:00");
-        assert_eq!(next("0 0 12 ? * MON-FRI", "2026-11-28T13:00:00Z"), "2026-11-30T12:00:00+00:00");
-        assert_eq!(next("0 0 0 L * ?", "2026-02-03T00:00:00Z"), "2026-02-28T00:00:00+00:00");
-        assert_eq!(next("0 0 0 1 JAN ? 2030", "2026-02-03T00:00:00Z"), "2030-01-01T00:00:00+00:00");
-        assert_eq!(next("0 0 0 29 2 ?", "2026-03-01T00:00:00Z"), "2028-02-29T00:00:00+00:00");
+        assert_eq!(
+            next("0 30 1 ? * 1", "2026-11-27T13:00:00Z"),
+            "2026-11-29T01:30:00+00:00"
+        );
+        assert_eq!(
+            next("0 0 12 ? * MON-FRI", "2026-11-28T13:00:00Z"),
+            "2026-11-30T12:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 0 0 L * ?", "2026-02-03T00:00:00Z"),
+            "2026-02-28T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 0 0 1 JAN ? 2030", "2026-02-03T00:00:00Z"),
+            "2030-01-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            next("0 0 0 29 2 ?", "2026-03-01T00:00:00Z"),
+            "2028-02-29T00:00:00+00:00"
+        );
     }
 
     #[test]

@@ -29,7 +29,8 @@ pub fn parse<T: DeserializeOwned>(text: &str, format: Format) -> Result<T, Confi
                 return parse("{}", Format::Yaml);
             }
             let de = serde_yaml::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| located(e.path().to_string(), e.inner().to_string()))
+            serde_path_to_error::deserialize(de)
+                .map_err(|e| located(e.path().to_string(), e.inner().to_string()))
         }
         Format::Json => {
             let mut de = serde_json::Deserializer::from_str(text);
@@ -57,29 +58,29 @@ fn located(path: String, message: String) -> ConfigError {
 pub fn migrate(cfg: &mut Config) -> Vec<String> {
     let mut warnings = Vec::new();
     for (name, p) in &mut cfg.backup_policies {
-        if let Some(rf) = p.remove_files {
-            if p.retention.is_none() {
-                p.retention = match rf {
-                    RemoveFiles::KeepAll => None,
-                    RemoveFiles::RemoveIncremental => Some(RetentionPolicy {
-                        full: None,
-                        incremental: Some(0),
-                    }),
-                    RemoveFiles::RemoveAll => Some(RetentionPolicy {
-                        full: Some(1),
-                        incremental: Some(0),
-                    }),
-                };
-                p.remove_files = None;
-                warnings.push(format!(
-                    "backup-policies.{name}.remove-files is deprecated; it was read as retention {}",
-                    match rf {
-                        RemoveFiles::KeepAll => "(keep everything)",
-                        RemoveFiles::RemoveIncremental => "{incremental: 0}",
-                        RemoveFiles::RemoveAll => "{full: 1, incremental: 0}",
-                    }
-                ));
-            }
+        if let Some(rf) = p.remove_files
+            && p.retention.is_none()
+        {
+            p.retention = match rf {
+                RemoveFiles::KeepAll => None,
+                RemoveFiles::RemoveIncremental => Some(RetentionPolicy {
+                    full: None,
+                    incremental: Some(0),
+                }),
+                RemoveFiles::RemoveAll => Some(RetentionPolicy {
+                    full: Some(1),
+                    incremental: Some(0),
+                }),
+            };
+            p.remove_files = None;
+            warnings.push(format!(
+                "backup-policies.{name}.remove-files is deprecated; it was read as retention {}",
+                match rf {
+                    RemoveFiles::KeepAll => "(keep everything)",
+                    RemoveFiles::RemoveIncremental => "{incremental: 0}",
+                    RemoveFiles::RemoveAll => "{full: 1, incremental: 0}",
+                }
+            ));
         }
         if p.max_retries.is_some() || p.retry_delay.is_some() {
             let mut rp = p.retry_policy.clone().unwrap_or_default();
@@ -141,7 +142,10 @@ mod tests {
             cfg.backup_routines["dailyLocalBackupRoutine"].incr_cron(),
             Some("0 0 0/2 * * ? *")
         );
-        assert_eq!(cfg.secret_agents["secret-agent"].connection_type, ConnectionType::Tcp);
+        assert_eq!(
+            cfg.secret_agents["secret-agent"].connection_type,
+            ConnectionType::Tcp
+        );
     }
 
     #[test]
@@ -150,11 +154,15 @@ mod tests {
             let (cfg, warnings) =
                 load_str(&sample(f), Format::Yaml).unwrap_or_else(|e| panic!("{f}: {e:?}"));
             assert!(
-                warnings.iter().any(|w| w.contains("remove-files is deprecated")),
+                warnings
+                    .iter()
+                    .any(|w| w.contains("remove-files is deprecated")),
                 "{f}: {warnings:?}"
             );
             for p in cfg.backup_policies.values() {
-                assert!(p.remove_files.is_none() && p.max_retries.is_none() && p.retry_delay.is_none());
+                assert!(
+                    p.remove_files.is_none() && p.max_retries.is_none() && p.retry_delay.is_none()
+                );
             }
         }
         let (cfg, _) = load_str(&sample("config.yml"), Format::Yaml).unwrap();
@@ -163,7 +171,10 @@ mod tests {
         assert_eq!((rp.max_retries, rp.base_timeout), (Some(10), Some(10_000)));
         assert_eq!(
             cfg.backup_policies["removeFilesPolicy"].retention,
-            Some(RetentionPolicy { full: Some(1), incremental: Some(0) })
+            Some(RetentionPolicy {
+                full: Some(1),
+                incremental: Some(0)
+            })
         );
         assert_eq!(cfg.backup_policies["keepFilesPolicy"].retention, None);
     }
@@ -246,7 +257,13 @@ plugins:
             assert!(err.message.contains("bogus-key"), "{path:?}: {err}");
             let want: Vec<String> = path
                 .iter()
-                .map(|s| if s.parse::<usize>().is_ok() { format!("[{s}]") } else { s.to_string() })
+                .map(|s| {
+                    if s.parse::<usize>().is_ok() {
+                        format!("[{s}]")
+                    } else {
+                        s.to_string()
+                    }
+                })
                 .collect();
             let want = want.join(".").replace(".[", "[");
             assert!(
@@ -259,13 +276,11 @@ plugins:
 
     #[test]
     fn malformed_values_name_their_field() {
-        let e = parse::<Config>(
-            "backup-policies:\n  p:\n    parallel: lots\n",
-            Format::Yaml,
-        )
-        .unwrap_err();
+        let e = parse::<Config>("backup-policies:\n  p:\n    parallel: lots\n", Format::Yaml)
+            .unwrap_err();
         assert_eq!(e.path, "backup-policies.p.parallel");
-        let e = parse::<Config>(r#"{"storage": {"s": {"local-storage": {}}}}"#, Format::Json).unwrap_err();
+        let e = parse::<Config>(r#"{"storage": {"s": {"local-storage": {}}}}"#, Format::Json)
+            .unwrap_err();
         assert!(e.message.contains("missing field `path`"), "{e}");
         assert!(e.path.starts_with("storage.s"), "{e:?}");
     }

@@ -43,10 +43,10 @@ impl Secret {
 
     /// A `PUT` that sends [`REDACTED`] back keeps the stored value.
     fn keep_from(&mut self, old: Option<&Secret>) {
-        if self.0 == REDACTED {
-            if let Some(old) = old {
-                self.0 = old.0.clone();
-            }
+        if self.0 == REDACTED
+            && let Some(old) = old
+        {
+            self.0 = old.0.clone();
         }
     }
 
@@ -91,7 +91,11 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub backup_routines: BTreeMap<String, BackupRoutine>,
     /// Aerospike Secret Agents, by name. The v2 key `secret-agent` is accepted.
-    #[serde(default, alias = "secret-agent", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        alias = "secret-agent",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub secret_agents: BTreeMap<String, SecretAgent>,
     /// Our extension: third-party WASM plugins by name (a `.wasm` file and its sha256).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -124,22 +128,42 @@ pub struct HttpServerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// Port to listen on. Default 8080.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub port: Option<u16>,
     /// Prefix for every route, system routes included. Default `/`; must start with `/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_path: Option<String>,
     /// Time to read request headers, in ms. Default 5000.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout: Option<u64>,
     /// Time to read a whole request, in ms. Default 30000.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub read_timeout: Option<u64>,
     /// Time to produce a response, in ms. Default 60000.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub write_timeout: Option<u64>,
     /// Keep-alive idle time, in ms. Default 120000.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub idle_timeout: Option<u64>,
     /// Do not start the HTTP listener at all. Default false.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -188,10 +212,18 @@ impl HttpServerConfig {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct RateLimiterConfig {
     /// Tokens added per second. Default 1024.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tps: Option<u32>,
     /// Bucket size (burst). Default 1024.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub size: Option<u32>,
     /// Client addresses or CIDR blocks that are never limited.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -263,13 +295,25 @@ pub struct FileLoggerConfig {
     /// Path of the log file (required).
     pub filename: String,
     /// Rotate when the file reaches this many MB. Default 100.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub maxsize: Option<u64>,
     /// Delete rotated files older than this many days; 0 keeps them. Default 0.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub maxage: Option<u64>,
     /// Keep at most this many rotated files; 0 keeps all. Default 0.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub maxbackups: Option<u64>,
     /// Gzip rotated files. Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -317,7 +361,11 @@ pub struct AerospikeCluster {
     #[serde(default)]
     pub seed_nodes: Vec<SeedNode>,
     /// Connection timeout in ms. Default 30000.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub conn_timeout: Option<u64>,
     /// Use `services-alternate` addresses for peers. Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -329,7 +377,11 @@ pub struct AerospikeCluster {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
     /// Cap on concurrent scans on this cluster, shared by every routine. Default unlimited.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_parallel_scans: Option<u32>,
     /// Rack ids (0..=1000000) to prefer when reading (ABS 3.4+).
     #[serde(
@@ -624,7 +676,11 @@ pub struct AzureStorage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<Secret>,
     /// Block size of uploads, bytes.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub min_part_size: Option<u64>,
     /// Access tier of written blobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -656,7 +712,11 @@ pub struct GcpStorage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     /// Chunk size of uploads, bytes.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub min_part_size: Option<u64>,
     /// Storage class of written objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -696,25 +756,53 @@ fn empty_object() -> serde_json::Value {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct BackupPolicy {
     /// Scans run in parallel by a routine. Default 8.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub parallel: Option<u32>,
     /// Files written in parallel. Default: `parallel`.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub parallel_write: Option<u32>,
     /// Socket timeout of scans, ms. Default 600000.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub socket_timeout: Option<u64>,
     /// Total timeout of scans, ms; 0 = none. Default 0.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub total_timeout: Option<u64>,
     /// Records per second over the routine; 0 = unlimited.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub records_per_second: Option<u64>,
     /// Bandwidth of writes to storage, MiB/s; 0 = unlimited.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub bandwidth: Option<u64>,
     /// Size at which a backup file is rotated, MB. Default 250.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub file_limit: Option<u64>,
     /// Do not back up record data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -732,7 +820,11 @@ pub struct BackupPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compact: Option<bool>,
     /// Nodes scanned at once.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_concurrent_nodes: Option<u32>,
     /// Ask the server to compress scan responses (ABS 3.4+).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -762,10 +854,18 @@ pub struct BackupPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remove_files: Option<RemoveFiles>,
     /// Deprecated (ABS 2.x): use `retry-policy.max-retries`.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_retries: Option<u32>,
     /// Deprecated (ABS 2.x): use `retry-policy.base-timeout`.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retry_delay: Option<u64>,
 }
 
@@ -806,7 +906,11 @@ pub struct RetryPolicy {
     )]
     pub base_timeout: Option<u64>,
     /// Factor applied to the delay after each attempt, >= 1. Default 1.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub multiplier: Option<f64>,
     /// Attempts after the first (`maxRetries` accepted). Default 5.
     #[serde(
@@ -835,10 +939,18 @@ impl RetryPolicy {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct RetentionPolicy {
     /// Keep this many newest full backups (>= 1); absent keeps all.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub full: Option<u32>,
     /// Keep incrementals of this many newest fulls (<= full); absent keeps all.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub incremental: Option<u32>,
 }
 
@@ -857,7 +969,11 @@ pub struct CompressionPolicy {
     /// NONE or ZSTD (required).
     pub mode: CompressionMode,
     /// zstd level -1..=22; 0 means the default (3).
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub level: Option<i32>,
 }
 
@@ -990,10 +1106,18 @@ pub struct SecretAgent {
     /// Host, or socket path for unix (required).
     pub address: String,
     /// TCP port.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub port: Option<u32>,
     /// Request timeout, ms. Default 1000.
-    #[serde(default, deserialize_with = "opt_number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout: Option<u64>,
     /// CA file for TLS to the agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1226,7 +1350,10 @@ storage:
         let shown = cfg.redacted();
         let json = serde_json::to_string(&shown).unwrap();
         assert!(!json.contains("pw1") && !json.contains("\"sk\""));
-        assert!(json.contains("secrets:res:key"), "references are not secret");
+        assert!(
+            json.contains("secrets:res:key"),
+            "references are not secret"
+        );
         let mut back: Config = serde_json::from_str(&json).unwrap();
         assert_eq!(back.unresolved_placeholders().len(), 2);
         back.keep_secrets_from(&cfg);
@@ -1240,8 +1367,10 @@ storage:
         assert_eq!(s.kind(), "local-storage");
         let e = serde_yaml::from_str::<Storage>("s4-storage: {path: /x}").unwrap_err();
         assert!(e.to_string().contains("s4-storage"), "{e}");
-        let e = serde_yaml::from_str::<Storage>("local-storage: {path: /x}\ngcp-storage: {bucket-name: b}")
-            .unwrap_err();
+        let e = serde_yaml::from_str::<Storage>(
+            "local-storage: {path: /x}\ngcp-storage: {bucket-name: b}",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("only one storage type"), "{e}");
         assert!(serde_yaml::from_str::<Storage>("{}").is_err());
         let json = serde_json::to_value(&s).unwrap();

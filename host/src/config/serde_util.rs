@@ -75,9 +75,7 @@ pub fn number<'de, D: Deserializer<'de>, T: ConfigNumber>(d: D) -> Result<T, D::
 }
 
 /// `deserialize_with` for an optional numeric field (`null` → `None`).
-pub fn opt_number<'de, D: Deserializer<'de>, T: ConfigNumber>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
+pub fn opt_number<'de, D: Deserializer<'de>, T: ConfigNumber>(d: D) -> Result<Option<T>, D::Error> {
     struct OptVisitor<T>(PhantomData<T>);
     impl<'de, T: ConfigNumber> Visitor<'de> for OptVisitor<T> {
         type Value = Option<T>;

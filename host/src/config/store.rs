@@ -40,23 +40,26 @@ pub trait PluginCheck: Send + Sync {
 pub fn resolve(cfg: &Config, plugins: Option<&dyn PluginCheck>) -> Vec<ConfigError> {
     let mut errs = Vec::new();
     for (name, c) in &cfg.aerospike_clusters {
-        if let Some(p) = c.credentials.as_ref().and_then(|c| c.password_path.as_ref()) {
-            if let Err(e) = std::fs::metadata(p) {
-                errs.push(ConfigError::new(
-                    format!("aerospike-clusters.{name}.credentials.password-path"),
-                    format!("cannot read \"{p}\": {e}"),
-                ));
-            }
+        if let Some(p) = c
+            .credentials
+            .as_ref()
+            .and_then(|c| c.password_path.as_ref())
+            && let Err(e) = std::fs::metadata(p)
+        {
+            errs.push(ConfigError::new(
+                format!("aerospike-clusters.{name}.credentials.password-path"),
+                format!("cannot read \"{p}\": {e}"),
+            ));
         }
     }
     for (name, p) in &cfg.backup_policies {
-        if let Some(k) = p.encryption.as_ref().and_then(|e| e.key_file.as_ref()) {
-            if let Err(e) = std::fs::metadata(k) {
-                errs.push(ConfigError::new(
-                    format!("backup-policies.{name}.encryption.key-file"),
-                    format!("cannot read \"{k}\": {e}"),
-                ));
-            }
+        if let Some(k) = p.encryption.as_ref().and_then(|e| e.key_file.as_ref())
+            && let Err(e) = std::fs::metadata(k)
+        {
+            errs.push(ConfigError::new(
+                format!("backup-policies.{name}.encryption.key-file"),
+                format!("cannot read \"{k}\": {e}"),
+            ));
         }
     }
     for (name, def) in &cfg.plugins {
@@ -414,7 +417,10 @@ backup-routines:
             })
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("plugins.p.sha256: does not match"), "{err}");
+        assert!(
+            err.to_string().contains("plugins.p.sha256: does not match"),
+            "{err}"
+        );
         let good = hex::encode(Sha256::digest(b"\0asm"));
         s.update(|c| {
             c.plugins.insert(

@@ -79,7 +79,10 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<ConfigError>> {
             e.push(format!("{path}.path"), "must not be empty");
         }
         if p.sha256.len() != 64 || !p.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-            e.push(format!("{path}.sha256"), "must be 64 hexadecimal characters");
+            e.push(
+                format!("{path}.sha256"),
+                "must be 64 hexadecimal characters",
+            );
         }
     }
     if e.0.is_empty() { Ok(()) } else { Err(e.0) }
@@ -92,24 +95,38 @@ fn check_name(e: &mut Errors, section: &str, name: &str) {
         e.push(section, "names must not be empty");
     } else if name.contains('/') || name == "." || name == ".." {
         // Names become folders in storage (ABS 3.7 requires a single path segment).
-        e.push(format!("{section}.{name}"), "name must be a single path segment");
+        e.push(
+            format!("{section}.{name}"),
+            "name must be a single path segment",
+        );
     }
 }
 
 fn service(e: &mut Errors, s: &ServiceConfig) {
     let h = &s.http;
+    if h.disabled {
+        // ABS disables HTTP in favour of its HTTPS listener, which we do not have yet.
+        e.push(
+            "service.http.disabled",
+            "the HTTP listener cannot be disabled: HTTPS is not supported yet",
+        );
+    }
     if h.port == Some(0) {
         e.push("service.http.port", "must be between 1 and 65535");
     }
-    if let Some(cp) = &h.context_path {
-        if !cp.starts_with('/') {
-            e.push("service.http.context-path", "must start with '/'");
-        }
+    if let Some(cp) = &h.context_path
+        && !cp.starts_with('/')
+    {
+        e.push("service.http.context-path", "must start with '/'");
     }
-    if let Some(a) = &h.address {
-        if a.parse::<IpAddr>().is_err() && a != "localhost" {
-            e.push("service.http.address", format!("\"{a}\" is not an IP address"));
-        }
+    if let Some(a) = &h.address
+        && a.parse::<IpAddr>().is_err()
+        && a != "localhost"
+    {
+        e.push(
+            "service.http.address",
+            format!("\"{a}\" is not an IP address"),
+        );
     }
     e.positive("service.http.timeout".into(), h.timeout);
     e.positive("service.http.read-timeout".into(), h.read_timeout);
@@ -133,17 +150,20 @@ fn service(e: &mut Errors, s: &ServiceConfig) {
         }
         e.positive("service.logger.file-writer.maxsize".into(), f.maxsize);
     }
-    if let Some(b) = &s.backup {
-        if let Some(tz) = &b.schedule_timezone {
-            check_timezone(e, "service.backup.schedule-timezone", tz);
-        }
+    if let Some(b) = &s.backup
+        && let Some(tz) = &b.schedule_timezone
+    {
+        check_timezone(e, "service.backup.schedule-timezone", tz);
     }
 }
 
 fn check_timezone(e: &mut Errors, path: &str, tz: &str) {
     // Only UTC is implemented; say so rather than silently scheduling in another zone.
     if !tz.eq_ignore_ascii_case("UTC") {
-        e.push(path, format!("time zone \"{tz}\" is not supported yet; use UTC"));
+        e.push(
+            path,
+            format!("time zone \"{tz}\" is not supported yet; use UTC"),
+        );
     }
 }
 
@@ -165,11 +185,17 @@ fn port_ok(p: u32) -> bool {
 
 fn cluster(e: &mut Errors, cfg: &Config, path: &str, c: &AerospikeCluster) {
     if c.seed_nodes.is_empty() {
-        e.push(format!("{path}.seed-nodes"), "at least one seed node is required");
+        e.push(
+            format!("{path}.seed-nodes"),
+            "at least one seed node is required",
+        );
     }
     for (i, n) in c.seed_nodes.iter().enumerate() {
         if n.host_name.trim().is_empty() {
-            e.push(format!("{path}.seed-nodes[{i}].host-name"), "must not be empty");
+            e.push(
+                format!("{path}.seed-nodes[{i}].host-name"),
+                "must not be empty",
+            );
         }
         if !port_ok(n.port) {
             e.push(
@@ -233,13 +259,13 @@ fn agent_refs(
     if let Some(a) = inline {
         secret_agent(e, &format!("{path}.secret-agent"), a);
     }
-    if let Some(n) = name {
-        if !cfg.secret_agents.contains_key(n) {
-            e.push(
-                format!("{path}.secret-agent-name"),
-                format!("unknown secret agent \"{n}\""),
-            );
-        }
+    if let Some(n) = name
+        && !cfg.secret_agents.contains_key(n)
+    {
+        e.push(
+            format!("{path}.secret-agent-name"),
+            format!("unknown secret agent \"{n}\""),
+        );
     }
 }
 
@@ -257,7 +283,10 @@ fn storage(e: &mut Errors, cfg: &Config, path: &str, s: &Storage) {
             required(e, format!("{p}.bucket"), &s3.bucket);
             required(e, format!("{p}.s3-region"), &s3.s3_region);
             e.positive(format!("{p}.min-part-size"), s3.min_part_size);
-            e.positive(format!("{p}.max-async-connections"), s3.max_async_connections);
+            e.positive(
+                format!("{p}.max-async-connections"),
+                s3.max_async_connections,
+            );
             if s3.secret_access_key.is_some() != s3.access_key_id.is_some() {
                 e.push(
                     p.clone(),
@@ -329,7 +358,9 @@ fn storage(e: &mut Errors, cfg: &Config, path: &str, s: &Storage) {
 
 fn check_url(e: &mut Errors, path: String, url: &str) {
     let ok = (url.starts_with("http://") || url.starts_with("https://"))
-        && url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty());
+        && url
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty());
     if !ok {
         e.push(path, format!("\"{url}\" is not an http(s) URL"));
     }
@@ -339,24 +370,30 @@ fn policy(e: &mut Errors, path: &str, p: &BackupPolicy) {
     e.positive(format!("{path}.parallel"), p.parallel);
     e.positive(format!("{path}.parallel-write"), p.parallel_write);
     e.positive(format!("{path}.file-limit"), p.file_limit);
-    e.positive(format!("{path}.max-concurrent-nodes"), p.max_concurrent_nodes);
+    e.positive(
+        format!("{path}.max-concurrent-nodes"),
+        p.max_concurrent_nodes,
+    );
     if let Some(r) = &p.retry_policy {
         e.positive(format!("{path}.retry-policy.base-timeout"), r.base_timeout);
         if r.multiplier.is_some_and(|m| !(m >= 1.0 && m.is_finite())) {
-            e.push(format!("{path}.retry-policy.multiplier"), "must be at least 1");
+            e.push(
+                format!("{path}.retry-policy.multiplier"),
+                "must be at least 1",
+            );
         }
     }
     if let Some(r) = &p.retention {
         if r.full == Some(0) {
             e.push(format!("{path}.retention.full"), "must be at least 1");
         }
-        if let (Some(f), Some(i)) = (r.full, r.incremental) {
-            if i > f {
-                e.push(
-                    format!("{path}.retention.incremental"),
-                    format!("must not exceed retention.full ({f})"),
-                );
-            }
+        if let (Some(f), Some(i)) = (r.full, r.incremental)
+            && i > f
+        {
+            e.push(
+                format!("{path}.retention.incremental"),
+                format!("must not exceed retention.full ({f})"),
+            );
         }
     }
     if p.remove_files.is_some() && p.retention.is_some() {
@@ -365,12 +402,14 @@ fn policy(e: &mut Errors, path: &str, p: &BackupPolicy) {
             "remove-files (deprecated) and retention are both set; keep only retention",
         );
     }
-    if let Some(c) = &p.compression {
-        if let Some(l) = c.level {
-            if !(-1..=22).contains(&l) {
-                e.push(format!("{path}.compression.level"), "must be between -1 and 22");
-            }
-        }
+    if let Some(c) = &p.compression
+        && let Some(l) = c.level
+        && !(-1..=22).contains(&l)
+    {
+        e.push(
+            format!("{path}.compression.level"),
+            "must be between -1 and 22",
+        );
     }
     if let Some(enc) = &p.encryption {
         let keys = [
@@ -429,31 +468,31 @@ fn routine(e: &mut Errors, cfg: &Config, path: &str, r: &BackupRoutine) {
             format!("unknown storage \"{}\"", r.storage),
         );
     }
-    if let Some(p) = &r.backup_policy {
-        if !cfg.backup_policies.contains_key(p) {
-            e.push(
-                format!("{path}.backup-policy"),
-                format!("unknown backup policy \"{p}\""),
-            );
-        }
+    if let Some(p) = &r.backup_policy
+        && !cfg.backup_policies.contains_key(p)
+    {
+        e.push(
+            format!("{path}.backup-policy"),
+            format!("unknown backup policy \"{p}\""),
+        );
     }
-    if let Some(a) = &r.secret_agent {
-        if !cfg.secret_agents.contains_key(a) {
-            e.push(
-                format!("{path}.secret-agent"),
-                format!("unknown secret agent \"{a}\""),
-            );
-        }
+    if let Some(a) = &r.secret_agent
+        && !cfg.secret_agents.contains_key(a)
+    {
+        e.push(
+            format!("{path}.secret-agent"),
+            format!("unknown secret agent \"{a}\""),
+        );
     }
     if r.interval_cron.trim().is_empty() {
         e.push(format!("{path}.interval-cron"), "is required");
     } else if let Err(m) = r.interval_cron.parse::<CronSchedule>() {
         e.push(format!("{path}.interval-cron"), m);
     }
-    if let Some(c) = r.incr_cron() {
-        if let Err(m) = c.parse::<CronSchedule>() {
-            e.push(format!("{path}.incr-interval-cron"), m);
-        }
+    if let Some(c) = r.incr_cron()
+        && let Err(m) = c.parse::<CronSchedule>()
+    {
+        e.push(format!("{path}.incr-interval-cron"), m);
     }
     if let Some(tz) = &r.schedule_timezone {
         check_timezone(e, &format!("{path}.schedule-timezone"), tz);
@@ -470,10 +509,10 @@ fn routine(e: &mut Errors, cfg: &Config, path: &str, r: &BackupRoutine) {
             }
         }
     }
-    if let Some(pl) = &r.partition_list {
-        if let Err(m) = parse_partition_list(pl) {
-            e.push(format!("{path}.partition-list"), m);
-        }
+    if let Some(pl) = &r.partition_list
+        && let Err(m) = parse_partition_list(pl)
+    {
+        e.push(format!("{path}.partition-list"), m);
     }
     if let Some(racks) = &r.rack_list {
         check_racks(e, &format!("{path}.rack-list"), racks);
@@ -481,11 +520,15 @@ fn routine(e: &mut Errors, cfg: &Config, path: &str, r: &BackupRoutine) {
     if let Some(racks) = &r.prefer_racks {
         check_racks(e, &format!("{path}.prefer-racks"), racks);
     }
-    let cluster_racks = cluster.is_some_and(|c| c.prefer_racks.as_ref().is_some_and(|r| !r.is_empty()));
+    let cluster_racks =
+        cluster.is_some_and(|c| c.prefer_racks.as_ref().is_some_and(|r| !r.is_empty()));
     let selectors = [
         ("partition-list", r.partition_list.is_some()),
         ("node-list", !r.node_list.is_empty()),
-        ("rack-list", r.rack_list.as_ref().is_some_and(|v| !v.is_empty())),
+        (
+            "rack-list",
+            r.rack_list.as_ref().is_some_and(|v| !v.is_empty()),
+        ),
         (
             "prefer-racks",
             r.prefer_racks.as_ref().is_some_and(|v| !v.is_empty()) || cluster_racks,
@@ -498,16 +541,16 @@ fn routine(e: &mut Errors, cfg: &Config, path: &str, r: &BackupRoutine) {
             format!("{} are mutually exclusive", set.join(" and ")),
         );
     }
-    if let Some(max) = cluster.and_then(|c| c.max_parallel_scans) {
-        if r.set_list.len() > max as usize {
-            e.push(
-                format!("{path}.set-list"),
-                format!(
-                    "has {} sets, more than the cluster's max-parallel-scans ({max})",
-                    r.set_list.len()
-                ),
-            );
-        }
+    if let Some(max) = cluster.and_then(|c| c.max_parallel_scans)
+        && r.set_list.len() > max as usize
+    {
+        e.push(
+            format!("{path}.set-list"),
+            format!(
+                "has {} sets, more than the cluster's max-parallel-scans ({max})",
+                r.set_list.len()
+            ),
+        );
     }
 }
 
@@ -615,8 +658,15 @@ backup-routines:
         c.backup_policies.get_mut("p").unwrap().parallel = Some(0);
         let errs = errors(&c);
         assert!(errs.contains(&"backup-routines.r.storage: unknown storage \"s4\"".to_string()));
-        assert!(errs.contains(&"backup-routines.r.source-cluster: unknown cluster \"nope\"".to_string()));
-        assert!(errs.iter().any(|e| e.starts_with("backup-routines.r.interval-cron: expected 6 or 7")));
+        assert!(
+            errs.contains(
+                &"backup-routines.r.source-cluster: unknown cluster \"nope\"".to_string()
+            )
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("backup-routines.r.interval-cron: expected 6 or 7"))
+        );
         assert!(errs.contains(&"backup-policies.p.parallel: must be positive".to_string()));
         assert_eq!(errs.len(), 4, "{errs:?}");
     }
@@ -632,7 +682,9 @@ backup-routines:
         });
         assert_eq!(
             errors(&c),
-            vec!["aerospike-clusters.c.credentials: only one of password, password-path and password-key-secret may be set"]
+            vec![
+                "aerospike-clusters.c.credentials: only one of password, password-path and password-key-secret may be set"
+            ]
         );
     }
 
@@ -640,21 +692,39 @@ backup-routines:
     fn policy_rules() {
         let mut c = base();
         let p = c.backup_policies.get_mut("p").unwrap();
-        p.retention = Some(RetentionPolicy { full: Some(2), incremental: Some(3) });
+        p.retention = Some(RetentionPolicy {
+            full: Some(2),
+            incremental: Some(3),
+        });
         p.encryption = Some(EncryptionPolicy {
             mode: EncryptionMode::Aes256,
             key_file: None,
             key_env: None,
             key_secret: None,
         });
-        p.compression = Some(CompressionPolicy { mode: CompressionMode::Zstd, level: Some(30) });
+        p.compression = Some(CompressionPolicy {
+            mode: CompressionMode::Zstd,
+            level: Some(30),
+        });
         p.pipeline = Some(vec![]);
         let errs = errors(&c);
         assert_eq!(errs.len(), 4, "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("backup-policies.p.retention.incremental")));
-        assert!(errs.iter().any(|e| e.starts_with("backup-policies.p.encryption: exactly one")));
-        assert!(errs.iter().any(|e| e.starts_with("backup-policies.p.compression.level")));
-        assert!(errs.iter().any(|e| e.starts_with("backup-policies.p.pipeline: pipeline cannot")));
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("backup-policies.p.retention.incremental"))
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("backup-policies.p.encryption: exactly one"))
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("backup-policies.p.compression.level"))
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("backup-policies.p.pipeline: pipeline cannot"))
+        );
     }
 
     #[test]
@@ -664,12 +734,21 @@ backup-routines:
         r.partition_list = Some("0-100,200".into());
         r.node_list = vec!["127.0.0.1:3000".into()];
         let errs = errors(&c);
-        assert_eq!(errs, vec!["backup-routines.r: partition-list and node-list are mutually exclusive"]);
+        assert_eq!(
+            errs,
+            vec!["backup-routines.r: partition-list and node-list are mutually exclusive"]
+        );
         assert_eq!(
             parse_partition_list("0-100, 4095").unwrap(),
             vec![
-                PartitionSpec::Range { begin: 0, count: 100 },
-                PartitionSpec::Range { begin: 4095, count: 1 }
+                PartitionSpec::Range {
+                    begin: 0,
+                    count: 100
+                },
+                PartitionSpec::Range {
+                    begin: 4095,
+                    count: 1
+                }
             ]
         );
         assert!(parse_partition_list("4000-200").is_err());
@@ -707,7 +786,10 @@ backup-routines:
         let errs = errors(&c);
         assert_eq!(
             errs,
-            vec!["secret-agents.sa.address: is required", "secret-agents.sa.port: is required for tcp"]
+            vec![
+                "secret-agents.sa.address: is required",
+                "secret-agents.sa.port: is required for tcp"
+            ]
         );
     }
 }

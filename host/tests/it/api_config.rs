@@ -65,7 +65,12 @@ pub fn fixture() -> Fixture {
     fixture_with(CONFIG)
 }
 
-pub async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+pub async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let req = Request::builder().method(method).uri(uri);
     let req = match body {
         Some(b) => req
@@ -101,13 +106,26 @@ async fn get_config_redacts_secrets() {
     assert_eq!(s, StatusCode::OK);
     let text = v.to_string();
     assert!(!text.contains("s3cr3t"), "{text}");
-    assert_eq!(v["aerospike-clusters"]["main"]["credentials"]["password"], "[secret]");
-    assert_eq!(v["storage"]["s3"]["s3-storage"]["secret-access-key"], "[secret]");
+    assert_eq!(
+        v["aerospike-clusters"]["main"]["credentials"]["password"],
+        "[secret]"
+    );
+    assert_eq!(
+        v["storage"]["s3"]["s3-storage"]["secret-access-key"],
+        "[secret]"
+    );
     assert_eq!(v["backup-routines"]["nightly"]["storage"], "disk");
 }
 
 /// One resource's five operations with their ABS status codes.
-async fn crud_cycle(section: &str, config_key: &str, new_item: Value, changed: Value, in_use: &str, bad: (Value, &str)) {
+async fn crud_cycle(
+    section: &str,
+    config_key: &str,
+    new_item: Value,
+    changed: Value,
+    in_use: &str,
+    bad: (Value, &str),
+) {
     let f = fixture();
     let base = format!("/v1/config/{section}");
     let (s, list) = call(&f.app, "GET", &base, None).await;
@@ -117,43 +135,90 @@ async fn crud_cycle(section: &str, config_key: &str, new_item: Value, changed: V
     let (s, _) = call(&f.app, "GET", &format!("{base}/nope"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{section} get unknown");
 
-    let (s, body) = call(&f.app, "POST", &format!("{base}/fresh"), Some(new_item.clone())).await;
+    let (s, body) = call(
+        &f.app,
+        "POST",
+        &format!("{base}/fresh"),
+        Some(new_item.clone()),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{section} create: {body}");
-    assert!(reload(&f.path).to_owned_json()[config_key]["fresh"].is_object(), "{section} persisted");
+    assert!(
+        reload(&f.path).to_owned_json()[config_key]["fresh"].is_object(),
+        "{section} persisted"
+    );
 
-    let (s, body) = call(&f.app, "POST", &format!("{base}/fresh"), Some(new_item.clone())).await;
+    let (s, body) = call(
+        &f.app,
+        "POST",
+        &format!("{base}/fresh"),
+        Some(new_item.clone()),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{section} create twice");
-    assert!(body["error"].as_str().unwrap().contains("item already exists"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("item already exists"),
+        "{body}"
+    );
 
     let (s, got) = call(&f.app, "GET", &format!("{base}/fresh"), None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(got, new_item, "{section} get returns what was created");
 
-    let (s, body) = call(&f.app, "PUT", &format!("{base}/fresh"), Some(changed.clone())).await;
+    let (s, body) = call(
+        &f.app,
+        "PUT",
+        &format!("{base}/fresh"),
+        Some(changed.clone()),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{section} update: {body}");
     let (_, got) = call(&f.app, "GET", &format!("{base}/fresh"), None).await;
     assert_eq!(got, changed);
 
-    let (s, _) = call(&f.app, "PUT", &format!("{base}/nope"), Some(changed.clone())).await;
+    let (s, _) = call(
+        &f.app,
+        "PUT",
+        &format!("{base}/nope"),
+        Some(changed.clone()),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{section} update unknown");
 
     let before = file(&f.path);
     let (s, body) = call(&f.app, "POST", &format!("{base}/broken"), Some(bad.0)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{section} bad body: {body}");
     assert_eq!(body["field"], bad.1, "{section}: {body}");
-    assert_eq!(file(&f.path), before, "{section}: a rejected change leaves the file byte-identical");
+    assert_eq!(
+        file(&f.path),
+        before,
+        "{section}: a rejected change leaves the file byte-identical"
+    );
 
     if section != "routines" {
         let (s, body) = call(&f.app, "DELETE", &format!("{base}/{in_use}"), None).await;
         assert_eq!(s, StatusCode::CONFLICT, "{section} delete in use: {body}");
-        assert!(body["error"].as_str().unwrap().contains("backup-routines.nightly"), "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("backup-routines.nightly"),
+            "{body}"
+        );
     }
 
     let (s, _) = call(&f.app, "DELETE", &format!("{base}/fresh"), None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = call(&f.app, "DELETE", &format!("{base}/fresh"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert!(reload(&f.path).to_owned_json()[config_key].get("fresh").is_none());
+    assert!(
+        reload(&f.path).to_owned_json()[config_key]
+            .get("fresh")
+            .is_none()
+    );
 }
 
 trait ToJson {
@@ -173,7 +238,10 @@ async fn clusters_crud() {
         json!({"seed-nodes": [{"host-name": "10.0.0.1", "port": 3000}], "max-parallel-scans": 4}),
         json!({"seed-nodes": [{"host-name": "10.0.0.2", "port": 3100}], "label": "two"}),
         "main",
-        (json!({"seed-nodes": [{"host-name": "h", "port": 3000}], "conn-timeot": 5}), "aerospike-clusters.broken.conn-timeot"),
+        (
+            json!({"seed-nodes": [{"host-name": "h", "port": 3000}], "conn-timeot": 5}),
+            "aerospike-clusters.broken.conn-timeot",
+        ),
     )
     .await;
 }
@@ -186,7 +254,10 @@ async fn storage_crud() {
         json!({"local-storage": {"path": "/tmp/x"}}),
         json!({"gcp-storage": {"bucket-name": "bk", "path": "p"}}),
         "disk",
-        (json!({"s3-storage": {"bucket": "b"}}), "storage.broken.s3-storage"),
+        (
+            json!({"s3-storage": {"bucket": "b"}}),
+            "storage.broken.s3-storage",
+        ),
     )
     .await;
 }
@@ -228,8 +299,10 @@ async fn secret_agents_crud() {
         &f.app,
         "PUT",
         "/v1/config/routines/nightly",
-        Some(json!({"interval-cron": "@daily", "source-cluster": "main", "storage": "disk",
-                    "namespaces": [], "secret-agent": "agent"})),
+        Some(
+            json!({"interval-cron": "@daily", "source-cluster": "main", "storage": "disk",
+                    "namespaces": [], "secret-agent": "agent"}),
+        ),
     )
     .await;
     assert_eq!(s, StatusCode::OK);
@@ -300,8 +373,18 @@ async fn put_whole_config_persists_and_keeps_redacted_secrets() {
     assert_eq!(s, StatusCode::OK, "{body}");
     let saved = reload(&f.path);
     assert_eq!(saved.backup_policies["daily"].parallel, Some(2));
-    let pw = saved.aerospike_clusters["main"].credentials.as_ref().unwrap().password.as_ref().unwrap();
-    assert_eq!(pw.expose(), "s3cr3t-pw", "GET → edit → PUT keeps the password");
+    let pw = saved.aerospike_clusters["main"]
+        .credentials
+        .as_ref()
+        .unwrap()
+        .password
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        pw.expose(),
+        "s3cr3t-pw",
+        "GET → edit → PUT keeps the password"
+    );
 
     // A placeholder with no stored secret behind it is an error, not a literal password.
     cfg["aerospike-clusters"]["new"] = json!({"seed-nodes": [{"host-name": "h", "port": 1}],
@@ -323,10 +406,19 @@ async fn put_invalid_config_lists_every_error() {
     });
     let (s, body) = call(&f.app, "PUT", "/v1/config", Some(bad)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(
         fields,
-        vec!["aerospike-clusters.c.seed-nodes", "backup-routines.r.storage", "backup-routines.r.interval-cron"]
+        vec![
+            "aerospike-clusters.c.seed-nodes",
+            "backup-routines.r.storage",
+            "backup-routines.r.interval-cron"
+        ]
     );
     assert_eq!(file(&f.path), before);
 }
@@ -371,7 +463,14 @@ async fn concurrent_api_updates_all_land() {
     for i in 0..16 {
         let app = f.app.clone();
         tasks.push(tokio::spawn(async move {
-            call(&app, "POST", &format!("/v1/config/policies/p{i}"), Some(json!({"parallel": i + 1}))).await.0
+            call(
+                &app,
+                "POST",
+                &format!("/v1/config/policies/p{i}"),
+                Some(json!({"parallel": i + 1})),
+            )
+            .await
+            .0
         }));
     }
     for t in tasks {
@@ -404,7 +503,11 @@ async fn system_routes() {
     assert!(doc["paths"]["/v1/config/clusters/{name}"]["delete"].is_object());
     let (s, page) = call(&f.app, "GET", "/api-docs/", None).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(page.as_str().unwrap().contains("/v1/config/routines/{name}/enable"));
+    assert!(
+        page.as_str()
+            .unwrap()
+            .contains("/v1/config/routines/{name}/enable")
+    );
 }
 
 #[tokio::test]
@@ -426,7 +529,10 @@ async fn ready_is_503_until_started() {
 
 #[tokio::test]
 async fn context_path_prefixes_every_route() {
-    let f = fixture_with(&CONFIG.replace("http: {port: 8080}", "http: {port: 8080, context-path: /abs}"));
+    let f = fixture_with(&CONFIG.replace(
+        "http: {port: 8080}",
+        "http: {port: 8080, context-path: /abs}",
+    ));
     let (s, _) = call(&f.app, "GET", "/abs/health", None).await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = call(&f.app, "GET", "/abs/v1/config/routines/nightly", None).await;
@@ -444,7 +550,10 @@ async fn rate_limit_answers_429_per_client() {
         "http: {port: 8080, rate: {tps: 1, size: 3, white-list: [10.9.9.9]}}",
     ));
     let req = |ip: &str| {
-        let mut r = Request::builder().uri("/health").body(Body::empty()).unwrap();
+        let mut r = Request::builder()
+            .uri("/health")
+            .body(Body::empty())
+            .unwrap();
         let addr: SocketAddr = format!("{ip}:4000").parse().unwrap();
         r.extensions_mut().insert(ConnectInfo(addr));
         r
@@ -457,7 +566,11 @@ async fn rate_limit_answers_429_per_client() {
     assert_eq!(body["error"], "Too Many Requests");
     assert_eq!(send(&f.app, req("10.1.1.2")).await.0, StatusCode::OK);
     for _ in 0..10 {
-        assert_eq!(send(&f.app, req("10.9.9.9")).await.0, StatusCode::OK, "white-listed");
+        assert_eq!(
+            send(&f.app, req("10.9.9.9")).await.0,
+            StatusCode::OK,
+            "white-listed"
+        );
     }
 }
 
@@ -466,7 +579,13 @@ async fn store_changes_reach_subscribers_and_running_work_keeps_its_arc() {
     let f = fixture();
     let snapshot = f.store.current();
     let mut rx = f.store.subscribe();
-    let (s, _) = call(&f.app, "PUT", "/v1/config/policies/daily", Some(json!({"parallel": 9}))).await;
+    let (s, _) = call(
+        &f.app,
+        "PUT",
+        "/v1/config/policies/daily",
+        Some(json!({"parallel": 9})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     rx.changed().await.unwrap();
     assert_eq!(rx.borrow().backup_policies["daily"].parallel, Some(9));

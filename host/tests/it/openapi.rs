@@ -4,11 +4,7 @@
 use std::collections::BTreeSet;
 
 /// Upstream paths that later issues add (backups, restore); see docs/API-DIFFERENCES.md.
-const NOT_YET: &[&str] = &[
-    "/v1/backups/",
-    "/v1/restore/",
-    "/v1/retrieve/",
-];
+const NOT_YET: &[&str] = &["/v1/backups/", "/v1/restore/", "/v1/retrieve/"];
 
 fn methods(doc: &serde_json::Value) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
@@ -45,7 +41,10 @@ fn every_upstream_config_and_system_path_exists() {
     assert!(missing.is_empty(), "missing from our OpenAPI: {missing:?}");
     assert!(deferred > 0, "the allowlist should match something");
     // Our additions beyond ABS.
-    for extra in ["/v1/config/secret-agents/{name}", "/v1/config/routines/{name}/enable"] {
+    for extra in [
+        "/v1/config/secret-agents/{name}",
+        "/v1/config/routines/{name}/enable",
+    ] {
         assert!(ours.iter().any(|(p, _)| p == extra), "{extra}");
     }
 }

@@ -1,0 +1,235 @@
+//! The binary as an operator runs it: the README start command on the default config, the CLI
+//! flags, and the Dockerfile's references (Docker itself cannot run here, DESIGN D15).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aerospike-backup-service");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn default_config_starts_without_aerospike() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // The shipped default config, on a free port so parallel runs don't collide.
+    let default =
+        std::fs::read_to_string(repo().join("config/aerospike-backup-service.yml")).unwrap();
+    assert!(
+        default.contains("port: 8080"),
+        "the default listens on 8080"
+    );
+    let cfg = dir.path().join("abs.yml");
+    std::fs::write(
+        &cfg,
+        default.replace("port: 8080", &format!("port: {port}")),
+    )
+    .unwrap();
+    let child = Command::new(BIN)
+        .arg("-c")
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut svc = Service(child);
+    let start = Instant::now();
+    let health = loop {
+        if let Some(r) = get(port, "/health") {
+            break r;
+        }
+        if let Some(status) = svc.0.try_wait().unwrap() {
+            let mut err = String::new();
+            svc.0
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("service exited with {status}: {err}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no answer on /health"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("Ok"),
+        "{health}"
+    );
+    let cfg_json = get(port, "/v1/config").unwrap();
+    assert!(
+        cfg_json.contains("\"local-storage\":{\"path\":\"./backups\"}"),
+        "{cfg_json}"
+    );
+    // The probe of 127.0.0.1:3000 runs at start; /ready stays 200 either way.
+    let ready = get(port, "/ready").unwrap();
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    // SIGTERM ends it cleanly.
+    let pid = svc.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = svc.0.try_wait().unwrap() {
+            assert!(status.success(), "exit status after SIGTERM: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut out = String::new();
+    svc.0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(
+        out.contains("Aerospike Backup Service is listening"),
+        "{out}"
+    );
+    assert!(out.contains("Shutting down"), "{out}");
+}
+
+#[test]
+fn cli_flags() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+
+    let out = Command::new(BIN).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config is required"));
+
+    let cfg = repo().join("config/aerospike-backup-service.yml");
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&cfg)
+        .arg("-r")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--remote is not supported yet"));
+
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "backup-routines:\n  r: {interval-cron: nope, source-cluster: c, storage: s, namespaces: []}\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("backup-routines.r.source-cluster: unknown cluster \"c\""),
+        "{err}"
+    );
+    assert!(err.contains("backup-routines.r.interval-cron"), "{err}");
+
+    let out = Command::new(BIN).arg("-c").arg(&bad).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an invalid config stops the start"
+    );
+}
+
+/// What the Dockerfile refers to exists, so `docker build` has what it needs.
+#[test]
+fn dockerfile_matches_the_project() {
+    let df = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    assert!(df.contains("cargo build --release --locked -p aerospike-backup-service"));
+    assert!(df.contains("target/release/aerospike-backup-service"));
+    for line in df
+        .lines()
+        .filter(|l| l.starts_with("COPY --chown") || l.starts_with("COPY config"))
+    {
+        let src = line.split_whitespace().rev().nth(1).unwrap();
+        assert!(repo().join(src).exists(), "Dockerfile copies missing {src}");
+    }
+    assert!(df.contains("EXPOSE 8080"));
+    assert!(df.contains("http://127.0.0.1:8080/health"));
+    let user_line = df
+        .lines()
+        .find(|l| l.starts_with("USER "))
+        .expect("a USER line");
+    assert_ne!(user_line.trim(), "USER root");
+    // The toolchain of the build stage is the one the workspace requires.
+    let ws = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let msrv = ws.lines().find(|l| l.starts_with("rust-version")).unwrap();
+    let msrv = msrv.split('"').nth(1).unwrap();
+    assert!(
+        df.contains(&format!("FROM rust:{msrv}")),
+        "build stage should use rust {msrv}"
+    );
+}
+
+/// README's two commands are the ones the project runs.
+#[test]
+fn readme_commands_are_true() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(readme.contains(
+        "cargo run --release -p aerospike-backup-service -- -c config/aerospike-backup-service.yml"
+    ));
+    assert!(readme.contains("\nscripts/test\n"));
+    let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
+    assert!(
+        ci.contains("scripts/test"),
+        ".ci/run calls the README's test command"
+    );
+}
