@@ -227,7 +227,7 @@ mod tests {
         let stats = store
             .ns(b"test")
             .unwrap()
-            .set_stats(store.clock.now_cl_secs());
-        assert_eq!(stats.get("set_a").map(|s| s.0), Some(100));
+            .set_stats(store.clock.now_cl_secs(), |_| Some(0));
+        assert_eq!(stats.get("set_a").map(|s| s.objects), Some(100));
     }
 }

@@ -1013,6 +1013,15 @@ pub struct PipelineStep {
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub options: serde_json::Value,
+    /// For encryption codecs: file holding the key (as `encryption.key-file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// For encryption codecs: environment variable holding the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
+    /// For encryption codecs: Secret Agent key holding the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_secret: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -62,6 +62,18 @@ pub fn resolve(cfg: &Config, plugins: Option<&dyn PluginCheck>) -> Vec<ConfigErr
             ));
         }
     }
+    for (name, p) in &cfg.backup_policies {
+        for (i, step) in p.pipeline.iter().flatten().enumerate() {
+            if let Some(k) = &step.key_file
+                && let Err(e) = std::fs::metadata(k)
+            {
+                errs.push(ConfigError::new(
+                    format!("backup-policies.{name}.pipeline[{i}].key-file"),
+                    format!("cannot read \"{k}\": {e}"),
+                ));
+            }
+        }
+    }
     for (name, def) in &cfg.plugins {
         match std::fs::read(&def.path) {
             Err(e) => errs.push(ConfigError::new(

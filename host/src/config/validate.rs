@@ -446,6 +446,16 @@ fn policy(e: &mut Errors, path: &str, p: &BackupPolicy) {
             if !s.options.is_object() {
                 e.push(format!("{path}.pipeline[{i}].options"), "must be an object");
             }
+            let keys = [&s.key_file, &s.key_env, &s.key_secret]
+                .iter()
+                .filter(|k| k.is_some())
+                .count();
+            if keys > 1 {
+                e.push(
+                    format!("{path}.pipeline[{i}]"),
+                    "only one of key-file, key-env and key-secret may be set",
+                );
+            }
         }
     }
 }

@@ -22,6 +22,9 @@ struct Args {
     /// Number of racks the nodes are spread over (0 = none).
     #[arg(long, default_value_t = 0)]
     racks: u32,
+    /// Copies of each partition (node i holds copy r of partition p when (p + r) % nodes == i).
+    #[arg(long, default_value_t = 1)]
+    replication_factor: usize,
     /// Require clients to log in as this user.
     #[arg(long, requires = "password")]
     user: Option<String>,
@@ -55,6 +58,7 @@ fn main() -> std::io::Result<()> {
         namespaces: namespaces.clone(),
         nodes: args.nodes,
         racks: args.racks,
+        replication_factor: args.replication_factor,
         user: args.user.clone().zip(args.password.clone()),
         cluster_name: args.cluster_name.clone(),
         default_ttl: args.default_ttl,

@@ -61,9 +61,9 @@ fn one(node: &NodeShared, cmd: &str) -> String {
         "peers-generation" | "rebalance-generation" => {
             cl.peers_generation.load(Ordering::Relaxed).to_string()
         }
-        "replicas" => replicas(node, |b64| format!("0,1,{b64}")),
-        "replicas-all" => replicas(node, |b64| format!("1,{b64}")),
-        "replicas-master" => replicas(node, |b64| b64.to_string()),
+        "replicas" => replicas(node, |m| format!("0,{},{}", m.len(), m.join(","))),
+        "replicas-all" => replicas(node, |m| format!("{},{}", m.len(), m.join(","))),
+        "replicas-master" => replicas(node, |m| m[0].clone()),
         "peers-clear-std" | "peers-clear-alt" => peers(node, true),
         "peers-tls-std" | "peers-tls-alt" => peers(node, false),
         "services" | "services-alternate" | "services-alumni" => cl
@@ -133,19 +133,28 @@ fn edition(node: &NodeShared) -> &'static str {
     }
 }
 
-fn replicas(node: &NodeShared, fmt: impl Fn(&str) -> String) -> String {
+/// Partition bitmaps, one per copy (master first), as `replicas` reports them.
+fn replica_bitmaps(node: &NodeShared) -> Vec<String> {
     let n = node.cluster.node_count();
-    let mut bitmap = vec![0u8; PARTITIONS / 8];
-    for p in 0..PARTITIONS {
-        if p % n == node.index {
-            bitmap[p >> 3] |= 0x80 >> (p & 7);
-        }
-    }
-    let b64 = B64.encode(&bitmap);
+    (0..node.cluster.replication_factor())
+        .map(|r| {
+            let mut bitmap = vec![0u8; PARTITIONS / 8];
+            for p in 0..PARTITIONS {
+                if (p + r) % n == node.index {
+                    bitmap[p >> 3] |= 0x80 >> (p & 7);
+                }
+            }
+            B64.encode(&bitmap)
+        })
+        .collect()
+}
+
+fn replicas(node: &NodeShared, fmt: impl Fn(&[String]) -> String) -> String {
+    let maps = replica_bitmaps(node);
     node.cluster
         .ns_names()
         .iter()
-        .map(|ns| format!("{ns}:{}", fmt(&b64)))
+        .map(|ns| format!("{ns}:{}", fmt(&maps)))
         .collect::<Vec<_>>()
         .join(";")
 }
@@ -208,8 +217,9 @@ fn get_config(node: &NodeShared, rest: &str) -> String {
             let ns = arg(&a, &["id", "namespace"]).unwrap_or("");
             match cl.store.ns(ns.as_bytes()) {
                 Some(n) => format!(
-                    "replication-factor=1;default-ttl={};nsup-period=0;storage-engine=memory;\
+                    "replication-factor={};default-ttl={};nsup-period=0;storage-engine=memory;\
                      strong-consistency=false;allow-ttl-without-nsup=true;conflict-resolution-policy=generation",
+                    cl.replication_factor(),
                     n.default_ttl
                 ),
                 None => format!("ERROR::namespace {ns} not found"),
@@ -235,13 +245,17 @@ fn namespace(node: &NodeShared, ns: &str) -> String {
         return "ERROR::namespace not found".into();
     };
     let now = cl.store.clock.now_cl_secs();
-    let stats = n.set_stats(now);
-    let objects: u64 = stats.values().map(|s| s.0).sum();
-    let bytes: u64 = stats.values().map(|s| s.1).sum();
+    // Like a server node: counts cover the partitions this node holds, masters separately.
+    let stats = n.set_stats(now, |p| node.copy_of(p));
+    let objects: u64 = stats.values().map(|s| s.objects).sum();
+    let master: u64 = stats.values().map(|s| s.master_objects).sum();
+    let bytes: u64 = stats.values().map(|s| s.bytes).sum();
     format!(
-        "objects={objects};master_objects={objects};prole_objects=0;tombstones=0;\
-         data_used_bytes={bytes};current_time={now};replication-factor=1;default-ttl={};\
+        "objects={objects};master_objects={master};prole_objects={};tombstones=0;\
+         data_used_bytes={bytes};current_time={now};replication-factor={};default-ttl={};\
          nsup-period=0;storage-engine=memory;strong-consistency=false;set_count={}",
+        objects - master,
+        cl.replication_factor(),
         n.default_ttl,
         stats.keys().filter(|k| !k.is_empty()).count()
     )
@@ -259,9 +273,10 @@ fn sets(node: &NodeShared, path: &str) -> String {
         if !ns_filter.is_empty() && n.name != ns_filter {
             continue;
         }
-        let stats = n.set_stats(now);
+        let stats = n.set_stats(now, |p| node.copy_of(p));
         let sets = store::lock(&n.sets);
-        for (set, (objects, bytes)) in &stats {
+        for (set, st) in &stats {
+            let (objects, bytes) = (st.objects, st.bytes);
             if set.is_empty() || set_filter.is_some_and(|f| f != set) {
                 continue;
             }

@@ -25,8 +25,13 @@ pub struct NodeConfig {
     pub namespaces: Vec<String>,
     /// Number of nodes; the 4096 partitions are split `partition % nodes`.
     pub nodes: usize,
-    /// Number of racks the nodes are spread over (node `i` is in rack `i % racks`); 0 = all rack 0.
+    /// Number of racks the nodes are spread over (node `i` is in rack `i % racks + 1`);
+    /// 0 = all in rack 0.
     pub racks: u32,
+    /// Copies of each partition (capped at `nodes`): copy `r` of partition `p` lives on node
+    /// `(p + r) % nodes`, so rack-aware clients have replicas to prefer. The store is shared,
+    /// so every copy is always in sync.
+    pub replication_factor: usize,
     /// Enables security: clients must log in as this user.
     pub user: Option<(String, String)>,
     pub cluster_name: String,
@@ -41,6 +46,7 @@ impl Default for NodeConfig {
             namespaces: vec!["test".into()],
             nodes: 1,
             racks: 0,
+            replication_factor: 1,
             user: None,
             cluster_name: "testkit".into(),
             default_ttl: 0,
@@ -97,8 +103,10 @@ impl Faults {
 #[derive(Debug, Default)]
 pub struct NodeStats {
     pub single_record: AtomicU64,
-    /// Single-record commands for a partition this node does not own.
+    /// Single-record commands for a partition this node holds no copy of.
     pub misrouted: AtomicU64,
+    /// Single-record commands served as a replica (not the partition's master).
+    pub replica_served: AtomicU64,
     pub batches: AtomicU64,
     pub scans: AtomicU64,
     pub scan_records: AtomicU64,
@@ -157,6 +165,9 @@ impl ClusterShared {
             .map(|(_, _, p)| p)
             .collect()
     }
+    fn replication_factor(&self) -> usize {
+        self.config.replication_factor.clamp(1, self.node_count())
+    }
     fn cluster_key(&self) -> String {
         format!("{:012X}", 0xA5_0000_0000u64 + self.node_count() as u64)
     }
@@ -184,8 +195,10 @@ pub(crate) struct NodeShared {
 }
 
 impl NodeShared {
-    fn owns(&self, partition: usize) -> bool {
-        partition % self.cluster.node_count() == self.index
+    /// Which copy of `partition` this node holds: 0 = master, `r` = replica r.
+    fn copy_of(&self, partition: usize) -> Option<usize> {
+        let n = self.cluster.node_count();
+        (0..self.cluster.replication_factor()).find(|r| (partition + r) % n == self.index)
     }
 }
 

@@ -21,6 +21,8 @@ const CHUNK: usize = 128 * 1024;
 /// Largest request accepted (the clients' own limit is 120 MiB).
 const MAX_REQUEST: u64 = 128 << 20;
 
+const UDF_UNSUPPORTED: &[u8] = b"UDF execution is not supported by the test node";
+
 const ADMIN_AUTHENTICATE: u8 = 0;
 const ADMIN_LOGIN: u8 = 20;
 const ADMIN_USER: u8 = 0;
@@ -129,14 +131,14 @@ async fn serve(node: &NodeShared, sock: TcpStream) -> io::Result<()> {
                 conn.sock.write_all(&out).await?;
             }
             wire::TYPE_ADMIN => admin(node, &mut conn, &body).await?,
-            wire::TYPE_MSG => handle_msg(node, &mut conn, &body, false).await?,
+            wire::TYPE_MSG => handle_msg(node, &mut conn, &body).await?,
             wire::TYPE_COMPRESSED => {
                 let inner = wire::inflate(&body)
                     .ok_or_else(|| io::Error::other("bad compressed request"))?;
                 if inner.len() < 8 || inner[1] != wire::TYPE_MSG {
                     return Err(io::Error::other("unexpected compressed payload"));
                 }
-                handle_msg(node, &mut conn, &inner[8..], true).await?;
+                handle_msg(node, &mut conn, &inner[8..]).await?;
             }
             _ => return Err(io::Error::other("unknown proto type")),
         }
@@ -163,17 +165,12 @@ fn last_message(result: u8) -> Vec<u8> {
     )
 }
 
-async fn handle_msg(
-    node: &NodeShared,
-    conn: &mut Conn,
-    body: &[u8],
-    compressed_req: bool,
-) -> io::Result<()> {
+async fn handle_msg(node: &NodeShared, conn: &mut Conn, body: &[u8]) -> io::Result<()> {
     let Some(msg) = wire::parse_msg(body) else {
         return Err(io::Error::other("malformed AS_MSG"));
     };
+    // Replies are compressed only on request, whatever form the request came in.
     let compress = msg.info1 & wire::INFO1_COMPRESS_RESPONSE != 0;
-    let _ = compressed_req;
     if !conn.authenticated {
         return send(conn, last_message(rc::NOT_AUTHENTICATED), false).await;
     }
@@ -185,7 +182,10 @@ async fn handle_msg(
         || msg.field(wire::FIELD_DIGEST_ARRAY).is_some()
         || msg.field(wire::FIELD_DIGEST).is_none();
     if is_stream {
-        if msg.info2 & wire::INFO2_WRITE != 0 || msg.field(wire::FIELD_UDF_OP).is_some() {
+        if msg.info2 & wire::INFO2_WRITE != 0
+            || msg.field(wire::FIELD_UDF_OP).is_some()
+            || msg.field(wire::FIELD_UDF_FUNCTION).is_some()
+        {
             // Background query-operate and aggregation need a UDF engine the node lacks.
             return send(conn, last_message(rc::UNSUPPORTED_FEATURE), compress).await;
         }
@@ -220,17 +220,18 @@ fn single(node: &NodeShared, msg: &Msg<'_>) -> Vec<u8> {
     let Some(digest) = digest_of(msg) else {
         return reply_code(rc::PARAMETER);
     };
-    if !node.owns(wire::partition_of(&digest)) {
-        node.stats.misrouted.fetch_add(1, Ordering::Relaxed);
+    match node.copy_of(wire::partition_of(&digest)) {
+        Some(0) => {}
+        Some(_) => {
+            node.stats.replica_served.fetch_add(1, Ordering::Relaxed);
+        }
+        None => {
+            node.stats.misrouted.fetch_add(1, Ordering::Relaxed);
+        }
     }
-    if msg.field(wire::FIELD_UDF_OP).is_some() {
+    if msg.field(wire::FIELD_UDF_FUNCTION).is_some() {
         let mut body = Vec::new();
-        wire::put_op(
-            &mut body,
-            wire::PT_STRING,
-            b"FAILURE",
-            b"UDF execution is not supported by the test node",
-        );
+        wire::put_op(&mut body, wire::PT_STRING, b"FAILURE", UDF_UNSUPPORTED);
         return wire::simple_reply(
             ReplyHeader {
                 result: rc::UDF_BAD_RESPONSE,
@@ -353,6 +354,12 @@ async fn batch(
             }
             None => None,
         };
+        if get(wire::FIELD_UDF_FUNCTION).is_some() {
+            let mut body = Vec::new();
+            wire::put_op(&mut body, wire::PT_STRING, b"FAILURE", UDF_UNSUPPORTED);
+            push_row(&mut frames, index, rc::UDF_BAD_RESPONSE, 0, 0, &body, 1);
+            continue;
+        }
         let req = Request {
             info1: h.info1,
             info2: h.info2,

@@ -231,13 +231,19 @@ impl Namespace {
         removed
     }
 
-    /// (objects, data bytes) per set name ("" for no set), skipping expired records.
-    pub fn set_stats(&self, now_cl: u32) -> BTreeMap<String, (u64, u64)> {
-        let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    /// Per set name ("" for no set), over the partitions `copy_of` says a node holds
+    /// (`Some(0)` = master): (objects, data bytes, master objects). Expired records are skipped.
+    pub fn set_stats(
+        &self,
+        now_cl: u32,
+        copy_of: impl Fn(usize) -> Option<usize>,
+    ) -> BTreeMap<String, SetStats> {
+        let mut out: BTreeMap<String, SetStats> = BTreeMap::new();
         for s in lock(&self.sets).keys() {
             out.entry(s.clone()).or_default();
         }
-        for p in &self.parts {
+        for (pid, p) in self.parts.iter().enumerate() {
+            let Some(copy) = copy_of(pid) else { continue };
             for r in read(p).values() {
                 if r.is_expired(now_cl) {
                     continue;
@@ -245,12 +251,23 @@ impl Namespace {
                 let e = out
                     .entry(r.set.as_deref().unwrap_or("").to_string())
                     .or_default();
-                e.0 += 1;
-                e.1 += r.stored_size() as u64;
+                e.objects += 1;
+                e.bytes += r.stored_size() as u64;
+                if copy == 0 {
+                    e.master_objects += 1;
+                }
             }
         }
         out
     }
+}
+
+/// Record counts of one set as one node reports them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SetStats {
+    pub objects: u64,
+    pub bytes: u64,
+    pub master_objects: u64,
 }
 
 /// A registered UDF module.

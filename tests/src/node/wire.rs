@@ -40,6 +40,7 @@ pub const FIELD_PID_ARRAY: u8 = 11;
 pub const FIELD_DIGEST_ARRAY: u8 = 12;
 pub const FIELD_MAX_RECORDS: u8 = 13;
 pub const FIELD_INDEX_RANGE: u8 = 22;
+pub const FIELD_UDF_FUNCTION: u8 = 31;
 pub const FIELD_UDF_OP: u8 = 33;
 pub const FIELD_BATCH_INDEX: u8 = 41;
 pub const FIELD_FILTER_EXP: u8 = 43;

@@ -150,3 +150,72 @@ async fn test_node_binary_serves_seeded_records_on_two_nodes() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Replication factor 2 over three racks: prefer-rack reads go to the rack-local copy, and
+/// per-node object counts add up like a real cluster's (masters once, proles separately).
+#[tokio::test]
+async fn prefer_rack_reads_use_the_local_replica_with_replication_factor_two() {
+    let node = AerospikeNode::start_with(NodeConfig {
+        nodes: 3,
+        racks: 3,
+        replication_factor: 2,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    let client = aerospike::Client::new(&aerospike::ClientPolicy::default(), &node.hosts())
+        .await
+        .unwrap();
+    let keys: Vec<Key> = (0..300i64)
+        .map(|i| Key::new("test", "r", Value::from(i)).unwrap())
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        client
+            .put(&WritePolicy::default(), k, &[as_bin!("i", i as i64)])
+            .await
+            .unwrap();
+    }
+    let mut masters = 0;
+    for n in 0..3 {
+        let info = client
+            .get_node(&node.node_names()[n])
+            .unwrap()
+            .info(&AdminPolicy::default(), &["namespace/test"])
+            .await
+            .unwrap();
+        let field = |name: &str| -> u64 {
+            info["namespace/test"]
+                .split(';')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        masters += field("master_objects");
+        assert_eq!(field("replication-factor"), 2);
+        assert_eq!(
+            field("objects"),
+            field("master_objects") + field("prole_objects")
+        );
+    }
+    assert_eq!(masters, 300, "master_objects over all nodes = records");
+
+    // Node 1 is in rack 2 and holds copies of partitions p % 3 in {0, 1}.
+    let mut cp = aerospike::ClientPolicy::default();
+    cp.rack_ids = Some(vec![node.rack_of(1) as usize]);
+    let rack_client = aerospike::Client::new(&cp, &node.hosts()).await.unwrap();
+    let mut rp = ReadPolicy::default();
+    rp.base_policy.replica = aerospike::Replica::PreferRack;
+    let before = node.stats(1).single_record.load(Ordering::Relaxed);
+    for k in &keys {
+        rack_client.get(&rp, k, Bins::All).await.unwrap();
+    }
+    let local = keys.iter().filter(|k| k.partition_id() % 3 != 2).count() as u64;
+    assert_eq!(
+        node.stats(1).single_record.load(Ordering::Relaxed) - before,
+        local
+    );
+    assert!(node.stats(1).replica_served.load(Ordering::Relaxed) > 0);
+    for n in 0..3 {
+        assert_eq!(node.stats(n).misrouted.load(Ordering::Relaxed), 0);
+    }
+}

@@ -48,6 +48,8 @@ fn python_client_passes_all_checks_against_one_node() {
 fn python_client_passes_all_checks_against_three_nodes_with_auth() {
     let node = AerospikeNode::start_with(NodeConfig {
         nodes: 3,
+        racks: 3,
+        replication_factor: 2,
         user: Some(("admin".into(), "pw".into())),
         ..NodeConfig::default()
     })

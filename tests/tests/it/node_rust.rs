@@ -737,7 +737,14 @@ async fn rust_scan_projects_last_update_time_with_read_exp() {
     let t = 1_760_000_000_777u64;
     node.clock().pin_ms(t);
     for i in 0..20 {
-        client.put(&WritePolicy::default(), &key("proj", i), &[as_bin!("a", i), as_bin!("b", "x")]).await.unwrap();
+        client
+            .put(
+                &WritePolicy::default(),
+                &key("proj", i),
+                &[as_bin!("a", i), as_bin!("b", "x")],
+            )
+            .await
+            .unwrap();
     }
     // The backup path: bins plus the LUT of each record in the scan stream (server 8.1.2+).
     let mut stmt = Statement::new("test", "proj", Bins::All);
@@ -745,7 +752,13 @@ async fn rust_scan_projects_last_update_time_with_read_exp() {
         operations::get_bin("a"),
         operations::exp::read_exp("lut", exp::last_update(), Default::default()),
     ]);
-    let (recs, _) = scan_digests(&client, &QueryPolicy::default(), PartitionFilter::all(), stmt).await;
+    let (recs, _) = scan_digests(
+        &client,
+        &QueryPolicy::default(),
+        PartitionFilter::all(),
+        stmt,
+    )
+    .await;
     assert_eq!(recs.len(), 20);
     for r in recs {
         assert_eq!(r.bins.len(), 2, "{:?}", r.bins);
@@ -833,6 +846,28 @@ async fn rust_udf_register_list_get_remove_and_truncate() {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(body);
     assert!(info["udf-get:filename=hello.lua"].contains(&format!("content={b64}")));
+    // Documented gap: UDFs are stored, never run.
+    client
+        .put(&WritePolicy::default(), &key("udf", 1), &[as_bin!("a", 1)])
+        .await
+        .unwrap();
+    let e = client
+        .execute_udf(
+            &WritePolicy::default(),
+            &key("udf", 1),
+            "hello",
+            "hello",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not supported"), "{e}");
+    assert!(
+        client
+            .delete(&WritePolicy::default(), &key("udf", 1))
+            .await
+            .unwrap()
+    );
     client
         .remove_udf(&AdminPolicy::default(), "hello.lua")
         .await
