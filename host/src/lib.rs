@@ -5,5 +5,6 @@ pub mod config;
 pub mod engine;
 pub mod logging;
 pub mod metrics;
+pub mod plugin_check;
 pub mod plugins;
 pub mod service;

@@ -1,6 +1,8 @@
 //! `aerospike-backup-service`: the command line.
 
-use abs::config::{ConfigStore, LogFormat, LogLevel};
+use abs::config::{ConfigStore, LogFormat, LogLevel, PluginCheck};
+use abs::plugin_check::RegistryCheck;
+use abs::plugins::{Runtime, RuntimeConfig};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +38,110 @@ enum Command {
         /// The file to check.
         path: PathBuf,
     },
+    /// Inspect WASM plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// List the embedded plugins, and those configured under `plugins:` of --config.
+    List,
+    /// Load a component, print its info and run the codec round-trip properties or the storage
+    /// behaviour suite against it; exits 1 on any contract violation.
+    Check {
+        /// The `.wasm` component.
+        path: PathBuf,
+        /// Options (JSON) to create it with; defaults to `{}` for codecs and a temporary
+        /// directory for storage plugins.
+        #[arg(long, value_name = "JSON")]
+        options: Option<String>,
+    },
+}
+
+/// The plugin runtime with its on-disk compile cache (`ABS_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/aerospike-backup-service`, else `~/.cache/aerospike-backup-service`).
+fn plugin_runtime() -> Result<Runtime, String> {
+    let base = std::env::var_os("ABS_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("aerospike-backup-service")))
+        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/aerospike-backup-service")));
+    let config = RuntimeConfig {
+        cache_dir: base.map(|b| b.join("cwasm")),
+        ..RuntimeConfig::default()
+    };
+    Runtime::new(config.clone())
+        .or_else(|e| {
+            // An unwritable cache only costs start-up time; compile in memory instead.
+            eprintln!("warning: plugin compile cache unavailable ({e}); compiling in memory");
+            Runtime::new(RuntimeConfig { cache_dir: None, ..config })
+        })
+        .map_err(|e| format!("cannot start the plugin runtime: {e}"))
+}
+
+fn plugin_command(cmd: &PluginCommand, config: Option<&PathBuf>) -> ExitCode {
+    let runtime = match plugin_runtime() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cmd {
+        PluginCommand::List => {
+            let cfg = match config {
+                Some(p) => match ConfigStore::load_file(p, None) {
+                    Ok(l) => (*l.store.current()).clone(),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                None => Default::default(),
+            };
+            match RegistryCheck::new(runtime).registry(&cfg) {
+                Ok(reg) => {
+                    print!("{}", abs::plugins::cli::plugin_list(&reg));
+                    ExitCode::SUCCESS
+                }
+                Err(errs) => {
+                    for e in errs {
+                        eprintln!("error: {e}");
+                    }
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        PluginCommand::Check { path, options } => {
+            let options = match options.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+                None => None,
+                Some(Ok(v)) => Some(v),
+                Some(Err(e)) => {
+                    eprintln!("error: --options is not JSON: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(abs::plugins::cli::plugin_check(&runtime, path, options)) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(report) => {
+                    eprint!("{report}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -48,8 +154,18 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if let Some(Command::Plugin { command }) = &cli.command {
+        return plugin_command(command, cli.config.as_ref());
+    }
+    let checker = match plugin_runtime() {
+        Ok(rt) => Arc::new(RegistryCheck::new(rt)) as Arc<dyn PluginCheck>,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(Command::Validate { path }) = &cli.command {
-        return match ConfigStore::load_file(path, None) {
+        return match ConfigStore::load_file(path, Some(checker)) {
             Ok(loaded) => {
                 for w in loaded.warnings {
                     eprintln!("warning: {w}");
@@ -74,7 +190,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let loaded = match ConfigStore::load_file(&config_path, None) {
+    let loaded = match ConfigStore::load_file(&config_path, Some(checker)) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");

@@ -174,3 +174,54 @@ impl<C: Codec> wit_codec::GuestDecoder for DecoderGlue<C> {
         self.0.finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails on a chunk starting with 0xff; counts calls.
+    struct Picky(u32);
+
+    impl Transform for Picky {
+        fn push(&mut self, chunk: Vec<u8>) -> Result<Vec<u8>> {
+            self.0 += 1;
+            if chunk.first() == Some(&0xff) {
+                Err(Error::other("bad"))
+            } else {
+                Ok(chunk)
+            }
+        }
+        fn finish(self) -> Result<Vec<u8>> {
+            Ok(self.0.to_be_bytes().to_vec())
+        }
+    }
+
+    #[test]
+    fn stream_is_unusable_after_finish_or_error() {
+        let s = Slot::new(Picky(0));
+        assert_eq!(s.push(vec![1, 2]).unwrap(), [1, 2]);
+        assert_eq!(s.finish().unwrap(), 1u32.to_be_bytes());
+        assert!(s.push(vec![1]).is_err());
+        assert!(s.finish().is_err());
+
+        let s = Slot::new(Picky(0));
+        assert!(matches!(s.push(vec![0xff]), Err(wit::Error::Other(_))));
+        assert!(s.push(vec![1]).is_err(), "poisoned after an error");
+        assert!(s.finish().is_err());
+    }
+
+    #[test]
+    fn errors_keep_their_case_across_the_boundary() {
+        assert!(
+            matches!(wit::Error::from(Error::Temporary("t".into())), wit::Error::Temporary(m) if m == "t")
+        );
+        assert!(matches!(
+            wit::Error::from(Error::InvalidConfig("c".into())),
+            wit::Error::InvalidConfig(_)
+        ));
+        assert!(matches!(
+            wit::Error::from(Error::Denied),
+            wit::Error::Denied
+        ));
+    }
+}

@@ -21,7 +21,9 @@ pub enum CryptoError {
 impl fmt::Display for CryptoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CryptoError::InvalidLength => f.write_str("invalid key, block, counter or nonce length"),
+            CryptoError::InvalidLength => {
+                f.write_str("invalid key, block, counter or nonce length")
+            }
             CryptoError::AuthenticationFailed => {
                 f.write_str("authentication failed (wrong key or corrupted data)")
             }
@@ -66,7 +68,9 @@ enum Inner {
 impl fmt::Debug for Key {
     // Never print key material, even the software test keys.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Key").field("len", &self.len()).finish_non_exhaustive()
+        f.debug_struct("Key")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -290,9 +294,11 @@ mod soft {
             ($c:ty) => {{
                 let c = <$c>::new_from_slice(key).map_err(|_| CryptoError::InvalidLength)?;
                 if seal {
-                    c.encrypt(nonce, payload).map_err(|_| CryptoError::InvalidLength)
+                    c.encrypt(nonce, payload)
+                        .map_err(|_| CryptoError::InvalidLength)
                 } else {
-                    c.decrypt(nonce, payload).map_err(|_| CryptoError::AuthenticationFailed)
+                    c.decrypt(nonce, payload)
+                        .map_err(|_| CryptoError::AuthenticationFailed)
                 }
             }};
         }
@@ -309,7 +315,10 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     /// NIST SP 800-38A F.5.1 (CTR-AES128.Encrypt), split at awkward offsets.
@@ -331,7 +340,11 @@ mod tests {
         out.extend(key.ctr_apply(&ctr, 21, b).unwrap());
         assert_eq!(out, ct);
         let ks = key.ctr_keystream(&ctr, 5, 7).unwrap();
-        let expect: Vec<u8> = pt[5..12].iter().zip(&ct[5..12]).map(|(p, c)| p ^ c).collect();
+        let expect: Vec<u8> = pt[5..12]
+            .iter()
+            .zip(&ct[5..12])
+            .map(|(p, c)| p ^ c)
+            .collect();
         assert_eq!(ks, expect);
     }
 

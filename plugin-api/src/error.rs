@@ -65,8 +65,12 @@ impl From<std::io::Error> for Error {
             K::NotFound => Error::NotFound,
             K::PermissionDenied => Error::Denied,
             K::AlreadyExists => Error::AlreadyExists,
-            K::Interrupted | K::TimedOut | K::WouldBlock | K::ConnectionReset
-            | K::ConnectionAborted | K::BrokenPipe => Error::Temporary(e.to_string()),
+            K::Interrupted
+            | K::TimedOut
+            | K::WouldBlock
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::BrokenPipe => Error::Temporary(e.to_string()),
             K::Unsupported => Error::Unsupported(e.to_string()),
             _ => Error::Other(e.to_string()),
         }

@@ -54,10 +54,25 @@ mod tests {
 
     #[test]
     fn keys() {
-        for ok in ["a", "a/b", "daily/backup/1700000000000/data/test/1_test_0.asb", ".hidden/x"] {
+        for ok in [
+            "a",
+            "a/b",
+            "daily/backup/1700000000000/data/test/1_test_0.asb",
+            ".hidden/x",
+        ] {
             assert_eq!(check_key(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "/a", "a/", "a//b", "./a", "a/../b", "..", "a\0b", "../etc/passwd"] {
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            "./a",
+            "a/../b",
+            "..",
+            "a\0b",
+            "../etc/passwd",
+        ] {
             assert_eq!(check_key(bad), Err(Error::Denied), "{bad:?}");
         }
     }

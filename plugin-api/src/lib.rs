@@ -47,9 +47,7 @@ pub mod __private;
 pub use codec::{Codec, Transform};
 pub use error::{Error, Result};
 #[cfg(feature = "storage")]
-pub use storage::{
-    Capabilities, Download, ListPage, ObjectInfo, Storage, Upload, sync_dir,
-};
+pub use storage::{Capabilities, Download, ListPage, ObjectInfo, Storage, Upload, sync_dir};
 
 /// Version of the WIT package this SDK implements; stamped into every `plugin-info`.
 /// Kept equal to the `package` line of `wit/*.wit` (checked by a unit test).
@@ -114,6 +112,9 @@ mod tests {
     fn api_version_matches_the_wit_package() {
         let wit = include_str!("../wit/types.wit");
         let expected = format!("package aerospike:backup-plugin@{};", super::API_VERSION);
-        assert!(wit.lines().any(|l| l.trim() == expected), "WIT package line != {expected}");
+        assert!(
+            wit.lines().any(|l| l.trim() == expected),
+            "WIT package line != {expected}"
+        );
     }
 }

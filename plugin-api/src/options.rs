@@ -11,7 +11,11 @@ use crate::{Error, Result};
 /// Use `#[serde(deny_unknown_fields, rename_all = "kebab-case")]` on `T` so that
 /// misspelt options are rejected instead of silently ignored.
 pub fn parse<T: DeserializeOwned>(options: &str) -> Result<T> {
-    let text = if options.trim().is_empty() { "{}" } else { options };
+    let text = if options.trim().is_empty() {
+        "{}"
+    } else {
+        options
+    };
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

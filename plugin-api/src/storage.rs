@@ -151,7 +151,12 @@ fn from_wit(e: wit::Error) -> Error {
 }
 
 fn info_to_wit(i: ObjectInfo) -> ws::ObjectInfo {
-    ws::ObjectInfo { key: i.key, size: i.size, modified_ms: i.modified_ms, etag: i.etag }
+    ws::ObjectInfo {
+        key: i.key,
+        size: i.size,
+        modified_ms: i.modified_ms,
+        etag: i.etag,
+    }
 }
 
 /// The type `export_plugin!(storage: S)` exports.
@@ -197,10 +202,7 @@ impl<S: Storage> fmt::Debug for BackendGlue<S> {
 }
 
 impl<S: Storage> ws::GuestBackend for BackendGlue<S> {
-    fn create(
-        options: String,
-        secrets: Vec<(String, String)>,
-    ) -> Result<ws::Backend, wit::Error> {
+    fn create(options: String, secrets: Vec<(String, String)>) -> Result<ws::Backend, wit::Error> {
         Ok(ws::Backend::new(BackendGlue(S::create(&options, secrets)?)))
     }
 
@@ -222,7 +224,9 @@ impl<S: Storage> ws::GuestBackend for BackendGlue<S> {
     fn begin_upload(&self, key: String, size_hint: Option<u64>) -> Result<ws::Upload, wit::Error> {
         check_key(&key)?;
         let up = self.0.begin_upload(&key, size_hint)?;
-        Ok(ws::Upload::new(UploadGlue(RefCell::new(UploadState::Open(up)))))
+        Ok(ws::Upload::new(UploadGlue(RefCell::new(
+            UploadState::Open(up),
+        ))))
     }
 
     fn open(&self, key: String, offset: u64, len: Option<u64>) -> Result<ws::Download, wit::Error> {
@@ -239,7 +243,9 @@ impl<S: Storage> ws::GuestBackend for BackendGlue<S> {
         max_results: u32,
     ) -> Result<ws::ListPage, wit::Error> {
         check_prefix(&prefix)?;
-        let page = self.0.list(&prefix, recursive, cursor.as_deref(), max_results.max(1))?;
+        let page = self
+            .0
+            .list(&prefix, recursive, cursor.as_deref(), max_results.max(1))?;
         Ok(ws::ListPage {
             objects: page.objects.into_iter().map(info_to_wit).collect(),
             prefixes: page.prefixes,
@@ -281,7 +287,9 @@ impl<U: Upload> ws::GuestUpload for UploadGlue<U> {
         }
         match &mut *self.0.borrow_mut() {
             UploadState::Open(u) => Ok(u.write_part(part_number, data)?),
-            _ => Err(wit::Error::Other("upload already finished or aborted".to_owned())),
+            _ => Err(wit::Error::Other(
+                "upload already finished or aborted".to_owned(),
+            )),
         }
     }
 
@@ -307,9 +315,9 @@ impl<U: Upload> ws::GuestUpload for UploadGlue<U> {
                 Ok(r?)
             }
             UploadState::Aborted => Ok(()),
-            UploadState::Finished(_) => {
-                Err(wit::Error::Other("upload already finished; delete the object".to_owned()))
-            }
+            UploadState::Finished(_) => Err(wit::Error::Other(
+                "upload already finished; delete the object".to_owned(),
+            )),
         }
     }
 }
@@ -345,7 +353,9 @@ impl<D: Download> ws::GuestDownload for DownloadGlue<D> {
                 *slot = None;
                 // An empty chunk would make a host loop or stop early: fail loudly instead
                 // of risking a silently truncated restore.
-                Err(wit::Error::Other("plugin bug: download returned an empty chunk".to_owned()))
+                Err(wit::Error::Other(
+                    "plugin bug: download returned an empty chunk".to_owned(),
+                ))
             }
             Ok(Some(bytes)) => Ok(Some(bytes)),
             Ok(None) => {
@@ -357,5 +367,96 @@ impl<D: Download> ws::GuestDownload for DownloadGlue<D> {
                 Err(e.into())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::ws::{GuestDownload, GuestUpload};
+    use super::*;
+
+    /// Records what reached the plugin's upload.
+    #[derive(Default)]
+    struct Log(RefCell<Vec<String>>);
+
+    struct FakeUpload(Rc<Log>);
+
+    impl Upload for FakeUpload {
+        fn write_part(&mut self, n: u32, data: Vec<u8>) -> Result<()> {
+            self.0
+                .0
+                .borrow_mut()
+                .push(format!("part {n} {}", data.len()));
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<ObjectInfo> {
+            self.0.0.borrow_mut().push("finish".into());
+            Ok(ObjectInfo {
+                key: "k".into(),
+                size: 3,
+                modified_ms: None,
+                etag: None,
+            })
+        }
+        fn abort(&mut self) -> Result<()> {
+            self.0.0.borrow_mut().push("abort".into());
+            Ok(())
+        }
+    }
+
+    fn glue(log: &Rc<Log>) -> UploadGlue<FakeUpload> {
+        UploadGlue(RefCell::new(UploadState::Open(FakeUpload(log.clone()))))
+    }
+
+    #[test]
+    fn upload_finish_is_idempotent_and_closes() {
+        let log = Rc::new(Log::default());
+        let up = glue(&log);
+        assert!(up.write_part(0, vec![1]).is_err(), "parts start at 1");
+        up.write_part(1, vec![1, 2, 3]).unwrap();
+        let a = up.finish().unwrap();
+        let b = up.finish().unwrap();
+        assert_eq!((a.key, a.size), (b.key, b.size));
+        assert!(up.write_part(2, vec![]).is_err());
+        assert!(up.abort().is_err());
+        drop(up);
+        assert_eq!(*log.0.borrow(), ["part 1 3", "finish"]);
+    }
+
+    #[test]
+    fn dropping_an_open_upload_aborts_once() {
+        let log = Rc::new(Log::default());
+        drop(glue(&log));
+        let up = glue(&log);
+        up.abort().unwrap();
+        up.abort().unwrap();
+        assert!(up.finish().is_err());
+        drop(up);
+        assert_eq!(*log.0.borrow(), ["abort", "abort"]);
+    }
+
+    struct FakeDownload(Vec<Option<Vec<u8>>>);
+
+    impl Download for FakeDownload {
+        fn next(&mut self, _max: u32) -> Result<Option<Vec<u8>>> {
+            Ok(self.0.remove(0))
+        }
+    }
+
+    #[test]
+    fn download_is_fused_and_refuses_empty_chunks() {
+        let d = DownloadGlue(RefCell::new(Some(FakeDownload(vec![Some(vec![1]), None]))));
+        assert_eq!(d.next(10).unwrap(), Some(vec![1]));
+        assert_eq!(d.next(10).unwrap(), None);
+        assert_eq!(
+            d.next(10).unwrap(),
+            None,
+            "fused: the plugin is not called again"
+        );
+        let d = DownloadGlue(RefCell::new(Some(FakeDownload(vec![Some(vec![])]))));
+        assert!(d.next(10).is_err());
+        assert_eq!(d.next(10).unwrap(), None);
     }
 }

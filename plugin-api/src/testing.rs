@@ -67,7 +67,10 @@ mod codec_tests {
         let mut v = Vec::with_capacity(len);
         while v.len() < len {
             if rng.gen_bool(0.5) {
-                let line = format!("+ k S 10 user-{:08}\n- S name 5 alice\n", rng.r#gen::<u32>());
+                let line = format!(
+                    "+ k S 10 user-{:08}\n- S name 5 alice\n",
+                    rng.r#gen::<u32>()
+                );
                 v.extend_from_slice(line.as_bytes());
             } else {
                 let n = rng.gen_range(1..64);

@@ -14,7 +14,12 @@ compile_error!(
 );
 
 #[cfg(feature = "codec")]
-#[allow(missing_debug_implementations, unsafe_code, clippy::all, clippy::pedantic)]
+#[allow(
+    missing_debug_implementations,
+    unsafe_code,
+    clippy::all,
+    clippy::pedantic
+)]
 pub mod codec_world {
     #[cfg(target_arch = "wasm32")]
     wit_bindgen::generate!({
@@ -34,7 +39,12 @@ pub mod codec_world {
 }
 
 #[cfg(feature = "storage")]
-#[allow(missing_debug_implementations, unsafe_code, clippy::all, clippy::pedantic)]
+#[allow(
+    missing_debug_implementations,
+    unsafe_code,
+    clippy::all,
+    clippy::pedantic
+)]
 pub mod storage_world {
     #[cfg(target_arch = "wasm32")]
     wit_bindgen::generate!({

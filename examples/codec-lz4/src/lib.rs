@@ -75,12 +75,20 @@ impl Codec for Lz4 {
 
     fn encoder(options: &str, _keys: Vec<Key>) -> Result<Lz4Encoder> {
         let o = Options::parse(options)?;
-        Ok(Lz4Encoder { block: o.block_size as usize, pending: Vec::new(), started: false })
+        Ok(Lz4Encoder {
+            block: o.block_size as usize,
+            pending: Vec::new(),
+            started: false,
+        })
     }
 
     fn decoder(options: &str, _keys: Vec<Key>) -> Result<Lz4Decoder> {
         Options::parse(options)?;
-        Ok(Lz4Decoder { buf: Vec::new(), magic_seen: false, ended: false })
+        Ok(Lz4Decoder {
+            buf: Vec::new(),
+            magic_seen: false,
+            ended: false,
+        })
     }
 }
 
@@ -94,7 +102,11 @@ pub struct Lz4Encoder {
 
 impl Lz4Encoder {
     fn begin(&mut self) -> Vec<u8> {
-        if std::mem::replace(&mut self.started, true) { Vec::new() } else { MAGIC.to_vec() }
+        if std::mem::replace(&mut self.started, true) {
+            Vec::new()
+        } else {
+            MAGIC.to_vec()
+        }
     }
 }
 
@@ -158,17 +170,25 @@ impl Transform for Lz4Decoder {
                 }
                 break;
             }
-            let Some(raw_len) = rest.get(..4).map(be32) else { break };
+            let Some(raw_len) = rest.get(..4).map(be32) else {
+                break;
+            };
             if raw_len == 0 {
                 self.ended = true;
                 pos += 4;
                 continue;
             }
-            let Some(packed_len) = rest.get(4..8).map(be32) else { break };
-            if raw_len > MAX_BLOCK || packed_len > lz4_flex::block::get_maximum_output_size(MAX_BLOCK as usize) as u32 {
+            let Some(packed_len) = rest.get(4..8).map(be32) else {
+                break;
+            };
+            if raw_len > MAX_BLOCK
+                || packed_len > lz4_flex::block::get_maximum_output_size(MAX_BLOCK as usize) as u32
+            {
                 return Err(Error::other("codec-lz4: corrupt block header"));
             }
-            let Some(packed) = rest.get(8..8 + packed_len as usize) else { break };
+            let Some(packed) = rest.get(8..8 + packed_len as usize) else {
+                break;
+            };
             let raw = lz4_flex::block::decompress(packed, raw_len as usize)
                 .map_err(|e| Error::other(format!("codec-lz4: {e}")))?;
             if raw.len() != raw_len as usize {
@@ -185,7 +205,9 @@ impl Transform for Lz4Decoder {
         if self.ended {
             Ok(Vec::new())
         } else {
-            Err(Error::other("codec-lz4 stream is truncated (no end marker)"))
+            Err(Error::other(
+                "codec-lz4 stream is truncated (no end marker)",
+            ))
         }
     }
 }

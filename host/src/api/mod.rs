@@ -1,5 +1,6 @@
 //! The REST API: ABS v3 paths, methods, status codes and JSON shapes.
 
+pub mod backups;
 pub mod body;
 pub mod config;
 pub mod config_clusters;
@@ -72,17 +73,21 @@ pub struct AppState {
     pub limiter: Arc<ratelimit::RateLimiter>,
     /// `service.http.context-path` at start, normalised (`/` or `/abs/`).
     pub context_path: Arc<str>,
+    /// On-demand backup jobs (issue 6).
+    pub backups: crate::engine::jobs::JobRegistry,
 }
 
 impl AppState {
     pub fn new(store: Arc<ConfigStore>, metrics: Arc<Metrics>) -> Self {
         let context_path = store.current().service.http.context_path();
+        let backups = crate::engine::jobs::JobRegistry::new(store.clone(), Some(metrics.clone()));
         Self {
             store,
             metrics,
             health: Arc::new(Health::default()),
             limiter: Arc::new(ratelimit::RateLimiter::default()),
             context_path: context_path.into(),
+            backups,
         }
     }
 }
@@ -97,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(config_policies::router())
         .merge(config_routines::routes())
         .merge(config_secret_agents::router())
+        .merge(backups::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .with_state(state.clone());

@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
+use super::{backups, config_storage, error, system};
 use super::{config, config_clusters, config_policies, config_routines, config_secret_agents};
-use super::{config_storage, error, system};
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
@@ -21,11 +21,15 @@ use utoipa::OpenApi;
         config_routines::enable, config_routines::disable,
         config_secret_agents::list, config_secret_agents::get, config_secret_agents::create,
         config_secret_agents::update, config_secret_agents::delete,
+        backups::list_full, backups::list_full_routine, backups::list_incremental,
+        backups::list_incremental_routine, backups::schedule, backups::start_full,
+        backups::start_incremental, backups::current_backup, backups::cancel,
     ),
     components(schemas(error::ErrorBody, error::FieldError)),
     tags(
         (name = "System", description = "Health, readiness, version, metrics"),
-        (name = "Configuration", description = "Read and change the configuration")
+        (name = "Configuration", description = "Read and change the configuration"),
+        (name = "Backup", description = "Run, follow and list backups")
     )
 )]
 struct ApiDoc;

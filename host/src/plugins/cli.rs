@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::crypto::{Key, KeyMaterial};
 use super::error::PluginError;
-use super::registry::{LoadedPlugin, Registry, RegisteredPlugin, load_component, sha256_hex};
+use super::registry::{LoadedPlugin, RegisteredPlugin, Registry, load_component, sha256_hex};
 use super::runtime::Runtime;
 use super::storage::StorageSecrets;
 use super::suite::{SuiteOptions, run_codec_properties, run_storage_suite};
@@ -51,13 +51,18 @@ pub fn plugin_list(registry: &Registry) -> String {
 ///
 /// # Errors
 /// Load failure, an invalid schema, or any failed property/suite case.
-pub async fn plugin_check(runtime: &Runtime, wasm_path: &Path, options: Option<serde_json::Value>) -> Result<String, String> {
+pub async fn plugin_check(
+    runtime: &Runtime,
+    wasm_path: &Path,
+    options: Option<serde_json::Value>,
+) -> Result<String, String> {
     let mut out = String::new();
     let fail = |mut out: String, msg: String| {
         let _ = writeln!(out, "FAILED: {msg}");
         Err(out)
     };
-    let wasm = std::fs::read(wasm_path).map_err(|e| format!("cannot read {}: {e}", wasm_path.display()))?;
+    let wasm = std::fs::read(wasm_path)
+        .map_err(|e| format!("cannot read {}: {e}", wasm_path.display()))?;
     let name = wasm_path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -68,30 +73,50 @@ pub async fn plugin_check(runtime: &Runtime, wasm_path: &Path, options: Option<s
         Err(e) => return fail(out, e.to_string()),
     };
     debug_assert_eq!(sha, sha256_hex(&wasm));
-    describe(&mut out, &name, &wasm_path.display().to_string(), &sha, &plugin);
+    describe(
+        &mut out,
+        &name,
+        &wasm_path.display().to_string(),
+        &sha,
+        &plugin,
+    );
     let schema: serde_json::Value = match serde_json::from_str(&plugin.info().options_schema) {
         Ok(v) => v,
         Err(e) => return fail(out, format!("options-schema is not JSON: {e}")),
     };
     let validator = match jsonschema::validator_for(&schema) {
         Ok(v) => v,
-        Err(e) => return fail(out, format!("options-schema is not a valid JSON Schema: {e}")),
+        Err(e) => {
+            return fail(
+                out,
+                format!("options-schema is not a valid JSON Schema: {e}"),
+            );
+        }
     };
     if plugin.info().name != name {
-        let _ = writeln!(out, "note: plugin-info name `{}` differs from the file name", plugin.info().name);
+        let _ = writeln!(
+            out,
+            "note: plugin-info name `{}` differs from the file name",
+            plugin.info().name
+        );
     }
     match plugin {
         LoadedPlugin::Codec(codec) => {
             let opts = options.unwrap_or_else(|| serde_json::json!({}));
             if let Err(e) = validator.validate(&opts) {
-                return fail(out, format!("options {opts} rejected by the plugin's own schema: {e}"));
+                return fail(
+                    out,
+                    format!("options {opts} rejected by the plugin's own schema: {e}"),
+                );
             }
             let text = opts.to_string();
             let report = tokio::task::spawn_blocking(move || {
                 // A codec that needs a key says so at create; give it a throwaway one.
                 let keys: Vec<Key> = match codec.encoder(&text, &[]) {
                     Err(PluginError::InvalidConfig(_)) => {
-                        vec![Arc::new(KeyMaterial::new(super::crypto::HostRng::Os.bytes(32)))]
+                        vec![Arc::new(KeyMaterial::new(
+                            super::crypto::HostRng::Os.bytes(32),
+                        ))]
                     }
                     _ => vec![],
                 };
@@ -108,7 +133,10 @@ pub async fn plugin_check(runtime: &Runtime, wasm_path: &Path, options: Option<s
             let root = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
             let opts = options.unwrap_or_else(|| serde_json::json!({ "path": root.path() }));
             if let Err(e) = validator.validate(&opts) {
-                return fail(out, format!("options {opts} rejected by the plugin's own schema: {e}"));
+                return fail(
+                    out,
+                    format!("options {opts} rejected by the plugin's own schema: {e}"),
+                );
             }
             let backend = match storage.open_backend(&opts.to_string(), StorageSecrets::default()) {
                 Ok(b) => b,
@@ -116,7 +144,10 @@ pub async fn plugin_check(runtime: &Runtime, wasm_path: &Path, options: Option<s
             };
             let suite = SuiteOptions {
                 prefix: "plugin-check/".into(),
-                local_root: opts.get("path").and_then(|p| p.as_str()).map(std::path::PathBuf::from),
+                local_root: opts
+                    .get("path")
+                    .and_then(|p| p.as_str())
+                    .map(std::path::PathBuf::from),
                 large_object_bytes: 0,
             };
             let report = run_storage_suite(backend, &suite).await;

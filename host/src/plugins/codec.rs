@@ -53,7 +53,12 @@ pub trait Codec: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// Bad options or missing keys, or a sandbox error while instantiating.
-    fn stream(&self, direction: Direction, options: &str, keys: &[Key]) -> PluginResult<Box<dyn CodecStream>>;
+    fn stream(
+        &self,
+        direction: Direction,
+        options: &str,
+        keys: &[Key],
+    ) -> PluginResult<Box<dyn CodecStream>>;
 
     /// Shorthand for an encoding stream.
     fn encoder(&self, options: &str, keys: &[Key]) -> PluginResult<Box<dyn CodecStream>> {
@@ -103,13 +108,20 @@ pub(crate) struct WasmCodec {
 
 impl fmt::Debug for WasmCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WasmCodec").field("name", &self.name).field("info", &self.info).finish()
+        f.debug_struct("WasmCodec")
+            .field("name", &self.name)
+            .field("info", &self.info)
+            .finish()
     }
 }
 
 impl WasmCodec {
     /// Links the component and reads its `plugin-info`.
-    pub(crate) fn new(runtime: &Runtime, name: &str, component: &Component) -> PluginResult<WasmCodec> {
+    pub(crate) fn new(
+        runtime: &Runtime,
+        name: &str,
+        component: &Component,
+    ) -> PluginResult<WasmCodec> {
         let load = |m: String| PluginError::Load {
             plugin: name.to_string(),
             message: m,
@@ -126,7 +138,9 @@ impl WasmCodec {
             pre,
         };
         let (mut store, b) = codec.instantiate()?;
-        let info = runtime.guarded(&mut store, World::Codec, name, |s| b.aerospike_backup_plugin_plugin().call_info(s))?;
+        let info = runtime.guarded(&mut store, World::Codec, name, |s| {
+            b.aerospike_backup_plugin_plugin().call_info(s)
+        })?;
         codec.info = info_from_wit(info);
         Ok(codec)
     }
@@ -135,7 +149,9 @@ impl WasmCodec {
         let mut store = self.runtime.new_store(World::Codec, None)?;
         let b = self
             .runtime
-            .guarded(&mut store, World::Codec, &self.name, |s| self.pre.instantiate(s))?;
+            .guarded(&mut store, World::Codec, &self.name, |s| {
+                self.pre.instantiate(s)
+            })?;
         Ok((store, b))
     }
 }
@@ -149,15 +165,24 @@ impl Codec for WasmCodec {
         let (mut store, b) = self.instantiate()?;
         self.runtime
             .guarded(&mut store, World::Codec, &self.name, |s| {
-                b.aerospike_backup_plugin_plugin().call_validate_options(s, options)
+                b.aerospike_backup_plugin_plugin()
+                    .call_validate_options(s, options)
             })?
             .map_err(from_wit_error)
     }
 
-    fn stream(&self, direction: Direction, options: &str, keys: &[Key]) -> PluginResult<Box<dyn CodecStream>> {
+    fn stream(
+        &self,
+        direction: Direction,
+        options: &str,
+        keys: &[Key],
+    ) -> PluginResult<Box<dyn CodecStream>> {
         let (mut store, b) = self.instantiate()?;
         if keys.len() > MAX_KEY_HANDLES / 2 {
-            return Err(PluginError::InvalidConfig(format!("too many keys ({})", keys.len())));
+            return Err(PluginError::InvalidConfig(format!(
+                "too many keys ({})",
+                keys.len()
+            )));
         }
         let mut handles = Vec::with_capacity(keys.len());
         for k in keys {
@@ -170,10 +195,12 @@ impl Codec for WasmCodec {
             handles.push(h);
         }
         let codec = b.aerospike_backup_plugin_codec();
-        let created = self.runtime.guarded(&mut store, World::Codec, &self.name, |s| match direction {
-            Direction::Encode => codec.encoder().call_create(s, options, &handles),
-            Direction::Decode => codec.decoder().call_create(s, options, &handles),
-        })?;
+        let created = self
+            .runtime
+            .guarded(&mut store, World::Codec, &self.name, |s| match direction {
+                Direction::Encode => codec.encoder().call_create(s, options, &handles),
+                Direction::Decode => codec.decoder().call_create(s, options, &handles),
+            })?;
         let resource = created.map_err(from_wit_error)?;
         Ok(Box::new(WasmCodecStream {
             runtime: self.runtime.clone(),
@@ -201,14 +228,16 @@ impl WasmCodecStream {
         };
         let codec = b.aerospike_backup_plugin_codec();
         let res = self.resource;
-        let out = self.runtime.guarded(store, World::Codec, &self.plugin, |s| {
-            match (self.direction, chunk) {
-                (Direction::Encode, Some(c)) => codec.encoder().call_push(s, res, c),
-                (Direction::Encode, None) => codec.encoder().call_finish(s, res),
-                (Direction::Decode, Some(c)) => codec.decoder().call_push(s, res, c),
-                (Direction::Decode, None) => codec.decoder().call_finish(s, res),
-            }
-        });
+        let out = self
+            .runtime
+            .guarded(store, World::Codec, &self.plugin, |s| {
+                match (self.direction, chunk) {
+                    (Direction::Encode, Some(c)) => codec.encoder().call_push(s, res, c),
+                    (Direction::Encode, None) => codec.encoder().call_finish(s, res),
+                    (Direction::Decode, Some(c)) => codec.decoder().call_push(s, res, c),
+                    (Direction::Decode, None) => codec.decoder().call_finish(s, res),
+                }
+            });
         match out {
             Ok(Ok(bytes)) => {
                 if chunk.is_none() {
@@ -286,38 +315,74 @@ impl wcrypto::HostKey for HostState {
 }
 
 impl wcrypto::Host for HostState {
-    fn aes_encrypt_block(&mut self, k: Resource<KeyHandle>, block: Vec<u8>) -> CryptoResult<Vec<u8>> {
+    fn aes_encrypt_block(
+        &mut self,
+        k: Resource<KeyHandle>,
+        block: Vec<u8>,
+    ) -> CryptoResult<Vec<u8>> {
         let key = self.key_bytes(&k)?;
         Ok(crypto::aes_encrypt_block(key.expose(), &block).map_err(wit_crypto_err))
     }
 
-    fn aes_decrypt_block(&mut self, k: Resource<KeyHandle>, block: Vec<u8>) -> CryptoResult<Vec<u8>> {
+    fn aes_decrypt_block(
+        &mut self,
+        k: Resource<KeyHandle>,
+        block: Vec<u8>,
+    ) -> CryptoResult<Vec<u8>> {
         let key = self.key_bytes(&k)?;
         Ok(crypto::aes_decrypt_block(key.expose(), &block).map_err(wit_crypto_err))
     }
 
-    fn aes_ctr_apply(&mut self, k: Resource<KeyHandle>, counter: Vec<u8>, offset: u64, mut data: Vec<u8>) -> CryptoResult<Vec<u8>> {
+    fn aes_ctr_apply(
+        &mut self,
+        k: Resource<KeyHandle>,
+        counter: Vec<u8>,
+        offset: u64,
+        mut data: Vec<u8>,
+    ) -> CryptoResult<Vec<u8>> {
         let key = self.key_bytes(&k)?;
         // In place: the lifted list is ours, so no second buffer.
-        Ok(crypto::aes_ctr_apply(key.expose(), &counter, offset, &mut data)
-            .map(|()| data)
-            .map_err(wit_crypto_err))
+        Ok(
+            crypto::aes_ctr_apply(key.expose(), &counter, offset, &mut data)
+                .map(|()| data)
+                .map_err(wit_crypto_err),
+        )
     }
 
-    fn aes_ctr_keystream(&mut self, k: Resource<KeyHandle>, counter: Vec<u8>, offset: u64, len: u32) -> CryptoResult<Vec<u8>> {
+    fn aes_ctr_keystream(
+        &mut self,
+        k: Resource<KeyHandle>,
+        counter: Vec<u8>,
+        offset: u64,
+        len: u32,
+    ) -> CryptoResult<Vec<u8>> {
         let key = self.key_bytes(&k)?;
         let mut data = vec![0u8; len as usize];
-        Ok(crypto::aes_ctr_apply(key.expose(), &counter, offset, &mut data)
-            .map(|()| data)
-            .map_err(wit_crypto_err))
+        Ok(
+            crypto::aes_ctr_apply(key.expose(), &counter, offset, &mut data)
+                .map(|()| data)
+                .map_err(wit_crypto_err),
+        )
     }
 
-    fn aes_gcm_seal(&mut self, k: Resource<KeyHandle>, nonce: Vec<u8>, aad: Vec<u8>, plaintext: Vec<u8>) -> CryptoResult<Vec<u8>> {
+    fn aes_gcm_seal(
+        &mut self,
+        k: Resource<KeyHandle>,
+        nonce: Vec<u8>,
+        aad: Vec<u8>,
+        plaintext: Vec<u8>,
+    ) -> CryptoResult<Vec<u8>> {
         let key = self.key_bytes(&k)?;
         Ok(crypto::aes_gcm_seal(key.expose(), &nonce, &aad, &plaintext).map_err(wit_crypto_err))
     }
 
-    fn aes_gcm_open(&mut self, k: Resource<KeyHandle>, nonce: Vec<u8>, aad: Vec<u8>, sealed: Vec<u8>) -> CryptoResult<Vec<u8>> {
+    fn aes_gcm_open(
+        &mut self,
+        k: Resource<KeyHandle>,
+        nonce: Vec<u8>,
+        aad: Vec<u8>,
+        sealed: Vec<u8>,
+    ) -> CryptoResult<Vec<u8>> {
         let key = self.key_bytes(&k)?;
         Ok(crypto::aes_gcm_open(key.expose(), &nonce, &aad, &sealed).map_err(wit_crypto_err))
     }

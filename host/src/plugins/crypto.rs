@@ -78,9 +78,15 @@ enum BlockCipher {
 impl BlockCipher {
     fn new(key: &[u8]) -> Result<Self, CryptoError> {
         Ok(match key.len() {
-            16 => BlockCipher::A128(aes::Aes128::new_from_slice(key).map_err(|_| CryptoError::InvalidLength)?),
-            24 => BlockCipher::A192(aes::Aes192::new_from_slice(key).map_err(|_| CryptoError::InvalidLength)?),
-            32 => BlockCipher::A256(aes::Aes256::new_from_slice(key).map_err(|_| CryptoError::InvalidLength)?),
+            16 => BlockCipher::A128(
+                aes::Aes128::new_from_slice(key).map_err(|_| CryptoError::InvalidLength)?,
+            ),
+            24 => BlockCipher::A192(
+                aes::Aes192::new_from_slice(key).map_err(|_| CryptoError::InvalidLength)?,
+            ),
+            32 => BlockCipher::A256(
+                aes::Aes256::new_from_slice(key).map_err(|_| CryptoError::InvalidLength)?,
+            ),
             _ => return Err(CryptoError::InvalidLength),
         })
     }
@@ -115,19 +121,30 @@ pub fn aes_decrypt_block(key: &[u8], block: &[u8]) -> Result<Vec<u8>, CryptoErro
     Ok(b.to_vec())
 }
 
-fn ctr_in_place<C>(key: &[u8], counter: &[u8], offset: u64, data: &mut [u8]) -> Result<(), CryptoError>
+fn ctr_in_place<C>(
+    key: &[u8],
+    counter: &[u8],
+    offset: u64,
+    data: &mut [u8],
+) -> Result<(), CryptoError>
 where
     C: KeyIvInit + StreamCipher + StreamCipherSeek,
 {
     let mut c = C::new_from_slices(key, counter).map_err(|_| CryptoError::InvalidLength)?;
     // The 128-bit counter wraps modulo 2^128 (ctr's Ctr128BE flavour), as OpenSSL CTR128.
     c.try_seek(offset).map_err(|_| CryptoError::InvalidLength)?;
-    c.try_apply_keystream(data).map_err(|_| CryptoError::InvalidLength)
+    c.try_apply_keystream(data)
+        .map_err(|_| CryptoError::InvalidLength)
 }
 
 /// XORs `data` in place with the AES-CTR keystream that starts at byte `offset` of the
 /// stream whose first block is AES(key, counter) (128-bit big-endian counter).
-pub fn aes_ctr_apply(key: &[u8], counter: &[u8], offset: u64, data: &mut [u8]) -> Result<(), CryptoError> {
+pub fn aes_ctr_apply(
+    key: &[u8],
+    counter: &[u8],
+    offset: u64,
+    data: &mut [u8],
+) -> Result<(), CryptoError> {
     if counter.len() != 16 {
         return Err(CryptoError::InvalidLength);
     }
@@ -155,14 +172,21 @@ fn gcm<C: Aead + KeyInit>(
     let nonce = aes_gcm::Nonce::from_slice(nonce);
     let payload = Payload { msg: data, aad };
     if seal {
-        c.encrypt(nonce, payload).map_err(|_| CryptoError::InvalidLength)
+        c.encrypt(nonce, payload)
+            .map_err(|_| CryptoError::InvalidLength)
     } else {
-        c.decrypt(nonce, payload).map_err(|_| CryptoError::AuthenticationFailed)
+        c.decrypt(nonce, payload)
+            .map_err(|_| CryptoError::AuthenticationFailed)
     }
 }
 
 /// AES-GCM seal: ciphertext || 16-byte tag.
-pub fn aes_gcm_seal(key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn aes_gcm_seal(
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     match key.len() {
         16 => gcm::<aes_gcm::Aes128Gcm>(key, nonce, aad, plaintext, true),
         24 => gcm::<Aes192Gcm>(key, nonce, aad, plaintext, true),
@@ -172,7 +196,12 @@ pub fn aes_gcm_seal(key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> R
 }
 
 /// AES-GCM open; releases no plaintext unless the tag verifies.
-pub fn aes_gcm_open(key: &[u8], nonce: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn aes_gcm_open(
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     if sealed.len() < 16 {
         return Err(CryptoError::AuthenticationFailed);
     }
@@ -262,8 +291,14 @@ mod tests {
             aes_encrypt_block(&k256, &pt).unwrap(),
             hex("8ea2b7ca516745bfeafc49904b496089")
         );
-        assert_eq!(aes_encrypt_block(&k256, &pt[..15]), Err(CryptoError::InvalidLength));
-        assert_eq!(aes_encrypt_block(&k256[..20], &pt), Err(CryptoError::InvalidLength));
+        assert_eq!(
+            aes_encrypt_block(&k256, &pt[..15]),
+            Err(CryptoError::InvalidLength)
+        );
+        assert_eq!(
+            aes_encrypt_block(&k256[..20], &pt),
+            Err(CryptoError::InvalidLength)
+        );
     }
 
     #[test]
@@ -310,7 +345,10 @@ mod tests {
         let nonce = [1u8; 12];
         let sealed = aes_gcm_seal(&key, &nonce, b"aad", b"hello").unwrap();
         assert_eq!(sealed.len(), 5 + 16);
-        assert_eq!(aes_gcm_open(&key, &nonce, b"aad", &sealed).unwrap(), b"hello");
+        assert_eq!(
+            aes_gcm_open(&key, &nonce, b"aad", &sealed).unwrap(),
+            b"hello"
+        );
         let mut bad = sealed.clone();
         bad[0] ^= 1;
         assert_eq!(
@@ -321,7 +359,10 @@ mod tests {
             aes_gcm_open(&key, &nonce, b"other", &sealed),
             Err(CryptoError::AuthenticationFailed)
         );
-        assert_eq!(aes_gcm_seal(&key, &[0u8; 8], b"", b"x"), Err(CryptoError::InvalidLength));
+        assert_eq!(
+            aes_gcm_seal(&key, &[0u8; 8], b"", b"x"),
+            Err(CryptoError::InvalidLength)
+        );
     }
 
     #[test]
@@ -338,6 +379,9 @@ mod tests {
     fn key_debug_is_redacted() {
         let k = KeyMaterial::new(vec![0xAB; 32]);
         assert_eq!(format!("{k:?}"), "**redacted**");
-        assert_eq!(format!("{:?}", KeyHandle(Arc::new(k))), "KeyHandle(**redacted**)");
+        assert_eq!(
+            format!("{:?}", KeyHandle(Arc::new(k))),
+            "KeyHandle(**redacted**)"
+        );
     }
 }

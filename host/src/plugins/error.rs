@@ -92,7 +92,9 @@ impl PluginError {
     pub fn is_sandbox_violation(&self) -> bool {
         matches!(
             self,
-            PluginError::Timeout { .. } | PluginError::MemoryLimit { .. } | PluginError::Trap { .. }
+            PluginError::Timeout { .. }
+                | PluginError::MemoryLimit { .. }
+                | PluginError::Trap { .. }
         )
     }
 

@@ -18,7 +18,8 @@ use super::crypto::{Key, KeyMaterial};
 use super::error::{PluginError, PluginResult};
 
 /// `rsaEncryption` (1.2.840.113549.1.1.1), the only algorithm PKCS#8 may wrap here.
-const RSA_ENCRYPTION_OID: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const RSA_ENCRYPTION_OID: pkcs8::ObjectIdentifier =
+    pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 /// Where a key comes from. Paths and variable names are not secret; the contents are.
 #[derive(Clone, PartialEq, Eq)]
@@ -50,9 +51,15 @@ pub fn resolve_key(source: &KeySource) -> PluginResult<Key> {
     let bytes = match source {
         KeySource::File(path) => read_key_file(path)?,
         KeySource::Env(var) => std::env::var(var)
-            .map_err(|_| PluginError::Key(format!("environment variable `{var}` is not set or not UTF-8")))?
+            .map_err(|_| {
+                PluginError::Key(format!(
+                    "environment variable `{var}` is not set or not UTF-8"
+                ))
+            })?
             .into_bytes(),
-        KeySource::Secret(_) => return Err(PluginError::Key("secret agent not supported yet".into())),
+        KeySource::Secret(_) => {
+            return Err(PluginError::Key("secret agent not supported yet".into()));
+        }
     };
     let der = normalise_to_pkcs1_der(&bytes).map_err(|why| {
         PluginError::Key(match source {
@@ -65,7 +72,8 @@ pub fn resolve_key(source: &KeySource) -> PluginResult<Key> {
 }
 
 fn read_key_file(path: &Path) -> PluginResult<Vec<u8>> {
-    std::fs::read(path).map_err(|e| PluginError::Key(format!("cannot read key file {}: {e}", path.display())))
+    std::fs::read(path)
+        .map_err(|e| PluginError::Key(format!("cannot read key file {}: {e}", path.display())))
 }
 
 /// Turns any accepted encoding of an RSA private key into canonical PKCS#1 DER.
@@ -74,7 +82,8 @@ pub fn normalise_to_pkcs1_der(input: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 fn normalise(input: &[u8], depth: u8) -> Result<Vec<u8>, String> {
-    const NOT_RSA: &str = "not an RSA private key (expected PEM or DER, PKCS#1 or PKCS#8, or base64 of one)";
+    const NOT_RSA: &str =
+        "not an RSA private key (expected PEM or DER, PKCS#1 or PKCS#8, or base64 of one)";
     let trimmed = trim_ascii(input);
     if trimmed.starts_with(b"-----BEGIN") {
         let (label, der) =
@@ -93,7 +102,11 @@ fn normalise(input: &[u8], depth: u8) -> Result<Vec<u8>, String> {
     }
     // backup-go accepts base64 of PEM or DER, even base64 twice; stop there.
     if depth < 2 {
-        let compact: Vec<u8> = trimmed.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+        let compact: Vec<u8> = trimmed
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
         if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&compact) {
             return normalise(&decoded, depth + 1);
         }
@@ -102,22 +115,34 @@ fn normalise(input: &[u8], depth: u8) -> Result<Vec<u8>, String> {
 }
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }
 
 fn pkcs1_from_der(der: &[u8]) -> Result<Vec<u8>, String> {
-    let key = pkcs1::RsaPrivateKey::from_der(der).map_err(|e| format!("invalid PKCS#1 key: {e}"))?;
+    let key =
+        pkcs1::RsaPrivateKey::from_der(der).map_err(|e| format!("invalid PKCS#1 key: {e}"))?;
     // Re-encoding yields the canonical form, as OpenSSL's i2d_PrivateKey / Go's
     // x509.MarshalPKCS1PrivateKey do.
-    key.to_der().map_err(|e| format!("cannot encode PKCS#1: {e}"))
+    key.to_der()
+        .map_err(|e| format!("cannot encode PKCS#1: {e}"))
 }
 
 fn pkcs1_from_pkcs8(der: &[u8]) -> Result<Vec<u8>, String> {
-    let info = pkcs8::PrivateKeyInfo::from_der(der).map_err(|e| format!("invalid PKCS#8 key: {e}"))?;
+    let info =
+        pkcs8::PrivateKeyInfo::from_der(der).map_err(|e| format!("invalid PKCS#8 key: {e}"))?;
     if info.algorithm.oid != RSA_ENCRYPTION_OID {
-        return Err(format!("PKCS#8 key is not RSA (algorithm {})", info.algorithm.oid));
+        return Err(format!(
+            "PKCS#8 key is not RSA (algorithm {})",
+            info.algorithm.oid
+        ));
     }
     pkcs1_from_der(info.private_key)
 }
@@ -129,7 +154,11 @@ mod tests {
     fn golden_key_path() -> std::path::PathBuf {
         // CI lays shared/ beside the clone; locally it is /work/shared.
         let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden/key.pem");
-        if beside.exists() { beside } else { "/work/shared/golden/key.pem".into() }
+        if beside.exists() {
+            beside
+        } else {
+            "/work/shared/golden/key.pem".into()
+        }
     }
     /// SHA-256 of the golden key's PKCS#1 DER, computed independently with
     /// `openssl rsa -in key.pem -traditional -outform DER | sha256sum`.
@@ -150,8 +179,17 @@ mod tests {
         let pem = golden_pem();
         let pkcs1 = normalise_to_pkcs1_der(&pem).unwrap();
         let (_, pkcs8_der) = pkcs8::der::pem::decode_vec(&pem).unwrap();
-        let pkcs1_pem = pkcs1::der::pem::encode_string("RSA PRIVATE KEY", pkcs1::der::pem::LineEnding::LF, &pkcs1).unwrap();
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b).into_bytes();
+        let pkcs1_pem = pkcs1::der::pem::encode_string(
+            "RSA PRIVATE KEY",
+            pkcs1::der::pem::LineEnding::LF,
+            &pkcs1,
+        )
+        .unwrap();
+        let b64 = |b: &[u8]| {
+            base64::engine::general_purpose::STANDARD
+                .encode(b)
+                .into_bytes()
+        };
         let variants: Vec<(&str, Vec<u8>)> = vec![
             ("pkcs8 der", pkcs8_der.clone()),
             ("pkcs1 der", pkcs1.clone()),
@@ -184,11 +222,16 @@ mod tests {
     #[test]
     fn bad_inputs_are_named_errors_without_contents() {
         let err = resolve_key(&KeySource::Secret("vault:k".into())).unwrap_err();
-        assert_eq!(err.to_string(), "encryption key: secret agent not supported yet");
+        assert_eq!(
+            err.to_string(),
+            "encryption key: secret agent not supported yet"
+        );
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k.pem");
         std::fs::write(&p, "TOPSECRET-not-a-key").unwrap();
-        let err = resolve_key(&KeySource::File(p.clone())).unwrap_err().to_string();
+        let err = resolve_key(&KeySource::File(p.clone()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not an RSA private key"), "{err}");
         assert!(!err.contains("TOPSECRET"), "{err}");
         let err = resolve_key(&KeySource::File(dir.path().join("missing"))).unwrap_err();
@@ -199,6 +242,9 @@ mod tests {
 
     #[test]
     fn key_source_debug_shows_no_material() {
-        assert_eq!(format!("{:?}", KeySource::Env("K".into())), "KeySource::Env(K)");
+        assert_eq!(
+            format!("{:?}", KeySource::Env("K".into())),
+            "KeySource::Env(K)"
+        );
     }
 }

@@ -25,15 +25,24 @@ impl PluginMetrics {
     /// If collectors of the same names are already registered there.
     pub fn register(registry: &Registry) -> prometheus::Result<PluginMetrics> {
         let calls = IntCounterVec::new(
-            Opts::new("aerospike_backup_service_plugin_calls_total", "Plugin calls made by the host."),
+            Opts::new(
+                "aerospike_backup_service_plugin_calls_total",
+                "Plugin calls made by the host.",
+            ),
             &["plugin", "op"],
         )?;
         let errors = IntCounterVec::new(
-            Opts::new("aerospike_backup_service_plugin_errors_total", "Plugin calls that failed, by error kind."),
+            Opts::new(
+                "aerospike_backup_service_plugin_errors_total",
+                "Plugin calls that failed, by error kind.",
+            ),
             &["plugin", "op", "kind"],
         )?;
         let bytes = IntCounterVec::new(
-            Opts::new("aerospike_backup_service_plugin_bytes_total", "Bytes moved through plugins."),
+            Opts::new(
+                "aerospike_backup_service_plugin_bytes_total",
+                "Bytes moved through plugins.",
+            ),
             &["plugin", "direction"],
         )?;
         let latency = HistogramVec::new(
@@ -41,7 +50,9 @@ impl PluginMetrics {
                 "aerospike_backup_service_plugin_call_duration_seconds",
                 "Wall time of plugin calls.",
             )
-            .buckets(vec![0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
+            .buckets(vec![
+                0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
+            ]),
             &["plugin", "op"],
         )?;
         registry.register(Box::new(calls.clone()))?;
@@ -68,6 +79,9 @@ mod tests {
         m.calls.with_label_values(&["p", "stat"]).inc();
         assert!(PluginMetrics::register(&r).is_err());
         let names: Vec<String> = r.gather().iter().map(|f| f.name().to_string()).collect();
-        assert!(names.contains(&"aerospike_backup_service_plugin_calls_total".to_string()), "{names:?}");
+        assert!(
+            names.contains(&"aerospike_backup_service_plugin_calls_total".to_string()),
+            "{names:?}"
+        );
     }
 }

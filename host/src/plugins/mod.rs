@@ -20,6 +20,11 @@ pub mod suite;
 pub use codec::{Codec, CodecStream, Direction};
 pub use error::{PluginError, PluginResult};
 pub use pipeline::{Chain, CompressionSpec, EncryptionSpec, Pipeline, StepSpec};
-pub use registry::{PluginInfo, PluginKind, Registry, RegistryError, UserPluginSpec, validate_plugin_options};
+pub use registry::{
+    PluginInfo, PluginKind, Registry, RegistryError, UserPluginSpec, validate_plugin_options,
+};
 pub use runtime::{Runtime, RuntimeConfig};
-pub use storage::{Capabilities, Download, ListPage, ObjectInfo, Storage, StorageSecrets, Upload, WasmStoragePlugin};
+pub use storage::{
+    Capabilities, Download, ListPage, ObjectInfo, Storage, StorageSecrets, Upload,
+    WasmStoragePlugin,
+};

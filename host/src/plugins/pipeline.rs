@@ -59,7 +59,10 @@ pub struct StepSpec {
 ///
 /// # Errors
 /// [`PluginError::InvalidConfig`] for an unknown mode or an encryption mode without a key.
-pub fn steps_from_policy(compression: Option<&CompressionSpec>, encryption: Option<&EncryptionSpec>) -> PluginResult<Vec<StepSpec>> {
+pub fn steps_from_policy(
+    compression: Option<&CompressionSpec>,
+    encryption: Option<&EncryptionSpec>,
+) -> PluginResult<Vec<StepSpec>> {
     let mut steps = Vec::new();
     if let Some(c) = compression {
         match c.mode.to_ascii_uppercase().as_str() {
@@ -75,7 +78,11 @@ pub fn steps_from_policy(compression: Option<&CompressionSpec>, encryption: Opti
                     keys: vec![],
                 });
             }
-            other => return Err(PluginError::InvalidConfig(format!("compression mode: unknown mode `{other}`"))),
+            other => {
+                return Err(PluginError::InvalidConfig(format!(
+                    "compression mode: unknown mode `{other}`"
+                )));
+            }
         }
     }
     if let Some(e) = encryption {
@@ -84,11 +91,17 @@ pub fn steps_from_policy(compression: Option<&CompressionSpec>, encryption: Opti
             // asbackup-compatible CTR with its IV header (BACKUP-FORMAT.md §4).
             "AES128" => Some("aes128-ctr"),
             "AES256" => Some("aes256-ctr"),
-            other => return Err(PluginError::InvalidConfig(format!("encryption mode: unknown mode `{other}`"))),
+            other => {
+                return Err(PluginError::InvalidConfig(format!(
+                    "encryption mode: unknown mode `{other}`"
+                )));
+            }
         };
         if let Some(mode) = mode {
             let key = e.key.clone().ok_or_else(|| {
-                PluginError::InvalidConfig("encryption: one of key-file, key-env or key-secret is required".into())
+                PluginError::InvalidConfig(
+                    "encryption: one of key-file, key-env or key-secret is required".into(),
+                )
             })?;
             steps.push(StepSpec {
                 plugin: AES_PLUGIN.into(),
@@ -154,10 +167,16 @@ impl Pipeline {
     pub fn build(registry: &Registry, specs: &[StepSpec]) -> PluginResult<Pipeline> {
         let mut steps = Vec::with_capacity(specs.len());
         for (i, s) in specs.iter().enumerate() {
-            let at = |m: String| PluginError::InvalidConfig(format!("pipeline[{i}] ({}): {m}", s.plugin));
+            let at = |m: String| {
+                PluginError::InvalidConfig(format!("pipeline[{i}] ({}): {m}", s.plugin))
+            };
             let codec = registry.codec(&s.plugin).map_err(|e| at(e.to_string()))?;
             validate_plugin_options(registry, &s.plugin, &s.options).map_err(at)?;
-            let keys = s.keys.iter().map(resolve_key).collect::<PluginResult<Vec<_>>>()?;
+            let keys = s
+                .keys
+                .iter()
+                .map(resolve_key)
+                .collect::<PluginResult<Vec<_>>>()?;
             steps.push(Step {
                 plugin: s.plugin.clone(),
                 codec,
@@ -172,7 +191,11 @@ impl Pipeline {
     ///
     /// # Errors
     /// As [`steps_from_policy`] and [`Pipeline::build`].
-    pub fn from_policy(registry: &Registry, compression: Option<&CompressionSpec>, encryption: Option<&EncryptionSpec>) -> PluginResult<Pipeline> {
+    pub fn from_policy(
+        registry: &Registry,
+        compression: Option<&CompressionSpec>,
+        encryption: Option<&EncryptionSpec>,
+    ) -> PluginResult<Pipeline> {
         Pipeline::build(registry, &steps_from_policy(compression, encryption)?)
     }
 
@@ -188,7 +211,10 @@ impl Pipeline {
             .map(|s| StepDescription {
                 plugin: s.plugin.clone(),
                 version: s.codec.info().version.clone(),
-                sha256: registry.get(&s.plugin).map(|r| r.sha256.clone()).unwrap_or_default(),
+                sha256: registry
+                    .get(&s.plugin)
+                    .map(|r| r.sha256.clone())
+                    .unwrap_or_default(),
                 options: s.options.clone(),
             })
             .collect()
@@ -343,14 +369,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("key-file"), "{err}");
-        assert!(steps_from_policy(
-            Some(&CompressionSpec {
-                mode: "LZ4".into(),
-                level: None
-            }),
-            None
-        )
-        .is_err());
+        assert!(
+            steps_from_policy(
+                Some(&CompressionSpec {
+                    mode: "LZ4".into(),
+                    level: None
+                }),
+                None
+            )
+            .is_err()
+        );
     }
 
     /// A host-side stream that frames each push and emits a trailer, to check chaining.

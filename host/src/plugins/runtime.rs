@@ -35,7 +35,9 @@ const MIB: usize = 1024 * 1024;
 /// Tunables of the runtime. Defaults follow DESIGN §4 and WASM-PLUGINS.md §4.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// Directory for compiled `.cwasm` artifacts; `None` compiles in memory every time.
+    /// Directory for compiled `.cwasm` artifacts (made private, mode 0700); `None` compiles
+    /// in memory at every start (about a second per default plugin in release builds).
+    /// Use a per-user location such as `$XDG_CACHE_HOME/aerospike-backup-service/cwasm`.
     pub cache_dir: Option<PathBuf>,
     /// Wall-clock bound of one codec call (`push`, `finish`, `create`).
     pub codec_call_timeout: Duration,
@@ -45,14 +47,15 @@ pub struct RuntimeConfig {
     pub chunk_size_bytes: usize,
     /// Largest part the host writes to storage; sets the storage memory limit.
     pub part_size_bytes: usize,
+    /// Codec state allowed on top of 2x the chunk (default 16 MiB, DESIGN §4). zstd needs
+    /// more above level ~11; raise this to allow such levels (validation's dry run shows
+    /// whether options fit).
+    pub codec_state_bytes: usize,
     /// Instances that may exist at once (pool size). Keep the storage concurrency layer
     /// and the engine's parallelism below this.
     pub max_instances: u32,
     /// Epoch tick; deadlines are rounded up to whole ticks.
     pub epoch_tick: Duration,
-    /// Seed for the `crypto.random-bytes` generator. Only tests set it (see
-    /// [`RuntimeConfig::with_test_rng_seed`]); configuration files never can.
-    rng_seed: Option<u64>,
 }
 
 impl Default for RuntimeConfig {
@@ -63,30 +66,22 @@ impl Default for RuntimeConfig {
             storage_call_timeout: Duration::from_secs(300),
             chunk_size_bytes: MIB,
             part_size_bytes: 16 * MIB,
+            codec_state_bytes: 16 * MIB,
             max_instances: 64,
             epoch_tick: Duration::from_millis(10),
-            rng_seed: None,
         }
     }
 }
 
 impl RuntimeConfig {
-    /// Memory a codec instance may use: 2x chunk (one in, one out) + 16 MiB codec state.
+    /// Memory a codec instance may use: 2x chunk (one in, one out) + codec state.
     pub fn codec_memory_limit(&self) -> usize {
-        2 * self.chunk_size_bytes + 16 * MIB
+        2 * self.chunk_size_bytes + self.codec_state_bytes
     }
 
     /// Memory a storage instance may use: 2x part + 16 MiB.
     pub fn storage_memory_limit(&self) -> usize {
         2 * self.part_size_bytes + 16 * MIB
-    }
-
-    /// Makes `crypto.random-bytes` deterministic. For tests only: IVs must be unpredictable
-    /// in production (DESIGN D9).
-    #[doc(hidden)]
-    pub fn with_test_rng_seed(mut self, seed: u64) -> Self {
-        self.rng_seed = Some(seed);
-        self
     }
 }
 
@@ -114,17 +109,30 @@ pub(crate) struct SandboxLimits {
 }
 
 impl wasmtime::ResourceLimiter for SandboxLimits {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.exceeded = true;
             // Trapping at once (instead of returning false) keeps the outcome independent of
             // how the guest's allocator handles a failed `memory.grow`.
-            wasmtime::bail!("memory limit of {} bytes exceeded (wanted {desired})", self.limit);
+            wasmtime::bail!(
+                "memory limit of {} bytes exceeded (wanted {desired})",
+                self.limit
+            );
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -167,6 +175,10 @@ impl Drop for Ticker {
 struct Inner {
     engine: Engine,
     config: RuntimeConfig,
+    /// Seed of `crypto.random-bytes`; only [`Runtime::new_with_test_rng_seed`] sets it.
+    rng_seed: Option<u64>,
+    /// Stores created so far; mixed into a test seed so two streams never share IVs.
+    stores: std::sync::atomic::AtomicU64,
     codec_linker: Linker<HostState>,
     storage_linker: Linker<HostState>,
     config_hash: String,
@@ -181,7 +193,9 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("config", &self.inner.config).finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -200,7 +214,24 @@ impl Runtime {
     /// [`PluginError::Load`] if wasmtime rejects the configuration or the cache directory
     /// cannot be created.
     pub fn new(config: RuntimeConfig) -> PluginResult<Runtime> {
-        let max_memory = config.codec_memory_limit().max(config.storage_memory_limit());
+        Runtime::build(config, None)
+    }
+
+    /// A runtime whose `crypto.random-bytes` is a seeded generator. For tests only: IVs
+    /// must be unpredictable in production, and configuration can never reach this
+    /// (DESIGN D9).
+    ///
+    /// # Errors
+    /// As [`Runtime::new`].
+    #[doc(hidden)]
+    pub fn new_with_test_rng_seed(config: RuntimeConfig, seed: u64) -> PluginResult<Runtime> {
+        Runtime::build(config, Some(seed))
+    }
+
+    fn build(config: RuntimeConfig, rng_seed: Option<u64>) -> PluginResult<Runtime> {
+        let max_memory = config
+            .codec_memory_limit()
+            .max(config.storage_memory_limit());
         let mut pool = PoolingAllocationConfig::default();
         let n = config.max_instances.max(1);
         pool.total_component_instances(n)
@@ -222,17 +253,24 @@ impl Runtime {
         let config_hash = format!("{:016x}", hasher.finish());
 
         if let Some(dir) = &config.cache_dir {
-            create_private_dir(dir).map_err(|e| runtime_err(format!("cache dir {}: {e}", dir.display())))?;
+            create_private_dir(dir)
+                .map_err(|e| runtime_err(format!("cache dir {}: {e}", dir.display())))?;
         }
 
         let mut codec_linker = Linker::new(&engine);
-        bindings::codec::CodecPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut codec_linker, |s| s)
-            .map_err(runtime_err)?;
+        bindings::codec::CodecPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut codec_linker,
+            |s| s,
+        )
+        .map_err(runtime_err)?;
         link_codec_wasi(&mut codec_linker).map_err(runtime_err)?;
 
         let mut storage_linker = Linker::new(&engine);
-        bindings::storage::StoragePlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut storage_linker, |s| s)
-            .map_err(runtime_err)?;
+        bindings::storage::StoragePlugin::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut storage_linker,
+            |s| s,
+        )
+        .map_err(runtime_err)?;
         wasmtime_wasi::p2::add_to_linker_sync(&mut storage_linker).map_err(runtime_err)?;
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -253,6 +291,8 @@ impl Runtime {
             inner: Arc::new(Inner {
                 engine,
                 config,
+                rng_seed,
+                stores: std::sync::atomic::AtomicU64::new(0),
                 codec_linker,
                 storage_linker,
                 config_hash,
@@ -293,13 +333,19 @@ impl Runtime {
     }
 
     /// Compiles a component, or loads the `.cwasm` this host wrote for the same key.
-    pub(crate) fn compile(&self, plugin: &str, wasm: &[u8], wasm_sha256: &str) -> PluginResult<Component> {
+    pub(crate) fn compile(
+        &self,
+        plugin: &str,
+        wasm: &[u8],
+        wasm_sha256: &str,
+    ) -> PluginResult<Component> {
         let load_err = |m: String| PluginError::Load {
             plugin: plugin.to_string(),
             message: m,
         };
         let Some(dir) = &self.inner.config.cache_dir else {
-            return Component::new(&self.inner.engine, wasm).map_err(|e| load_err(format!("{e:#}")));
+            return Component::new(&self.inner.engine, wasm)
+                .map_err(|e| load_err(format!("{e:#}")));
         };
         let key = self.cache_key(wasm_sha256);
         let artifact = dir.join(format!("{key}.cwasm"));
@@ -313,8 +359,9 @@ impl Runtime {
             .precompile_component(wasm)
             .map_err(|e| load_err(format!("{e:#}")))?;
         // Best effort: a failed cache write only costs a compile next time.
-        let _ = write_atomically(&artifact, &bytes)
-            .and_then(|()| write_atomically(&digest_file, hex::encode(Sha256::digest(&bytes)).as_bytes()));
+        let _ = write_atomically(&artifact, &bytes).and_then(|()| {
+            write_atomically(&digest_file, hex::encode(Sha256::digest(&bytes)).as_bytes())
+        });
         self.deserialize(&bytes).map_err(load_err)
     }
 
@@ -342,24 +389,39 @@ impl Runtime {
 
     /// A fresh store with the world's WASI context and limits, its deadline already set
     /// (a fresh store's deadline is 0, which would trap during instantiation).
-    pub(crate) fn new_store(&self, world: World, preopen: Option<&Path>) -> PluginResult<Store<HostState>> {
+    pub(crate) fn new_store(
+        &self,
+        world: World,
+        preopen: Option<&Path>,
+    ) -> PluginResult<Store<HostState>> {
         let cfg = &self.inner.config;
         let mut wasi = WasiCtxBuilder::new();
         if let Some(root) = preopen {
             wasi.preopened_dir(root, "/", FsPerms::ReadWrite)
-                .map_err(|e| PluginError::Other(format!("cannot open storage root {}: {e:#}", root.display())))?;
+                .map_err(|e| {
+                    PluginError::Other(format!(
+                        "cannot open storage root {}: {e:#}",
+                        root.display()
+                    ))
+                })?;
         }
         let limit = match world {
             World::Codec => cfg.codec_memory_limit(),
             World::Storage => cfg.storage_memory_limit(),
         };
-        let state = HostState {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            limits: SandboxLimits { limit, exceeded: false },
-            crypto: CryptoState::new(cfg.rng_seed),
-            storage_root: preopen.map(Path::to_path_buf),
-        };
+        let state =
+            HostState {
+                wasi: wasi.build(),
+                table: ResourceTable::new(),
+                limits: SandboxLimits {
+                    limit,
+                    exceeded: false,
+                },
+                crypto: CryptoState::new(self.inner.rng_seed.map(|seed| {
+                    seed.wrapping_add(self.inner.stores.fetch_add(1, Ordering::Relaxed))
+                })),
+                storage_root: preopen.map(Path::to_path_buf),
+            };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
@@ -396,7 +458,12 @@ impl Runtime {
 }
 
 /// Turns a wasmtime error from a guest call into the error the job sees.
-pub(crate) fn classify_trap(err: wasmtime::Error, store: &Store<HostState>, plugin: &str, timeout: Duration) -> PluginError {
+pub(crate) fn classify_trap(
+    err: wasmtime::Error,
+    store: &Store<HostState>,
+    plugin: &str,
+    timeout: Duration,
+) -> PluginError {
     let limits = &store.data().limits;
     if limits.exceeded {
         return PluginError::MemoryLimit {
@@ -453,6 +520,9 @@ impl wasmtime::component::HasData for HasTable {
     type Data<'a> = &'a mut ResourceTable;
 }
 
+/// Creates the cache directory, or takes over an existing one, as private to this user:
+/// only its owner may chmod it, so a directory planted by someone else fails here instead
+/// of feeding us artifacts to deserialize.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     #[cfg(unix)]
@@ -473,7 +543,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Checks a component's imports against what its world may use (DESIGN D9).
-pub(crate) fn check_imports(runtime: &Runtime, component: &Component, world: World, plugin: &str) -> PluginResult<()> {
+pub(crate) fn check_imports(
+    runtime: &Runtime,
+    component: &Component,
+    world: World,
+    plugin: &str,
+) -> PluginResult<()> {
     let ty = component.component_type();
     for (name, _) in ty.imports(runtime.engine()) {
         let unversioned = name.split('@').next().unwrap_or(name);
@@ -481,12 +556,12 @@ pub(crate) fn check_imports(runtime: &Runtime, component: &Component, world: Wor
         let allowed = match iface_pkg {
             "wasi:cli" | "wasi:io" | "wasi:clocks" | "wasi:random" => true,
             "wasi:filesystem" => world == World::Storage,
-            "aerospike:backup-plugin" => match (world, unversioned) {
-                (_, "aerospike:backup-plugin/types") => true,
-                (World::Codec, "aerospike:backup-plugin/crypto") => true,
-                (World::Storage, "aerospike:backup-plugin/storage-host") => true,
-                _ => false,
-            },
+            "aerospike:backup-plugin" => matches!(
+                (world, unversioned),
+                (_, "aerospike:backup-plugin/types")
+                    | (World::Codec, "aerospike:backup-plugin/crypto")
+                    | (World::Storage, "aerospike:backup-plugin/storage-host")
+            ),
             // wasi:http (storage-http-plugin) arrives with the cloud storage issue; until the
             // host enforces allowed-hosts it links nothing with network access.
             _ => false,
@@ -503,7 +578,11 @@ pub(crate) fn check_imports(runtime: &Runtime, component: &Component, world: Wor
 }
 
 /// Which world a component exports, from its export names.
-pub(crate) fn detect_world(runtime: &Runtime, component: &Component, plugin: &str) -> PluginResult<World> {
+pub(crate) fn detect_world(
+    runtime: &Runtime,
+    component: &Component,
+    plugin: &str,
+) -> PluginResult<World> {
     let ty = component.component_type();
     let mut world = None;
     for (name, _) in ty.exports(runtime.engine()) {

@@ -89,13 +89,28 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn allowed_hosts(&self) -> &[String];
 
     /// Starts writing `key`; nothing is visible before `finish`.
-    fn begin_upload(&self, key: &str, size_hint: Option<u64>) -> BoxFuture<'_, PluginResult<Box<dyn Upload>>>;
+    fn begin_upload(
+        &self,
+        key: &str,
+        size_hint: Option<u64>,
+    ) -> BoxFuture<'_, PluginResult<Box<dyn Upload>>>;
 
     /// Reads `len` bytes (to the end if `None`) of `key` from `offset`.
-    fn open(&self, key: &str, offset: u64, len: Option<u64>) -> BoxFuture<'_, PluginResult<Box<dyn Download>>>;
+    fn open(
+        &self,
+        key: &str,
+        offset: u64,
+        len: Option<u64>,
+    ) -> BoxFuture<'_, PluginResult<Box<dyn Download>>>;
 
     /// One page of the objects under `prefix`.
-    fn list(&self, prefix: &str, recursive: bool, cursor: Option<String>, max_results: u32) -> BoxFuture<'_, PluginResult<ListPage>>;
+    fn list(
+        &self,
+        prefix: &str,
+        recursive: bool,
+        cursor: Option<String>,
+        max_results: u32,
+    ) -> BoxFuture<'_, PluginResult<ListPage>>;
 
     /// Metadata of `key`, or `NotFound`.
     fn stat(&self, key: &str) -> BoxFuture<'_, PluginResult<ObjectInfo>>;
@@ -153,8 +168,8 @@ fn object_from_wit(o: wit::exports::aerospike::backup_plugin::storage::ObjectInf
 
 /// The directory a storage plugin's options name (`path`), which becomes its only preopen.
 pub(crate) fn storage_root(options: &str) -> PluginResult<Option<PathBuf>> {
-    let v: serde_json::Value =
-        serde_json::from_str(options).map_err(|e| PluginError::InvalidConfig(format!("options are not JSON: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(options)
+        .map_err(|e| PluginError::InvalidConfig(format!("options are not JSON: {e}")))?;
     Ok(v.get("path").and_then(|p| p.as_str()).map(PathBuf::from))
 }
 
@@ -168,12 +183,19 @@ pub struct WasmStoragePlugin {
 
 impl fmt::Debug for WasmStoragePlugin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WasmStoragePlugin").field("name", &self.name).field("info", &self.info).finish()
+        f.debug_struct("WasmStoragePlugin")
+            .field("name", &self.name)
+            .field("info", &self.info)
+            .finish()
     }
 }
 
 impl WasmStoragePlugin {
-    pub(crate) fn new(runtime: &Runtime, name: &str, component: &Component) -> PluginResult<WasmStoragePlugin> {
+    pub(crate) fn new(
+        runtime: &Runtime,
+        name: &str,
+        component: &Component,
+    ) -> PluginResult<WasmStoragePlugin> {
         let load = |m: String| PluginError::Load {
             plugin: name.to_string(),
             message: m,
@@ -185,7 +207,9 @@ impl WasmStoragePlugin {
         let pre = wit::StoragePluginPre::new(ip).map_err(|e| load(format!("{e:#}")))?;
         let mut store = runtime.new_store(World::Storage, None)?;
         let b = runtime.guarded(&mut store, World::Storage, name, |s| pre.instantiate(s))?;
-        let info = runtime.guarded(&mut store, World::Storage, name, |s| b.aerospike_backup_plugin_plugin().call_info(s))?;
+        let info = runtime.guarded(&mut store, World::Storage, name, |s| {
+            b.aerospike_backup_plugin_plugin().call_info(s)
+        })?;
         Ok(WasmStoragePlugin {
             runtime: runtime.clone(),
             name: name.to_string(),
@@ -205,10 +229,15 @@ impl WasmStoragePlugin {
     /// [`PluginError::InvalidConfig`] naming the option, or a sandbox error.
     pub fn validate_options(&self, options: &str) -> PluginResult<()> {
         let mut store = self.runtime.new_store(World::Storage, None)?;
-        let b = self.runtime.guarded(&mut store, World::Storage, &self.name, |s| self.pre.instantiate(s))?;
+        let b = self
+            .runtime
+            .guarded(&mut store, World::Storage, &self.name, |s| {
+                self.pre.instantiate(s)
+            })?;
         self.runtime
             .guarded(&mut store, World::Storage, &self.name, |s| {
-                b.aerospike_backup_plugin_plugin().call_validate_options(s, options)
+                b.aerospike_backup_plugin_plugin()
+                    .call_validate_options(s, options)
             })?
             .map_err(from_wit_error)
     }
@@ -218,11 +247,16 @@ impl WasmStoragePlugin {
     ///
     /// # Errors
     /// Invalid options (as the plugin reports them), an unusable root, or a sandbox error.
-    pub fn open_backend(&self, options: &str, secrets: StorageSecrets) -> PluginResult<Arc<dyn Storage>> {
+    pub fn open_backend(
+        &self,
+        options: &str,
+        secrets: StorageSecrets,
+    ) -> PluginResult<Arc<dyn Storage>> {
         let root = storage_root(options)?;
         if let Some(r) = &root {
-            std::fs::create_dir_all(r)
-                .map_err(|e| PluginError::Other(format!("cannot create storage root {}: {e}", r.display())))?;
+            std::fs::create_dir_all(r).map_err(|e| {
+                PluginError::Other(format!("cannot create storage root {}: {e}", r.display()))
+            })?;
         }
         let shared = Arc::new(Shared {
             runtime: self.runtime.clone(),
@@ -238,10 +272,14 @@ impl WasmStoragePlugin {
             let be = b.aerospike_backup_plugin_storage().backend();
             let caps = shared
                 .runtime
-                .guarded(store, World::Storage, &shared.name, |s| be.call_capabilities(s, *backend))?;
+                .guarded(store, World::Storage, &shared.name, |s| {
+                    be.call_capabilities(s, *backend)
+                })?;
             let hosts = shared
                 .runtime
-                .guarded(store, World::Storage, &shared.name, |s| be.call_allowed_hosts(s, *backend))?;
+                .guarded(store, World::Storage, &shared.name, |s| {
+                    be.call_allowed_hosts(s, *backend)
+                })?;
             (caps, hosts)
         };
         Ok(Arc::new(WasmStorage {
@@ -276,14 +314,22 @@ struct StorageInstance {
 
 impl Shared {
     fn instantiate(&self) -> PluginResult<StorageInstance> {
-        let mut store = self.runtime.new_store(World::Storage, self.root.as_deref())?;
-        let b = self.runtime.guarded(&mut store, World::Storage, &self.name, |s| self.pre.instantiate(s))?;
+        let mut store = self
+            .runtime
+            .new_store(World::Storage, self.root.as_deref())?;
+        let b = self
+            .runtime
+            .guarded(&mut store, World::Storage, &self.name, |s| {
+                self.pre.instantiate(s)
+            })?;
         let backend = self
             .runtime
             .guarded(&mut store, World::Storage, &self.name, |s| {
-                b.aerospike_backup_plugin_storage()
-                    .backend()
-                    .call_create(s, &self.options, &self.secrets.0)
+                b.aerospike_backup_plugin_storage().backend().call_create(
+                    s,
+                    &self.options,
+                    &self.secrets.0,
+                )
             })?
             .map_err(from_wit_error)?;
         Ok(StorageInstance { store, b, backend })
@@ -297,7 +343,8 @@ impl Shared {
     ) -> PluginResult<R> {
         let StorageInstance { store, b, backend } = inst;
         let backend = *backend;
-        self.runtime.guarded(store, World::Storage, &self.name, |s| f(s, b, backend))
+        self.runtime
+            .guarded(store, World::Storage, &self.name, |s| f(s, b, backend))
     }
 }
 
@@ -329,7 +376,9 @@ impl WasmStorage {
     /// Runs `f` on the control instance (created on demand, dropped after a trap).
     fn with_control<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Store<HostState>, &wit::StoragePlugin, ResourceAny) -> wasmtime::Result<R> + Send + 'static,
+        f: impl FnOnce(&mut Store<HostState>, &wit::StoragePlugin, ResourceAny) -> wasmtime::Result<R>
+        + Send
+        + 'static,
     ) -> BoxFuture<'_, PluginResult<R>> {
         let shared = self.shared.clone();
         let control = self.control.clone();
@@ -364,7 +413,11 @@ impl Storage for WasmStorage {
         &self.hosts
     }
 
-    fn begin_upload(&self, key: &str, size_hint: Option<u64>) -> BoxFuture<'_, PluginResult<Box<dyn Upload>>> {
+    fn begin_upload(
+        &self,
+        key: &str,
+        size_hint: Option<u64>,
+    ) -> BoxFuture<'_, PluginResult<Box<dyn Upload>>> {
         let shared = self.shared.clone();
         let key = key.to_string();
         Box::pin(async move {
@@ -373,7 +426,9 @@ impl Storage for WasmStorage {
                 let mut inst = s2.instantiate()?;
                 let up = s2
                     .call(&mut inst, |s, b, be| {
-                        b.aerospike_backup_plugin_storage().backend().call_begin_upload(s, be, &key, size_hint)
+                        b.aerospike_backup_plugin_storage()
+                            .backend()
+                            .call_begin_upload(s, be, &key, size_hint)
                     })?
                     .map_err(from_wit_error)?;
                 Ok((inst, up))
@@ -388,7 +443,12 @@ impl Storage for WasmStorage {
         })
     }
 
-    fn open(&self, key: &str, offset: u64, len: Option<u64>) -> BoxFuture<'_, PluginResult<Box<dyn Download>>> {
+    fn open(
+        &self,
+        key: &str,
+        offset: u64,
+        len: Option<u64>,
+    ) -> BoxFuture<'_, PluginResult<Box<dyn Download>>> {
         let shared = self.shared.clone();
         let key = key.to_string();
         Box::pin(async move {
@@ -397,7 +457,9 @@ impl Storage for WasmStorage {
                 let mut inst = s2.instantiate()?;
                 let d = s2
                     .call(&mut inst, |s, b, be| {
-                        b.aerospike_backup_plugin_storage().backend().call_open(s, be, &key, offset, len)
+                        b.aerospike_backup_plugin_storage()
+                            .backend()
+                            .call_open(s, be, &key, offset, len)
                     })?
                     .map_err(from_wit_error)?;
                 Ok((inst, d))
@@ -411,12 +473,23 @@ impl Storage for WasmStorage {
         })
     }
 
-    fn list(&self, prefix: &str, recursive: bool, cursor: Option<String>, max_results: u32) -> BoxFuture<'_, PluginResult<ListPage>> {
+    fn list(
+        &self,
+        prefix: &str,
+        recursive: bool,
+        cursor: Option<String>,
+        max_results: u32,
+    ) -> BoxFuture<'_, PluginResult<ListPage>> {
         let prefix = prefix.to_string();
         let fut = self.with_control(move |s, b, be| {
-            b.aerospike_backup_plugin_storage()
-                .backend()
-                .call_list(s, be, &prefix, recursive, cursor.as_deref(), max_results.max(1))
+            b.aerospike_backup_plugin_storage().backend().call_list(
+                s,
+                be,
+                &prefix,
+                recursive,
+                cursor.as_deref(),
+                max_results.max(1),
+            )
         });
         Box::pin(async move {
             let page = fut.await?.map_err(from_wit_error)?;
@@ -430,13 +503,21 @@ impl Storage for WasmStorage {
 
     fn stat(&self, key: &str) -> BoxFuture<'_, PluginResult<ObjectInfo>> {
         let key = key.to_string();
-        let fut = self.with_control(move |s, b, be| b.aerospike_backup_plugin_storage().backend().call_stat(s, be, &key));
+        let fut = self.with_control(move |s, b, be| {
+            b.aerospike_backup_plugin_storage()
+                .backend()
+                .call_stat(s, be, &key)
+        });
         Box::pin(async move { fut.await?.map(object_from_wit).map_err(from_wit_error) })
     }
 
     fn delete(&self, key: &str) -> BoxFuture<'_, PluginResult<()>> {
         let key = key.to_string();
-        let fut = self.with_control(move |s, b, be| b.aerospike_backup_plugin_storage().backend().call_delete(s, be, &key));
+        let fut = self.with_control(move |s, b, be| {
+            b.aerospike_backup_plugin_storage()
+                .backend()
+                .call_delete(s, be, &key)
+        });
         Box::pin(async move { fut.await?.map_err(from_wit_error) })
     }
 }
@@ -450,7 +531,10 @@ struct WasmUpload {
     done: bool,
 }
 
-type UploadCall<R> = Box<dyn FnOnce(&mut Store<HostState>, &wit::StoragePlugin, ResourceAny) -> wasmtime::Result<R> + Send>;
+type UploadCall<R> = Box<
+    dyn FnOnce(&mut Store<HostState>, &wit::StoragePlugin, ResourceAny) -> wasmtime::Result<R>
+        + Send,
+>;
 
 impl WasmUpload {
     async fn run<R: Send + 'static>(&mut self, f: UploadCall<R>) -> PluginResult<R> {
@@ -475,7 +559,9 @@ impl Upload for WasmUpload {
     fn write_part(&mut self, part_number: u32, data: Bytes) -> BoxFuture<'_, PluginResult<()>> {
         Box::pin(async move {
             self.run(Box::new(move |s, b, up| {
-                b.aerospike_backup_plugin_storage().upload().call_write_part(s, up, part_number, &data)
+                b.aerospike_backup_plugin_storage()
+                    .upload()
+                    .call_write_part(s, up, part_number, &data)
             }))
             .await?
             .map_err(from_wit_error)
@@ -485,7 +571,11 @@ impl Upload for WasmUpload {
     fn finish(&mut self) -> BoxFuture<'_, PluginResult<ObjectInfo>> {
         Box::pin(async move {
             let r = self
-                .run(Box::new(|s, b, up| b.aerospike_backup_plugin_storage().upload().call_finish(s, up)))
+                .run(Box::new(|s, b, up| {
+                    b.aerospike_backup_plugin_storage()
+                        .upload()
+                        .call_finish(s, up)
+                }))
                 .await?
                 .map(object_from_wit)
                 .map_err(from_wit_error);
@@ -499,7 +589,11 @@ impl Upload for WasmUpload {
     fn abort(&mut self) -> BoxFuture<'_, PluginResult<()>> {
         Box::pin(async move {
             let r = self
-                .run(Box::new(|s, b, up| b.aerospike_backup_plugin_storage().upload().call_abort(s, up)))
+                .run(Box::new(|s, b, up| {
+                    b.aerospike_backup_plugin_storage()
+                        .upload()
+                        .call_abort(s, up)
+                }))
                 .await;
             self.done = true;
             r?.map_err(from_wit_error)
@@ -514,12 +608,16 @@ impl Drop for WasmUpload {
         if self.done {
             return;
         }
-        let Some(mut inst) = self.inst.take() else { return };
+        let Some(mut inst) = self.inst.take() else {
+            return;
+        };
         let shared = self.shared.clone();
         let upload = self.upload;
         let mut abort = move || {
             let _ = shared.call(&mut inst, |s, b, _| {
-                b.aerospike_backup_plugin_storage().upload().call_abort(s, upload)
+                b.aerospike_backup_plugin_storage()
+                    .upload()
+                    .call_abort(s, upload)
             });
         };
         match tokio::runtime::Handle::try_current() {
@@ -547,7 +645,9 @@ impl Download for WasmDownload {
             let d = self.download;
             let (inst, r) = blocking(move || {
                 let r = shared.call(&mut inst, |s, b, _| {
-                    b.aerospike_backup_plugin_storage().download().call_next(s, d, max.max(1))
+                    b.aerospike_backup_plugin_storage()
+                        .download()
+                        .call_next(s, d, max.max(1))
                 });
                 (inst, r)
             })
@@ -567,19 +667,29 @@ pub(crate) fn valid_relative_path(p: &str) -> bool {
     !p.starts_with('/')
         && !p.contains('\0')
         && !p.contains('\\')
-        && p.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && p.split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
 }
 
 fn sync_dir(root: &Path, rel: &str) -> std::io::Result<()> {
-    let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
+    let dir = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
     std::fs::File::open(dir)?.sync_all()
 }
 
 impl wit::aerospike::backup_plugin::storage_host::Host for HostState {
-    fn sync_dir(&mut self, path: String) -> wasmtime::Result<Result<(), wit::aerospike::backup_plugin::types::Error>> {
+    fn sync_dir(
+        &mut self,
+        path: String,
+    ) -> wasmtime::Result<Result<(), wit::aerospike::backup_plugin::types::Error>> {
         use wit::aerospike::backup_plugin::types::Error as E;
         let Some(root) = &self.storage_root else {
-            return Ok(Err(E::Unsupported("no directory is preopened for this plugin".into())));
+            return Ok(Err(E::Unsupported(
+                "no directory is preopened for this plugin".into(),
+            )));
         };
         if !path.is_empty() && !valid_relative_path(path.trim_end_matches('/')) {
             return Ok(Err(E::Denied));
@@ -601,7 +711,9 @@ mod tests {
     #[test]
     fn relative_path_rules() {
         assert!(valid_relative_path("a/b/c.asb"));
-        for bad in ["", "/a", "a//b", "a/../b", "./a", "a/.", "a\0b", "..", "a\\b"] {
+        for bad in [
+            "", "/a", "a//b", "a/../b", "./a", "a/.", "a\0b", "..", "a\\b",
+        ] {
             assert!(!valid_relative_path(bad), "{bad:?}");
         }
     }
@@ -615,7 +727,10 @@ mod tests {
 
     #[test]
     fn storage_root_comes_from_path_option() {
-        assert_eq!(storage_root(r#"{"path":"/tmp/x"}"#).unwrap(), Some(PathBuf::from("/tmp/x")));
+        assert_eq!(
+            storage_root(r#"{"path":"/tmp/x"}"#).unwrap(),
+            Some(PathBuf::from("/tmp/x"))
+        );
         assert_eq!(storage_root("{}").unwrap(), None);
         assert!(storage_root("nope").is_err());
     }

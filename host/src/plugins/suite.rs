@@ -53,7 +53,12 @@ impl std::fmt::Display for SuiteReport {
         for (name, why) in &self.failed {
             writeln!(f, "  FAIL  {name}: {why}")?;
         }
-        write!(f, "{} passed, {} failed", self.passed.len(), self.failed.len())
+        write!(
+            f,
+            "{} passed, {} failed",
+            self.passed.len(),
+            self.failed.len()
+        )
     }
 }
 
@@ -89,9 +94,16 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 ///
 /// # Errors
 /// The failing call, with context.
-pub async fn write_object(s: &dyn Storage, key: &str, parts: &[&[u8]]) -> Result<super::ObjectInfo, String> {
+pub async fn write_object(
+    s: &dyn Storage,
+    key: &str,
+    parts: &[&[u8]],
+) -> Result<super::ObjectInfo, String> {
     let total: usize = parts.iter().map(|p| p.len()).sum();
-    let mut up = s.begin_upload(key, Some(total as u64)).await.map_err(err("begin-upload"))?;
+    let mut up = s
+        .begin_upload(key, Some(total as u64))
+        .await
+        .map_err(err("begin-upload"))?;
     for (i, p) in parts.iter().enumerate() {
         up.write_part(i as u32 + 1, Bytes::copy_from_slice(p))
             .await
@@ -104,26 +116,44 @@ pub async fn write_object(s: &dyn Storage, key: &str, parts: &[&[u8]]) -> Result
 ///
 /// # Errors
 /// The failing call, or an empty chunk (forbidden by the contract).
-pub async fn read_range(s: &dyn Storage, key: &str, offset: u64, len: Option<u64>, chunk: u32) -> Result<Vec<u8>, PluginError> {
+pub async fn read_range(
+    s: &dyn Storage,
+    key: &str,
+    offset: u64,
+    len: Option<u64>,
+    chunk: u32,
+) -> Result<Vec<u8>, PluginError> {
     let mut d = s.open(key, offset, len).await?;
     let mut out = Vec::new();
     while let Some(c) = d.next(chunk).await? {
         if c.is_empty() {
-            return Err(PluginError::Other("download.next returned an empty chunk".into()));
+            return Err(PluginError::Other(
+                "download.next returned an empty chunk".into(),
+            ));
         }
         if c.len() > chunk as usize {
-            return Err(PluginError::Other(format!("download.next returned {} bytes for max {chunk}", c.len())));
+            return Err(PluginError::Other(format!(
+                "download.next returned {} bytes for max {chunk}",
+                c.len()
+            )));
         }
         out.extend(c);
     }
     // After `none`, further calls keep returning `none`.
     if d.next(chunk).await?.is_some() {
-        return Err(PluginError::Other("download.next returned data after none".into()));
+        return Err(PluginError::Other(
+            "download.next returned data after none".into(),
+        ));
     }
     Ok(out)
 }
 
-async fn list_all(s: &dyn Storage, prefix: &str, recursive: bool, page: u32) -> Result<(Vec<String>, Vec<String>, usize), String> {
+async fn list_all(
+    s: &dyn Storage,
+    prefix: &str,
+    recursive: bool,
+    page: u32,
+) -> Result<(Vec<String>, Vec<String>, usize), String> {
     let mut keys = Vec::new();
     let mut prefixes = Vec::new();
     let mut cursor = None;
@@ -152,7 +182,9 @@ async fn list_all(s: &dyn Storage, prefix: &str, recursive: bool, page: u32) -> 
 
 fn part_size(s: &dyn Storage, wanted: usize) -> usize {
     let caps = s.capabilities();
-    wanted.max(caps.min_part_size as usize).min(caps.max_part_size.max(1) as usize)
+    wanted
+        .max(caps.min_part_size as usize)
+        .min(caps.max_part_size.max(1) as usize)
 }
 
 fn case_write_read_stat<'a>(s: &'a dyn Storage, p: &'a str) -> CaseFuture<'a> {
@@ -163,20 +195,47 @@ fn case_write_read_stat<'a>(s: &'a dyn Storage, p: &'a str) -> CaseFuture<'a> {
         let b = pattern(1000, 2);
         let info = write_object(s, &key, &[&a, &b]).await?;
         ensure!(info.key == key, "finish returned key {:?}", info.key);
-        ensure!(info.size == (ps + 1000) as u64, "finish returned size {}", info.size);
-        let all = read_range(s, &key, 0, None, 4096).await.map_err(err("read"))?;
-        ensure!(all == [a.as_slice(), b.as_slice()].concat(), "read back different bytes");
-        let mid = read_range(s, &key, 10, Some(100), 7).await.map_err(err("range read"))?;
-        ensure!(mid == all[10..110], "range read (10, 100) returned wrong bytes");
-        let tail = read_range(s, &key, (ps + 900) as u64, None, 4096).await.map_err(err("tail read"))?;
+        ensure!(
+            info.size == (ps + 1000) as u64,
+            "finish returned size {}",
+            info.size
+        );
+        let all = read_range(s, &key, 0, None, 4096)
+            .await
+            .map_err(err("read"))?;
+        ensure!(
+            all == [a.as_slice(), b.as_slice()].concat(),
+            "read back different bytes"
+        );
+        let mid = read_range(s, &key, 10, Some(100), 7)
+            .await
+            .map_err(err("range read"))?;
+        ensure!(
+            mid == all[10..110],
+            "range read (10, 100) returned wrong bytes"
+        );
+        let tail = read_range(s, &key, (ps + 900) as u64, None, 4096)
+            .await
+            .map_err(err("tail read"))?;
         ensure!(tail == all[ps + 900..], "tail read returned wrong bytes");
-        let past = read_range(s, &key, (ps + 5000) as u64, None, 4096).await.map_err(err("read past end"))?;
-        ensure!(past.is_empty(), "read past the end returned {} bytes", past.len());
+        let past = read_range(s, &key, (ps + 5000) as u64, None, 4096)
+            .await
+            .map_err(err("read past end"))?;
+        ensure!(
+            past.is_empty(),
+            "read past the end returned {} bytes",
+            past.len()
+        );
         let st = s.stat(&key).await.map_err(err("stat"))?;
-        ensure!(st.size == info.size && st.key == key, "stat disagrees with finish: {st:?}");
+        ensure!(
+            st.size == info.size && st.key == key,
+            "stat disagrees with finish: {st:?}"
+        );
         // Replacing on finish is allowed (last writer wins).
         write_object(s, &key, &[b"v2"]).await?;
-        let v2 = read_range(s, &key, 0, None, 4096).await.map_err(err("read v2"))?;
+        let v2 = read_range(s, &key, 0, None, 4096)
+            .await
+            .map_err(err("read v2"))?;
         ensure!(v2 == b"v2", "replaced object reads back wrong");
         Ok(())
     })
@@ -187,7 +246,9 @@ fn case_empty_object<'a>(s: &'a dyn Storage, p: &'a str) -> CaseFuture<'a> {
         let key = format!("{p}empty/zero");
         let info = write_object(s, &key, &[]).await?;
         ensure!(info.size == 0, "zero parts gave size {}", info.size);
-        let data = read_range(s, &key, 0, None, 16).await.map_err(err("read"))?;
+        let data = read_range(s, &key, 0, None, 16)
+            .await
+            .map_err(err("read"))?;
         ensure!(data.is_empty(), "empty object read {} bytes", data.len());
         Ok(())
     })
@@ -198,17 +259,36 @@ fn case_part_idempotence<'a>(s: &'a dyn Storage, p: &'a str) -> CaseFuture<'a> {
         let key = format!("{p}idem/obj");
         let ps = part_size(s, 16 * 1024);
         let a = pattern(ps, 3);
-        let mut up = s.begin_upload(&key, None).await.map_err(err("begin-upload"))?;
-        up.write_part(1, Bytes::from(a.clone())).await.map_err(err("part 1"))?;
+        let mut up = s
+            .begin_upload(&key, None)
+            .await
+            .map_err(err("begin-upload"))?;
+        up.write_part(1, Bytes::from(a.clone()))
+            .await
+            .map_err(err("part 1"))?;
         // The host re-sends the latest part after a temporary error: it must replace it.
-        up.write_part(1, Bytes::from(a.clone())).await.map_err(err("part 1 again"))?;
-        up.write_part(2, Bytes::from_static(b"tail")).await.map_err(err("part 2"))?;
-        up.write_part(2, Bytes::from_static(b"tail")).await.map_err(err("part 2 again"))?;
+        up.write_part(1, Bytes::from(a.clone()))
+            .await
+            .map_err(err("part 1 again"))?;
+        up.write_part(2, Bytes::from_static(b"tail"))
+            .await
+            .map_err(err("part 2"))?;
+        up.write_part(2, Bytes::from_static(b"tail"))
+            .await
+            .map_err(err("part 2 again"))?;
         let first = up.finish().await.map_err(err("finish"))?;
         let again = up.finish().await.map_err(err("repeated finish"))?;
-        ensure!(first == again, "repeated finish returned {again:?}, first {first:?}");
-        let data = read_range(s, &key, 0, None, 65536).await.map_err(err("read"))?;
-        ensure!(data == [a.as_slice(), b"tail"].concat(), "re-sent parts were appended, not replaced");
+        ensure!(
+            first == again,
+            "repeated finish returned {again:?}, first {first:?}"
+        );
+        let data = read_range(s, &key, 0, None, 65536)
+            .await
+            .map_err(err("read"))?;
+        ensure!(
+            data == [a.as_slice(), b"tail"].concat(),
+            "re-sent parts were appended, not replaced"
+        );
         Ok(())
     })
 }
@@ -228,15 +308,28 @@ fn case_list_paging<'a>(s: &'a dyn Storage, p: &'a str) -> CaseFuture<'a> {
             expected.insert(k);
         }
         let (keys, prefixes, pages) = list_all(s, &base, true, 3).await?;
-        ensure!(prefixes.is_empty(), "recursive listing returned prefixes {prefixes:?}");
+        ensure!(
+            prefixes.is_empty(),
+            "recursive listing returned prefixes {prefixes:?}"
+        );
         let mut sorted = keys.clone();
         sorted.sort();
-        ensure!(keys == sorted, "recursive listing not in ascending order: {keys:?}");
+        ensure!(
+            keys == sorted,
+            "recursive listing not in ascending order: {keys:?}"
+        );
         let got: BTreeSet<String> = keys.into_iter().collect();
-        ensure!(got == expected, "recursive listing returned {got:?}, expected {expected:?}");
+        ensure!(
+            got == expected,
+            "recursive listing returned {got:?}, expected {expected:?}"
+        );
         ensure!(pages >= 4, "10 keys at 3 per page came in {pages} pages");
         let (flat, dirs, _) = list_all(s, &base, false, 2).await?;
-        ensure!(flat.len() == 7, "non-recursive listing returned {} objects: {flat:?}", flat.len());
+        ensure!(
+            flat.len() == 7,
+            "non-recursive listing returned {} objects: {flat:?}",
+            flat.len()
+        );
         ensure!(
             dirs == vec![format!("{base}d1/"), format!("{base}d2/")],
             "non-recursive prefixes were {dirs:?}"
@@ -244,7 +337,10 @@ fn case_list_paging<'a>(s: &'a dyn Storage, p: &'a str) -> CaseFuture<'a> {
         let (none, _, _) = list_all(s, &format!("{p}list-nothing/"), true, 5).await?;
         ensure!(none.is_empty(), "empty prefix listed {none:?}");
         let (partial, _, _) = list_all(s, &format!("{base}f0"), true, 100).await?;
-        ensure!(partial.len() == 7, "plain-string prefix `f0` matched {partial:?}");
+        ensure!(
+            partial.len() == 7,
+            "plain-string prefix `f0` matched {partial:?}"
+        );
         Ok(())
     })
 }
@@ -258,7 +354,9 @@ fn case_delete<'a>(s: &'a dyn Storage, p: &'a str) -> CaseFuture<'a> {
             Err(PluginError::NotFound) => {}
             other => return Err(format!("stat after delete: {other:?}")),
         }
-        s.delete(&key).await.map_err(err("deleting a missing key must succeed"))?;
+        s.delete(&key)
+            .await
+            .map_err(err("deleting a missing key must succeed"))?;
         Ok(())
     })
 }
@@ -269,11 +367,24 @@ fn case_large_object<'a>(s: &'a dyn Storage, p: &'a str, size: usize) -> CaseFut
         let ps = part_size(s, 4 * MIB);
         let data = pattern(size, 9);
         let parts: Vec<&[u8]> = data.chunks(ps).collect();
-        ensure!(parts.len() >= 2, "large object fits one part ({ps} bytes); raise its size");
+        ensure!(
+            parts.len() >= 2,
+            "large object fits one part ({ps} bytes); raise its size"
+        );
         let info = write_object(s, &key, &parts).await?;
-        ensure!(info.size == size as u64, "size {} after {} parts", info.size, parts.len());
-        let back = read_range(s, &key, 0, None, MIB as u32).await.map_err(err("read"))?;
-        ensure!(back.len() == data.len() && back == data, "large object read back different bytes");
+        ensure!(
+            info.size == size as u64,
+            "size {} after {} parts",
+            info.size,
+            parts.len()
+        );
+        let back = read_range(s, &key, 0, None, MIB as u32)
+            .await
+            .map_err(err("read"))?;
+        ensure!(
+            back.len() == data.len() && back == data,
+            "large object read back different bytes"
+        );
         Ok(())
     })
 }
@@ -290,7 +401,9 @@ fn case_concurrent_writers<'a>(s: &'a dyn Storage, p: &'a str) -> CaseFuture<'a>
         let done = futures::future::join_all(writes).await;
         for r in done {
             let (key, a) = r?;
-            let back = read_range(s, &key, 0, None, 4096).await.map_err(err("read"))?;
+            let back = read_range(s, &key, 0, None, 4096)
+                .await
+                .map_err(err("read"))?;
             ensure!(back == a, "concurrent writer {key} reads back wrong bytes");
         }
         // Two writers to one key: the object is one of them, whole, never a mix.
@@ -300,8 +413,13 @@ fn case_concurrent_writers<'a>(s: &'a dyn Storage, p: &'a str) -> CaseFuture<'a>
         let (r1, r2) = futures::join!(write_object(s, &key, &px), write_object(s, &key, &py));
         r1?;
         r2?;
-        let back = read_range(s, &key, 0, None, 4096).await.map_err(err("read"))?;
-        ensure!(back == x || back == y, "racing writers produced a mixed object");
+        let back = read_range(s, &key, 0, None, 4096)
+            .await
+            .map_err(err("read"))?;
+        ensure!(
+            back == x || back == y,
+            "racing writers produced a mixed object"
+        );
         Ok(())
     })
 }
@@ -310,7 +428,9 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let path = e.path();
             if path.is_dir() {
@@ -327,8 +447,20 @@ fn case_abort<'a>(s: &'a dyn Storage, p: &'a str, root: Option<&'a Path>) -> Cas
     Box::pin(async move {
         let key = format!("{p}abort/obj");
         let ps = part_size(s, 16 * 1024);
-        let mut up = s.begin_upload(&key, None).await.map_err(err("begin-upload"))?;
-        up.write_part(1, Bytes::from(pattern(ps, 5))).await.map_err(err("part 1"))?;
+        // Plugins may keep temp data anywhere under the root (storage-local: `.abs-tmp/`),
+        // so compare the whole tree before and after: cases run one at a time.
+        let before: BTreeSet<PathBuf> = root
+            .map(files_under)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let mut up = s
+            .begin_upload(&key, None)
+            .await
+            .map_err(err("begin-upload"))?;
+        up.write_part(1, Bytes::from(pattern(ps, 5)))
+            .await
+            .map_err(err("part 1"))?;
         // Not visible before finish.
         match s.stat(&key).await {
             Err(PluginError::NotFound) => {}
@@ -341,17 +473,32 @@ fn case_abort<'a>(s: &'a dyn Storage, p: &'a str, root: Option<&'a Path>) -> Cas
         }
         // Dropping an unfinished upload is an abort too.
         let dropped_key = format!("{p}abort/dropped");
-        let mut up = s.begin_upload(&dropped_key, None).await.map_err(err("begin-upload"))?;
-        up.write_part(1, Bytes::from_static(b"partial")).await.map_err(err("part 1"))?;
+        let mut up = s
+            .begin_upload(&dropped_key, None)
+            .await
+            .map_err(err("begin-upload"))?;
+        up.write_part(1, Bytes::from_static(b"partial"))
+            .await
+            .map_err(err("part 1"))?;
         drop(up);
-        // The drop-abort runs on the blocking pool; give it a moment.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let (left, _, _) = list_all(s, &format!("{p}abort/"), true, 100).await?;
-        ensure!(left.is_empty(), "aborted uploads left objects: {left:?}");
-        if let Some(root) = root {
-            let dir = root.join(format!("{p}abort"));
-            let files = files_under(&dir);
-            ensure!(files.is_empty(), "aborted uploads left files on disk: {files:?}");
+        // The drop-abort runs in the background (blocking pool): poll, bounded, for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (left, _, _) = list_all(s, &format!("{p}abort/"), true, 100).await?;
+            let files: Vec<PathBuf> = root
+                .map(files_under)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|f| !before.contains(f))
+                .collect();
+            if left.is_empty() && files.is_empty() {
+                break;
+            }
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "aborted uploads left objects {left:?} / files on disk {files:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         Ok(())
     })
@@ -393,17 +540,33 @@ fn case_errors_mapped<'a>(s: &'a dyn Storage, p: &'a str) -> CaseFuture<'a> {
 pub async fn run_storage_suite(storage: Arc<dyn Storage>, options: &SuiteOptions) -> SuiteReport {
     let s = storage.as_ref();
     let p = options.prefix.as_str();
-    let large = if options.large_object_bytes == 0 { 24 * MIB } else { options.large_object_bytes };
+    let large = if options.large_object_bytes == 0 {
+        24 * MIB
+    } else {
+        options.large_object_bytes
+    };
     let cases: Vec<(&'static str, CaseFuture<'_>)> = vec![
-        ("write, read, range read, stat, replace", case_write_read_stat(s, p)),
+        (
+            "write, read, range read, stat, replace",
+            case_write_read_stat(s, p),
+        ),
         ("empty object", case_empty_object(s, p)),
-        ("parts are idempotent, finish is repeatable", case_part_idempotence(s, p)),
+        (
+            "parts are idempotent, finish is repeatable",
+            case_part_idempotence(s, p),
+        ),
         ("list paging, order, prefixes", case_list_paging(s, p)),
         ("delete and idempotent delete", case_delete(s, p)),
         ("large object in parts", case_large_object(s, p, large)),
         ("concurrent writers", case_concurrent_writers(s, p)),
-        ("abort and drop leave nothing", case_abort(s, p, options.local_root.as_deref())),
-        ("errors mapped (not-found, denied)", case_errors_mapped(s, p)),
+        (
+            "abort and drop leave nothing",
+            case_abort(s, p, options.local_root.as_deref()),
+        ),
+        (
+            "errors mapped (not-found, denied)",
+            case_errors_mapped(s, p),
+        ),
     ];
     let mut report = SuiteReport::default();
     for (name, case) in cases {
@@ -415,19 +578,26 @@ pub async fn run_storage_suite(storage: Arc<dyn Storage>, options: &SuiteOptions
     report
 }
 
-
 // ---- codec properties --------------------------------------------------------------
 
 /// Encodes `data` pushed in pieces of the given sizes (cycled), then finishes.
 ///
 /// # Errors
 /// The plugin's error.
-pub fn encode_with(stream: &mut dyn CodecStream, data: &[u8], cuts: &[usize]) -> Result<Vec<u8>, PluginError> {
+pub fn encode_with(
+    stream: &mut dyn CodecStream,
+    data: &[u8],
+    cuts: &[usize],
+) -> Result<Vec<u8>, PluginError> {
     let mut out = Vec::new();
     let mut rest = data;
     let mut i = 0;
     while !rest.is_empty() {
-        let n = cuts.get(i % cuts.len().max(1)).copied().unwrap_or(rest.len()).clamp(1, rest.len());
+        let n = cuts
+            .get(i % cuts.len().max(1))
+            .copied()
+            .unwrap_or(rest.len())
+            .clamp(1, rest.len());
         let (head, tail) = rest.split_at(n);
         out.extend(stream.push(head)?);
         rest = tail;
@@ -443,10 +613,21 @@ pub fn encode_with(stream: &mut dyn CodecStream, data: &[u8], cuts: &[usize]) ->
 ///
 /// # Errors
 /// A description of the mismatch or the failing call.
-pub fn codec_round_trip(codec: &dyn Codec, options: &str, keys: &[Key], data: &[u8], enc_cuts: &[usize], dec_cuts: &[usize]) -> Result<Vec<u8>, String> {
-    let mut enc = codec.encoder(options, keys).map_err(err("encoder.create"))?;
+pub fn codec_round_trip(
+    codec: &dyn Codec,
+    options: &str,
+    keys: &[Key],
+    data: &[u8],
+    enc_cuts: &[usize],
+    dec_cuts: &[usize],
+) -> Result<Vec<u8>, String> {
+    let mut enc = codec
+        .encoder(options, keys)
+        .map_err(err("encoder.create"))?;
     let encoded = encode_with(enc.as_mut(), data, enc_cuts).map_err(err("encode"))?;
-    let mut dec = codec.decoder(options, keys).map_err(err("decoder.create"))?;
+    let mut dec = codec
+        .decoder(options, keys)
+        .map_err(err("decoder.create"))?;
     let decoded = encode_with(dec.as_mut(), &encoded, dec_cuts).map_err(err("decode"))?;
     if decoded != data {
         return Err(format!(
@@ -467,7 +648,10 @@ pub fn run_codec_properties(codec: &dyn Codec, options: &str, keys: &[Key]) -> S
         Ok(()) => report.passed.push(name),
         Err(why) => report.failed.push((name, why)),
     };
-    case("empty input round trip", codec_round_trip(codec, options, keys, &[], &[1], &[1]).map(|_| ()));
+    case(
+        "empty input round trip",
+        codec_round_trip(codec, options, keys, &[], &[1], &[1]).map(|_| ()),
+    );
     case(
         "one byte round trip",
         codec_round_trip(codec, options, keys, b"x", &[1], &[1]).map(|_| ()),
@@ -481,7 +665,11 @@ pub fn run_codec_properties(codec: &dyn Codec, options: &str, keys: &[Key]) -> S
         let mut r = Ok(());
         let mut first: Option<Vec<u8>> = None;
         for (i, c) in cuts.iter().enumerate() {
-            let dec_cuts: &[usize] = if i % 2 == 0 { &[64 * 1024] } else { &[13, 100_000] };
+            let dec_cuts: &[usize] = if i % 2 == 0 {
+                &[64 * 1024]
+            } else {
+                &[13, 100_000]
+            };
             match codec_round_trip(codec, options, keys, data, c, dec_cuts) {
                 Ok(enc) => {
                     first.get_or_insert(enc);
@@ -493,21 +681,31 @@ pub fn run_codec_properties(codec: &dyn Codec, options: &str, keys: &[Key]) -> S
             }
         }
         case(
-            if name == "text" { "compressible data, many chunkings" } else { "random data, many chunkings" },
+            if name == "text" {
+                "compressible data, many chunkings"
+            } else {
+                "random data, many chunkings"
+            },
             r,
         );
     }
     // A decoder fed a cut-off stream must not return the whole input.
     let truncated = (|| {
-        let mut enc = codec.encoder(options, keys).map_err(err("encoder.create"))?;
+        let mut enc = codec
+            .encoder(options, keys)
+            .map_err(err("encoder.create"))?;
         let encoded = encode_with(enc.as_mut(), &text, &[MIB]).map_err(err("encode"))?;
         if encoded.len() < 2 {
             return Ok(());
         }
         let cut = &encoded[..encoded.len() / 2];
-        let mut dec = codec.decoder(options, keys).map_err(err("decoder.create"))?;
+        let mut dec = codec
+            .decoder(options, keys)
+            .map_err(err("decoder.create"))?;
         match encode_with(dec.as_mut(), cut, &[64 * 1024]) {
-            Ok(out) if out == text => Err("decoding half the stream returned all the data".to_string()),
+            Ok(out) if out == text => {
+                Err("decoding half the stream returned all the data".to_string())
+            }
             _ => Ok(()),
         }
     })();

@@ -591,3 +591,70 @@ async fn store_changes_reach_subscribers_and_running_work_keeps_its_arc() {
     assert_eq!(rx.borrow().backup_policies["daily"].parallel, Some(9));
     assert_eq!(snapshot.backup_policies["daily"].parallel, Some(4));
 }
+
+/// Plugins named by the config are checked against the registry before anything is saved.
+#[tokio::test]
+async fn plugin_references_are_checked_before_saving() {
+    use abs::plugin_check::RegistryCheck;
+    use abs::plugins::{Runtime, RuntimeConfig};
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cwasm")),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("abs.yml");
+    std::fs::write(&path, CONFIG).unwrap();
+    let check = Arc::new(RegistryCheck::new(runtime));
+    let store = Arc::new(ConfigStore::load_file(&path, Some(check)).unwrap().store);
+    let app = api::router(AppState::new(store, Arc::new(Metrics::new())));
+    let before = file(&path);
+
+    let cases = [
+        (
+            "/v1/config/policies/p1",
+            json!({"pipeline": [{"plugin": "no-such-codec"}]}),
+            "backup-policies.p1.pipeline[0].plugin",
+        ),
+        (
+            "/v1/config/policies/p2",
+            json!({"pipeline": [{"plugin": "compression-zstd", "options": {"level": 99}}]}),
+            "backup-policies.p2.pipeline[0].options",
+        ),
+        (
+            "/v1/config/policies/p3",
+            json!({"pipeline": [{"plugin": "storage-local", "options": {"path": "/tmp"}}]}),
+            "backup-policies.p3.pipeline[0].plugin",
+        ),
+        (
+            "/v1/config/storage/s1",
+            json!({"plugin-storage": {"plugin": "compression-zstd"}}),
+            "storage.s1.plugin-storage.plugin",
+        ),
+    ];
+    for (uri, body, field) in cases {
+        let (s, b) = call(&app, "POST", uri, Some(body)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {b}");
+        assert_eq!(b["field"], field, "{uri}: {b}");
+    }
+    // A plugin file whose hash does not match.
+    let wasm = dir.path().join("x.wasm");
+    std::fs::write(&wasm, b"\0asm\x0d\0\x01\0").unwrap();
+    let mut cfg: Value = serde_json::to_value(&*reload(&path)).unwrap();
+    cfg["plugins"] = json!({"x": {"path": wasm.display().to_string(), "sha256": "ab".repeat(32)}});
+    let (s, b) = call(&app, "PUT", "/v1/config", Some(cfg)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["field"], "plugins.x.sha256", "{b}");
+    assert_eq!(file(&path), before, "nothing rejected was saved");
+
+    // A valid pipeline is accepted and saved.
+    let (s, b) = call(
+        &app,
+        "POST",
+        "/v1/config/policies/ok",
+        Some(json!({"pipeline": [{"plugin": "compression-zstd", "options": {"level": 5}}]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert!(reload(&path).backup_policies["ok"].pipeline.is_some());
+}

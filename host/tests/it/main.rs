@@ -1,6 +1,8 @@
 //! The host crate's one integration-test binary (DESIGN D14).
 
 mod api_config;
+mod backup;
+mod cli;
 mod openapi;
 mod plugins;
 mod service;

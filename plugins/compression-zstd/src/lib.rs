@@ -75,7 +75,8 @@ impl Codec for Zstd {
     fn encoder(options: &str, _keys: Vec<Key>) -> Result<ZstdEncoder> {
         let o = Options::parse(options)?;
         let mut raw = Encoder::new(o.level).map_err(Error::other)?;
-        raw.set_parameter(CParameter::ChecksumFlag(o.checksum)).map_err(Error::other)?;
+        raw.set_parameter(CParameter::ChecksumFlag(o.checksum))
+            .map_err(Error::other)?;
         Ok(ZstdEncoder { raw })
     }
 
@@ -133,7 +134,9 @@ pub struct ZstdDecoder {
 
 impl std::fmt::Debug for ZstdDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZstdDecoder").field("mid_frame", &self.mid_frame).finish()
+        f.debug_struct("ZstdDecoder")
+            .field("mid_frame", &self.mid_frame)
+            .finish()
     }
 }
 
@@ -161,7 +164,9 @@ impl Transform for ZstdDecoder {
 
     fn finish(self) -> Result<Vec<u8>> {
         if self.mid_frame {
-            Err(Error::other("zstd stream is truncated (the last frame is incomplete)"))
+            Err(Error::other(
+                "zstd stream is truncated (the last frame is incomplete)",
+            ))
         } else {
             Ok(Vec::new())
         }
@@ -201,7 +206,11 @@ mod tests {
     fn round_trips_with_random_chunking() {
         for (len, seed) in [(0, 1), (1, 2), (1000, 3), (3 << 20, 4)] {
             let data = sample_data(len, seed);
-            for opts in ["{}", r#"{"level": 1}"#, r#"{"level": 19, "checksum": true}"#] {
+            for opts in [
+                "{}",
+                r#"{"level": 1}"#,
+                r#"{"level": 19, "checksum": true}"#,
+            ] {
                 round_trip::<Zstd>(opts, Vec::new, &data, 300_000, seed).unwrap();
             }
         }
@@ -249,7 +258,10 @@ mod tests {
         let data = sample_data(200_000, 5);
         let enc = encode(&data, "{}");
         let err = decode(&enc[..enc.len() - 3], 10_000).unwrap_err();
-        assert!(matches!(err, Error::Other(ref m) if m.contains("truncated")), "{err:?}");
+        assert!(
+            matches!(err, Error::Other(ref m) if m.contains("truncated")),
+            "{err:?}"
+        );
         let mut bad = enc.clone();
         bad[0] ^= 0xff;
         assert!(decode(&bad, 10_000).is_err());

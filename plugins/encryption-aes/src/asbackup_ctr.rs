@@ -31,7 +31,12 @@ impl CtrEncoder {
     /// A new stream with the given IV (tests and compatibility vectors).
     pub fn with_iv(key: Key, iv: [u8; BLOCK]) -> Result<Self> {
         let header = key.encrypt_block(&iv)?;
-        Ok(CtrEncoder { key, iv, header: Some(header), offset: 0 })
+        Ok(CtrEncoder {
+            key,
+            iv,
+            header: Some(header),
+            offset: 0,
+        })
     }
 
     fn counter(&self) -> [u8; BLOCK] {
@@ -75,7 +80,12 @@ pub struct CtrDecoder {
 impl CtrDecoder {
     /// A decoder expecting the header at the start of the stream.
     pub fn new(key: Key) -> Self {
-        CtrDecoder { key, header: Vec::with_capacity(BLOCK), counter: None, offset: 0 }
+        CtrDecoder {
+            key,
+            header: Vec::with_capacity(BLOCK),
+            counter: None,
+            offset: 0,
+        }
     }
 }
 
@@ -123,7 +133,10 @@ mod tests {
     use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher};
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     /// Key material as the host would hold it: a 32-byte digest whose prefix is the AES key.
@@ -168,7 +181,10 @@ mod tests {
                 let enc = CtrEncoder::with_iv(key.truncate(len).unwrap(), n).unwrap();
                 let out = run_chunked(enc, &pt, chunk, 3).unwrap();
                 assert_eq!(out[16..], hex(ct)[..], "key {k} chunk {chunk}");
-                assert_eq!(key.decrypt_block(&out[..16].try_into().unwrap()).unwrap(), n);
+                assert_eq!(
+                    key.decrypt_block(&out[..16].try_into().unwrap()).unwrap(),
+                    n
+                );
             }
         }
     }
@@ -215,7 +231,10 @@ mod tests {
         let a = run_chunked(CtrEncoder::new(material(&[1; 16])).unwrap(), b"x", 1, 0).unwrap();
         let b = run_chunked(CtrEncoder::new(material(&[1; 16])).unwrap(), b"x", 1, 0).unwrap();
         assert_ne!(a[..16], b[..16]);
-        let empty = CtrEncoder::new(material(&[1; 16])).unwrap().finish().unwrap();
+        let empty = CtrEncoder::new(material(&[1; 16]))
+            .unwrap()
+            .finish()
+            .unwrap();
         assert_eq!(empty.len(), 16);
         let dec = CtrDecoder::new(material(&[1; 16]));
         assert_eq!(run_chunked(dec, &empty, 3, 0).unwrap(), b"");

@@ -43,7 +43,9 @@ fn aad(header: &[u8; HEADER_LEN], last: bool) -> [u8; HEADER_LEN + 1] {
 /// Frame counter with the overflow check (2^32 frames of ≥4 KiB = 16 TiB per file).
 fn next_index(index: &mut u32) -> Result<u32> {
     let i = *index;
-    *index = i.checked_add(1).ok_or_else(|| Error::other("aes-256-gcm: too many frames"))?;
+    *index = i
+        .checked_add(1)
+        .ok_or_else(|| Error::other("aes-256-gcm: too many frames"))?;
     Ok(i)
 }
 
@@ -136,7 +138,13 @@ pub struct GcmDecoder {
 impl GcmDecoder {
     /// A decoder expecting the header at the start of the stream.
     pub fn new(key: Key) -> Self {
-        GcmDecoder { key, header: Vec::new(), parsed: None, pending: Vec::new(), index: 0 }
+        GcmDecoder {
+            key,
+            header: Vec::new(),
+            parsed: None,
+            pending: Vec::new(),
+            index: 0,
+        }
     }
 
     fn parse_header(&mut self) -> Result<()> {
@@ -152,7 +160,9 @@ impl GcmDecoder {
         }
         let frame = u32::from_be_bytes(header[8..12].try_into().expect("4 bytes"));
         if !(MIN_FRAME..=MAX_FRAME).contains(&frame) {
-            return Err(Error::other(format!("aes-256-gcm: invalid frame size {frame}")));
+            return Err(Error::other(format!(
+                "aes-256-gcm: invalid frame size {frame}"
+            )));
         }
         let prefix: [u8; 8] = header[12..].try_into().expect("8 bytes");
         self.parsed = Some((header, frame as usize, prefix));
@@ -164,7 +174,11 @@ impl GcmDecoder {
         let i = next_index(&mut self.index)?;
         let plain = self
             .key
-            .gcm_open(&nonce(&prefix, i), &aad(&header, last), &self.pending[start..end])
+            .gcm_open(
+                &nonce(&prefix, i),
+                &aad(&header, last),
+                &self.pending[start..end],
+            )
             .map_err(|e| Error::other(format!("aes-256-gcm frame {i}: {e}")))?;
         out.extend_from_slice(&plain);
         Ok(())
@@ -204,7 +218,9 @@ impl Transform for GcmDecoder {
             )));
         }
         if self.pending.len() < GCM_TAG {
-            return Err(Error::other("aes-256-gcm stream is truncated (no final frame)"));
+            return Err(Error::other(
+                "aes-256-gcm stream is truncated (no final frame)",
+            ));
         }
         let mut out = Vec::new();
         let end = self.pending.len();
@@ -270,7 +286,9 @@ mod tests {
         let other = run_chunked(GcmDecoder::new(Key::from_bytes(&[8; 32])), &enc, 5000, 0);
         assert!(other.is_err());
         // A CTR stream or garbage is refused by magic.
-        let Err(Error::Other(msg)) = decode(&[0u8; 64]) else { panic!("expected bad magic") };
+        let Err(Error::Other(msg)) = decode(&[0u8; 64]) else {
+            panic!("expected bad magic")
+        };
         assert!(msg.contains("magic"), "{msg}");
         // Header only.
         assert!(decode(&enc[..HEADER_LEN]).is_err());

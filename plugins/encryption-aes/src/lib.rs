@@ -66,7 +66,10 @@ fn take_key(keys: Vec<Key>, len: usize) -> Result<Key> {
         return Ok(key);
     }
     key.truncate(len).map_err(|_| {
-        Error::invalid_config(format!("key: {} bytes of key material, need {len}", key.len()))
+        Error::invalid_config(format!(
+            "key: {} bytes of key material, need {len}",
+            key.len()
+        ))
     })
 }
 
@@ -173,11 +176,20 @@ mod tests {
     #[test]
     fn keys_are_required_and_sized() {
         let opts = r#"{"mode": "aes256-ctr"}"#;
-        assert!(matches!(Aes::encoder(opts, vec![]), Err(Error::InvalidConfig(_))));
+        assert!(matches!(
+            Aes::encoder(opts, vec![]),
+            Err(Error::InvalidConfig(_))
+        ));
         let short = vec![Key::from_bytes(&[1; 16])];
-        assert!(matches!(Aes::encoder(opts, short), Err(Error::InvalidConfig(_))));
+        assert!(matches!(
+            Aes::encoder(opts, short),
+            Err(Error::InvalidConfig(_))
+        ));
         let two = vec![Key::from_bytes(&[1; 32]), Key::from_bytes(&[2; 32])];
-        assert!(matches!(Aes::decoder(opts, two), Err(Error::InvalidConfig(_))));
+        assert!(matches!(
+            Aes::decoder(opts, two),
+            Err(Error::InvalidConfig(_))
+        ));
     }
 
     #[test]

@@ -82,7 +82,10 @@ impl LocalStorage {
     }
 
     fn info(&self, key: &str, meta: &fs::Metadata) -> ObjectInfo {
-        let modified = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
         ObjectInfo {
             key: key.to_owned(),
             size: meta.len(),
@@ -114,7 +117,11 @@ impl Storage for LocalStorage {
     fn create(options: &str, _secrets: Vec<(String, String)>) -> Result<Self> {
         let o = Options::parse(options)?;
         // In the sandbox the configured directory *is* the preopened `/`.
-        let root = if cfg!(target_arch = "wasm32") { PathBuf::from("/") } else { o.path.into() };
+        let root = if cfg!(target_arch = "wasm32") {
+            PathBuf::from("/")
+        } else {
+            o.path.into()
+        };
         Ok(LocalStorage { root })
     }
 
@@ -153,7 +160,10 @@ impl Storage for LocalStorage {
         let start = offset.min(meta.len());
         file.seek(SeekFrom::Start(start))?;
         let available = meta.len() - start;
-        Ok(LocalDownload { file, remaining: len.map_or(available, |l| l.min(available)) })
+        Ok(LocalDownload {
+            file,
+            remaining: len.map_or(available, |l| l.min(available)),
+        })
     }
 
     fn list(
@@ -172,7 +182,9 @@ impl Storage for LocalStorage {
         // Byte order of the full key (or prefix) string, as the contract promises.
         entries.sort_by(|a, b| a.name().cmp(b.name()));
         let mut page = ListPage::default();
-        let mut rest = entries.into_iter().filter(|e| cursor.is_none_or(|c| e.name() > c));
+        let mut rest = entries
+            .into_iter()
+            .filter(|e| cursor.is_none_or(|c| e.name() > c));
         for e in rest.by_ref().take(max_results as usize) {
             match e {
                 Entry::Object(info) => page.objects.push(info),
@@ -294,7 +306,9 @@ fn create_temp(tmp_dir: &Path, base: &str) -> Result<(File, PathBuf)> {
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::Temporary("could not create a unique temporary file".to_owned()))
+    Err(Error::Temporary(
+        "could not create a unique temporary file".to_owned(),
+    ))
 }
 
 /// Per-call random value from std's randomly keyed hasher (seeded from wasi:random in a
@@ -317,7 +331,9 @@ pub struct LocalUpload {
 
 impl LocalUpload {
     fn file(&mut self) -> Result<&mut File> {
-        self.file.as_mut().ok_or_else(|| Error::other("upload is closed"))
+        self.file
+            .as_mut()
+            .ok_or_else(|| Error::other("upload is closed"))
     }
 
     /// Creates the missing ancestors of `dest` and returns the keys of those created, so
@@ -340,7 +356,9 @@ impl Upload for LocalUpload {
     fn write_part(&mut self, part_number: u32, data: Vec<u8>) -> Result<()> {
         let idx = (part_number as usize).saturating_sub(1);
         if data.len() as u64 > MAX_PART {
-            return Err(Error::other(format!("part {part_number} exceeds {MAX_PART} bytes")));
+            return Err(Error::other(format!(
+                "part {part_number} exceeds {MAX_PART} bytes"
+            )));
         }
         let written = self.parts.len();
         let offset: u64 = self.parts.iter().take(idx).sum();
@@ -374,7 +392,10 @@ impl Upload for LocalUpload {
     }
 
     fn finish(&mut self) -> Result<ObjectInfo> {
-        let file = self.file.take().ok_or_else(|| Error::other("upload is closed"))?;
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| Error::other("upload is closed"))?;
         // Data durable before the name points at it.
         file.sync_all()?;
         drop(file);
@@ -384,7 +405,10 @@ impl Upload for LocalUpload {
             created.extend(self.make_parents()?);
             match fs::rename(&self.tmp, &self.dest) {
                 Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt + 1 < RENAME_ATTEMPTS => {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        && attempt + 1 < RENAME_ATTEMPTS =>
+                {
                     attempt += 1;
                 }
                 Err(e) => {
@@ -403,7 +427,9 @@ impl Upload for LocalUpload {
             sync_dir(split_parent(dir).0)?;
         }
         let meta = fs::metadata(&self.dest)?;
-        let storage = LocalStorage { root: self.root.clone() };
+        let storage = LocalStorage {
+            root: self.root.clone(),
+        };
         Ok(storage.info(&self.key, &meta))
     }
 

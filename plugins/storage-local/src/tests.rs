@@ -28,7 +28,9 @@ fn read_all(s: &LocalStorage, key: &str, offset: u64, len: Option<u64>, max: u32
 }
 
 fn tmp_files(dir: &tempfile::TempDir) -> usize {
-    fs::read_dir(dir.path().join(TMP_DIR)).map(|r| r.count()).unwrap_or(0)
+    fs::read_dir(dir.path().join(TMP_DIR))
+        .map(|r| r.count())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -37,13 +39,28 @@ fn write_read_stat_delete() {
     let info = put(&s, "r/backup/1/data/ns/1_ns_0.asb", &[b"hello ", b"world"]);
     assert_eq!(info.size, 11);
     assert_eq!(s.stat("r/backup/1/data/ns/1_ns_0.asb").unwrap(), info);
-    assert_eq!(read_all(&s, "r/backup/1/data/ns/1_ns_0.asb", 0, None, 4), b"hello world");
-    assert_eq!(read_all(&s, "r/backup/1/data/ns/1_ns_0.asb", 6, Some(3), 100), b"wor");
-    assert_eq!(read_all(&s, "r/backup/1/data/ns/1_ns_0.asb", 50, None, 100), b"");
+    assert_eq!(
+        read_all(&s, "r/backup/1/data/ns/1_ns_0.asb", 0, None, 4),
+        b"hello world"
+    );
+    assert_eq!(
+        read_all(&s, "r/backup/1/data/ns/1_ns_0.asb", 6, Some(3), 100),
+        b"wor"
+    );
+    assert_eq!(
+        read_all(&s, "r/backup/1/data/ns/1_ns_0.asb", 50, None, 100),
+        b""
+    );
     s.delete("r/backup/1/data/ns/1_ns_0.asb").unwrap();
     s.delete("r/backup/1/data/ns/1_ns_0.asb").unwrap(); // idempotent
-    assert_eq!(s.stat("r/backup/1/data/ns/1_ns_0.asb"), Err(Error::NotFound));
-    assert!(matches!(s.open("r/backup/1/data/ns/1_ns_0.asb", 0, None), Err(Error::NotFound)));
+    assert_eq!(
+        s.stat("r/backup/1/data/ns/1_ns_0.asb"),
+        Err(Error::NotFound)
+    );
+    assert!(matches!(
+        s.open("r/backup/1/data/ns/1_ns_0.asb", 0, None),
+        Err(Error::NotFound)
+    ));
     // Empty parents were pruned, so no empty prefixes remain.
     assert!(!dir.path().join("r").exists());
     assert_eq!(tmp_files(&dir), 0);
@@ -93,7 +110,9 @@ fn replacing_an_object_is_atomic_last_writer_wins() {
 #[test]
 fn concurrent_writers_do_not_mix() {
     let (_dir, s) = backend();
-    let mut ups: Vec<_> = (0..8).map(|i| (i, s.begin_upload(&format!("c/{i}"), None).unwrap())).collect();
+    let mut ups: Vec<_> = (0..8)
+        .map(|i| (i, s.begin_upload(&format!("c/{i}"), None).unwrap()))
+        .collect();
     for round in 0..3u32 {
         for (i, up) in &mut ups {
             up.write_part(round + 1, vec![*i as u8; 1000]).unwrap();
@@ -110,7 +129,14 @@ fn concurrent_writers_do_not_mix() {
 #[test]
 fn list_pages_in_key_order() {
     let (_dir, s) = backend();
-    let keys = ["r/backup/1/a", "r/backup/1/b", "r/backup/2/a", "r/incremental/3/a", "r/z", "rx"];
+    let keys = [
+        "r/backup/1/a",
+        "r/backup/1/b",
+        "r/backup/2/a",
+        "r/incremental/3/a",
+        "r/z",
+        "rx",
+    ];
     for k in keys.iter().rev() {
         put(&s, k, &[k.as_bytes()]);
     }
@@ -131,17 +157,25 @@ fn list_pages_in_key_order() {
     // Non-recursive: direct children plus sub-prefixes.
     let page = s.list("r/", false, None, 100).unwrap();
     assert_eq!(page.prefixes, ["r/backup/", "r/incremental/"]);
-    assert_eq!(page.objects.iter().map(|o| &o.key[..]).collect::<Vec<_>>(), ["r/z"]);
+    assert_eq!(
+        page.objects.iter().map(|o| &o.key[..]).collect::<Vec<_>>(),
+        ["r/z"]
+    );
     let page = s.list("r/backup/", false, None, 1).unwrap();
     assert_eq!(page.prefixes, ["r/backup/1/"]);
-    let page = s.list("r/backup/", false, page.next_cursor.as_deref(), 1).unwrap();
+    let page = s
+        .list("r/backup/", false, page.next_cursor.as_deref(), 1)
+        .unwrap();
     assert_eq!(page.prefixes, ["r/backup/2/"]);
     assert_eq!(page.next_cursor, None);
     // Partial last segment, and nothing under a prefix.
     let page = s.list("r", false, None, 100).unwrap();
     assert_eq!(page.prefixes, ["r/"]);
     assert_eq!(page.objects.len(), 1); // "rx"
-    assert_eq!(s.list("nope/", true, None, 10).unwrap(), ListPage::default());
+    assert_eq!(
+        s.list("nope/", true, None, 10).unwrap(),
+        ListPage::default()
+    );
     assert_eq!(s.list("rx/", true, None, 10).unwrap(), ListPage::default());
 }
 
@@ -152,7 +186,10 @@ fn temp_area_is_hidden_and_reserved() {
     let all = s.list("", true, None, 100).unwrap();
     assert!(all.objects.is_empty() && all.prefixes.is_empty());
     assert!(s.list("", false, None, 100).unwrap().prefixes.is_empty());
-    assert!(matches!(s.begin_upload(".abs-tmp/x", None), Err(Error::Denied)));
+    assert!(matches!(
+        s.begin_upload(".abs-tmp/x", None),
+        Err(Error::Denied)
+    ));
     assert_eq!(s.stat(".abs-tmp"), Err(Error::Denied));
     assert!(matches!(s.open("../outside", 0, None), Err(Error::Denied)));
 }

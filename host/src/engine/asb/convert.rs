@@ -38,27 +38,30 @@ pub enum ConvertError {
 // ---------------------------------------------------------------------------------------------
 // Backup direction: client → AsbRecord
 
-/// Converts a record read by a scan into the backup model.
+/// Converts a record read by a scan into the backup model; see [`record_from_client_owned`],
+/// which avoids copying the bin data when the caller owns the record.
+pub fn record_from_client(record: &aerospike::Record) -> Result<AsbRecord, ConvertError> {
+    record_from_client_owned(record.clone())
+}
+
+/// Converts a record read by a scan into the backup model. Takes the record by value so
+/// strings and blobs move into the backup record instead of being copied.
 ///
 /// `void_time` comes from `Record::expiration()`, which is the server's absolute void time
 /// (Citrusleaf epoch seconds) as sent on the wire, so it is exact — asbackup recomputes it
 /// from a relative TTL and can be a second off.
-pub fn record_from_client(record: &aerospike::Record) -> Result<AsbRecord, ConvertError> {
-    let key = record.key.as_ref().ok_or(ConvertError::MissingKey)?;
+pub fn record_from_client_owned(record: aerospike::Record) -> Result<AsbRecord, ConvertError> {
+    let void_time = record.expiration();
+    let key = record.key.ok_or(ConvertError::MissingKey)?;
     let generation = u16::try_from(record.generation)
         .map_err(|_| ConvertError::GenerationOutOfRange(record.generation))?;
-    let bins = record
-        .bins
-        .iter()
-        .map(|(name, value)| {
-            bin_value_from_value(value)
-                .map(|v| Bin::new(name.clone(), v))
-                .map_err(|message| ConvertError::Bin {
-                    bin: name.clone(),
-                    message,
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut bins = Vec::with_capacity(record.bins.len());
+    for (name, value) in record.bins {
+        match bin_value_from_value(value) {
+            Ok(value) => bins.push(Bin { name, value }),
+            Err(message) => return Err(ConvertError::Bin { bin: name, message }),
+        }
+    }
     Ok(AsbRecord {
         key: key.user_key().map(user_key_from_value).transpose()?,
         namespace: key.namespace().to_string(),
@@ -67,7 +70,7 @@ pub fn record_from_client(record: &aerospike::Record) -> Result<AsbRecord, Conve
             .filter(|s| !s.is_empty())
             .map(str::to_string),
         generation,
-        void_time: record.expiration(),
+        void_time,
         bins,
     })
 }
@@ -88,27 +91,28 @@ pub fn user_key_from_value(value: &Value) -> Result<UserKey, ConvertError> {
 
 /// Converts one bin value as the client returned it. Errors are plain messages; the caller
 /// adds the bin name.
-pub fn bin_value_from_value(value: &Value) -> Result<BinValue, String> {
+pub fn bin_value_from_value(value: Value) -> Result<BinValue, String> {
     Ok(match value {
         Value::Nil => BinValue::Nil,
-        Value::Bool(b) => BinValue::Bool(*b),
-        Value::Int(i) => BinValue::Int(*i),
+        Value::Bool(b) => BinValue::Bool(b),
+        Value::Int(i) => BinValue::Int(i),
         // An F32 bin does not exist on the server (floats are 8 bytes); widening is exact.
         Value::Float(f) => BinValue::Double(f64::from(f)),
-        Value::String(s) => BinValue::String(s.as_bytes().to_vec()),
-        Value::Blob(b) => BinValue::Blob(BlobKind::Generic, b.clone()),
-        Value::GeoJson(s) => BinValue::GeoJson(s.as_bytes().to_vec()),
-        Value::Hll(b) => BinValue::Hll(b.clone()),
-        Value::List(_) => BinValue::List(encode_cdt(value).map_err(|e| e.to_string())?),
-        Value::HashMap(_) | Value::OrderedMap(_) | Value::SortedMap(_) | Value::KeyValueList(_) => {
-            BinValue::Map(encode_cdt(value).map_err(|e| e.to_string())?)
-        }
-        Value::Unknown(code, bytes) => match *code {
-            particle::STRING => BinValue::String(bytes.clone()),
-            particle::LIST => BinValue::List(bytes.clone()),
-            particle::MAP => BinValue::Map(bytes.clone()),
+        Value::String(s) => BinValue::String(s.into_bytes()),
+        Value::Blob(b) => BinValue::Blob(BlobKind::Generic, b),
+        Value::GeoJson(s) => BinValue::GeoJson(s.into_bytes()),
+        Value::Hll(b) => BinValue::Hll(b),
+        list @ Value::List(_) => BinValue::List(encode_cdt(&list).map_err(|e| e.to_string())?),
+        map @ (Value::HashMap(_)
+        | Value::OrderedMap(_)
+        | Value::SortedMap(_)
+        | Value::KeyValueList(_)) => BinValue::Map(encode_cdt(&map).map_err(|e| e.to_string())?),
+        Value::Unknown(code, bytes) => match code {
+            particle::STRING => BinValue::String(bytes),
+            particle::LIST => BinValue::List(bytes),
+            particle::MAP => BinValue::Map(bytes),
             code => match BlobKind::from_particle_type(code) {
-                Some(kind) => BinValue::Blob(kind, bytes.clone()),
+                Some(kind) => BinValue::Blob(kind, bytes),
                 None => {
                     return Err(format!(
                         "particle type {code} has no representation in the backup format"
@@ -116,10 +120,11 @@ pub fn bin_value_from_value(value: &Value) -> Result<BinValue, String> {
                 }
             },
         },
-        Value::MultiResult(_) | Value::Infinity | Value::Wildcard => {
+        // MultiResult, Infinity, Wildcard and variants of future client versions.
+        other => {
             return Err(format!(
                 "a {} is not a storable bin value",
-                type_name(value)
+                type_name(&other)
             ));
         }
     })
@@ -236,6 +241,7 @@ fn type_name(value: &Value) -> &'static str {
         Value::Infinity => "infinity marker",
         Value::Wildcard => "wildcard marker",
         Value::Unknown(..) => "foreign particle",
+        _ => "value of a kind this version does not know",
     }
 }
 
@@ -338,10 +344,11 @@ fn pack(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), ConvertErr
         }
         Value::Infinity => out.extend_from_slice(&[0xd4, 0xff, 0x01]),
         Value::Wildcard => out.extend_from_slice(&[0xd4, 0xff, 0x00]),
-        Value::MultiResult(_) => {
-            return Err(ConvertError::Unsupported(
-                "a multi-result is not a storable value".into(),
-            ));
+        other => {
+            return Err(ConvertError::Unsupported(format!(
+                "a {} is not a storable value",
+                type_name(other)
+            )));
         }
     }
     Ok(())
@@ -427,7 +434,10 @@ fn pack_int(out: &mut Vec<u8>, v: i64) {
 pub fn decode_cdt(bytes: &[u8]) -> Result<Value, ConvertError> {
     let mut reader = MsgReader { bytes, pos: 0 };
     let value = reader.value(0)?;
-    if !matches!(value, Value::List(_) | Value::OrderedMap(_) | Value::SortedMap(_)) {
+    if !matches!(
+        value,
+        Value::List(_) | Value::OrderedMap(_) | Value::SortedMap(_)
+    ) {
         return Err(reader.err(format!(
             "a list or map particle holds a {}",
             type_name(&value)
@@ -539,7 +549,9 @@ impl MsgReader<'_> {
             0xcf => {
                 let u = u64::from_be_bytes(self.be()?);
                 Value::Int(i64::try_from(u).map_err(|_| {
-                    self.err(format!("unsigned integer {u} does not fit a 64-bit signed bin"))
+                    self.err(format!(
+                        "unsigned integer {u} does not fit a 64-bit signed bin"
+                    ))
                 })?)
             }
             0xd0 => Value::Int(i64::from(i8::from_be_bytes(self.be()?))),
@@ -752,7 +764,12 @@ mod tests {
 
     #[test]
     fn long_strings_use_str8_str16_and_str32() {
-        for (len, head) in [(30, "bf03"), (31, "d92003"), (254, "d9ff03"), (255, "da010003")] {
+        for (len, head) in [
+            (30, "bf03"),
+            (31, "d92003"),
+            (254, "d9ff03"),
+            (255, "da010003"),
+        ] {
             let s = "x".repeat(len);
             let bytes = encode_cdt(&Value::List(vec![Value::String(s.clone())])).unwrap();
             assert_eq!(hex(&bytes[1..1 + head.len() / 2]), head, "len {len}");
@@ -777,7 +794,7 @@ mod tests {
             (&[0x92, 0x01], "truncated"),
             (&[0x91, 0xa0], "particle type"),
             (&[0x81, 0xc3, 0x01], "map key"),
-            (&[0x91, 0xd4, 0x05, 0x00], "extension type 0x05"),
+            (&[0x92, 0x01, 0xd4, 0x05, 0x00], "extension type 0x05"),
             (&[0x90, 0x00], "trailing"),
             (&[0x01], "holds a integer"),
             (&[0x91, 0xcf, 0xff, 0, 0, 0, 0, 0, 0, 0], "does not fit"),
@@ -789,7 +806,12 @@ mod tests {
             assert!(err.contains(needle), "{} -> {err}", hex(bytes));
         }
         let deep: Vec<u8> = std::iter::repeat_n(0x91, 100).chain([0x90]).collect();
-        assert!(decode_cdt(&deep).unwrap_err().to_string().contains("deeper"));
+        assert!(
+            decode_cdt(&deep)
+                .unwrap_err()
+                .to_string()
+                .contains("deeper")
+        );
     }
 
     #[test]
@@ -825,9 +847,15 @@ mod tests {
         bins.insert("s".to_string(), Value::String("a b\n".into()));
         bins.insert("b".to_string(), Value::Blob(vec![0, 1]));
         bins.insert("z".to_string(), Value::Bool(false));
-        bins.insert("g".to_string(), Value::GeoJson("{\"type\":\"Point\"}".into()));
+        bins.insert(
+            "g".to_string(),
+            Value::GeoJson("{\"type\":\"Point\"}".into()),
+        );
         bins.insert("h".to_string(), Value::Hll(vec![1, 2, 3]));
-        bins.insert("py".to_string(), Value::Unknown(particle::PYTHON_BLOB, vec![9]));
+        bins.insert(
+            "py".to_string(),
+            Value::Unknown(particle::PYTHON_BLOB, vec![9]),
+        );
         bins.insert(
             "l".to_string(),
             Value::List(vec![Value::Int(1), Value::String("x".into())]),
@@ -837,7 +865,7 @@ mod tests {
             Value::OrderedMap([(Value::Int(1), Value::Nil)].into_iter().collect()),
         );
         let record = aerospike::Record::new(Some(key.clone()), bins.clone(), None, 7, 123_456);
-        let asb = record_from_client(&record).unwrap();
+        let asb = record_from_client_owned(record).unwrap();
         assert_eq!(asb.namespace, "test");
         assert_eq!(asb.set.as_deref(), Some("people"));
         assert_eq!(asb.digest, key.digest());
@@ -845,11 +873,17 @@ mod tests {
         assert_eq!(asb.generation, 7);
         assert_eq!(asb.void_time, 123_456);
         assert_eq!(asb.bins[7].value, BinValue::Blob(BlobKind::Python, vec![9]));
-        assert_eq!(asb.bins[8].value, BinValue::List(vec![0x92, 0x01, 0xa2, 0x03, b'x']));
+        assert_eq!(
+            asb.bins[8].value,
+            BinValue::List(vec![0x92, 0x01, 0xa2, 0x03, b'x'])
+        );
 
         let back_key = restore_key(&asb, None).unwrap();
         assert_eq!(back_key, key, "digest and user key survive");
-        assert_eq!(restore_key(&asb, Some("other")).unwrap().namespace(), "other");
+        assert_eq!(
+            restore_key(&asb, Some("other")).unwrap().namespace(),
+            "other"
+        );
 
         // Structured decoding gives the client's values back.
         for (bin, (name, value)) in asb.bins.iter().zip(&bins) {
@@ -863,7 +897,10 @@ mod tests {
             Value::Unknown(particle::LIST, vec![0x92, 0x01, 0xa2, 0x03, b'x'])
         );
         assert_eq!(restored[0].value, Value::Int(-5));
-        assert_eq!(restored[7].value, Value::Unknown(particle::PYTHON_BLOB, vec![9]));
+        assert_eq!(
+            restored[7].value,
+            Value::Unknown(particle::PYTHON_BLOB, vec![9])
+        );
     }
 
     #[test]
@@ -878,7 +915,7 @@ mod tests {
         let key = Key::with_digest("ns", "", None, [7; 20]);
         let rec = aerospike::Record::new(Some(key), IndexMap::new(), None, 70_000, 0);
         assert_eq!(
-            record_from_client(&rec),
+            record_from_client_owned(rec),
             Err(ConvertError::GenerationOutOfRange(70_000))
         );
         let rec = aerospike::Record::new(None, IndexMap::new(), None, 1, 0);
@@ -941,7 +978,7 @@ mod tests {
             // Re-encoding what we decoded gives the same bytes: the encoding is canonical.
             prop_assert_eq!(encode_cdt(&back).unwrap(), bytes.clone());
             // And the whole bin path agrees.
-            let bin = bin_value_from_value(&value).unwrap();
+            let bin = bin_value_from_value(value.clone()).unwrap();
             prop_assert_eq!(value_from_bin_value(&bin).unwrap(), value);
         }
     }

@@ -6,6 +6,7 @@
 //! wrap an iterator of chunks in a [`ChunkReader`]. Every error names the line it was found
 //! on (1-based; values with embedded newlines count their lines) and what was wrong.
 
+use std::fmt;
 use std::io::{self, BufRead, Read};
 
 use base64::Engine as _;
@@ -137,7 +138,9 @@ impl<R: BufRead> AsbDecoder<R> {
             b'#' => self.read_meta(escaped).map(Some),
             b'*' => {
                 if version == AsbVersion::V3_0 {
-                    return Err(self.src.err("global (`*`) lines need file version 3.1 or later"));
+                    return Err(self
+                        .src
+                        .err("global (`*`) lines need file version 3.1 or later"));
                 }
                 self.read_global().map(Some)
             }
@@ -155,7 +158,8 @@ impl<R: BufRead> AsbDecoder<R> {
         if self.src.peek()?.is_none() {
             return Err(self.src.err("empty stream: expected the `Version` line"));
         }
-        self.src.expect_bytes(b"Version ", "the `Version 3.x` header")?;
+        self.src
+            .expect_bytes(b"Version ", "the `Version 3.x` header")?;
         let token = self.src.read_raw_token(8, "file version")?;
         let version = match token.as_slice() {
             b"3.0" => AsbVersion::V3_0,
@@ -453,10 +457,7 @@ fn read_bin_value<R: BufRead>(src: &mut Source<R>, label: u8, compact: bool) -> 
             b'T' => BinValue::Bool(true),
             b'F' => BinValue::Bool(false),
             other => {
-                return Err(src.err(format!(
-                    "invalid boolean {} (expected T or F)",
-                    show(other)
-                )));
+                return Err(src.err(format!("invalid boolean {} (expected T or F)", show(other))));
             }
         },
         b'I' => BinValue::Int(src.read_int("integer bin")?),
@@ -499,13 +500,6 @@ impl<R: BufRead> Source<R> {
         }
     }
 
-    fn io_err(&self, source: io::Error) -> DecodeError {
-        DecodeError::Io {
-            line: self.line,
-            source,
-        }
-    }
-
     fn fill(&mut self) -> Result<&[u8]> {
         let line = self.line;
         loop {
@@ -522,8 +516,20 @@ impl<R: BufRead> Source<R> {
             .map_err(|source| DecodeError::Io { line, source })
     }
 
+    /// The hot path of the parser: one `fill_buf` call, no borrow kept.
     fn peek(&mut self) -> Result<Option<u8>> {
-        Ok(self.fill()?.first().copied())
+        loop {
+            match self.inner.fill_buf() {
+                Ok(buf) => return Ok(buf.first().copied()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(DecodeError::Io {
+                        line: self.line,
+                        source,
+                    });
+                }
+            }
+        }
     }
 
     /// Consumes one byte already seen by `peek`.
@@ -534,7 +540,7 @@ impl<R: BufRead> Source<R> {
         self.inner.consume(1);
     }
 
-    fn next_byte(&mut self, what: &str) -> Result<u8> {
+    fn next_byte(&mut self, what: impl fmt::Display + Copy) -> Result<u8> {
         match self.peek()? {
             Some(b) => {
                 self.advance(b);
@@ -544,7 +550,7 @@ impl<R: BufRead> Source<R> {
         }
     }
 
-    fn expect(&mut self, want: u8, what: &str) -> Result<()> {
+    fn expect(&mut self, want: u8, what: impl fmt::Display + Copy) -> Result<()> {
         match self.peek()? {
             Some(b) if b == want => {
                 self.advance(b);
@@ -555,7 +561,7 @@ impl<R: BufRead> Source<R> {
         }
     }
 
-    fn expect_bytes(&mut self, want: &[u8], what: &str) -> Result<()> {
+    fn expect_bytes(&mut self, want: &[u8], what: impl fmt::Display + Copy) -> Result<()> {
         for &b in want {
             self.expect(b, what)?;
         }
@@ -570,7 +576,7 @@ impl<R: BufRead> Source<R> {
         Ok(tag)
     }
 
-    fn expect_tag(&self, tag: u8, want: u8, what: &str) -> Result<()> {
+    fn expect_tag(&self, tag: u8, want: u8, what: impl fmt::Display + Copy) -> Result<()> {
         if tag == want {
             Ok(())
         } else {
@@ -583,7 +589,7 @@ impl<R: BufRead> Source<R> {
     }
 
     /// A token up to the next space or newline (not consumed), without unescaping.
-    fn read_raw_token(&mut self, limit: usize, what: &str) -> Result<Vec<u8>> {
+    fn read_raw_token(&mut self, limit: usize, what: impl fmt::Display + Copy) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         loop {
             let buf = self.fill()?;
@@ -607,7 +613,7 @@ impl<R: BufRead> Source<R> {
     }
 
     /// A name token up to an unescaped space or newline (not consumed). In 3.1 `\x` is `x`.
-    fn read_name(&mut self, escaped: bool, what: &str) -> Result<String> {
+    fn read_name(&mut self, escaped: bool, what: impl fmt::Display + Copy) -> Result<String> {
         if !escaped {
             let raw = self.read_raw_token(MAX_TOKEN_LEN, what)?;
             return String::from_utf8(raw)
@@ -643,47 +649,76 @@ impl<R: BufRead> Source<R> {
         String::from_utf8(out).map_err(|_| self.err(format!("{what} is not valid UTF-8")))
     }
 
-    fn read_uint(&mut self, max: u64, what: &str) -> Result<u64> {
-        let token = self.read_raw_token(24, what)?;
+    /// Numbers are short: they are read into a stack buffer, not a fresh `Vec` per field.
+    fn read_short_token(&mut self, what: impl fmt::Display + Copy) -> Result<([u8; 32], usize)> {
+        let mut out = [0u8; 32];
+        let mut len = 0;
+        loop {
+            let buf = self.fill()?;
+            if buf.is_empty() {
+                return Err(self.err(format!("unexpected end of stream in {what}")));
+            }
+            let end = buf
+                .iter()
+                .position(|&b| b == b' ' || b == b'\n')
+                .unwrap_or(buf.len());
+            if len + end > out.len() {
+                return Err(self.err(format!("{what} is longer than {} bytes", out.len())));
+            }
+            out[len..len + end].copy_from_slice(&buf[..end]);
+            len += end;
+            let found = end < buf.len();
+            self.inner.consume(end);
+            if found {
+                return Ok((out, len));
+            }
+        }
+    }
+
+    fn read_uint(&mut self, max: u64, what: impl fmt::Display + Copy) -> Result<u64> {
+        let (buf, len) = self.read_short_token(what)?;
+        let token = &buf[..len];
         if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
             return Err(self.err(format!(
                 "invalid {what} {:?}: expected a decimal number",
-                String::from_utf8_lossy(&token)
+                String::from_utf8_lossy(token)
             )));
         }
-        let value = std::str::from_utf8(&token)
+        let value = std::str::from_utf8(token)
             .ok()
             .and_then(|t| t.parse::<u64>().ok())
             .filter(|&v| v <= max);
         value.ok_or_else(|| {
             self.err(format!(
                 "{what} {} is out of range (at most {max})",
-                String::from_utf8_lossy(&token)
+                String::from_utf8_lossy(token)
             ))
         })
     }
 
-    fn read_int(&mut self, what: &str) -> Result<i64> {
-        let token = self.read_raw_token(24, what)?;
-        let digits = token.strip_prefix(b"-").unwrap_or(&token);
+    fn read_int(&mut self, what: impl fmt::Display + Copy) -> Result<i64> {
+        let (buf, len) = self.read_short_token(what)?;
+        let token = &buf[..len];
+        let digits = token.strip_prefix(b"-").unwrap_or(token);
         let parsed = if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
             None
         } else {
-            std::str::from_utf8(&token)
+            std::str::from_utf8(token)
                 .ok()
                 .and_then(|t| t.parse::<i64>().ok())
         };
         parsed.ok_or_else(|| {
             self.err(format!(
                 "invalid {what} {:?}: expected a 64-bit decimal integer",
-                String::from_utf8_lossy(&token)
+                String::from_utf8_lossy(token)
             ))
         })
     }
 
-    /// C writes `%.17g` (`nan`, `-nan`, `inf`), Go writes shortest form (`NaN`, `+Inf`).
-    fn read_double(&mut self, what: &str) -> Result<f64> {
-        let token = self.read_raw_token(64, what)?;
+    /// C writes `%.17g` (`nan`, `-nan`, `inf`), Go writes shortest form (`NaN`, `+Inf`), and
+    /// for keys plain positional notation, up to ~330 characters for extreme values.
+    fn read_double(&mut self, what: impl fmt::Display + Copy) -> Result<f64> {
+        let token = self.read_raw_token(1024, what)?;
         parse_double(&token).ok_or_else(|| {
             self.err(format!(
                 "invalid {what} {:?}: expected a decimal floating-point number",
@@ -692,26 +727,36 @@ impl<R: BufRead> Source<R> {
         })
     }
 
-    fn read_len_raw(&mut self, what: &str) -> Result<Vec<u8>> {
-        let len = self.read_uint(MAX_VALUE_LEN, &format!("{what} length"))?;
-        self.expect(b' ', &format!("space before the {what} value"))?;
+    fn read_len_raw(&mut self, what: impl fmt::Display + Copy) -> Result<Vec<u8>> {
+        let len = self.read_uint(MAX_VALUE_LEN, format_args!("{what} length"))?;
+        self.expect(b' ', format_args!("space before the {what} value"))?;
         self.read_exact_vec(len, what)
     }
 
-    fn read_len_base64(&mut self, what: &str) -> Result<Vec<u8>> {
-        let len = self.read_uint(MAX_VALUE_LEN, &format!("{what} base64 length"))?;
-        self.expect(b' ', &format!("space before the {what} value"))?;
+    fn read_len_base64(&mut self, what: impl fmt::Display + Copy) -> Result<Vec<u8>> {
+        let len = self.read_uint(MAX_VALUE_LEN, format_args!("{what} base64 length"))?;
+        self.expect(b' ', format_args!("space before the {what} value"))?;
         let line = self.line;
-        let text = self.read_exact_vec(len, what)?;
-        STANDARD.decode(&text).map_err(|e| DecodeError::Syntax {
+        let invalid = |e: base64::DecodeError| DecodeError::Syntax {
             line,
             message: format!("{what} is not valid base64 ({e})"),
-        })
+        };
+        // Common case: the whole text is already buffered, so decode it in place.
+        let len_usize = len as usize;
+        let buf = self.fill()?;
+        if buf.len() >= len_usize {
+            let decoded = STANDARD.decode(&buf[..len_usize]).map_err(invalid)?;
+            // Valid base64 holds no newline, so the line count is unchanged.
+            self.inner.consume(len_usize);
+            return Ok(decoded);
+        }
+        let text = self.read_exact_vec(len, what)?;
+        STANDARD.decode(&text).map_err(invalid)
     }
 
     /// Exactly `len` raw bytes. Memory grows with the bytes actually present, so a corrupt
     /// length cannot reserve a huge buffer up front.
-    fn read_exact_vec(&mut self, len: u64, what: &str) -> Result<Vec<u8>> {
+    fn read_exact_vec(&mut self, len: u64, what: impl fmt::Display + Copy) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(len.min(64 * 1024) as usize);
         let mut left = len as usize;
         while left > 0 {
@@ -766,30 +811,33 @@ pub fn parse_double(token: &[u8]) -> Option<f64> {
 }
 
 /// A [`BufRead`] over chunks pushed from elsewhere (e.g. the decrypt/decompress stage), so the
-/// decoder can run on a blocking thread fed by a channel.
+/// decoder can run on a blocking thread fed by a channel. Chunks are any owned byte buffer
+/// (`Vec<u8>`, `bytes::Bytes`); they are read in place, not copied.
 #[derive(Debug)]
-pub struct ChunkReader<I> {
+pub struct ChunkReader<I, C> {
     chunks: I,
-    current: Vec<u8>,
+    current: C,
     pos: usize,
 }
 
-impl<I> ChunkReader<I>
+impl<I, C> ChunkReader<I, C>
 where
-    I: Iterator<Item = io::Result<Vec<u8>>>,
+    I: Iterator<Item = io::Result<C>>,
+    C: AsRef<[u8]> + Default,
 {
     pub fn new(chunks: I) -> Self {
         Self {
             chunks,
-            current: Vec::new(),
+            current: C::default(),
             pos: 0,
         }
     }
 }
 
-impl<I> Read for ChunkReader<I>
+impl<I, C> Read for ChunkReader<I, C>
 where
-    I: Iterator<Item = io::Result<Vec<u8>>>,
+    I: Iterator<Item = io::Result<C>>,
+    C: AsRef<[u8]> + Default,
 {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let buf = self.fill_buf()?;
@@ -800,13 +848,14 @@ where
     }
 }
 
-impl<I> BufRead for ChunkReader<I>
+impl<I, C> BufRead for ChunkReader<I, C>
 where
-    I: Iterator<Item = io::Result<Vec<u8>>>,
+    I: Iterator<Item = io::Result<C>>,
+    C: AsRef<[u8]> + Default,
 {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         // Empty chunks are skipped: an empty slice means end of stream to readers.
-        while self.pos >= self.current.len() {
+        while self.pos >= self.current.as_ref().len() {
             match self.chunks.next() {
                 Some(chunk) => {
                     self.current = chunk?;
@@ -815,11 +864,11 @@ where
                 None => return Ok(&[]),
             }
         }
-        Ok(&self.current[self.pos..])
+        Ok(&self.current.as_ref()[self.pos..])
     }
 
     fn consume(&mut self, amt: usize) {
-        self.pos = (self.pos + amt).min(self.current.len());
+        self.pos = (self.pos + amt).min(self.current.as_ref().len());
     }
 }
 
@@ -870,7 +919,11 @@ mod tests {
         assert_eq!(rec.generation, 3);
         assert_eq!(rec.void_time, 500_000_000);
         assert_eq!(rec.digest[0], 0xd2);
-        let bins: Vec<_> = rec.bins.iter().map(|b| (b.name.as_str(), &b.value)).collect();
+        let bins: Vec<_> = rec
+            .bins
+            .iter()
+            .map(|b| (b.name.as_str(), &b.value))
+            .collect();
         assert_eq!(
             bins,
             vec![
@@ -922,6 +975,20 @@ mod tests {
     }
 
     #[test]
+    fn go_float_keys_in_positional_notation_are_read() {
+        // backup-go writes float keys with `'f', -1`: 1e300 becomes 301 digits.
+        let digits = format!("1{}", "0".repeat(300));
+        let text = format!(
+            "Version 3.1\n+ k D {digits}\n+ n t\n+ d AAAAAAAAAAAAAAAAAAAAAAAAAAA=\n+ g 1\n+ t 0\n+ b 0\n"
+        );
+        let items = decode_all(text.as_bytes()).unwrap();
+        let AsbItem::Record(rec) = &items[0] else {
+            panic!()
+        };
+        assert_eq!(rec.key, Some(UserKey::Double(1e300)));
+    }
+
+    #[test]
     fn version_3_0_does_not_unescape_and_rejects_globals() {
         let text = b"Version 3.0\n# namespace a\\b\n+ n a\\b\n+ d AAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\
             + g 0\n+ t 0\n+ b 1\n- I x\\y 1\n";
@@ -944,11 +1011,7 @@ mod tests {
             (b"Version 4.0\n", 1, "unsupported file version"),
             (b"Versio 3.1\n", 1, "Version"),
             (b"Version 3.1\n# nope\n", 2, "invalid meta data line"),
-            (
-                b"Version 3.1\n+ n t\n+ d AAAA\n",
-                3,
-                "invalid digest",
-            ),
+            (b"Version 3.1\n+ n t\n+ d AAAA\n", 3, "invalid digest"),
             (
                 b"Version 3.1\n+ n t\n+ g 1\n",
                 3,
@@ -1001,11 +1064,7 @@ mod tests {
                 7,
                 "invalid boolean",
             ),
-            (
-                b"Version 3.1\n* i test s idx N 2 a S b S\n",
-                2,
-                "2 paths",
-            ),
+            (b"Version 3.1\n* i test s idx N 2 a S b S\n", 2, "2 paths"),
             (b"Version 3.1\n- I x 1\n", 2, "expected a record"),
             (b"Version 3.1\n* u L a 5 abc", 2, "2 of 5 bytes missing"),
         ];
@@ -1056,6 +1115,17 @@ mod tests {
     }
 
     #[test]
+    fn chunk_reader_takes_bytes_chunks() {
+        let chunks = DOC_EXAMPLE
+            .chunks(5)
+            .map(|c| Ok(bytes::Bytes::copy_from_slice(c)));
+        let items: Vec<_> = AsbDecoder::new(ChunkReader::new(chunks))
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(items, decode_all(DOC_EXAMPLE).unwrap());
+    }
+
+    #[test]
     fn chunk_reader_reports_source_errors_with_the_line() {
         let chunks = vec![
             Ok(b"Version 3.1\n".to_vec()),
@@ -1070,12 +1140,199 @@ mod tests {
 
     #[test]
     fn parse_double_accepts_c_and_go_spellings_only() {
-        assert_eq!(parse_double(b"-0").map(f64::to_bits), Some((-0.0f64).to_bits()));
+        assert_eq!(
+            parse_double(b"-0").map(f64::to_bits),
+            Some((-0.0f64).to_bits())
+        );
         assert_eq!(parse_double(b"9.9999999999999995e-08"), Some(1e-7));
         assert_eq!(parse_double(b"1E5"), Some(1e5));
         assert_eq!(parse_double(b"-Infinity"), Some(f64::NEG_INFINITY));
-        for bad in [&b""[..], b"-", b"--1", b"0x10", b"1,5", b"nanx", b"+-1", b"1 "] {
-            assert_eq!(parse_double(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"--1",
+            b"0x10",
+            b"1,5",
+            b"nanx",
+            b"+-1",
+            b"1 ",
+        ] {
+            assert_eq!(
+                parse_double(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    mod roundtrip {
+        use super::*;
+        use crate::engine::asb::encode::{AsbEncoder, EncoderOptions};
+        use proptest::prelude::*;
+
+        /// Names made to stress escaping: spaces, backslashes and newlines mixed with any char.
+        fn name() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                prop_oneof![Just(' '), Just('\\'), Just('\n'), Just('!'), any::<char>()],
+                0..12,
+            )
+            .prop_map(|chars| chars.into_iter().collect())
+        }
+
+        fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+            proptest::collection::vec(any::<u8>(), 0..max)
+        }
+
+        fn double() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                any::<f64>(),
+                Just(-0.0),
+                Just(f64::MIN_POSITIVE),
+                Just(5e-324),
+                Just(f64::MAX),
+                Just(f64::NEG_INFINITY),
+                Just(f64::NAN),
+            ]
+        }
+
+        fn bin_value() -> impl Strategy<Value = BinValue> {
+            prop_oneof![
+                Just(BinValue::Nil),
+                any::<bool>().prop_map(BinValue::Bool),
+                prop_oneof![any::<i64>(), Just(i64::MIN), Just(i64::MAX), Just(0)]
+                    .prop_map(BinValue::Int),
+                double().prop_map(BinValue::Double),
+                bytes(40).prop_map(BinValue::String),
+                bytes(40).prop_map(BinValue::GeoJson),
+                (proptest::sample::select(BlobKind::ALL.to_vec()), bytes(40))
+                    .prop_map(|(k, b)| BinValue::Blob(k, b)),
+                bytes(40).prop_map(BinValue::Hll),
+                bytes(40).prop_map(BinValue::List),
+                bytes(40).prop_map(BinValue::Map),
+            ]
+        }
+
+        fn user_key() -> impl Strategy<Value = UserKey> {
+            prop_oneof![
+                any::<i64>().prop_map(UserKey::Int),
+                double().prop_map(UserKey::Double),
+                bytes(20).prop_map(UserKey::String),
+                bytes(20).prop_map(UserKey::Bytes),
+            ]
+        }
+
+        fn record() -> impl Strategy<Value = AsbRecord> {
+            (
+                proptest::option::of(user_key()),
+                name(),
+                any::<[u8; 20]>(),
+                proptest::option::of(name()),
+                any::<u16>(),
+                prop_oneof![any::<u32>(), Just(0), Just(u32::MAX)],
+                proptest::collection::vec((name(), bin_value()), 0..8),
+            )
+                .prop_map(
+                    |(key, namespace, digest, set, generation, void_time, bins)| AsbRecord {
+                        key,
+                        namespace,
+                        digest,
+                        set,
+                        generation,
+                        void_time,
+                        bins: bins.into_iter().map(|(n, v)| Bin::new(n, v)).collect(),
+                    },
+                )
+        }
+
+        fn b64() -> impl Strategy<Value = String> {
+            proptest::collection::vec(any::<u8>(), 1..12).prop_map(|b| STANDARD.encode(b))
+        }
+
+        fn sindex() -> impl Strategy<Value = SecondaryIndex> {
+            (
+                (
+                    name(),
+                    proptest::option::of(name().prop_filter("empty = no set", |s| !s.is_empty())),
+                    name(),
+                ),
+                proptest::sample::select(vec![
+                    IndexType::Default,
+                    IndexType::List,
+                    IndexType::MapKeys,
+                    IndexType::MapValues,
+                ]),
+                name(),
+                proptest::sample::select(vec![
+                    IndexValueType::String,
+                    IndexValueType::Numeric,
+                    IndexValueType::Geo,
+                    IndexValueType::Blob,
+                ]),
+                proptest::option::of(b64()),
+                proptest::option::of(b64()),
+            )
+                .prop_map(
+                    |((namespace, set, name), index_type, bin, value_type, ctx, exp)| {
+                        // backup-go's `* e` lines carry the expression and no context.
+                        let (context, expression) = if exp.is_some() {
+                            (None, exp)
+                        } else {
+                            (ctx, None)
+                        };
+                        SecondaryIndex {
+                            namespace,
+                            set,
+                            name,
+                            index_type,
+                            bin,
+                            value_type,
+                            context,
+                            expression,
+                        }
+                    },
+                )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn records_and_globals_survive_encode_then_decode(
+                ns in name(),
+                indexes in proptest::collection::vec(sindex(), 0..3),
+                udfs in proptest::collection::vec((name(), bytes(60)), 0..3),
+                recs in proptest::collection::vec(record(), 0..12),
+                compact in any::<bool>(),
+                chunk in 1usize..200,
+            ) {
+                let mut enc = AsbEncoder::new(Vec::new(), EncoderOptions { compact });
+                enc.write_header(&ns).unwrap();
+                enc.write_first_file().unwrap();
+                let mut want = vec![AsbItem::Namespace(ns.clone()), AsbItem::FirstFile];
+                for idx in indexes {
+                    enc.write_sindex(&idx).unwrap();
+                    want.push(AsbItem::SecondaryIndex(idx));
+                }
+                for (name, content) in udfs {
+                    let udf = Udf { name, content };
+                    enc.write_udf(&udf).unwrap();
+                    want.push(AsbItem::Udf(udf));
+                }
+                for rec in recs {
+                    enc.write_record(&rec).unwrap();
+                    want.push(AsbItem::Record(rec));
+                }
+                let bytes = enc.into_inner();
+                let direct: Vec<AsbItem> = AsbDecoder::new(&bytes[..]).collect::<Result<_>>().unwrap();
+                prop_assert_eq!(&direct, &want);
+                // The same through a chunked push source.
+                let chunks: Vec<io::Result<Vec<u8>>> = bytes.chunks(chunk).map(|c| Ok(c.to_vec())).collect();
+                let pushed: Vec<AsbItem> = AsbDecoder::new(ChunkReader::new(chunks.into_iter()))
+                    .collect::<Result<_>>()
+                    .unwrap();
+                prop_assert_eq!(&pushed, &want);
+            }
         }
     }
 }

@@ -332,7 +332,8 @@ fn aes_key(len: usize) -> Vec<u8> {
 fn decrypt(data: &[u8], key: &[u8]) -> Vec<u8> {
     fn run<C>(data: &[u8], key: &[u8]) -> Vec<u8>
     where
-        C: aes::cipher::BlockDecrypt + aes::cipher::BlockEncrypt + aes::cipher::KeyInit,
+        C: aes::cipher::BlockCipher + aes::cipher::BlockDecrypt + aes::cipher::BlockEncrypt,
+        C: aes::cipher::KeyInit,
         C: aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16>,
         ctr::Ctr128BE<C>: aes::cipher::KeyIvInit + aes::cipher::StreamCipher,
     {
@@ -343,8 +344,7 @@ fn decrypt(data: &[u8], key: &[u8]) -> Vec<u8> {
         cipher.decrypt_block(&mut block);
         let counter = u128::from_be_bytes(block.into()).wrapping_add(1);
         let mut out = body.to_vec();
-        let mut ctr =
-            ctr::Ctr128BE::<C>::new_from_slices(key, &counter.to_be_bytes()).unwrap();
+        let mut ctr = ctr::Ctr128BE::<C>::new_from_slices(key, &counter.to_be_bytes()).unwrap();
         ctr.apply_keystream(&mut out);
         out
     }
@@ -425,10 +425,7 @@ fn aes256_backup_decrypts_to_the_plain_stream() {
 #[test]
 fn zstd_aes128_backup_decrypts_then_decompresses() {
     let exp = expected();
-    let text = unzstd(&decrypt(
-        &read("zstd-aes128/test_00000.asb"),
-        &aes_key(16),
-    ));
+    let text = unzstd(&decrypt(&read("zstd-aes128/test_00000.asb"), &aes_key(16)));
     let items = decode(&text);
     assert_globals(&items, &exp);
     assert_records_match(&records(&items), &exp);

@@ -53,29 +53,52 @@ impl Storage for ConcurrencyLimit {
         self.inner.allowed_hosts()
     }
 
-    fn begin_upload(&self, key: &str, size_hint: Option<u64>) -> BoxFuture<'_, PluginResult<Box<dyn Upload>>> {
+    fn begin_upload(
+        &self,
+        key: &str,
+        size_hint: Option<u64>,
+    ) -> BoxFuture<'_, PluginResult<Box<dyn Upload>>> {
         let key = key.to_string();
         Box::pin(async move {
             let permit = self.permit().await?;
             let inner = self.inner.begin_upload(&key, size_hint).await?;
-            Ok(Box::new(PermitUpload { inner, _permit: permit }) as Box<dyn Upload>)
+            Ok(Box::new(PermitUpload {
+                inner,
+                _permit: permit,
+            }) as Box<dyn Upload>)
         })
     }
 
-    fn open(&self, key: &str, offset: u64, len: Option<u64>) -> BoxFuture<'_, PluginResult<Box<dyn Download>>> {
+    fn open(
+        &self,
+        key: &str,
+        offset: u64,
+        len: Option<u64>,
+    ) -> BoxFuture<'_, PluginResult<Box<dyn Download>>> {
         let key = key.to_string();
         Box::pin(async move {
             let permit = self.permit().await?;
             let inner = self.inner.open(&key, offset, len).await?;
-            Ok(Box::new(PermitDownload { inner, _permit: permit }) as Box<dyn Download>)
+            Ok(Box::new(PermitDownload {
+                inner,
+                _permit: permit,
+            }) as Box<dyn Download>)
         })
     }
 
-    fn list(&self, prefix: &str, recursive: bool, cursor: Option<String>, max_results: u32) -> BoxFuture<'_, PluginResult<ListPage>> {
+    fn list(
+        &self,
+        prefix: &str,
+        recursive: bool,
+        cursor: Option<String>,
+        max_results: u32,
+    ) -> BoxFuture<'_, PluginResult<ListPage>> {
         let prefix = prefix.to_string();
         Box::pin(async move {
             let _p = self.permit().await?;
-            self.inner.list(&prefix, recursive, cursor, max_results).await
+            self.inner
+                .list(&prefix, recursive, cursor, max_results)
+                .await
         })
     }
 

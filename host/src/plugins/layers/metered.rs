@@ -20,7 +20,10 @@ struct Meter {
 
 impl Meter {
     fn record<T>(&self, op: &str, started: Instant, r: &PluginResult<T>) {
-        self.metrics.calls.with_label_values(&[&self.plugin, op]).inc();
+        self.metrics
+            .calls
+            .with_label_values(&[&self.plugin, op])
+            .inc();
         self.metrics
             .latency
             .with_label_values(&[&self.plugin, op])
@@ -79,10 +82,17 @@ impl Storage for MeteredStorage {
         self.inner.allowed_hosts()
     }
 
-    fn begin_upload(&self, key: &str, size_hint: Option<u64>) -> BoxFuture<'_, PluginResult<Box<dyn Upload>>> {
+    fn begin_upload(
+        &self,
+        key: &str,
+        size_hint: Option<u64>,
+    ) -> BoxFuture<'_, PluginResult<Box<dyn Upload>>> {
         let key = key.to_string();
         Box::pin(async move {
-            let inner = self.meter.time("begin_upload", self.inner.begin_upload(&key, size_hint)).await?;
+            let inner = self
+                .meter
+                .time("begin_upload", self.inner.begin_upload(&key, size_hint))
+                .await?;
             Ok(Box::new(MeteredUpload {
                 inner,
                 meter: self.meter.clone(),
@@ -90,10 +100,18 @@ impl Storage for MeteredStorage {
         })
     }
 
-    fn open(&self, key: &str, offset: u64, len: Option<u64>) -> BoxFuture<'_, PluginResult<Box<dyn Download>>> {
+    fn open(
+        &self,
+        key: &str,
+        offset: u64,
+        len: Option<u64>,
+    ) -> BoxFuture<'_, PluginResult<Box<dyn Download>>> {
         let key = key.to_string();
         Box::pin(async move {
-            let inner = self.meter.time("open", self.inner.open(&key, offset, len)).await?;
+            let inner = self
+                .meter
+                .time("open", self.inner.open(&key, offset, len))
+                .await?;
             Ok(Box::new(MeteredDownload {
                 inner,
                 meter: self.meter.clone(),
@@ -101,11 +119,20 @@ impl Storage for MeteredStorage {
         })
     }
 
-    fn list(&self, prefix: &str, recursive: bool, cursor: Option<String>, max_results: u32) -> BoxFuture<'_, PluginResult<ListPage>> {
+    fn list(
+        &self,
+        prefix: &str,
+        recursive: bool,
+        cursor: Option<String>,
+        max_results: u32,
+    ) -> BoxFuture<'_, PluginResult<ListPage>> {
         let prefix = prefix.to_string();
         Box::pin(async move {
             self.meter
-                .time("list", self.inner.list(&prefix, recursive, cursor, max_results))
+                .time(
+                    "list",
+                    self.inner.list(&prefix, recursive, cursor, max_results),
+                )
                 .await
         })
     }
@@ -130,7 +157,10 @@ impl Upload for MeteredUpload {
     fn write_part(&mut self, part_number: u32, data: Bytes) -> BoxFuture<'_, PluginResult<()>> {
         let n = data.len();
         Box::pin(async move {
-            let r = self.meter.time("write_part", self.inner.write_part(part_number, data)).await;
+            let r = self
+                .meter
+                .time("write_part", self.inner.write_part(part_number, data))
+                .await;
             if r.is_ok() {
                 self.meter.bytes("in", n);
             }
@@ -185,7 +215,9 @@ impl MeteredCodecStream {
 
 impl std::fmt::Debug for MeteredCodecStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MeteredCodecStream").field("plugin", &self.meter.plugin).finish()
+        f.debug_struct("MeteredCodecStream")
+            .field("plugin", &self.meter.plugin)
+            .finish()
     }
 }
 

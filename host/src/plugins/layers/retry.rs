@@ -99,10 +99,17 @@ impl Storage for RetryStorage {
         self.inner.allowed_hosts()
     }
 
-    fn begin_upload(&self, key: &str, size_hint: Option<u64>) -> BoxFuture<'_, PluginResult<Box<dyn Upload>>> {
+    fn begin_upload(
+        &self,
+        key: &str,
+        size_hint: Option<u64>,
+    ) -> BoxFuture<'_, PluginResult<Box<dyn Upload>>> {
         let key = key.to_string();
         Box::pin(async move {
-            let inner = self.policy.run(|| self.inner.begin_upload(&key, size_hint)).await?;
+            let inner = self
+                .policy
+                .run(|| self.inner.begin_upload(&key, size_hint))
+                .await?;
             Ok(Box::new(RetryUpload {
                 inner,
                 policy: self.policy.clone(),
@@ -110,10 +117,18 @@ impl Storage for RetryStorage {
         })
     }
 
-    fn open(&self, key: &str, offset: u64, len: Option<u64>) -> BoxFuture<'_, PluginResult<Box<dyn Download>>> {
+    fn open(
+        &self,
+        key: &str,
+        offset: u64,
+        len: Option<u64>,
+    ) -> BoxFuture<'_, PluginResult<Box<dyn Download>>> {
         let key = key.to_string();
         Box::pin(async move {
-            let inner = self.policy.run(|| self.inner.open(&key, offset, len)).await?;
+            let inner = self
+                .policy
+                .run(|| self.inner.open(&key, offset, len))
+                .await?;
             Ok(Box::new(RetryDownload {
                 inner,
                 policy: self.policy.clone(),
@@ -121,11 +136,20 @@ impl Storage for RetryStorage {
         })
     }
 
-    fn list(&self, prefix: &str, recursive: bool, cursor: Option<String>, max_results: u32) -> BoxFuture<'_, PluginResult<ListPage>> {
+    fn list(
+        &self,
+        prefix: &str,
+        recursive: bool,
+        cursor: Option<String>,
+        max_results: u32,
+    ) -> BoxFuture<'_, PluginResult<ListPage>> {
         let prefix = prefix.to_string();
         Box::pin(async move {
             self.policy
-                .run(|| self.inner.list(&prefix, recursive, cursor.clone(), max_results))
+                .run(|| {
+                    self.inner
+                        .list(&prefix, recursive, cursor.clone(), max_results)
+                })
                 .await
         })
     }
@@ -275,9 +299,15 @@ mod tests {
             multiplier: 2.0,
         };
         let b1 = p.backoff(1);
-        assert!(b1 <= Duration::from_millis(100) && b1 >= Duration::from_millis(75), "{b1:?}");
+        assert!(
+            b1 <= Duration::from_millis(100) && b1 >= Duration::from_millis(75),
+            "{b1:?}"
+        );
         let b3 = p.backoff(3);
-        assert!(b3 <= Duration::from_millis(400) && b3 >= Duration::from_millis(300), "{b3:?}");
+        assert!(
+            b3 <= Duration::from_millis(400) && b3 >= Duration::from_millis(300),
+            "{b3:?}"
+        );
         assert!(p.backoff(20) <= Duration::from_millis(1000));
     }
 }

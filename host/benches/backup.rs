@@ -1,0 +1,243 @@
+//! Backup engine throughput against the test node: records/s and MB/s of a full backup
+//! (no codecs, then zstd + AES-256) next to the raw client scan rate of the same data in the
+//! same run, with the peak RSS of each phase and CPU seconds per million records.
+//!
+//! `cargo bench -p aerospike-backup-service --bench backup` measures 1 M records (cargo
+//! passes `--bench`); without it (e.g. `cargo test --all-targets`) it does a 1k-record smoke
+//! run. Figures are recorded in docs/PERFORMANCE.md ("Backup engine").
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use abs::config::{Config, Format};
+use abs::engine::backup::{EngineContext, JobSpec, SystemClock, run_job};
+use abs::engine::layout::BackupKind;
+use abs::engine::progress::Progress;
+use abs::plugins::{Registry, Runtime, RuntimeConfig};
+use aerospike::query::{PartitionFilter, Statement};
+use aerospike::{Bins, Client, ClientPolicy, QueryPolicy};
+use testkit::AerospikeNode;
+use testkit::fixtures::{self, FixtureSpec, Shape};
+use tokio_util::sync::CancellationToken;
+
+/// Scans in parallel, for the raw rate and the backups alike.
+const PARALLEL: u32 = 4;
+
+/// Peak resident set since the last reset, in MiB (Linux `VmHWM`).
+fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// Resident set now, in MiB.
+fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+fn status_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Resets the peak-RSS mark so the next phase is measured alone.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// User + system CPU seconds of this process.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // Fields after the command: state is index 0, utime 11, stime 12 (clock ticks, 100/s).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+async fn raw_scan(client: &Client) -> u64 {
+    let count = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..PARALLEL as usize {
+        let begin = 4096 * i / PARALLEL as usize;
+        let end = 4096 * (i + 1) / PARALLEL as usize;
+        let count = count.clone();
+        let handle = client
+            .query_foreach(
+                &QueryPolicy::default(),
+                PartitionFilter::by_range(begin, end - begin),
+                Statement::new("test", "", Bins::All),
+                move |r| {
+                    let count = count.clone();
+                    async move {
+                        if r.is_ok() {
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                        true
+                    }
+                },
+            )
+            .await
+            .expect("query");
+        tasks.push(handle);
+    }
+    for mut h in tasks {
+        h.wait().await.expect("scan");
+    }
+    count.load(Ordering::Relaxed)
+}
+
+fn config(node: &AerospikeNode, dir: &std::path::Path, policy: &str) -> Config {
+    let yaml = format!(
+        r#"
+aerospike-clusters:
+  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}
+storage:
+  s: {{local-storage: {{path: "{path}"}}}}
+backup-policies:
+  p: {{parallel: {PARALLEL}{policy}}}
+backup-routines:
+  r: {{interval-cron: "@daily", source-cluster: c, storage: s, backup-policy: p, namespaces: [test]}}
+"#,
+        port = node.port(),
+        path = dir.display(),
+    );
+    abs::config::parse::<Config>(&yaml, Format::Yaml).expect("bench config")
+}
+
+struct Phase {
+    name: &'static str,
+    records: u64,
+    bytes: u64,
+    elapsed: Duration,
+    cpu: f64,
+    peak_mib: f64,
+    /// RSS when the phase started (the node's store dominates it).
+    base_mib: f64,
+}
+
+impl Phase {
+    fn print(&self, raw_rate: f64) {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let rate = self.records as f64 / secs;
+        println!(
+            "{:<22} {:>9} rec  {:>7.2} s  {:>10.0} rec/s  {:>7.1} MB/s  {:>5.0}% of raw  {:>6.2} CPU-s/M rec  peak RSS {:>6.1} MiB (+{:.1} over start)",
+            self.name,
+            self.records,
+            secs,
+            rate,
+            self.bytes as f64 / 1e6 / secs,
+            100.0 * rate / raw_rate.max(1e-9),
+            self.cpu * 1e6 / self.records.max(1) as f64,
+            self.peak_mib,
+            self.peak_mib - self.base_mib,
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let records = if full { 1_000_000 } else { 1_000 };
+    let node = AerospikeNode::start().expect("test node");
+    let t = Instant::now();
+    fixtures::fill(
+        &node,
+        &FixtureSpec {
+            records,
+            shape: Shape::Small,
+            ..FixtureSpec::default()
+        },
+    );
+    println!(
+        "loaded {records} small records into the test node in {:.2} s (RSS {:.0} MiB)",
+        t.elapsed().as_secs_f64(),
+        peak_rss_mib()
+    );
+    let client = Client::new(&ClientPolicy::default(), &node.hosts())
+        .await
+        .expect("connect");
+
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cwasm");
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let plugins = Arc::new(Registry::with_defaults(&runtime).expect("plugins"));
+    let ctx = EngineContext::new(plugins, Arc::new(SystemClock));
+
+    // Raw client scan, same parallelism, same data.
+    reset_peak_rss();
+    let base_mib = rss_mib();
+    let (cpu0, t) = (cpu_seconds(), Instant::now());
+    let n = raw_scan(&client).await;
+    let raw = Phase {
+        name: "raw client scan",
+        records: n,
+        bytes: 0,
+        elapsed: t.elapsed(),
+        cpu: cpu_seconds() - cpu0,
+        peak_mib: peak_rss_mib(),
+        base_mib,
+    };
+    assert_eq!(n, records as u64, "raw scan saw every record");
+    let raw_rate = n as f64 / raw.elapsed.as_secs_f64();
+    raw.print(raw_rate);
+
+    let key = ["../../shared/golden/key.pem", "/work/shared/golden/key.pem"]
+        .iter()
+        .map(|p| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("/work/shared/golden/key.pem"));
+    let cases = [
+        ("backup, no codecs", String::new()),
+        (
+            "backup, zstd + AES-256",
+            format!(
+                ", compression: {{mode: ZSTD}}, encryption: {{mode: AES256, key-file: \"{}\"}}",
+                key.display()
+            ),
+        ),
+    ];
+    for (name, policy) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = JobSpec {
+            routine: "r".into(),
+            kind: BackupKind::Full,
+            config: Arc::new(config(&node, dir.path(), &policy)),
+        };
+        reset_peak_rss();
+        let base_mib = rss_mib();
+        let (cpu0, t) = (cpu_seconds(), Instant::now());
+        let progress = Arc::new(Progress::new(chrono::Utc::now()));
+        let report = run_job(&ctx, &spec, progress.clone(), CancellationToken::new())
+            .await
+            .expect("backup");
+        let phase = Phase {
+            name,
+            records: report.records(),
+            bytes: progress.snapshot().bytes,
+            elapsed: t.elapsed(),
+            cpu: cpu_seconds() - cpu0,
+            peak_mib: peak_rss_mib(),
+            base_mib,
+        };
+        assert_eq!(
+            phase.records, records as u64,
+            "{name}: every record backed up"
+        );
+        phase.print(raw_rate);
+    }
+}

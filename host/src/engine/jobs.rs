@@ -1,0 +1,483 @@
+//! On-demand backup jobs: start (with ABS's skip rules), cancel, status and completion.
+//!
+//! Rules (ABS §4, DESIGN §7): a full is skipped while a full of the routine runs (it starts
+//! even while an incremental runs); an incremental is skipped while any backup of the routine
+//! runs (unless the policy sets `concurrent-incremental`) and until a full backup exists.
+//! Skips, runs, failures and durations go to the metrics.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{OnceCell, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ConfigStore;
+use crate::metrics::Metrics;
+use crate::plugins::{Registry, Runtime, RuntimeConfig};
+
+use super::EngineError;
+use super::backup::{
+    EngineContext, JobReport, JobSpec, SystemClock, open_storage, resolve_routine, run_job,
+};
+use super::layout::{self, BackupKind};
+use super::progress::{Progress, ProgressSnapshot};
+
+/// How often the progress gauge of a running job is refreshed (ABS refreshes every 1 s).
+const PROGRESS_GAUGE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    Success(JobReport),
+    Failure(String),
+    Canceled,
+    Skipped(String),
+}
+
+impl JobOutcome {
+    fn label(&self) -> &'static str {
+        match self {
+            JobOutcome::Success(_) => "success",
+            JobOutcome::Failure(_) => "failure",
+            JobOutcome::Canceled => "canceled",
+            JobOutcome::Skipped(_) => "skip",
+        }
+    }
+}
+
+/// The answer to a start request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    Started,
+    /// Will start after the delay (skip rules apply then).
+    Scheduled,
+    Skipped(String),
+}
+
+/// Why a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("routine {0} not found")]
+    UnknownRoutine(String),
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+}
+
+/// A running job as the status endpoint shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningView {
+    pub progress: ProgressSnapshot,
+}
+
+/// The state of one routine.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoutineView {
+    pub full: Option<RunningView>,
+    pub incremental: Option<RunningView>,
+    pub last_full: Option<DateTime<Utc>>,
+    pub last_incremental: Option<DateTime<Utc>>,
+}
+
+struct Running {
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+    done: watch::Receiver<Option<JobOutcome>>,
+}
+
+#[derive(Default)]
+struct RoutineJobs {
+    full: Option<Running>,
+    incremental: Option<Running>,
+    last_full: Option<DateTime<Utc>>,
+    last_incremental: Option<DateTime<Utc>>,
+    last_outcome: HashMap<&'static str, JobOutcome>,
+}
+
+impl RoutineJobs {
+    fn slot(&mut self, kind: BackupKind) -> &mut Option<Running> {
+        match kind {
+            BackupKind::Full => &mut self.full,
+            BackupKind::Incremental => &mut self.incremental,
+        }
+    }
+}
+
+type ContextFactory = Box<dyn Fn() -> Result<EngineContext, EngineError> + Send + Sync>;
+
+struct Inner {
+    store: Arc<ConfigStore>,
+    metrics: Option<Arc<Metrics>>,
+    ctx: OnceCell<Arc<EngineContext>>,
+    factory: ContextFactory,
+    routines: Mutex<HashMap<String, RoutineJobs>>,
+}
+
+/// The registry of backup jobs; cheap to clone.
+#[derive(Clone)]
+pub struct JobRegistry {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for JobRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobRegistry").finish_non_exhaustive()
+    }
+}
+
+impl JobRegistry {
+    /// A registry whose plugins (the embedded defaults) load on the first job, so the
+    /// service starts without compiling components.
+    pub fn new(store: Arc<ConfigStore>, metrics: Option<Arc<Metrics>>) -> Self {
+        Self::with_factory(
+            store,
+            metrics,
+            Box::new(|| {
+                let runtime = Runtime::new(RuntimeConfig::default())
+                    .map_err(|e| EngineError::plugin("starting the plugin runtime", e))?;
+                let plugins = Registry::with_defaults(&runtime)
+                    .map_err(|e| EngineError::plugin("loading the default plugins", e))?;
+                Ok(EngineContext::new(Arc::new(plugins), Arc::new(SystemClock)))
+            }),
+        )
+    }
+
+    /// A registry over a ready context (tests: a shared plugin registry, a manual clock).
+    pub fn with_context(
+        store: Arc<ConfigStore>,
+        metrics: Option<Arc<Metrics>>,
+        ctx: Arc<EngineContext>,
+    ) -> Self {
+        let reg = Self::with_factory(
+            store,
+            metrics,
+            Box::new(|| Err(EngineError::Config("context already set".into()))),
+        );
+        let _ = reg.inner.ctx.set(ctx);
+        reg
+    }
+
+    fn with_factory(
+        store: Arc<ConfigStore>,
+        metrics: Option<Arc<Metrics>>,
+        factory: ContextFactory,
+    ) -> Self {
+        JobRegistry {
+            inner: Arc::new(Inner {
+                store,
+                metrics,
+                ctx: OnceCell::new(),
+                factory,
+                routines: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    async fn context(&self) -> Result<Arc<EngineContext>, EngineError> {
+        let inner = self.inner.clone();
+        self.inner
+            .ctx
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || (inner.factory)().map(Arc::new))
+                    .await
+                    .map_err(|e| EngineError::Config(format!("plugin loader: {e}")))?
+            })
+            .await
+            .cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RoutineJobs>> {
+        self.inner
+            .routines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a backup of `routine` now, or after `delay`.
+    ///
+    /// # Errors
+    /// [`JobError::UnknownRoutine`]; engine errors only while loading the plugins.
+    pub async fn trigger(
+        &self,
+        routine: &str,
+        kind: BackupKind,
+        delay: Duration,
+    ) -> Result<Trigger, JobError> {
+        if !self
+            .inner
+            .store
+            .current()
+            .backup_routines
+            .contains_key(routine)
+        {
+            return Err(JobError::UnknownRoutine(routine.to_string()));
+        }
+        if delay.is_zero() {
+            return self.start_now(routine, kind).await;
+        }
+        let this = self.clone();
+        let routine = routine.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Err(e) = this.start_now(&routine, kind).await {
+                tracing::warn!(routine = %routine, error = %e, "Delayed backup did not start.");
+            }
+        });
+        Ok(Trigger::Scheduled)
+    }
+
+    async fn start_now(&self, routine: &str, kind: BackupKind) -> Result<Trigger, JobError> {
+        let config = self.inner.store.current();
+        let ctx = self.context().await?;
+        let resolved = resolve_routine(&config, routine).map_err(|e| match e {
+            EngineError::Config(_) if !config.backup_routines.contains_key(routine) => {
+                JobError::UnknownRoutine(routine.to_string())
+            }
+            e => JobError::Engine(e),
+        })?;
+        // "No full ever succeeded" is known from storage after a restart.
+        let needs_full_check = kind == BackupKind::Incremental
+            && self
+                .lock()
+                .get(routine)
+                .is_none_or(|r| r.last_full.is_none());
+        let mut no_full = false;
+        if needs_full_check {
+            no_full = match open_storage(&ctx.plugins, &resolved.storage) {
+                Ok(storage) => layout::list_backups(&storage, routine, BackupKind::Full)
+                    .await
+                    .map(|b| b.is_empty())
+                    .unwrap_or(true),
+                Err(_) => true,
+            };
+        }
+        let concurrent = resolved.policy.concurrent_incremental.unwrap_or(false);
+        let spec = JobSpec {
+            routine: routine.to_string(),
+            kind,
+            config,
+        };
+        let progress = Arc::new(Progress::new(ctx.clock.now()));
+        let cancel = CancellationToken::new();
+        let (done_tx, done_rx) = watch::channel(None);
+        {
+            let mut routines = self.lock();
+            let jobs = routines.entry(routine.to_string()).or_default();
+            let skip = match kind {
+                BackupKind::Full if jobs.full.is_some() => {
+                    Some("a full backup of the routine is running")
+                }
+                BackupKind::Incremental if jobs.incremental.is_some() => {
+                    Some("an incremental backup of the routine is running")
+                }
+                BackupKind::Incremental if jobs.full.is_some() && !concurrent => {
+                    Some("a full backup of the routine is running")
+                }
+                BackupKind::Incremental if no_full && jobs.last_full.is_none() => {
+                    Some("no full backup of the routine has succeeded yet")
+                }
+                _ => None,
+            };
+            if let Some(why) = skip {
+                drop(routines);
+                self.record_skip(routine, kind, why);
+                return Ok(Trigger::Skipped(why.to_string()));
+            }
+            *jobs.slot(kind) = Some(Running {
+                progress: progress.clone(),
+                cancel: cancel.clone(),
+                done: done_rx,
+            });
+        }
+        if let Some(m) = &self.inner.metrics {
+            m.backup_in_progress
+                .with_label_values(&[routine, kind.label()])
+                .set(1);
+        }
+        tracing::info!(routine = %routine, kind = kind.label(), "Backup started.");
+        let this = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let job = run_job(&ctx, &spec, progress.clone(), cancel.clone());
+            tokio::pin!(job);
+            let mut tick = tokio::time::interval(PROGRESS_GAUGE_INTERVAL);
+            let result = loop {
+                tokio::select! {
+                    r = &mut job => break r,
+                    _ = tick.tick() => this.publish_progress(&spec.routine, kind, &progress),
+                }
+            };
+            let outcome = match result {
+                Ok(report) => JobOutcome::Success(report),
+                Err(EngineError::Cancelled) => JobOutcome::Canceled,
+                Err(e) => JobOutcome::Failure(e.to_string()),
+            };
+            this.finish(&spec.routine, kind, &outcome, started.elapsed(), &progress);
+            let _ = done_tx.send(Some(outcome));
+        });
+        Ok(Trigger::Started)
+    }
+
+    fn publish_progress(&self, routine: &str, kind: BackupKind, progress: &Progress) {
+        if let Some(m) = &self.inner.metrics {
+            m.backup_progress_pct
+                .with_label_values(&[routine, kind.label()])
+                .set(i64::from(progress.snapshot().percent));
+        }
+    }
+
+    fn record_skip(&self, routine: &str, kind: BackupKind, why: &str) {
+        tracing::info!(routine = %routine, kind = kind.label(), reason = why, "Backup skipped.");
+        if let Some(m) = &self.inner.metrics {
+            m.backup_events
+                .with_label_values(&[routine, kind.label(), "skip"])
+                .inc();
+            match kind {
+                BackupKind::Full => m.skip_total.inc(),
+                BackupKind::Incremental => m.incremental_skip_total.inc(),
+            }
+        }
+        self.lock()
+            .entry(routine.to_string())
+            .or_default()
+            .last_outcome
+            .insert(kind.label(), JobOutcome::Skipped(why.to_string()));
+    }
+
+    fn finish(
+        &self,
+        routine: &str,
+        kind: BackupKind,
+        outcome: &JobOutcome,
+        elapsed: Duration,
+        progress: &Progress,
+    ) {
+        let snap = progress.snapshot();
+        match outcome {
+            JobOutcome::Success(r) => tracing::info!(
+                routine = %routine,
+                kind = kind.label(),
+                timestamp = r.timestamp_ms,
+                records = snap.records,
+                bytes = snap.bytes,
+                files = snap.files,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "Backup finished."
+            ),
+            JobOutcome::Failure(e) => tracing::error!(
+                routine = %routine,
+                kind = kind.label(),
+                error = %e,
+                "Backup failed; its files were removed."
+            ),
+            _ => tracing::info!(routine = %routine, kind = kind.label(), "Backup cancelled."),
+        }
+        if let Some(m) = &self.inner.metrics {
+            let labels = [routine, kind.label()];
+            m.backup_in_progress.with_label_values(&labels).set(0);
+            m.backup_events
+                .with_label_values(&[routine, kind.label(), outcome.label()])
+                .inc();
+            m.backup_duration
+                .with_label_values(&labels)
+                .observe(elapsed.as_secs_f64());
+            let full = kind == BackupKind::Full;
+            match outcome {
+                JobOutcome::Success(r) => {
+                    m.last_successful_backup
+                        .with_label_values(&labels)
+                        .set(r.timestamp_ms / 1000);
+                    m.backup_progress_pct.with_label_values(&labels).set(100);
+                    if full {
+                        m.runs_total.inc();
+                        m.duration_millis.set(elapsed.as_millis() as f64);
+                    } else {
+                        m.incremental_runs_total.inc();
+                        m.incremental_duration_millis
+                            .set(elapsed.as_millis() as f64);
+                    }
+                }
+                JobOutcome::Failure(_) if full => m.failure_total.inc(),
+                JobOutcome::Failure(_) => m.incremental_failure_total.inc(),
+                _ => {}
+            }
+        }
+        let mut routines = self.lock();
+        let jobs = routines.entry(routine.to_string()).or_default();
+        *jobs.slot(kind) = None;
+        if let JobOutcome::Success(r) = outcome {
+            let created = r.namespaces.first().map(|n| n.metadata.created);
+            match kind {
+                BackupKind::Full => jobs.last_full = created.or(jobs.last_full),
+                BackupKind::Incremental => {
+                    jobs.last_incremental = created.or(jobs.last_incremental);
+                }
+            }
+        }
+        jobs.last_outcome.insert(kind.label(), outcome.clone());
+    }
+
+    /// Cancels the running backups of `routine`; true if there was one.
+    pub fn cancel(&self, routine: &str) -> bool {
+        let routines = self.lock();
+        let Some(jobs) = routines.get(routine) else {
+            return false;
+        };
+        let mut any = false;
+        for r in [&jobs.full, &jobs.incremental].into_iter().flatten() {
+            r.cancel.cancel();
+            any = true;
+        }
+        any
+    }
+
+    /// Running jobs and last successes of `routine`.
+    pub fn state(&self, routine: &str) -> RoutineView {
+        let routines = self.lock();
+        let Some(jobs) = routines.get(routine) else {
+            return RoutineView::default();
+        };
+        let view = |r: &Option<Running>| {
+            r.as_ref().map(|r| RunningView {
+                progress: r.progress.snapshot(),
+            })
+        };
+        RoutineView {
+            full: view(&jobs.full),
+            incremental: view(&jobs.incremental),
+            last_full: jobs.last_full,
+            last_incremental: jobs.last_incremental,
+        }
+    }
+
+    /// Waits for the running `kind` job of `routine` and returns how it ended; without a
+    /// running job, the last outcome (if any).
+    pub async fn wait(&self, routine: &str, kind: BackupKind) -> Option<JobOutcome> {
+        let rx = {
+            let mut routines = self.lock();
+            let jobs = routines.get_mut(routine)?;
+            match jobs.slot(kind) {
+                Some(r) => r.done.clone(),
+                None => return jobs.last_outcome.get(kind.label()).cloned(),
+            }
+        };
+        let mut rx = rx;
+        loop {
+            if let Some(o) = rx.borrow_and_update().clone() {
+                return Some(o);
+            }
+            if rx.changed().await.is_err() {
+                return rx.borrow().clone();
+            }
+        }
+    }
+
+    /// The shared engine context (plugins, clock), loading it if needed.
+    ///
+    /// # Errors
+    /// The plugins failed to load.
+    pub async fn engine(&self) -> Result<Arc<EngineContext>, EngineError> {
+        self.context().await
+    }
+}

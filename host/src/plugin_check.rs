@@ -1,0 +1,117 @@
+//! The second validation phase for plugins (DESIGN D4): the configuration names plugins by
+//! name; this checks them against the registry (files, hashes, kinds, option schemas) before a
+//! change is saved, reporting config paths.
+
+use crate::config::{Config, ConfigError, PluginCheck, Storage};
+use crate::plugins::{PluginKind, Registry, Runtime, UserPluginSpec, validate_plugin_options};
+use std::collections::BTreeMap;
+
+/// [`PluginCheck`] backed by the plugin registry.
+#[derive(Debug, Clone)]
+pub struct RegistryCheck {
+    runtime: Runtime,
+}
+
+impl RegistryCheck {
+    pub fn new(runtime: Runtime) -> Self {
+        Self { runtime }
+    }
+
+    /// The registry for `cfg`: defaults plus its `plugins:` entries.
+    pub fn registry(&self, cfg: &Config) -> Result<Registry, Vec<ConfigError>> {
+        let user: BTreeMap<String, UserPluginSpec> = cfg
+            .plugins
+            .iter()
+            .map(|(n, d)| {
+                (
+                    n.clone(),
+                    UserPluginSpec {
+                        path: d.path.clone().into(),
+                        sha256: d.sha256.clone(),
+                    },
+                )
+            })
+            .collect();
+        Registry::from_config(&self.runtime, &user).map_err(|errs| {
+            errs.into_iter()
+                .map(|e| ConfigError::new(format!("plugins.{}.{}", e.plugin, e.field), e.error.to_string()))
+                .collect()
+        })
+    }
+}
+
+fn uses_plugins(cfg: &Config) -> bool {
+    !cfg.plugins.is_empty()
+        || cfg.backup_policies.values().any(|p| p.pipeline.is_some())
+        || cfg
+            .storage
+            .values()
+            .any(|s| matches!(s, Storage::PluginStorage(_)))
+}
+
+fn check_one(
+    registry: &Registry,
+    path: &str,
+    plugin: &str,
+    want: PluginKind,
+    options: &serde_json::Value,
+    out: &mut Vec<ConfigError>,
+) {
+    match registry.get(plugin) {
+        Err(_) => {
+            let known: Vec<&str> = registry
+                .plugins()
+                .filter(|p| p.plugin.info().kind == want)
+                .map(|p| p.name.as_str())
+                .collect();
+            out.push(ConfigError::new(
+                format!("{path}.plugin"),
+                format!(
+                    "unknown {} plugin \"{plugin}\" (available: {})",
+                    want.as_str(),
+                    known.join(", ")
+                ),
+            ));
+        }
+        Ok(entry) if entry.plugin.info().kind != want => out.push(ConfigError::new(
+            format!("{path}.plugin"),
+            format!(
+                "\"{plugin}\" is a {} plugin, not a {} plugin",
+                entry.plugin.info().kind.as_str(),
+                want.as_str()
+            ),
+        )),
+        Ok(_) => {
+            if let Err(m) = validate_plugin_options(registry, plugin, options) {
+                out.push(ConfigError::new(format!("{path}.options"), m));
+            }
+        }
+    }
+}
+
+impl PluginCheck for RegistryCheck {
+    fn check(&self, cfg: &Config) -> Vec<ConfigError> {
+        if !uses_plugins(cfg) {
+            // Only the embedded defaults are involved, and those are tested at build time.
+            return Vec::new();
+        }
+        let registry = match self.registry(cfg) {
+            Ok(r) => r,
+            Err(errs) => return errs,
+        };
+        let mut out = Vec::new();
+        for (name, p) in &cfg.backup_policies {
+            for (i, step) in p.pipeline.iter().flatten().enumerate() {
+                let path = format!("backup-policies.{name}.pipeline[{i}]");
+                check_one(&registry, &path, &step.plugin, PluginKind::Codec, &step.options, &mut out);
+            }
+        }
+        for (name, s) in &cfg.storage {
+            if let Storage::PluginStorage(ps) = s {
+                let path = format!("storage.{name}.plugin-storage");
+                check_one(&registry, &path, &ps.plugin, PluginKind::Storage, &ps.options, &mut out);
+            }
+        }
+        out
+    }
+}

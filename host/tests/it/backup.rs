@@ -1,0 +1,949 @@
+//! The backup engine end to end: the test node → scans → .asb → codec plugins → storage-local
+//! under a tempdir, decoded back and compared record by record; the REST endpoints on top.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use abs::api::{self, AppState};
+use abs::config::{Config, ConfigStore, Format};
+use abs::engine::asb::convert::record_from_client;
+use abs::engine::asb::{AsbDecoder, AsbItem, AsbRecord};
+use abs::engine::backup::{Clock, EngineContext, ManualClock, SystemClock, build_pipeline};
+use abs::engine::jobs::{JobOutcome, JobRegistry, Trigger};
+use abs::engine::layout::{BackupKind, BackupMetadata};
+use abs::metrics::Metrics;
+use abs::plugins::{Registry, Runtime, RuntimeConfig};
+use aerospike::query::{PartitionFilter, Statement};
+use aerospike::{
+    AdminPolicy, Bins, Client, ClientPolicy, CollectionIndexType, Expiration, IndexType, Key,
+    QueryPolicy, Task, UdfLang, Value, WritePolicy, as_bin,
+};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use testkit::AerospikeNode;
+use testkit::fixtures::{self, FixtureSpec};
+use tower::ServiceExt;
+
+const KEY_PEM: &str = "/work/shared/golden/key.pem";
+
+fn key_pem() -> PathBuf {
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden/key.pem");
+    if beside.exists() {
+        beside
+    } else {
+        PathBuf::from(KEY_PEM)
+    }
+}
+
+fn plugins() -> Arc<Registry> {
+    static REG: OnceLock<Arc<Registry>> = OnceLock::new();
+    REG.get_or_init(|| {
+        let rt = Runtime::new(RuntimeConfig {
+            cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cwasm")),
+            max_instances: 48,
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
+        Arc::new(Registry::with_defaults(&rt).expect("default plugins load"))
+    })
+    .clone()
+}
+
+/// A routine `r` on the node, local storage in `dir`, with policy fields `policy` (YAML
+/// flow mapping body) and routine fields `routine`.
+fn config(node: &AerospikeNode, dir: &Path, policy: &str, routine: &str) -> Config {
+    let yaml = format!(
+        r#"
+aerospike-clusters:
+  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}
+storage:
+  s: {{local-storage: {{path: "{path}"}}}}
+backup-policies:
+  p: {{{policy}}}
+backup-routines:
+  r:
+    interval-cron: "@daily"
+    source-cluster: c
+    storage: s
+    backup-policy: p
+    namespaces: [test]
+    {routine}
+"#,
+        port = node.port(),
+        path = dir.display(),
+    );
+    abs::config::parse::<Config>(&yaml, Format::Yaml).expect("test config parses")
+}
+
+struct Harness {
+    jobs: JobRegistry,
+    store: Arc<ConfigStore>,
+    clock: Arc<ManualClock>,
+    dir: tempfile::TempDir,
+}
+
+fn harness(node: &AerospikeNode, policy: &str, routine: &str) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ConfigStore::in_memory(config(
+        node,
+        dir.path(),
+        policy,
+        routine,
+    )));
+    let clock = Arc::new(ManualClock::at_ms(1_800_000_000_000));
+    let ctx = Arc::new(EngineContext::new(plugins(), clock.clone()));
+    Harness {
+        jobs: JobRegistry::with_context(store.clone(), Some(Arc::new(Metrics::new())), ctx),
+        store,
+        clock,
+        dir,
+    }
+}
+
+impl Harness {
+    async fn run(&self, kind: BackupKind) -> JobOutcome {
+        let t = self
+            .jobs
+            .trigger("r", kind, Duration::ZERO)
+            .await
+            .expect("trigger");
+        if let Trigger::Skipped(why) = t {
+            return JobOutcome::Skipped(why);
+        }
+        self.jobs.wait("r", kind).await.expect("an outcome")
+    }
+
+    async fn run_ok(&self, kind: BackupKind) -> abs::engine::backup::JobReport {
+        match self.run(kind).await {
+            JobOutcome::Success(r) => r,
+            other => panic!("backup did not succeed: {other:?}"),
+        }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Every file under `dir` (relative paths), skipping the storage plugin's temp dir.
+fn files(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, d: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == ".abs-tmp") {
+                continue;
+            }
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Decodes every `.asb` file of a namespace folder through the policy's pipeline.
+fn decode_folder(store: &ConfigStore, folder: &Path) -> (Vec<AsbRecord>, Vec<AsbItem>) {
+    let cfg = store.current();
+    let (pipeline, _, _) = build_pipeline(&plugins(), &cfg.backup_policies["p"]).unwrap();
+    let mut records = Vec::new();
+    let mut globals = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(folder)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "asb"))
+        .collect();
+    names.sort();
+    for path in names {
+        let stored = std::fs::read(&path).unwrap();
+        let mut dec = pipeline.decoder().unwrap();
+        let mut plain = dec.push(&stored).unwrap();
+        plain.extend(dec.finish().unwrap());
+        let mut d = AsbDecoder::new(&plain[..]);
+        while let Some(item) = d
+            .next_item()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        {
+            match item {
+                AsbItem::Record(r) => records.push(r),
+                other => globals.push(other),
+            }
+        }
+    }
+    (records, globals)
+}
+
+fn metadata(folder: &Path) -> BackupMetadata {
+    serde_yaml::from_slice(&std::fs::read(folder.join("metadata.yaml")).unwrap()).unwrap()
+}
+
+async fn connect(node: &AerospikeNode) -> Client {
+    Client::new(&ClientPolicy::default(), &node.hosts())
+        .await
+        .unwrap()
+}
+
+/// The namespace as the client scans it, converted to the backup model, by digest.
+async fn scan_all(client: &Client) -> BTreeMap<[u8; 20], AsbRecord> {
+    let rs = client
+        .query(
+            &QueryPolicy::default(),
+            PartitionFilter::all(),
+            Statement::new("test", "", Bins::All),
+        )
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    let mut s = rs.into_stream();
+    while let Some(r) = s.next().await {
+        let rec = record_from_client(&r.unwrap()).unwrap();
+        out.insert(rec.digest, rec);
+    }
+    out
+}
+
+fn by_digest(records: Vec<AsbRecord>) -> BTreeMap<[u8; 20], AsbRecord> {
+    let n = records.len();
+    let map: BTreeMap<_, _> = records.into_iter().map(|r| (r.digest, r)).collect();
+    assert_eq!(map.len(), n, "a record was backed up twice");
+    map
+}
+
+/// Compares records ignoring bin order (a property of the scan, not of the data).
+fn assert_same_records(got: &BTreeMap<[u8; 20], AsbRecord>, want: &BTreeMap<[u8; 20], AsbRecord>) {
+    assert_eq!(got.len(), want.len(), "record count");
+    for (d, w) in want {
+        let g = got.get(d).unwrap_or_else(|| panic!("missing record {d:?}"));
+        let mut gb = g.bins.clone();
+        let mut wb = w.bins.clone();
+        gb.sort_by(|a, b| a.name.cmp(&b.name));
+        wb.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            (&g.key, &g.set, g.generation, g.void_time, &gb),
+            (&w.key, &w.set, w.generation, w.void_time, &wb),
+            "record {d:?}"
+        );
+    }
+}
+
+fn seed(node: &AerospikeNode, records: usize) {
+    fixtures::fill(
+        node,
+        &FixtureSpec {
+            records,
+            ..FixtureSpec::default()
+        },
+    );
+}
+
+#[tokio::test]
+async fn backup_full_of_every_type_decodes_back_record_by_record() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 600);
+    let client = connect(&node).await;
+    // Beyond the fixture: a set-less record, a string key, a TTL, a sindex and a UDF.
+    let wp = WritePolicy {
+        send_key: true,
+        expiration: Expiration::Seconds(3600),
+        ..WritePolicy::default()
+    };
+    client
+        .put(
+            &wp,
+            &Key::new("test", "", Value::from("no-set")).unwrap(),
+            &[as_bin!("a", 1), as_bin!("s", "x y\nz")],
+        )
+        .await
+        .unwrap();
+    client
+        .create_index_on_bin(
+            &AdminPolicy::default(),
+            "test",
+            "set_a",
+            "int",
+            "idx_int",
+            IndexType::Numeric,
+            CollectionIndexType::Default,
+            None,
+        )
+        .await
+        .unwrap();
+    let lua = b"function f(rec)\n  return 1\nend\n";
+    client
+        .register_udf(&AdminPolicy::default(), lua, "f.lua", UdfLang::Lua)
+        .await
+        .unwrap()
+        .wait_till_complete(None)
+        .await
+        .unwrap();
+    let want = scan_all(&client).await;
+    assert_eq!(want.len(), 601);
+
+    let h = harness(&node, "parallel: 3", "");
+    let report = h.run_ok(BackupKind::Full).await;
+    assert_eq!(report.records(), 601);
+    let folder = h
+        .root()
+        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    assert_eq!(
+        report.timestamp_ms % 1000,
+        0,
+        "folder timestamps are whole seconds"
+    );
+    let names = files(h.root());
+    assert!(
+        names.iter().any(|n| n.ends_with("/metadata_test_1.asb")),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .filter(|n| n.ends_with(".asb") && !n.contains("metadata_"))
+            .all(|n| {
+                let f = n.rsplit('/').next().unwrap();
+                f.split('_').nth(1) == Some("test") && f.ends_with(".asb")
+            }),
+        "{names:?}"
+    );
+    let (records, globals) = decode_folder(&h.store, &folder);
+    assert_same_records(&by_digest(records), &want);
+    assert!(globals.contains(&AsbItem::FirstFile), "{globals:?}");
+    assert!(
+        globals
+            .iter()
+            .any(|g| matches!(g, AsbItem::Udf(u) if u.name == "f.lua" && u.content == lua))
+    );
+    assert!(globals.iter().any(|g| matches!(g, AsbItem::SecondaryIndex(s) if s.name == "idx_int" && s.set.as_deref() == Some("set_a"))));
+    let m = metadata(&folder);
+    assert_eq!(
+        (
+            m.namespace.as_str(),
+            m.record_count,
+            m.secondary_index_count,
+            m.udf_count
+        ),
+        ("test", 601, 1, 1)
+    );
+    assert_eq!(m.created.timestamp_millis(), report.timestamp_ms);
+    assert_eq!(m.from, abs::engine::layout::zero_time());
+    let stored: u64 = names
+        .iter()
+        .filter(|n| n.ends_with(".asb"))
+        .map(|n| std::fs::metadata(h.root().join(n)).unwrap().len())
+        .sum();
+    assert_eq!(m.byte_count, stored);
+    assert_eq!(
+        m.file_count as usize,
+        names.iter().filter(|n| n.ends_with(".asb")).count()
+    );
+    let ttl = want
+        .values()
+        .find(|r| r.set.is_none())
+        .expect("set-less record");
+    assert!(ttl.void_time > 0, "the TTL record has a void time");
+}
+
+#[tokio::test]
+async fn backup_set_bin_and_partition_filters_select_exactly() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 900);
+    let client = connect(&node).await;
+    let all = scan_all(&client).await;
+    let h = harness(
+        &node,
+        "parallel: 2",
+        "set-list: [set_a, set_c]\n    bin-list: [int, str]\n    partition-list: \"0-2048\"",
+    );
+    let report = h.run_ok(BackupKind::Full).await;
+    let folder = h
+        .root()
+        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let (records, _) = decode_folder(&h.store, &folder);
+    let got = by_digest(records);
+    let expected: BTreeSet<[u8; 20]> = all
+        .values()
+        .filter(|r| matches!(r.set.as_deref(), Some("set_a" | "set_c")))
+        .filter(|r| abs::engine::scan::partition_of(&r.digest) < 2048)
+        .map(|r| r.digest)
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(got.keys().copied().collect::<BTreeSet<_>>(), expected);
+    for r in got.values() {
+        let names: BTreeSet<&str> = r.bins.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, BTreeSet::from(["int", "str"]));
+    }
+
+    // One set is scanned natively.
+    let h = harness(&node, "parallel: 4", "set-list: [set_b]");
+    let report = h.run_ok(BackupKind::Full).await;
+    let (records, _) = decode_folder(
+        &h.store,
+        &h.root()
+            .join(format!("r/backup/{}/data/test", report.timestamp_ms)),
+    );
+    assert_eq!(records.len(), 300);
+    assert!(records.iter().all(|r| r.set.as_deref() == Some("set_b")));
+}
+
+#[tokio::test]
+async fn incremental_picks_up_exactly_the_records_written_in_its_window() {
+    let node = AerospikeNode::start().unwrap();
+    let t0: i64 = 1_800_000_000_000;
+    node.clock().pin_ms(t0 as u64);
+    seed(&node, 200);
+    let client = connect(&node).await;
+    let h = harness(&node, "parallel: 2", "incr-interval-cron: \"@hourly\"");
+
+    // No full yet: the incremental is skipped.
+    assert!(matches!(
+        h.run(BackupKind::Incremental).await,
+        JobOutcome::Skipped(_)
+    ));
+
+    let t1 = t0 + 10_000;
+    h.clock.set_ms(t1);
+    let full = h.run_ok(BackupKind::Full).await;
+    assert_eq!(full.timestamp_ms, t1);
+    assert_eq!(full.records(), 200);
+
+    let put = |k: i64| {
+        let client = &client;
+        async move {
+            client
+                .put(
+                    &WritePolicy::default(),
+                    &Key::new("test", "inc", Value::from(k)).unwrap(),
+                    &[as_bin!("v", k)],
+                )
+                .await
+                .unwrap();
+            Key::new("test", "inc", Value::from(k)).unwrap().digest()
+        }
+    };
+    node.clock().pin_ms((t1 - 1) as u64);
+    let before = put(1).await; // just before the window
+    node.clock().pin_ms(t1 as u64);
+    let at_start = put(2).await; // on the lower edge: in
+    node.clock().pin_ms((t1 + 700) as u64);
+    let inside = put(3).await;
+    let t2 = t1 + 5_000;
+    node.clock().pin_ms(t2 as u64);
+    let at_end = put(4).await; // on the upper edge: next window
+
+    h.clock.set_ms(t2);
+    let inc = h.run_ok(BackupKind::Incremental).await;
+    assert_eq!(inc.timestamp_ms, t2);
+    let folder = h.root().join(format!("r/incremental/{t2}/data/test"));
+    let (records, globals) = decode_folder(&h.store, &folder);
+    assert!(
+        globals.iter().all(|g| matches!(g, AsbItem::Namespace(_))),
+        "no sindex/UDF in incrementals"
+    );
+    let got: BTreeSet<_> = records.iter().map(|r| r.digest).collect();
+    assert_eq!(got, BTreeSet::from([at_start, inside]));
+    assert!(!got.contains(&before));
+    let m = metadata(&folder);
+    assert_eq!(m.from.timestamp_millis(), t1);
+    assert_eq!(m.created.timestamp_millis(), t2);
+
+    // The next incremental starts where this one ended: no gap, no duplicate.
+    let t3 = t2 + 5_000;
+    h.clock.set_ms(t3);
+    let inc2 = h.run_ok(BackupKind::Incremental).await;
+    let (records, _) = decode_folder(
+        &h.store,
+        &h.root().join(format!("r/incremental/{t3}/data/test")),
+    );
+    assert_eq!(
+        records.iter().map(|r| r.digest).collect::<Vec<_>>(),
+        vec![at_end]
+    );
+    assert_eq!(inc2.records(), 1);
+
+    // Nothing changed since: the empty incremental leaves nothing behind.
+    h.clock.set_ms(t3 + 5_000);
+    let empty = h.run_ok(BackupKind::Incremental).await;
+    assert_eq!(empty.records(), 0);
+    assert!(
+        !h.root()
+            .join(format!("r/incremental/{}", t3 + 5_000))
+            .exists()
+    );
+    let listed = abs::engine::layout::list_backups(
+        &abs::engine::backup::open_storage(&plugins(), &h.store.current().storage["s"]).unwrap(),
+        "r",
+        BackupKind::Incremental,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        listed.iter().map(|b| b.timestamp_ms).collect::<Vec<_>>(),
+        vec![t2, t3]
+    );
+}
+
+#[tokio::test]
+async fn file_limit_rotates_files_and_every_file_stands_alone() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 4000);
+    let h = harness(&node, "parallel: 1, file-limit: 1", "");
+    let report = h.run_ok(BackupKind::Full).await;
+    let folder = h
+        .root()
+        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let mut data: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "asb"))
+        .collect();
+    data.sort();
+    assert!(data.len() >= 2, "expected rotation, got {data:?}");
+    let limit = 1024 * 1024;
+    for p in &data {
+        let len = std::fs::metadata(p).unwrap().len();
+        // A file passes the limit by at most one record (a few KiB here).
+        assert!(len < limit + 16 * 1024, "{}: {len}", p.display());
+        let text = std::fs::read(p).unwrap();
+        assert!(
+            text.starts_with(b"Version 3.1\n# namespace test\n"),
+            "{}",
+            p.display()
+        );
+    }
+    let names: BTreeSet<String> = data
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for k in 1..=data.len() {
+        assert!(names.contains(&format!("0_test_{k}.asb")), "{names:?}");
+    }
+    let (records, _) = decode_folder(&h.store, &folder);
+    assert_eq!(by_digest(records).len(), 4000);
+    assert_eq!(metadata(&folder).file_count as usize, data.len());
+}
+
+#[tokio::test]
+async fn every_codec_pipeline_backs_up_and_decodes_back() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 500);
+    let client = connect(&node).await;
+    let want = scan_all(&client).await;
+    let key = key_pem();
+    let key = key.display();
+    let cases = [
+        ("none", "parallel: 2".to_string(), "NONE", "NONE"),
+        (
+            "zstd",
+            "parallel: 2, compression: {mode: ZSTD, level: 3}".to_string(),
+            "ZSTD",
+            "NONE",
+        ),
+        (
+            "aes128",
+            format!("parallel: 2, encryption: {{mode: AES128, key-file: \"{key}\"}}"),
+            "NONE",
+            "AES128",
+        ),
+        (
+            "zstd+aes256",
+            format!(
+                "parallel: 2, compression: {{mode: ZSTD}}, encryption: {{mode: AES256, key-file: \"{key}\"}}"
+            ),
+            "ZSTD",
+            "AES256",
+        ),
+        (
+            "aes-gcm",
+            format!(
+                "parallel: 2, pipeline: [{{plugin: compression-zstd}}, {{plugin: encryption-aes, options: {{mode: aes-256-gcm, key-file: \"{key}\"}}}}]"
+            ),
+            "NONE",
+            "NONE",
+        ),
+    ];
+    for (name, policy, compression, encryption) in cases {
+        let h = harness(&node, &policy, "");
+        let report = h.run_ok(BackupKind::Full).await;
+        let folder = h
+            .root()
+            .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+        let m = metadata(&folder);
+        assert_eq!(
+            (m.compression.as_str(), m.encryption.as_str()),
+            (compression, encryption),
+            "{name}"
+        );
+        let first = std::fs::read_dir(&folder)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "asb"))
+            .unwrap();
+        let head = std::fs::read(&first).unwrap();
+        match name {
+            "none" => assert!(head.starts_with(b"Version 3.1"), "{name}"),
+            "zstd" => assert!(
+                head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
+                "{name}: zstd frame"
+            ),
+            _ => assert!(
+                !head.starts_with(b"Version") && !head.starts_with(&[0x28, 0xb5]),
+                "{name}: encrypted"
+            ),
+        }
+        assert_eq!(
+            folder.join("pipeline.yaml").exists(),
+            name == "aes-gcm",
+            "{name}"
+        );
+        let (records, _) = decode_folder(&h.store, &folder);
+        assert_same_records(&by_digest(records), &want);
+    }
+}
+
+#[tokio::test]
+async fn dropped_connection_mid_scan_resumes_without_loss_or_duplicates() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 1500);
+    node.faults(0).drop_scan_after(400, 1);
+    let h = harness(&node, "parallel: 1", "");
+    let report = h.run_ok(BackupKind::Full).await;
+    assert_eq!(
+        node.stats(0)
+            .scans_dropped
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let folder = h
+        .root()
+        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let (records, _) = decode_folder(&h.store, &folder);
+    assert_eq!(by_digest(records).len(), 1500);
+    assert_eq!(metadata(&folder).record_count, 1500);
+}
+
+#[tokio::test]
+async fn scan_that_keeps_failing_fails_the_job_and_leaves_nothing() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 1500);
+    // The sindex makes the job write its metadata file before the scans start.
+    connect(&node)
+        .await
+        .create_index_on_bin(
+            &AdminPolicy::default(),
+            "test",
+            "",
+            "int",
+            "idx",
+            IndexType::Numeric,
+            CollectionIndexType::Default,
+            None,
+        )
+        .await
+        .unwrap();
+    // Every scan is cut after one record: resumes crawl and the retries run out.
+    node.faults(0).drop_scan_after(1, 1_000_000);
+    let h = harness(&node, "parallel: 1", "");
+    match h.run(BackupKind::Full).await {
+        JobOutcome::Failure(e) => assert!(e.contains("scan"), "{e}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(files(h.root()), Vec::<String>::new());
+    assert!(h.jobs.state("r").last_full.is_none());
+}
+
+#[tokio::test]
+async fn running_full_blocks_a_second_full_and_incrementals_and_cancel_cleans_up() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 400);
+    // 400 records at 40/s: the job runs for seconds, long enough to observe it.
+    let h = harness(&node, "parallel: 2, records-per-second: 40", "");
+    assert_eq!(
+        h.jobs
+            .trigger("r", BackupKind::Full, Duration::ZERO)
+            .await
+            .unwrap(),
+        Trigger::Started
+    );
+    assert!(matches!(
+        h.jobs
+            .trigger("r", BackupKind::Full, Duration::ZERO)
+            .await
+            .unwrap(),
+        Trigger::Skipped(_)
+    ));
+    assert!(matches!(
+        h.jobs
+            .trigger("r", BackupKind::Incremental, Duration::ZERO)
+            .await
+            .unwrap(),
+        Trigger::Skipped(_)
+    ));
+    // Wait until records flow, then check the status shape.
+    let mut seen = 0;
+    for _ in 0..200 {
+        seen = h.jobs.state("r").full.map_or(0, |f| f.progress.records);
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen > 0, "the running job reports progress");
+    let st = h.jobs.state("r").full.unwrap().progress;
+    assert_eq!(st.estimated_total, 400);
+    assert!(h.jobs.cancel("r"));
+    assert_eq!(
+        h.jobs.wait("r", BackupKind::Full).await,
+        Some(JobOutcome::Canceled)
+    );
+    assert_eq!(files(h.root()), Vec::<String>::new());
+    assert!(!h.jobs.cancel("r"), "nothing runs any more");
+}
+
+async fn call(app: &axum::Router, method: &str, uri: &str) -> (StatusCode, serde_json::Value) {
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let json = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
+    };
+    (status, json)
+}
+
+#[tokio::test]
+async fn rest_endpoints_start_follow_and_list_backups() {
+    let node = AerospikeNode::start().unwrap();
+    // Written well before the full backup starts, so the incremental after it is empty.
+    let now_ms = chrono::Utc::now().timestamp_millis() as u64;
+    node.clock().pin_ms(now_ms - 60_000);
+    seed(&node, 300);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ConfigStore::in_memory(config(
+        &node,
+        dir.path(),
+        "parallel: 2, compression: {mode: ZSTD}",
+        "incr-interval-cron: \"@hourly\"",
+    )));
+    let metrics = Arc::new(Metrics::new());
+    let mut state = AppState::new(store.clone(), metrics.clone());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    state.backups = JobRegistry::with_context(
+        store.clone(),
+        Some(metrics.clone()),
+        Arc::new(EngineContext::new(plugins(), clock)),
+    );
+    let jobs = state.backups.clone();
+    let app = api::router(state);
+
+    // Unknown routines and bad parameters.
+    for (m, uri) in [
+        ("POST", "/v1/backups/full/nope"),
+        ("POST", "/v1/backups/incremental/nope"),
+        ("POST", "/v1/backups/schedule/nope"),
+        ("GET", "/v1/backups/full/nope"),
+        ("GET", "/v1/backups/incremental/nope"),
+        ("GET", "/v1/backups/currentBackup/nope"),
+        ("POST", "/v1/backups/cancel/nope"),
+    ] {
+        let (s, body) = call(&app, m, uri).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{m} {uri}");
+        assert!(body["error"].as_str().unwrap().contains("nope"), "{body}");
+    }
+    for uri in [
+        "/v1/backups/full?from=-1",
+        "/v1/backups/full/r?to=abc",
+        "/v1/backups/incremental?from=10&to=10",
+    ] {
+        let (s, body) = call(&app, "GET", uri).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert!(body["field"].is_string(), "{body}");
+    }
+    let (s, _) = call(&app, "POST", "/v1/backups/full/r?delay=soon").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Nothing yet.
+    let (s, body) = call(&app, "GET", "/v1/backups/full").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body, serde_json::json!({"r": []}));
+
+    // An incremental before any full is accepted and skipped.
+    let (s, _) = call(&app, "POST", "/v1/backups/incremental/r").await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert!(matches!(
+        jobs.wait("r", BackupKind::Incremental).await,
+        Some(JobOutcome::Skipped(_))
+    ));
+
+    let (s, _) = call(&app, "POST", "/v1/backups/full/r").await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, body) = call(&app, "GET", "/v1/backups/currentBackup/r").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(matches!(
+        jobs.wait("r", BackupKind::Full).await,
+        Some(JobOutcome::Success(_))
+    ));
+    let (s, body) = call(&app, "GET", "/v1/backups/currentBackup/r").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.get("full").is_none(), "{body}");
+    assert!(body["last-full"].is_string(), "{body}");
+
+    let (s, body) = call(&app, "GET", "/v1/backups/full/r").await;
+    assert_eq!(s, StatusCode::OK);
+    let list = body.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{body}");
+    let b = &list[0];
+    assert_eq!(b["namespace"], "test");
+    assert_eq!(b["record-count"], 300);
+    assert_eq!(b["compression"], "ZSTD");
+    assert_eq!(b["encryption"], "NONE");
+    assert!(b.get("from").is_none(), "full backups have no from: {b}");
+    let ts = b["timestamp"].as_i64().unwrap();
+    let key = b["key"].as_str().unwrap();
+    assert_eq!(key, format!("r/backup/{ts}/data/test"));
+    assert!(dir.path().join(key).join("metadata.yaml").exists());
+    assert_eq!(
+        b["storage"]["local-storage"]["path"],
+        dir.path().display().to_string()
+    );
+
+    // from inclusive, to exclusive.
+    let (_, body) = call(&app, "GET", &format!("/v1/backups/full/r?from={ts}")).await;
+    assert_eq!(body.as_array().unwrap().len(), 1);
+    let (_, body) = call(&app, "GET", &format!("/v1/backups/full/r?to={ts}")).await;
+    assert_eq!(body.as_array().unwrap().len(), 0);
+    let (_, body) = call(&app, "GET", &format!("/v1/backups/full?from={}", ts + 1)).await;
+    assert_eq!(body, serde_json::json!({"r": []}));
+
+    // The incremental now runs; nothing changed, so nothing is listed.
+    let (s, _) = call(&app, "POST", "/v1/backups/incremental/r").await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let outcome = jobs.wait("r", BackupKind::Incremental).await;
+    assert!(
+        matches!(&outcome, Some(JobOutcome::Success(r)) if r.records() == 0),
+        "{outcome:?}"
+    );
+    let (_, body) = call(&app, "GET", "/v1/backups/incremental").await;
+    assert_eq!(body, serde_json::json!({"r": []}));
+
+    let (s, _) = call(&app, "POST", "/v1/backups/cancel/r").await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, _) = call(&app, "POST", "/v1/backups/schedule/r?delay=10").await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    // The delayed run starts later; wait for it to be registered, then for its end.
+    let mut outcome = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if jobs.state("r").full.is_some() {
+            outcome = jobs.wait("r", BackupKind::Full).await;
+            break;
+        }
+        if let Some(JobOutcome::Success(r)) = jobs.wait("r", BackupKind::Full).await
+            && r.timestamp_ms != ts
+        {
+            outcome = Some(JobOutcome::Success(r));
+            break;
+        }
+    }
+    assert!(
+        matches!(outcome, Some(JobOutcome::Success(_))),
+        "{outcome:?}"
+    );
+
+    let text = metrics_text(&metrics);
+    assert!(
+        text.contains(r#"aerospike_backup_service_backup_events_total{outcome="success",routine="r",type="Full"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"aerospike_backup_service_backup_events_total{outcome="skip",routine="r",type="Incremental"} 1"#),
+        "{text}"
+    );
+}
+
+fn metrics_text(m: &Metrics) -> String {
+    use prometheus::Encoder;
+    let mut buf = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&m.registry.gather(), &mut buf)
+        .unwrap();
+    String::from_utf8(buf).unwrap()
+}
+
+#[tokio::test]
+async fn three_node_cluster_full_and_node_list_backups() {
+    use testkit::NodeConfig;
+    let node = AerospikeNode::start_with(NodeConfig {
+        nodes: 3,
+        racks: 2,
+        replication_factor: 2,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    seed(&node, 1200);
+    let client = connect(&node).await;
+    let want = scan_all(&client).await;
+    assert_eq!(want.len(), 1200);
+
+    // Whole cluster, reading rack-local copies, with each node's configuration.
+    let h = harness(&node, "parallel: 4, with-cluster-configuration: true", "");
+    {
+        let mut cfg = (*h.store.current()).clone();
+        cfg.aerospike_clusters.get_mut("c").unwrap().prefer_racks = Some(vec![1]);
+        h.store.replace(cfg).await.unwrap();
+    }
+    let report = h.run_ok(BackupKind::Full).await;
+    let folder = h
+        .root()
+        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let (records, _) = decode_folder(&h.store, &folder);
+    assert_same_records(&by_digest(records), &want);
+    let conf = h
+        .root()
+        .join(format!("r/backup/{}/configuration", report.timestamp_ms));
+    for i in 0..3 {
+        let text = std::fs::read_to_string(conf.join(format!("aerospike_{i}.conf"))).unwrap();
+        assert!(text.contains("namespace test {"), "{text}");
+        assert!(text.contains("cluster-name"), "{text}");
+    }
+    assert!(!conf.join("aerospike_3.conf").exists());
+
+    // node-list: exactly the partitions the second node masters.
+    let second = format!("127.0.0.1:{}", node.ports()[1]);
+    let h = harness(&node, "parallel: 4", &format!("node-list: [\"{second}\"]"));
+    let report = h.run_ok(BackupKind::Full).await;
+    let folder = h
+        .root()
+        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let (records, _) = decode_folder(&h.store, &folder);
+    let got: BTreeSet<_> = by_digest(records).into_keys().collect();
+    let expected: BTreeSet<_> = want
+        .keys()
+        .filter(|d| node.owner_of(abs::engine::scan::partition_of(d) as usize) == 1)
+        .copied()
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < 1200);
+    assert_eq!(got, expected);
+}
