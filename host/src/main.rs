@@ -66,8 +66,14 @@ enum PluginCommand {
 fn plugin_runtime() -> Result<Runtime, String> {
     let base = std::env::var_os("ABS_CACHE_DIR")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("aerospike-backup-service")))
-        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/aerospike-backup-service")));
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(|d| PathBuf::from(d).join("aerospike-backup-service"))
+        })
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|d| PathBuf::from(d).join(".cache/aerospike-backup-service"))
+        });
     let config = RuntimeConfig {
         cache_dir: base.map(|b| b.join("cwasm")),
         ..RuntimeConfig::default()
@@ -76,7 +82,10 @@ fn plugin_runtime() -> Result<Runtime, String> {
         .or_else(|e| {
             // An unwritable cache only costs start-up time; compile in memory instead.
             eprintln!("warning: plugin compile cache unavailable ({e}); compiling in memory");
-            Runtime::new(RuntimeConfig { cache_dir: None, ..config })
+            Runtime::new(RuntimeConfig {
+                cache_dir: None,
+                ..config
+            })
         })
         .map_err(|e| format!("cannot start the plugin runtime: {e}"))
 }
@@ -115,7 +124,10 @@ fn plugin_command(cmd: &PluginCommand, config: Option<&PathBuf>) -> ExitCode {
             }
         }
         PluginCommand::Check { path, options } => {
-            let options = match options.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+            let options = match options
+                .as_deref()
+                .map(serde_json::from_str::<serde_json::Value>)
+            {
                 None => None,
                 Some(Ok(v)) => Some(v),
                 Some(Err(e)) => {

@@ -34,7 +34,12 @@ impl RegistryCheck {
             .collect();
         Registry::from_config(&self.runtime, &user).map_err(|errs| {
             errs.into_iter()
-                .map(|e| ConfigError::new(format!("plugins.{}.{}", e.plugin, e.field), e.error.to_string()))
+                .map(|e| {
+                    ConfigError::new(
+                        format!("plugins.{}.{}", e.plugin, e.field),
+                        e.error.to_string(),
+                    )
+                })
                 .collect()
         })
     }
@@ -103,13 +108,27 @@ impl PluginCheck for RegistryCheck {
         for (name, p) in &cfg.backup_policies {
             for (i, step) in p.pipeline.iter().flatten().enumerate() {
                 let path = format!("backup-policies.{name}.pipeline[{i}]");
-                check_one(&registry, &path, &step.plugin, PluginKind::Codec, &step.options, &mut out);
+                check_one(
+                    &registry,
+                    &path,
+                    &step.plugin,
+                    PluginKind::Codec,
+                    &step.options,
+                    &mut out,
+                );
             }
         }
         for (name, s) in &cfg.storage {
             if let Storage::PluginStorage(ps) = s {
                 let path = format!("storage.{name}.plugin-storage");
-                check_one(&registry, &path, &ps.plugin, PluginKind::Storage, &ps.options, &mut out);
+                check_one(
+                    &registry,
+                    &path,
+                    &ps.plugin,
+                    PluginKind::Storage,
+                    &ps.options,
+                    &mut out,
+                );
             }
         }
         out

@@ -233,3 +233,48 @@ fn readme_commands_are_true() {
         ".ci/run calls the README's test command"
     );
 }
+
+/// `plugin list` and `plugin check`, as a third-party author runs them.
+#[test]
+fn plugin_subcommands() {
+    let assets = repo().join("host/assets/plugins");
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache");
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::new(BIN)
+            .args(args)
+            .env("ABS_CACHE_DIR", &cache)
+            .env_remove("ABS_PLUGIN_DIR")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["plugin".as_ref(), "list".as_ref()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = String::from_utf8_lossy(&out.stdout);
+    for name in ["compression-zstd", "encryption-aes", "storage-local"] {
+        assert!(list.contains(name), "{list}");
+    }
+
+    let example = assets.join("examples/codec-lz4.wasm");
+    let out = run(&["plugin".as_ref(), "check".as_ref(), example.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("codec-lz4"));
+
+    // A codec that imports the filesystem breaks the contract: named failure, exit 1.
+    let bad = repo().join("host/tests/fixtures/fs-codec.wasm");
+    let out = run(&["plugin".as_ref(), "check".as_ref(), bad.as_os_str()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("filesystem"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
