@@ -378,11 +378,32 @@ pub async fn current_backup(
         return Err(ApiError::NotFound(format!("routine {name} not found")));
     }
     let v = state.backups.state(&name);
+    // After a restart the service knows its last backups only from storage (ABS reads the
+    // metadata at start-up); a storage that cannot be read leaves them unknown.
+    let stored_last = |kind| {
+        let state = &state;
+        let name = &name;
+        async move {
+            list_routine(state, name, kind, TimeBounds::default())
+                .await
+                .ok()
+                .and_then(|list| list.into_iter().max_by_key(|b| b.timestamp))
+                .map(|b| b.created)
+        }
+    };
+    let last_full = match v.last_full {
+        Some(t) => Some(rfc3339(t)),
+        None => stored_last(BackupKind::Full).await,
+    };
+    let last_incremental = match v.last_incremental {
+        Some(t) => Some(rfc3339(t)),
+        None => stored_last(BackupKind::Incremental).await,
+    };
     Ok(Json(RoutineState {
         full: v.full.map(running),
         incremental: v.incremental.map(running),
-        last_full: v.last_full.map(rfc3339),
-        last_incremental: v.last_incremental.map(rfc3339),
+        last_full,
+        last_incremental,
     }))
 }
 

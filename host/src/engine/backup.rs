@@ -36,7 +36,7 @@ use crate::plugins::{
 };
 
 use super::EngineError;
-use super::asb::convert::record_from_client;
+use super::asb::convert::record_from_client_owned;
 use super::asb::{AsbEncoder, EncoderOptions, IndexType, IndexValueType, SecondaryIndex, Udf};
 use super::cluster::{self, ScanSlots};
 use super::layout::{
@@ -555,6 +555,11 @@ async fn run_connected(
     } else {
         r.routine.namespaces.clone()
     };
+    if r.routine.rack_list.as_ref().is_some_and(|l| !l.is_empty()) {
+        return Err(EngineError::Config(
+            "rack-list is not supported yet; use node-list or the cluster's prefer-racks".into(),
+        ));
+    }
     let mut ranges_by_ns = Vec::new();
     for ns in &namespaces {
         let ranges = if r.routine.node_list.is_empty() {
@@ -756,6 +761,7 @@ async fn backup_namespace(
         },
         bins: (!r.routine.bin_list.is_empty()).then(|| r.routine.bin_list.clone()),
         filter: scan::filter_expression(
+            r.routine.filter_exp.as_deref(),
             sets,
             window.from.map(|f| f.timestamp_millis()),
             match kind {
@@ -766,7 +772,8 @@ async fn backup_namespace(
                     .unwrap_or(false)
                     .then(|| window.created.timestamp_millis()),
             },
-        ),
+        )
+        .map_err(EngineError::Config)?,
         socket_timeout_ms: u32::try_from(r.policy.socket_timeout_ms()).unwrap_or(u32::MAX),
         total_timeout_ms: u32::try_from(r.policy.total_timeout.unwrap_or(0)).unwrap_or(u32::MAX),
         prefer_rack: r
@@ -774,6 +781,8 @@ async fn backup_namespace(
             .prefer_racks
             .as_ref()
             .is_some_and(|p| !p.is_empty()),
+        max_concurrent_nodes: r.policy.max_concurrent_nodes.unwrap_or(0) as usize,
+        compress: r.policy.use_scan_compression.unwrap_or(false),
     });
     let workers = (r.policy.parallel().max(1) as usize)
         .min(ranges.len())
@@ -781,10 +790,11 @@ async fn backup_namespace(
     let queue = Arc::new(Mutex::new(ranges.iter().cloned().collect::<VecDeque<_>>()));
     let slots = ctx.slots.for_cluster(&r.cluster_name, &r.cluster);
     let file_limit = r.policy.file_limit_mb().max(1) * FILE_LIMIT_UNIT;
+    // A part is sent once it reaches `part_size`, so it can be up to one chunk larger.
     let part_size = storage
         .capabilities()
         .min_part_size
-        .clamp(CHUNK_BYTES as u64, MAX_PART_BYTES);
+        .clamp(CHUNK_BYTES as u64, MAX_PART_BYTES - CHUNK_BYTES as u64);
     // A failing stage cancels the others of this namespace; the job's token cancels all.
     let stop = cancel.child_token();
 
@@ -930,7 +940,8 @@ impl FileWriter {
         let mut batch = Vec::with_capacity(RECORD_CHANNEL_CAPACITY);
         while runtime.block_on(rx.recv_many(&mut batch, RECORD_CHANNEL_CAPACITY)) > 0 {
             for record in batch.drain(..) {
-                let rec = record_from_client(&record).map_err(|e| {
+                // Owned: strings and blobs move into the backup record, uncopied.
+                let rec = record_from_client_owned(record).map_err(|e| {
                     EngineError::Encode(format!("record in namespace {}: {e}", self.namespace))
                 })?;
                 self.write(&rec)?;
@@ -993,11 +1004,18 @@ impl FileWriter {
         let Some(f) = self.current.as_mut() else {
             return Ok(());
         };
-        let plain = f.encoder.take_buffer();
-        let out = f
-            .codec
-            .push(&plain)
-            .map_err(|e| EngineError::plugin("encoding", e))?;
+        let out = if self.pipeline.is_empty() {
+            // Nothing to transform: the encoded buffer itself goes to storage, uncopied.
+            f.encoder.take_buffer()
+        } else {
+            let out = f
+                .codec
+                .push(f.encoder.get_ref())
+                .map_err(|e| EngineError::plugin("encoding", e))?;
+            // The plain buffer is reused for the next chunk: no fresh pages per chunk.
+            f.encoder.get_mut().clear();
+            out
+        };
         f.stored += out.len() as u64;
         if !out.is_empty() {
             self.emit(out)?;
@@ -1066,10 +1084,15 @@ async fn upload_files(
                     let Some((key, up, part, buf)) = current.as_mut() else {
                         return Err(EngineError::Encode("data outside a file".into()));
                     };
-                    buf.extend_from_slice(&data);
-                    while buf.len() >= part_size {
-                        let rest = buf.split_off(part_size);
-                        let full = std::mem::replace(buf, rest);
+                    // Parts may exceed `part_size` by one chunk (only a minimum matters to
+                    // stores); in exchange a chunk is moved, never copied, when it starts a part.
+                    if buf.is_empty() {
+                        *buf = data;
+                    } else {
+                        buf.extend_from_slice(&data);
+                    }
+                    if buf.len() >= part_size {
+                        let full = std::mem::take(buf);
                         if let Some(b) = &bandwidth {
                             b.acquire_n(full.len() as u64).await;
                         }
@@ -1145,7 +1168,12 @@ async fn info_one(client: &Client, command: &str) -> Result<String, EngineError>
             cluster: String::new(),
             message: format!("info {command}: {e}"),
         })?;
-    Ok(map.get(command).cloned().unwrap_or_default())
+    // Servers echo the command as sent; take the only answer if the echo differs.
+    Ok(map
+        .get(command)
+        .or_else(|| map.values().next().filter(|_| map.len() == 1))
+        .cloned()
+        .unwrap_or_default())
 }
 
 /// `key=value` pairs separated by `sep`.
@@ -1260,7 +1288,8 @@ async fn estimate_records(client: &Client, ns: &str) -> u64 {
 
 /// The secondary indexes of `ns` (`sindex-list`).
 async fn read_sindexes(client: &Client, ns: &str) -> Result<Vec<SecondaryIndex>, EngineError> {
-    let text = info_one(client, &format!("sindex-list:ns={ns}")).await?;
+    // `b64=true` makes servers report CDT contexts in base64, as the `* i` line stores them.
+    let text = info_one(client, &format!("sindex-list:ns={ns};b64=true")).await?;
     let mut out = Vec::new();
     for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
         let field = |name: &str| {

@@ -3,11 +3,12 @@
 //! Layout (ABS 3.x, D16):
 //! ```text
 //! <routine>/backup/<ts>/data/<ns>/{metadata_<ns>_<k>.asb, <w>_<ns>_<k>.asb, metadata.yaml}
+//! <routine>/backup/<ts>/configuration/aerospike_<i>.conf   (with-cluster-configuration)
 //! <routine>/incremental/<ts>/data/<ns>/...
 //! ```
 //! Write order (the invariant listing and restore rely on): every data file of every
-//! namespace of a job is finished, then the optional `pipeline.yaml` sidecar, then each
-//! namespace's `metadata.yaml`. A folder without `metadata.yaml` is incomplete and is never
+//! namespace of a job is finished, then the node configurations, the optional
+//! `pipeline.yaml` sidecar, and last each namespace's `metadata.yaml`. A folder without `metadata.yaml` is incomplete and is never
 //! listed. Deletion runs in reverse: `metadata.yaml` first.
 
 use std::sync::Arc;

@@ -146,14 +146,22 @@ pub fn ranges_of(partitions: &[u16]) -> Vec<ScanRange> {
     out
 }
 
-/// The filter expression for a scan: set selection (when more than one set) and the
-/// last-update-time window `[from, to)` in ms, server LUT being ns at ms precision (D17).
+/// The filter expression for a scan: the routine's own `filter-exp` (base64, ABS 3.7), set
+/// selection (when more than one set) and the last-update-time window `[from, to)` in ms,
+/// server LUT being ns at ms precision (D17), all AND-ed.
+///
+/// # Errors
+/// A `filter-exp` that is not base64.
 pub fn filter_expression(
+    user: Option<&str>,
     sets: &[String],
     lut_from_ms: Option<i64>,
     lut_to_ms: Option<i64>,
-) -> Option<Expression> {
+) -> Result<Option<Expression>, String> {
     let mut parts = Vec::new();
+    if let Some(b64) = user.map(str::trim).filter(|s| !s.is_empty()) {
+        parts.push(exp::from_base64(b64).map_err(|e| format!("filter-exp: {e}"))?);
+    }
     if sets.len() > 1 {
         parts.push(exp::or(
             sets.iter()
@@ -173,11 +181,11 @@ pub fn filter_expression(
             exp::int_val(to.saturating_mul(1_000_000)),
         ));
     }
-    match parts.len() {
+    Ok(match parts.len() {
         0 => None,
         1 => parts.pop(),
         _ => Some(exp::and(parts)),
-    }
+    })
 }
 
 /// A client-side rate limiter shared by a job's workers (D18): records per second for
@@ -230,6 +238,10 @@ pub struct ScanSpec {
     pub socket_timeout_ms: u32,
     pub total_timeout_ms: u32,
     pub prefer_rack: bool,
+    /// Nodes scanned at once (policy `max-concurrent-nodes`); 0 = all.
+    pub max_concurrent_nodes: usize,
+    /// Ask nodes to compress replies (policy `use-scan-compression`).
+    pub compress: bool,
 }
 
 impl ScanSpec {
@@ -249,6 +261,8 @@ impl ScanSpec {
         if self.prefer_rack {
             qp.base_policy.replica = Replica::PreferRack;
         }
+        qp.max_concurrent_nodes = self.max_concurrent_nodes;
+        qp.base_policy.use_compression = self.compress;
         qp
     }
 }
@@ -442,10 +456,31 @@ mod tests {
 
     #[test]
     fn filter_expression_combines_sets_and_window() {
-        assert!(filter_expression(&[], None, None).is_none());
-        assert!(filter_expression(&["a".into()], None, None).is_none());
-        assert!(filter_expression(&["a".into(), "b".into()], None, None).is_some());
-        assert!(filter_expression(&[], Some(1), Some(2)).is_some());
+        assert!(filter_expression(None, &[], None, None).unwrap().is_none());
+        assert!(
+            filter_expression(None, &["a".into()], None, None)
+                .unwrap()
+                .is_none()
+        );
+        let two = ["a".to_string(), "b".to_string()];
+        assert!(filter_expression(None, &two, None, None).unwrap().is_some());
+        assert!(
+            filter_expression(None, &[], Some(1), Some(2))
+                .unwrap()
+                .is_some()
+        );
+        // `eq(1, 1)` packed by the client, as ABS users paste it.
+        let packed = aerospike::expressions::eq(
+            aerospike::expressions::int_val(1),
+            aerospike::expressions::int_val(1),
+        );
+        let b64 = packed.base64().unwrap();
+        assert!(
+            filter_expression(Some(&b64), &[], None, None)
+                .unwrap()
+                .is_some()
+        );
+        assert!(filter_expression(Some("not base64!"), &[], None, None).is_err());
     }
 
     #[tokio::test]

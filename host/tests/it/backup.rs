@@ -393,6 +393,33 @@ async fn backup_set_bin_and_partition_filters_select_exactly() {
     );
     assert_eq!(records.len(), 300);
     assert!(records.iter().all(|r| r.set.as_deref() == Some("set_b")));
+
+    // The routine's own filter expression (base64, as ABS 3.7 takes it).
+    use aerospike::expressions as exp;
+    let b64 = exp::eq(exp::bool_bin("bool"), exp::bool_val(true))
+        .base64()
+        .unwrap();
+    let h = harness(&node, "parallel: 2", &format!("filter-exp: \"{b64}\""));
+    let report = h.run_ok(BackupKind::Full).await;
+    let (records, _) = decode_folder(
+        &h.store,
+        &h.root()
+            .join(format!("r/backup/{}/data/test", report.timestamp_ms)),
+    );
+    let expected: BTreeSet<[u8; 20]> = all
+        .values()
+        .filter(|r| {
+            r.bins
+                .iter()
+                .any(|b| b.name == "bool" && b.value == abs::engine::asb::BinValue::Bool(true))
+        })
+        .map(|r| r.digest)
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < all.len());
+    assert_eq!(
+        records.iter().map(|r| r.digest).collect::<BTreeSet<_>>(),
+        expected
+    );
 }
 
 #[tokio::test]
@@ -847,6 +874,19 @@ async fn rest_endpoints_start_follow_and_list_backups() {
     );
     let (_, body) = call(&app, "GET", "/v1/backups/incremental").await;
     assert_eq!(body, serde_json::json!({"r": []}));
+
+    // A restarted service learns the last full backup from storage.
+    let mut fresh = AppState::new(store.clone(), Arc::new(Metrics::new()));
+    fresh.backups = JobRegistry::with_context(
+        store.clone(),
+        None,
+        Arc::new(EngineContext::new(plugins(), Arc::new(SystemClock))),
+    );
+    let (s, body) = call(&api::router(fresh), "GET", "/v1/backups/currentBackup/r").await;
+    assert_eq!(s, StatusCode::OK);
+    let created = call(&app, "GET", "/v1/backups/full/r").await.1[0]["created"].clone();
+    assert_eq!(body["last-full"], created, "{body}");
+    assert!(body.get("last-incremental").is_none(), "{body}");
 
     let (s, _) = call(&app, "POST", "/v1/backups/cancel/r").await;
     assert_eq!(s, StatusCode::ACCEPTED);
