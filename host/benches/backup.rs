@@ -23,7 +23,7 @@ use testkit::fixtures::{self, FixtureSpec, Shape};
 use tokio_util::sync::CancellationToken;
 
 /// Scans in parallel, for the raw rate and the backups alike.
-const PARALLEL: u32 = 2;
+const PARALLEL: u32 = 4;
 
 /// Peak resident set since the last reset, in MiB (Linux `VmHWM`).
 fn peak_rss_mib() -> f64 {

@@ -61,31 +61,13 @@ enum PluginCommand {
     },
 }
 
-/// The plugin runtime with its on-disk compile cache (`ABS_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/aerospike-backup-service`, else `~/.cache/aerospike-backup-service`).
+/// The plugin runtime with its on-disk compile cache (see [`RuntimeConfig::for_service`]).
 fn plugin_runtime() -> Result<Runtime, String> {
-    let base = std::env::var_os("ABS_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(|d| PathBuf::from(d).join("aerospike-backup-service"))
-        })
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|d| PathBuf::from(d).join(".cache/aerospike-backup-service"))
-        });
-    let config = RuntimeConfig {
-        cache_dir: base.map(|b| b.join("cwasm")),
-        ..RuntimeConfig::default()
-    };
-    Runtime::new(config.clone())
+    Runtime::new(RuntimeConfig::for_service())
         .or_else(|e| {
             // An unwritable cache only costs start-up time; compile in memory instead.
             eprintln!("warning: plugin compile cache unavailable ({e}); compiling in memory");
-            Runtime::new(RuntimeConfig {
-                cache_dir: None,
-                ..config
-            })
+            Runtime::new(RuntimeConfig::default())
         })
         .map_err(|e| format!("cannot start the plugin runtime: {e}"))
 }

@@ -62,6 +62,7 @@ fn check_one(
     options: &serde_json::Value,
     out: &mut Vec<ConfigError>,
 ) {
+    let plugin = crate::plugins::pipeline::resolve_plugin_name(registry, plugin);
     match registry.get(plugin) {
         Err(_) => {
             let known: Vec<&str> = registry

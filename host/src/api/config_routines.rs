@@ -49,11 +49,14 @@ async fn set_disabled(
             None => Err(ChangeError::NotFound(format!("routine {name}"))),
         })
         .await?;
+    if disabled && state.backups.cancel(&name) {
+        tracing::info!(routine = %name, "Running backups of the disabled routine were cancelled.");
+    }
     tracing::info!(routine = %name, disabled, "Routine {}.", if disabled { "disabled" } else { "enabled" });
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Stops scheduling a routine (and cancels its running backups, once backups run).
+/// Stops scheduling a routine and cancels its running backups.
 #[utoipa::path(put, path = "/v1/config/routines/{name}/disable", tag = "Configuration",
     params(("name" = String, Path, description = "Name of the routine")),
     responses((status = 204, description = "Disabled"), (status = 404, body = ErrorBody)))]

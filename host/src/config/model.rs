@@ -1007,7 +1007,8 @@ pub struct EncryptionPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PipelineStep {
-    /// A default codec plugin (`zstd`, `aes`) or a name under top-level `plugins:`.
+    /// A default codec plugin (`compression-zstd` or `zstd`, `encryption-aes` or `aes`) or a
+    /// name under top-level `plugins:`.
     pub plugin: String,
     /// Options, validated against the plugin's JSON Schema.
     #[serde(default = "empty_object")]

@@ -25,11 +25,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{
     AerospikeCluster, BackupPolicy, BackupRoutine, CompressionMode, Config, EncryptionMode,
-    Storage as StorageConfig,
+    PipelineStep, Storage as StorageConfig,
 };
 use crate::plugins::keys::KeySource;
 use crate::plugins::layers::{RetryPolicy, standard_stack};
-use crate::plugins::pipeline::{AES_PLUGIN, LOCAL_STORAGE_PLUGIN, ZSTD_PLUGIN};
+use crate::plugins::pipeline::LOCAL_STORAGE_PLUGIN;
 use crate::plugins::{
     CodecStream, CompressionSpec, EncryptionSpec, Pipeline, Registry, StepSpec, Storage,
     StorageSecrets,
@@ -229,7 +229,7 @@ pub fn build_pipeline(
     if let Some(steps) = &policy.pipeline {
         let specs = steps
             .iter()
-            .map(|s| pipeline_step(plugins, &s.plugin, &s.options))
+            .map(|s| pipeline_step(plugins, s))
             .collect::<Vec<_>>();
         return Ok((
             Pipeline::build(plugins, &specs).map_err(fail)?,
@@ -271,35 +271,20 @@ pub fn build_pipeline(
 }
 
 /// A `pipeline:` entry as a plugin step. The short names `zstd`/`aes` (config docs) name
-/// the defaults. A key source in the options (`key-file`, `key-env`) becomes a key handle
-/// and is taken out of the options, so the plugin never sees where the key lives.
-fn pipeline_step(plugins: &Registry, name: &str, options: &serde_json::Value) -> StepSpec {
-    let plugin = match name {
-        _ if plugins.get(name).is_ok() => name.to_string(),
-        "zstd" => ZSTD_PLUGIN.to_string(),
-        "aes" => AES_PLUGIN.to_string(),
-        other => other.to_string(),
+/// the defaults. The step's key source (`key-file`, `key-env`, `key-secret`) becomes a key
+/// handle: the plugin gets the key, never where it lives.
+fn pipeline_step(plugins: &Registry, step: &PipelineStep) -> StepSpec {
+    let plugin = crate::plugins::pipeline::resolve_plugin_name(plugins, &step.plugin).to_string();
+    let key = match (&step.key_file, &step.key_env, &step.key_secret) {
+        (Some(f), _, _) => Some(KeySource::File(f.into())),
+        (None, Some(v), _) => Some(KeySource::Env(v.clone())),
+        (None, None, Some(s)) => Some(KeySource::Secret(s.clone())),
+        _ => None,
     };
-    let mut options = options.clone();
-    let mut keys = Vec::new();
-    if let Some(map) = options.as_object_mut() {
-        if let Some(f) = map
-            .remove("key-file")
-            .and_then(|v| v.as_str().map(str::to_string))
-        {
-            keys.push(KeySource::File(f.into()));
-        }
-        if let Some(v) = map
-            .remove("key-env")
-            .and_then(|v| v.as_str().map(str::to_string))
-        {
-            keys.push(KeySource::Env(v));
-        }
-    }
     StepSpec {
         plugin,
-        options,
-        keys,
+        options: step.options.clone(),
+        keys: key.into_iter().collect(),
     }
 }
 

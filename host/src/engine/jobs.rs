@@ -134,7 +134,9 @@ impl JobRegistry {
             store,
             metrics,
             Box::new(|| {
-                let runtime = Runtime::new(RuntimeConfig::default())
+                // An unwritable compile cache only costs start-up time.
+                let runtime = Runtime::new(RuntimeConfig::for_service())
+                    .or_else(|_| Runtime::new(RuntimeConfig::default()))
                     .map_err(|e| EngineError::plugin("starting the plugin runtime", e))?;
                 let plugins = Registry::with_defaults(&runtime)
                     .map_err(|e| EngineError::plugin("loading the default plugins", e))?;

@@ -24,6 +24,20 @@ pub const AES_PLUGIN: &str = "encryption-aes";
 /// Registry name of the default storage plugin.
 pub const LOCAL_STORAGE_PLUGIN: &str = "storage-local";
 
+/// The registry name a config's plugin name refers to: registered names first, then the
+/// short names of the defaults (`zstd`, `aes`, `local`) that configs may use.
+pub fn resolve_plugin_name<'a>(registry: &Registry, name: &'a str) -> &'a str {
+    if registry.get(name).is_ok() {
+        return name;
+    }
+    match name {
+        "zstd" => ZSTD_PLUGIN,
+        "aes" => AES_PLUGIN,
+        "local" => LOCAL_STORAGE_PLUGIN,
+        other => other,
+    }
+}
+
 /// Decoders get at most this much input per call: compressed data expands, and one call's
 /// output must fit the instance memory limit (WIT `codec`: 64–256 KiB).
 pub const DECODE_SUB_CHUNK_BYTES: usize = 64 * 1024;

@@ -74,6 +74,26 @@ impl Default for RuntimeConfig {
 }
 
 impl RuntimeConfig {
+    /// The service's defaults with the on-disk compile cache in `ABS_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/aerospike-backup-service`, else `~/.cache/aerospike-backup-service`
+    /// (subdirectory `cwasm`). With none of them set, components compile in memory.
+    pub fn for_service() -> Self {
+        let base = std::env::var_os("ABS_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("XDG_CACHE_HOME")
+                    .map(|d| PathBuf::from(d).join("aerospike-backup-service"))
+            })
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .map(|d| PathBuf::from(d).join(".cache/aerospike-backup-service"))
+            });
+        RuntimeConfig {
+            cache_dir: base.map(|b| b.join("cwasm")),
+            ..RuntimeConfig::default()
+        }
+    }
+
     /// Memory a codec instance may use: 2x chunk (one in, one out) + codec state.
     pub fn codec_memory_limit(&self) -> usize {
         2 * self.chunk_size_bytes + self.codec_state_bytes

@@ -657,4 +657,13 @@ async fn plugin_references_are_checked_before_saving() {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     assert!(reload(&path).backup_policies["ok"].pipeline.is_some());
+    // The short names of the defaults work too.
+    let (s, b) = call(
+        &app,
+        "POST",
+        "/v1/config/policies/short",
+        Some(json!({"pipeline": [{"plugin": "zstd", "options": {"level": 1}}]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
 }

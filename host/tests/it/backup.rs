@@ -593,7 +593,7 @@ async fn every_codec_pipeline_backs_up_and_decodes_back() {
         (
             "aes-gcm",
             format!(
-                "parallel: 2, pipeline: [{{plugin: compression-zstd}}, {{plugin: encryption-aes, options: {{mode: aes-256-gcm, key-file: \"{key}\"}}}}]"
+                "parallel: 2, pipeline: [{{plugin: compression-zstd}}, {{plugin: encryption-aes, options: {{mode: aes-256-gcm}}, key-file: \"{key}\"}}]"
             ),
             "NONE",
             "NONE",
