@@ -80,12 +80,19 @@ pub struct BackupMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<DateTime<Utc>>,
     /// Lower bound of an incremental's window; `0001-01-01T00:00:00Z` for full backups.
+    // ABS marks these `omitempty`: a zero count or a full backup's zero `from` may be absent.
+    #[serde(default = "zero_time")]
     pub from: DateTime<Utc>,
     pub namespace: String,
+    #[serde(default)]
     pub record_count: u64,
+    #[serde(default)]
     pub byte_count: u64,
+    #[serde(default)]
     pub file_count: u64,
+    #[serde(default)]
     pub secondary_index_count: u64,
+    #[serde(default)]
     pub udf_count: u64,
     #[serde(default = "none_mode")]
     pub compression: String,
@@ -265,5 +272,16 @@ mod tests {
         }
         assert!(text.contains("2024-02-14T13:00:00.123Z"), "ms kept: {text}");
         assert_eq!(serde_yaml::from_str::<BackupMetadata>(&text).unwrap(), m);
+    }
+
+    /// ABS omits zero counts and a full backup's zero `from`; such files still list.
+    #[test]
+    fn metadata_written_by_abs_with_omitted_zero_fields_reads() {
+        let text =
+            "created: 2024-02-14T13:00:00Z\nnamespace: test\nrecord-count: 5\nfile-count: 1\n";
+        let m: BackupMetadata = serde_yaml::from_str(text).unwrap();
+        assert_eq!(m.from, zero_time());
+        assert_eq!((m.record_count, m.udf_count, m.byte_count), (5, 0, 0));
+        assert_eq!(m.compression, "NONE");
     }
 }
