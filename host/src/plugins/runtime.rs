@@ -90,6 +90,9 @@ impl RuntimeConfig {
             });
         RuntimeConfig {
             cache_dir: base.map(|b| b.join("cwasm")),
+            // ABS accepts zstd levels up to 22, whose encoder needs ~840 MiB of state
+            // (level 19: ~93 MiB). Only what an instance touches is committed.
+            codec_state_bytes: 1024 * MIB,
             ..RuntimeConfig::default()
         }
     }
