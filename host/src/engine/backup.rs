@@ -241,21 +241,10 @@ pub fn build_pipeline(
         mode: c.mode.as_str().to_string(),
         level: c.level.filter(|l| *l != 0),
     });
-    let encryption = match &policy.encryption {
-        Some(e) => {
-            let key = match (&e.key_file, &e.key_env, &e.key_secret) {
-                (Some(f), _, _) => Some(KeySource::File(f.into())),
-                (None, Some(v), _) => Some(KeySource::Env(v.clone())),
-                (None, None, Some(s)) => Some(KeySource::Secret(s.clone())),
-                _ => None,
-            };
-            Some(EncryptionSpec {
-                mode: e.mode.as_str().to_string(),
-                key,
-            })
-        }
-        None => None,
-    };
+    let encryption = policy.encryption.as_ref().map(|e| EncryptionSpec {
+        mode: e.mode.as_str().to_string(),
+        key: key_source(&e.key_file, &e.key_env, &e.key_secret),
+    });
     let pipeline =
         Pipeline::from_policy(plugins, compression.as_ref(), encryption.as_ref()).map_err(fail)?;
     let c = match policy.compression.as_ref().map(|c| c.mode) {
@@ -275,16 +264,26 @@ pub fn build_pipeline(
 /// handle: the plugin gets the key, never where it lives.
 fn pipeline_step(plugins: &Registry, step: &PipelineStep) -> StepSpec {
     let plugin = crate::plugins::pipeline::resolve_plugin_name(plugins, &step.plugin).to_string();
-    let key = match (&step.key_file, &step.key_env, &step.key_secret) {
-        (Some(f), _, _) => Some(KeySource::File(f.into())),
-        (None, Some(v), _) => Some(KeySource::Env(v.clone())),
-        (None, None, Some(s)) => Some(KeySource::Secret(s.clone())),
-        _ => None,
-    };
+    let key = key_source(&step.key_file, &step.key_env, &step.key_secret);
     StepSpec {
         plugin,
         options: step.options.clone(),
         keys: key.into_iter().collect(),
+    }
+}
+
+/// The key a policy's `encryption` or a `pipeline:` step names (validation allows one source;
+/// the first set one wins here).
+fn key_source(
+    file: &Option<String>,
+    env: &Option<String>,
+    secret: &Option<String>,
+) -> Option<KeySource> {
+    match (file, env, secret) {
+        (Some(f), _, _) => Some(KeySource::File(f.into())),
+        (None, Some(v), _) => Some(KeySource::Env(v.clone())),
+        (None, None, Some(s)) => Some(KeySource::Secret(s.clone())),
+        _ => None,
     }
 }
 
