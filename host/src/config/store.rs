@@ -36,6 +36,16 @@ pub trait PluginCheck: Send + Sync {
     fn check(&self, cfg: &Config) -> Vec<ConfigError>;
 }
 
+/// Records an error at `field` unless the local file `file` can be read.
+fn check_readable(errs: &mut Vec<ConfigError>, field: String, file: &str) {
+    if let Err(e) = std::fs::metadata(file) {
+        errs.push(ConfigError::new(
+            field,
+            format!("cannot read \"{file}\": {e}"),
+        ));
+    }
+}
+
 /// Checks that need local files: password files, key files, plugin files and their sha256.
 pub fn resolve(cfg: &Config, plugins: Option<&dyn PluginCheck>) -> Vec<ConfigError> {
     let mut errs = Vec::new();
@@ -44,36 +54,24 @@ pub fn resolve(cfg: &Config, plugins: Option<&dyn PluginCheck>) -> Vec<ConfigErr
             .credentials
             .as_ref()
             .and_then(|c| c.password_path.as_ref())
-            && let Err(e) = std::fs::metadata(p)
         {
-            errs.push(ConfigError::new(
-                format!("aerospike-clusters.{name}.credentials.password-path"),
-                format!("cannot read \"{p}\": {e}"),
-            ));
+            let field = format!("aerospike-clusters.{name}.credentials.password-path");
+            check_readable(&mut errs, field, p);
         }
     }
     for (name, p) in &cfg.backup_policies {
-        if let Some(k) = p.encryption.as_ref().and_then(|e| e.key_file.as_ref())
-            && let Err(e) = std::fs::metadata(k)
-        {
-            errs.push(ConfigError::new(
-                format!("backup-policies.{name}.encryption.key-file"),
-                format!("cannot read \"{k}\": {e}"),
-            ));
+        if let Some(k) = p.encryption.as_ref().and_then(|e| e.key_file.as_ref()) {
+            let field = format!("backup-policies.{name}.encryption.key-file");
+            check_readable(&mut errs, field, k);
         }
-    }
-    for (name, p) in &cfg.backup_policies {
         for (i, step) in p.pipeline.iter().flatten().enumerate() {
-            if let Some(k) = &step.key_file
-                && let Err(e) = std::fs::metadata(k)
-            {
-                errs.push(ConfigError::new(
-                    format!("backup-policies.{name}.pipeline[{i}].key-file"),
-                    format!("cannot read \"{k}\": {e}"),
-                ));
+            if let Some(k) = &step.key_file {
+                let field = format!("backup-policies.{name}.pipeline[{i}].key-file");
+                check_readable(&mut errs, field, k);
             }
         }
     }
+    let before_plugins = errs.len();
     for (name, def) in &cfg.plugins {
         match std::fs::read(&def.path) {
             Err(e) => errs.push(ConfigError::new(
@@ -91,7 +89,9 @@ pub fn resolve(cfg: &Config, plugins: Option<&dyn PluginCheck>) -> Vec<ConfigErr
             }
         }
     }
-    if let Some(p) = plugins {
+    // The registry loads the same files; with one of them missing or altered it would only
+    // report the same problem again, under the same path.
+    if let Some(p) = plugins.filter(|_| errs.len() == before_plugins) {
         errs.extend(p.check(cfg));
     }
     errs

@@ -645,6 +645,10 @@ async fn plugin_references_are_checked_before_saving() {
     let (s, b) = call(&app, "PUT", "/v1/config", Some(cfg)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
     assert_eq!(b["field"], "plugins.x.sha256", "{b}");
+    assert!(
+        b.get("errors").is_none(),
+        "reported once, not again by the registry: {b}"
+    );
     assert_eq!(file(&path), before, "nothing rejected was saved");
 
     // A valid pipeline is accepted and saved.
