@@ -2,11 +2,11 @@
 //!
 //! Per namespace, `parallel` workers each run this pipeline:
 //! ```text
-//! scan (node streams) ─records─▶ encoder thread (convert, .asb, codec chain, rotation)
-//!                      ─chunks─▶ uploader task (parts → storage plugin)
+//! scan (node streams, .asb rendered in the callback) ─batches─▶ file writer thread
+//!   (rotation, codec chain) ─chunks─▶ uploader task (parts → storage plugin)
 //! ```
 //! Both arrows are bounded channels, so storage speed paces the scan and a job holds
-//! O(parallel × (record queue + chunk queue + part)) bytes whatever the backup's size.
+//! O(parallel × (batch queue + chunk queue + part)) bytes whatever the backup's size.
 //! Data files of every namespace are finished before any `metadata.yaml` is written (see
 //! [`super::layout`]); a failed or cancelled job deletes what it wrote, newest first.
 
@@ -15,7 +15,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use aerospike::{AdminPolicy, Client, Record};
+use aerospike::{AdminPolicy, Client};
 use base64::Engine as _;
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
@@ -36,7 +36,6 @@ use crate::plugins::{
 };
 
 use super::EngineError;
-use super::asb::convert::record_from_client_owned;
 use super::asb::{AsbEncoder, EncoderOptions, IndexType, IndexValueType, SecondaryIndex, Udf};
 use super::cluster::{self, ScanSlots};
 use super::layout::{
@@ -44,11 +43,11 @@ use super::layout::{
     metadata_asb_name, namespace_folder,
 };
 use super::progress::Progress;
-use super::scan::{self, RateLimiter, ScanRange, ScanSpec};
+use super::scan::{self, EncodedBatch, RateLimiter, ScanRange, ScanSpec};
 
-/// Records between a worker's scan and its encoder: enough to ride out a burst from one
-/// node batch (the client delivers 64 at a time) without holding more than a few hundred KiB.
-const RECORD_CHANNEL_CAPACITY: usize = 256;
+/// Encoded batches ([`scan::BATCH_BYTES`] each) between a worker's scan and its file writer:
+/// enough to ride out a codec stall of a few ms, 256 KiB per worker at most.
+const BATCH_CHANNEL_CAPACITY: usize = 4;
 /// Encoded chunks between an encoder and its uploader: two, so encoding the next chunk
 /// overlaps the upload of the previous one.
 const CHUNK_CHANNEL_CAPACITY: usize = 2;
@@ -767,6 +766,7 @@ async fn backup_namespace(
             .is_some_and(|p| !p.is_empty()),
         max_concurrent_nodes: r.policy.max_concurrent_nodes.unwrap_or(0) as usize,
         compress: r.policy.use_scan_compression.unwrap_or(false),
+        encoder: options,
     });
     let workers = (r.policy.parallel().max(1) as usize)
         .min(ranges.len())
@@ -786,7 +786,7 @@ async fn backup_namespace(
     let mut encoders = tokio::task::JoinSet::new();
     let mut uploaders = tokio::task::JoinSet::new();
     for w in 0..workers {
-        let (rec_tx, rec_rx) = mpsc::channel::<Record>(RECORD_CHANNEL_CAPACITY);
+        let (rec_tx, rec_rx) = mpsc::channel::<EncodedBatch>(BATCH_CHANNEL_CAPACITY);
         let (chunk_tx, chunk_rx) = mpsc::channel::<FileMsg>(CHUNK_CHANNEL_CAPACITY);
         scans.spawn(scan::run_worker(
             client.clone(),
@@ -795,6 +795,7 @@ async fn backup_namespace(
             slots.clone(),
             limiter.clone(),
             rec_tx,
+            progress.clone(),
             stop.clone(),
         ));
         let writer = FileWriter {
@@ -896,8 +897,8 @@ struct OpenFile {
     stored: u64,
 }
 
-/// One worker's encoder: converts records, writes `.asb`, runs the codec chain and rotates
-/// files at `file-limit`. Runs on a blocking thread: all of it is CPU work.
+/// One worker's file writer: appends encoded records, runs the codec chain and rotates files
+/// at `file-limit`. Runs on a blocking thread: the codecs are CPU work.
 struct FileWriter {
     namespace: String,
     folder: String,
@@ -918,41 +919,47 @@ impl FileWriter {
     fn run(
         mut self,
         runtime: tokio::runtime::Handle,
-        mut rx: mpsc::Receiver<Record>,
+        mut rx: mpsc::Receiver<EncodedBatch>,
     ) -> Result<FileStats, EngineError> {
-        // Take whatever is queued in one go: one wake-up per batch, not per record.
-        let mut batch = Vec::with_capacity(RECORD_CHANNEL_CAPACITY);
-        while runtime.block_on(rx.recv_many(&mut batch, RECORD_CHANNEL_CAPACITY)) > 0 {
-            for record in batch.drain(..) {
-                // Owned: strings and blobs move into the backup record, uncopied.
-                let rec = record_from_client_owned(record).map_err(|e| {
-                    EngineError::Encode(format!("record in namespace {}: {e}", self.namespace))
-                })?;
-                self.write(&rec)?;
-            }
+        while let Some(batch) = runtime.block_on(rx.recv()) {
+            self.write_batch(&batch)?;
         }
         self.close_file()?;
         Ok(self.stats)
     }
 
-    fn write(&mut self, rec: &super::asb::AsbRecord) -> Result<(), EngineError> {
-        // asbackup checks the limit before each record, so a file may pass it by one record.
-        if let Some(f) = &self.current
-            && f.stored + f.encoder.buffered_len() as u64 >= self.file_limit
-        {
-            self.close_file()?;
-        }
-        if self.current.is_none() {
-            self.open_file()?;
-        }
-        let f = self.current.as_mut().expect("a file is open");
-        f.encoder
-            .write_record(rec)
-            .map_err(|e| EngineError::Encode(e.to_string()))?;
-        self.stats.records += 1;
-        self.progress.add_records(1);
-        if f.encoder.buffered_len() >= self.chunk_bytes {
-            self.flush_chunk()?;
+    /// Appends a batch, as many records at a time as the current file takes. asbackup checks
+    /// the limit before each record, so a file may pass it by one record; so do we.
+    fn write_batch(&mut self, batch: &EncodedBatch) -> Result<(), EngineError> {
+        let ends = &batch.ends;
+        let (mut i, mut start) = (0, 0usize);
+        while i < ends.len() {
+            if let Some(f) = &self.current
+                && f.stored + f.encoder.buffered_len() as u64 >= self.file_limit
+            {
+                self.close_file()?;
+            }
+            if self.current.is_none() {
+                self.open_file()?;
+            }
+            let f = self.current.as_mut().expect("a file is open");
+            let room = self.file_limit - (f.stored + f.encoder.buffered_len() as u64);
+            // Record i goes in; each next one while the bytes before it stay under the limit.
+            let mut j = i + 1;
+            while j < ends.len() && ((ends[j - 1] as usize - start) as u64) < room {
+                j += 1;
+            }
+            let end = ends[j - 1] as usize;
+            let n = (j - i) as u64;
+            f.encoder
+                .write_encoded(&batch.bytes[start..end], n)
+                .map_err(|e| EngineError::Encode(e.to_string()))?;
+            // Progress counted these records as the scan encoded them.
+            self.stats.records += n;
+            if f.encoder.buffered_len() >= self.chunk_bytes {
+                self.flush_chunk()?;
+            }
+            (i, start) = (j, end);
         }
         Ok(())
     }

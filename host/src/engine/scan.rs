@@ -2,8 +2,10 @@
 //! and one worker's scan loop with resume after a dropped connection.
 //!
 //! Records are delivered through the client's callback API, which commits the resume cursor
-//! as each record is handed over (exactly-once), straight into a bounded channel: a slow
-//! encoder or storage therefore slows the node streams, never grows a buffer.
+//! as each record is handed over (exactly-once). The callback renders each record as `.asb`
+//! text on the spot (no intermediate model, no hand-off per record) into a batch of
+//! [`BATCH_BYTES`]; full batches go into a bounded channel, so a slow codec or storage slows
+//! the node streams, never grows a buffer.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -18,6 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::validate::{PartitionSpec, parse_partition_list};
 
 use super::EngineError;
+use super::asb::EncoderOptions;
+use super::asb::encode::encode_client_record;
+use super::progress::Progress;
 
 /// Partitions of a namespace.
 pub const PARTITIONS: u16 = 4096;
@@ -25,6 +30,74 @@ pub const PARTITIONS: u16 = 4096;
 const SCAN_RESUME_ATTEMPTS: u32 = 5;
 /// Pause before the first resume; doubled for each further one.
 const SCAN_RESUME_BACKOFF: Duration = Duration::from_millis(200);
+/// Encoded bytes a worker collects before handing them on: a few hundred records, so the
+/// hand-off cost is spread thin, while a file can still rotate at any record boundary.
+pub const BATCH_BYTES: usize = 64 * 1024;
+
+/// Records of one worker rendered as `.asb` text, in scan order.
+#[derive(Debug, Default)]
+pub struct EncodedBatch {
+    pub bytes: Vec<u8>,
+    /// End offset in `bytes` of each record.
+    pub ends: Vec<u32>,
+}
+
+impl EncodedBatch {
+    fn with_capacity() -> Self {
+        EncodedBatch {
+            // One record past the threshold fits without a reallocation in the common case.
+            bytes: Vec::with_capacity(BATCH_BYTES + 16 * 1024),
+            ends: Vec::with_capacity(512),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+/// A worker's batch being filled by its scan callbacks (possibly several node streams at once).
+#[derive(Debug)]
+struct Batcher {
+    batch: EncodedBatch,
+    /// Scratch for list/map particles.
+    cdt: Vec<u8>,
+    /// The first record that could not be encoded; it fails the scan.
+    error: Option<String>,
+    progress: Arc<Progress>,
+    /// Records encoded but not yet added to `progress`.
+    uncounted: u64,
+    /// Records between progress updates: 1 for rate-limited (slow) scans, else a few dozen so
+    /// the workers do not contend on the shared counter for every record.
+    count_every: u64,
+}
+
+impl Batcher {
+    /// Adds a record; returns the batch when it is full.
+    fn add(&mut self, record: &Record, options: EncoderOptions) -> Option<EncodedBatch> {
+        if let Err(e) = encode_client_record(&mut self.batch.bytes, record, options, &mut self.cdt)
+        {
+            self.error.get_or_insert_with(|| e.to_string());
+            return None;
+        }
+        self.batch.ends.push(self.batch.bytes.len() as u32);
+        self.uncounted += 1;
+        if self.uncounted >= self.count_every {
+            self.count();
+        }
+        (self.batch.bytes.len() >= BATCH_BYTES)
+            .then(|| std::mem::replace(&mut self.batch, EncodedBatch::with_capacity()))
+    }
+
+    fn count(&mut self) {
+        self.progress
+            .add_records(std::mem::take(&mut self.uncounted));
+    }
+}
 
 /// One unit of scan work.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +315,8 @@ pub struct ScanSpec {
     pub max_concurrent_nodes: usize,
     /// Ask nodes to compress replies (policy `use-scan-compression`).
     pub compress: bool,
+    /// How records are rendered (policy `compact`).
+    pub encoder: EncoderOptions,
 }
 
 impl ScanSpec {
@@ -267,38 +342,67 @@ impl ScanSpec {
     }
 }
 
-/// Scans ranges taken from `queue` until it is empty, sending records into `tx`. Each scan
-/// holds a permit of the cluster's `max-parallel-scans`.
+/// Scans ranges taken from `queue` until it is empty, sending encoded batches into `tx`.
+/// Each scan holds a permit of the cluster's `max-parallel-scans`.
 ///
 /// # Errors
 /// [`EngineError::Cancelled`] when `cancel` fires or the receiver is gone (the consumer
-/// failed), [`EngineError::Scan`] when a range still fails after its resumes.
+/// failed), [`EngineError::Scan`] when a range still fails after its resumes or a record
+/// cannot be encoded.
 pub async fn run_worker(
     client: Arc<Client>,
     spec: Arc<ScanSpec>,
     queue: Arc<Mutex<VecDeque<ScanRange>>>,
     slots: Arc<Semaphore>,
     limiter: Option<Arc<RateLimiter>>,
-    tx: mpsc::Sender<Record>,
+    tx: mpsc::Sender<EncodedBatch>,
+    progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Result<(), EngineError> {
+    let batcher = Arc::new(Mutex::new(Batcher {
+        batch: EncodedBatch::with_capacity(),
+        cdt: Vec::with_capacity(256),
+        error: None,
+        progress,
+        uncounted: 0,
+        count_every: if limiter.is_some() { 1 } else { 64 },
+    }));
     loop {
         let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
-        let Some(range) = next else { return Ok(()) };
+        let Some(range) = next else { break };
         let _permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.map_err(|_| EngineError::Cancelled)?,
             () = cancel.cancelled() => return Err(EngineError::Cancelled),
         };
-        scan_range(&client, &spec, range.filter(), &limiter, &tx, &cancel).await?;
+        scan_range(
+            &client,
+            &spec,
+            range.filter(),
+            &limiter,
+            &batcher,
+            &tx,
+            &cancel,
+        )
+        .await?;
     }
+    let rest = {
+        let mut b = batcher.lock().unwrap_or_else(|p| p.into_inner());
+        b.count();
+        std::mem::take(&mut b.batch)
+    };
+    if !rest.is_empty() && tx.send(rest).await.is_err() {
+        return Err(EngineError::Cancelled);
+    }
+    Ok(())
 }
 
 async fn scan_range(
     client: &Client,
-    spec: &ScanSpec,
+    spec: &Arc<ScanSpec>,
     mut filter: PartitionFilter,
     limiter: &Option<Arc<RateLimiter>>,
-    tx: &mpsc::Sender<Record>,
+    batcher: &Arc<Mutex<Batcher>>,
+    tx: &mpsc::Sender<EncodedBatch>,
     cancel: &CancellationToken,
 ) -> Result<(), EngineError> {
     let scan_err = |m: String| EngineError::Scan {
@@ -310,24 +414,32 @@ async fn scan_range(
         let sender = tx.clone();
         let token = cancel.clone();
         let limiter = limiter.clone();
-        // Per record: no select, no cancellation future. A full channel cannot block for
-        // ever: the encoder drains until every sender is gone, and cancellation ends the
-        // query from `scan_range` below.
+        let state = batcher.clone();
+        let options = spec.encoder;
+        // Per record: encode under the worker's lock, then (rarely) a send of a full batch.
+        // No select, no cancellation future: a full channel cannot block for ever, because
+        // the writer drains until every sender is gone, and cancellation ends the query from
+        // `scan_range` below.
         let callback = move |r: aerospike::Result<Record>| {
-            let sender = sender.clone();
-            let stop = token.is_cancelled();
-            let limiter = limiter.clone();
+            let (go_on, full) = match r {
+                Ok(_) if token.is_cancelled() => (false, None),
+                Ok(rec) => {
+                    let mut b = state.lock().unwrap_or_else(|p| p.into_inner());
+                    let full = b.add(&rec, options);
+                    (b.error.is_none(), full)
+                }
+                // The error also ends the query and comes back from `wait`.
+                Err(_) => (true, None),
+            };
+            let limiter = if go_on { limiter.clone() } else { None };
+            let sender = full.as_ref().map(|_| sender.clone());
             async move {
-                match r {
-                    Ok(_) if stop => false,
-                    Ok(rec) => {
-                        if let Some(l) = &limiter {
-                            l.acquire().await;
-                        }
-                        sender.send(rec).await.is_ok()
-                    }
-                    // The error also ends the query and comes back from `wait`.
-                    Err(_) => true,
+                if let Some(l) = &limiter {
+                    l.acquire().await;
+                }
+                match (sender, full) {
+                    (Some(tx), Some(batch)) => go_on && tx.send(batch).await.is_ok(),
+                    _ => go_on,
                 }
             }
         };
@@ -343,6 +455,14 @@ async fn scan_range(
                 return Err(EngineError::Cancelled);
             }
         };
+        if let Some(e) = batcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .error
+            .take()
+        {
+            return Err(scan_err(format!("a record cannot be backed up: {e}")));
+        }
         if cancel.is_cancelled() || tx.is_closed() {
             return Err(EngineError::Cancelled);
         }

@@ -224,7 +224,7 @@ fn structured_scalar(value: &BinValue) -> Result<Value, String> {
     })
 }
 
-fn type_name(value: &Value) -> &'static str {
+pub(crate) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Nil => "nil",
         Value::Bool(_) => "bool",
@@ -259,20 +259,24 @@ const MAP_FLAG_K_ORDERED: u8 = 0x01;
 /// `i64::MAX` (the client reads them as negative). Everything else round-trips byte-exactly.
 pub fn encode_cdt(value: &Value) -> Result<Vec<u8>, ConvertError> {
     let mut out = Vec::with_capacity(64);
+    encode_cdt_into(&mut out, value)?;
+    Ok(out)
+}
+
+/// [`encode_cdt`] appending to `out`, so a caller encoding many records reuses one buffer.
+/// On error `out` may hold a partial particle; callers discard it.
+pub fn encode_cdt_into(out: &mut Vec<u8>, value: &Value) -> Result<(), ConvertError> {
     match value {
         Value::List(_)
         | Value::HashMap(_)
         | Value::OrderedMap(_)
         | Value::SortedMap(_)
-        | Value::KeyValueList(_) => pack(&mut out, value, 0)?,
-        other => {
-            return Err(ConvertError::Unsupported(format!(
-                "only lists and maps have a msgpack particle, not a {}",
-                type_name(other)
-            )));
-        }
+        | Value::KeyValueList(_) => pack(out, value, 0),
+        other => Err(ConvertError::Unsupported(format!(
+            "only lists and maps have a msgpack particle, not a {}",
+            type_name(other)
+        ))),
     }
-    Ok(out)
 }
 
 /// Nesting bound shared with the server (`MSGPACK_MAX_DEPTH`), so corrupt or hostile input

@@ -11,7 +11,12 @@ use std::io::{self, Write};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use super::{ASB_VERSION, AsbRecord, Bin, BinValue, SecondaryIndex, Udf, UserKey};
+use aerospike::Value;
+
+use super::convert::{ConvertError, encode_cdt_into, type_name};
+use super::{
+    ASB_VERSION, AsbRecord, Bin, BinValue, BlobKind, SecondaryIndex, Udf, UserKey, particle,
+};
 
 /// Encoder settings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,6 +92,13 @@ impl<W: Write> AsbEncoder<W> {
         self.emit(buf)?;
         self.records_written += 1;
         Ok(len)
+    }
+
+    /// Writes records already rendered by [`encode_client_record`] (whole records only).
+    pub fn write_encoded(&mut self, bytes: &[u8], records: u64) -> io::Result<()> {
+        self.emit_static(bytes)?;
+        self.records_written += records;
+        Ok(())
     }
 
     /// Bytes handed to the writer so far (before any compression or encryption downstream).
@@ -173,6 +185,171 @@ pub fn encode_record(buf: &mut Vec<u8>, record: &AsbRecord, options: EncoderOpti
     for bin in &record.bins {
         encode_bin(buf, bin, options);
     }
+}
+
+/// Renders a record straight from a client scan result: the same bytes as
+/// [`encode_record`] of [`record_from_client`](super::convert::record_from_client), without
+/// building the intermediate [`AsbRecord`] (no per-bin copies or allocations; this is the
+/// backup hot path). `cdt` is scratch space for list/map particles, reused across calls.
+///
+/// # Errors
+/// What [`record_from_client`](super::convert::record_from_client) rejects; `buf` is then
+/// left as it was.
+pub fn encode_client_record(
+    buf: &mut Vec<u8>,
+    record: &aerospike::Record,
+    options: EncoderOptions,
+    cdt: &mut Vec<u8>,
+) -> Result<(), ConvertError> {
+    let start = buf.len();
+    let result = encode_client_record_inner(buf, record, options, cdt);
+    if result.is_err() {
+        buf.truncate(start);
+    }
+    result
+}
+
+fn encode_client_record_inner(
+    buf: &mut Vec<u8>,
+    record: &aerospike::Record,
+    options: EncoderOptions,
+    cdt: &mut Vec<u8>,
+) -> Result<(), ConvertError> {
+    let key = record.key.as_ref().ok_or(ConvertError::MissingKey)?;
+    let generation = u16::try_from(record.generation)
+        .map_err(|_| ConvertError::GenerationOutOfRange(record.generation))?;
+    if let Some(user_key) = key.user_key() {
+        buf.extend_from_slice(b"+ k ");
+        match user_key {
+            Value::Int(v) => {
+                buf.extend_from_slice(b"I ");
+                push_i64(buf, *v);
+            }
+            Value::Float(f) => {
+                buf.extend_from_slice(b"D ");
+                push_double(buf, f64::from(f));
+            }
+            Value::String(s) => {
+                buf.extend_from_slice(b"S ");
+                push_len_raw(buf, s.as_bytes());
+            }
+            Value::Unknown(particle::STRING, b) => {
+                buf.extend_from_slice(b"S ");
+                push_len_raw(buf, b);
+            }
+            Value::Blob(b) => push_blob_payload(buf, b'B', b, options.compact),
+            other => {
+                return Err(ConvertError::UserKey(format!(
+                    "a {} cannot be a stored key",
+                    type_name(other)
+                )));
+            }
+        }
+        buf.push(b'\n');
+    }
+    buf.extend_from_slice(b"+ n ");
+    escape_into(buf, key.namespace().as_bytes());
+    buf.extend_from_slice(b"\n+ d ");
+    push_base64(buf, &key.digest());
+    buf.push(b'\n');
+    if !key.set_name().is_empty() {
+        buf.extend_from_slice(b"+ s ");
+        escape_into(buf, key.set_name().as_bytes());
+        buf.push(b'\n');
+    }
+    buf.extend_from_slice(b"+ g ");
+    push_u64(buf, u64::from(generation));
+    buf.extend_from_slice(b"\n+ t ");
+    push_u64(buf, u64::from(record.expiration()));
+    buf.extend_from_slice(b"\n+ b ");
+    push_u64(buf, record.bins.len() as u64);
+    buf.push(b'\n');
+    for (name, value) in &record.bins {
+        encode_client_bin(buf, name.as_bytes(), value, options, cdt).map_err(|message| {
+            ConvertError::Bin {
+                bin: name.clone(),
+                message,
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// One bin line from a client value; the mapping is [`bin_value_from_value`]'s.
+///
+/// [`bin_value_from_value`]: super::convert::bin_value_from_value
+fn encode_client_bin(
+    buf: &mut Vec<u8>,
+    name: &[u8],
+    value: &Value,
+    options: EncoderOptions,
+    cdt: &mut Vec<u8>,
+) -> Result<(), String> {
+    buf.extend_from_slice(b"- ");
+    let text = |buf: &mut Vec<u8>, label: &[u8], data: &[u8]| {
+        buf.extend_from_slice(label);
+        escape_into(buf, name);
+        buf.push(b' ');
+        push_len_raw(buf, data);
+    };
+    match value {
+        Value::Nil => {
+            buf.extend_from_slice(b"N ");
+            escape_into(buf, name);
+        }
+        Value::Bool(v) => {
+            buf.extend_from_slice(b"Z ");
+            escape_into(buf, name);
+            buf.extend_from_slice(if *v { b" T" } else { b" F" });
+        }
+        Value::Int(v) => {
+            buf.extend_from_slice(b"I ");
+            escape_into(buf, name);
+            buf.push(b' ');
+            push_i64(buf, *v);
+        }
+        Value::Float(f) => {
+            buf.extend_from_slice(b"D ");
+            escape_into(buf, name);
+            buf.push(b' ');
+            push_double(buf, f64::from(f));
+        }
+        Value::String(s) => text(buf, b"S ", s.as_bytes()),
+        Value::GeoJson(s) => text(buf, b"G ", s.as_bytes()),
+        Value::Blob(b) => push_blob_bin(buf, b'B', name, b, options),
+        Value::Hll(b) => push_blob_bin(buf, b'Y', name, b, options),
+        Value::List(_) => {
+            cdt.clear();
+            encode_cdt_into(cdt, value).map_err(|e| e.to_string())?;
+            push_blob_bin(buf, b'L', name, cdt, options);
+        }
+        Value::HashMap(_) | Value::OrderedMap(_) | Value::SortedMap(_) | Value::KeyValueList(_) => {
+            cdt.clear();
+            encode_cdt_into(cdt, value).map_err(|e| e.to_string())?;
+            push_blob_bin(buf, b'M', name, cdt, options);
+        }
+        Value::Unknown(code, bytes) => match *code {
+            particle::STRING => text(buf, b"S ", bytes),
+            particle::LIST => push_blob_bin(buf, b'L', name, bytes, options),
+            particle::MAP => push_blob_bin(buf, b'M', name, bytes, options),
+            code => match BlobKind::from_particle_type(code) {
+                Some(kind) => push_blob_bin(buf, kind.label(), name, bytes, options),
+                None => {
+                    return Err(format!(
+                        "particle type {code} has no representation in the backup format"
+                    ));
+                }
+            },
+        },
+        other => {
+            return Err(format!(
+                "a {} is not a storable bin value",
+                type_name(other)
+            ));
+        }
+    }
+    buf.push(b'\n');
+    Ok(())
 }
 
 fn encode_key(buf: &mut Vec<u8>, key: &UserKey, options: EncoderOptions) {
@@ -364,66 +541,90 @@ fn push_i64(buf: &mut Vec<u8>, v: i64) {
     push_u64(buf, v.unsigned_abs());
 }
 
-fn push_double(buf: &mut Vec<u8>, v: f64) {
-    buf.extend_from_slice(format_double(v).as_bytes());
-}
-
 /// Formats a double as C's `printf("%.17g")` does (glibc), which is what asbackup writes:
 /// 17 significant digits, so every double round-trips exactly; fixed notation when the
 /// decimal exponent is in `-4..17`, else `d.ddde±XX`; trailing zeros dropped; `nan`, `-nan`,
 /// `inf`, `-inf` for the special values.
 pub fn format_double(v: f64) -> String {
+    let mut out = Vec::with_capacity(26);
+    push_double(&mut out, v);
+    String::from_utf8(out).expect("ASCII")
+}
+
+/// [`format_double`] appended to `buf`, without allocating (a stack buffer holds the digits).
+fn push_double(buf: &mut Vec<u8>, v: f64) {
+    use std::io::Write as _;
     const PRECISION: i32 = 17;
-    let sign = if v.is_sign_negative() { "-" } else { "" };
+    if v.is_sign_negative() {
+        buf.push(b'-');
+    }
     if v.is_nan() {
-        return format!("{sign}nan");
+        buf.extend_from_slice(b"nan");
+        return;
     }
     if v.is_infinite() {
-        return format!("{sign}inf");
+        buf.extend_from_slice(b"inf");
+        return;
     }
     if v == 0.0 {
-        return format!("{sign}0");
+        buf.push(b'0');
+        return;
     }
     // Rust's `{:e}` with a precision is correctly rounded, like glibc; its exponent is the
-    // one after rounding, which is the `X` that C's %g rule tests.
-    let sci = format!("{:.*e}", (PRECISION - 1) as usize, v.abs());
-    let (mantissa, exp) = sci.split_once('e').expect("`{:e}` output has an exponent");
-    let exp: i32 = exp.parse().expect("`{:e}` exponent is an integer");
-    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-    debug_assert_eq!(digits.len(), PRECISION as usize);
+    // one after rounding, which is the `X` that C's %g rule tests. `d.<16 digits>e-308` fits.
+    let mut sci = [0u8; 32];
+    let len = {
+        let mut cursor = &mut sci[..];
+        write!(cursor, "{:.*e}", (PRECISION - 1) as usize, v.abs())
+            .expect("a double's `{:e}` form fits 32 bytes");
+        32 - cursor.len()
+    };
+    let sci = &sci[..len];
+    let e_at = sci
+        .iter()
+        .position(|&b| b == b'e')
+        .expect("`{:e}` output has an exponent");
+    let exp: i32 = std::str::from_utf8(&sci[e_at + 1..])
+        .ok()
+        .and_then(|e| e.parse().ok())
+        .expect("`{:e}` exponent is an integer");
+    let mut digits = [0u8; PRECISION as usize];
+    let mut n = 0;
+    for &d in sci[..e_at].iter().filter(|d| d.is_ascii_digit()) {
+        digits[n] = d;
+        n += 1;
+    }
+    debug_assert_eq!(n, PRECISION as usize);
 
-    let mut out = String::with_capacity(26);
-    out.push_str(sign);
     if (-4..PRECISION).contains(&exp) {
         if exp >= 0 {
             let int_len = exp as usize + 1;
-            out.extend(digits[..int_len].iter().map(|&d| d as char));
+            buf.extend_from_slice(&digits[..int_len]);
             let frac = trim_zeros(&digits[int_len..]);
             if !frac.is_empty() {
-                out.push('.');
-                out.extend(frac.iter().map(|&d| d as char));
+                buf.push(b'.');
+                buf.extend_from_slice(frac);
             }
         } else {
-            out.push_str("0.");
-            out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
-            out.extend(trim_zeros(&digits).iter().map(|&d| d as char));
+            buf.extend_from_slice(b"0.");
+            buf.extend(std::iter::repeat_n(b'0', (-exp - 1) as usize));
+            buf.extend_from_slice(trim_zeros(&digits));
         }
     } else {
-        out.push(digits[0] as char);
+        buf.push(digits[0]);
         let frac = trim_zeros(&digits[1..]);
         if !frac.is_empty() {
-            out.push('.');
-            out.extend(frac.iter().map(|&d| d as char));
+            buf.push(b'.');
+            buf.extend_from_slice(frac);
         }
-        out.push('e');
-        out.push(if exp < 0 { '-' } else { '+' });
+        buf.push(b'e');
+        buf.push(if exp < 0 { b'-' } else { b'+' });
         let abs = exp.unsigned_abs();
         if abs < 10 {
-            out.push('0');
+            buf.push(b'0');
         }
-        out.push_str(&abs.to_string());
+        push_u64(buf, u64::from(abs));
     }
-    out
 }
 
 fn trim_zeros(digits: &[u8]) -> &[u8] {
@@ -632,5 +833,96 @@ mod tests {
         assert!(enc.write_record(&sample_record()).is_err());
         assert_eq!(enc.bytes_written(), 0);
         assert_eq!(enc.records_written(), 0);
+    }
+
+    /// The direct encoder must write exactly what the model path writes, errors included.
+    mod direct {
+        use super::*;
+        use crate::engine::asb::convert::record_from_client;
+        use aerospike::{FloatValue, IndexMap, Key};
+        use proptest::prelude::*;
+
+        fn scalar() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Nil),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::Int),
+                any::<u64>().prop_map(|b| Value::Float(FloatValue::F64(b))),
+                "[ a-z\\\\\n]{0,12}".prop_map(Value::String),
+                proptest::collection::vec(any::<u8>(), 0..20).prop_map(Value::Blob),
+                "[a-z ]{0,8}".prop_map(|s| Value::GeoJson(format!("{{\"type\":\"{s}\"}}"))),
+                proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::Hll),
+                (
+                    proptest::sample::select(vec![3u8, 4, 7, 8, 9, 10, 11, 12, 19, 20, 99]),
+                    proptest::collection::vec(any::<u8>(), 0..6)
+                )
+                    .prop_map(|(c, b)| Value::Unknown(c, b)),
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                4 => scalar(),
+                1 => proptest::collection::vec(scalar(), 0..4).prop_map(Value::List),
+                1 => proptest::collection::vec((any::<i64>(), scalar()), 0..4).prop_map(|kv| {
+                    Value::HashMap(kv.into_iter().map(|(k, v)| (Value::Int(k), v)).collect())
+                }),
+            ]
+        }
+
+        fn record() -> impl Strategy<Value = aerospike::Record> {
+            (
+                prop_oneof![
+                    Just(None),
+                    any::<i64>().prop_map(|v| Some(Value::Int(v))),
+                    "[a-z ]{0,6}".prop_map(|s| Some(Value::String(s))),
+                    proptest::collection::vec(any::<u8>(), 0..6).prop_map(|b| Some(Value::Blob(b))),
+                    Just(Some(Value::Bool(true))),
+                ],
+                "[a-z ]{0,4}",
+                any::<[u8; 20]>(),
+                proptest::collection::vec(("[a-z \\\\]{1,6}", value()), 0..6),
+                0u32..70_000,
+                any::<u32>(),
+            )
+                .prop_map(|(user_key, set, digest, bins, generation, ttl)| {
+                    let key = Key::with_digest("test ns", set, user_key, digest);
+                    let bins: IndexMap<String, Value> = bins.into_iter().collect();
+                    aerospike::Record::new(Some(key), bins, None, generation, ttl)
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn matches_the_model_path(rec in record(), compact in any::<bool>()) {
+                let options = EncoderOptions { compact };
+                let mut direct = b"prefix".to_vec();
+                let mut cdt = Vec::new();
+                let got = encode_client_record(&mut direct, &rec, options, &mut cdt);
+                match record_from_client(&rec) {
+                    Ok(model) => {
+                        prop_assert!(got.is_ok(), "{got:?}");
+                        let mut want = b"prefix".to_vec();
+                        encode_record(&mut want, &model, options);
+                        prop_assert_eq!(direct, want);
+                    }
+                    Err(e) => {
+                        prop_assert_eq!(got, Err(e));
+                        prop_assert_eq!(direct, b"prefix".to_vec(), "nothing half-written");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn a_record_without_key_is_an_error() {
+            let rec = aerospike::Record::new(None, IndexMap::new(), None, 1, 0);
+            let mut buf = Vec::new();
+            assert_eq!(
+                encode_client_record(&mut buf, &rec, EncoderOptions::default(), &mut Vec::new()),
+                Err(ConvertError::MissingKey)
+            );
+            assert!(buf.is_empty());
+        }
     }
 }
