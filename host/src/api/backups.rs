@@ -187,7 +187,8 @@ async fn list_routine(
         .get(&r.storage)
         .ok_or_else(|| ApiError::NotFound(format!("storage {} not found", r.storage)))?;
     let ctx = state.backups.engine().await.map_err(engine_error)?;
-    let storage = open_storage(&ctx.plugins, storage_cfg).map_err(engine_error)?;
+    let plugins = ctx.plugins_for(&cfg).await.map_err(engine_error)?;
+    let storage = open_storage(&plugins, storage_cfg).map_err(engine_error)?;
     let found = layout::list_backups(&storage, routine, kind)
         .await
         .map_err(engine_error)?;

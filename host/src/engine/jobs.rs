@@ -127,8 +127,8 @@ impl std::fmt::Debug for JobRegistry {
 }
 
 impl JobRegistry {
-    /// A registry whose plugins (the embedded defaults) load on the first job, so the
-    /// service starts without compiling components.
+    /// A registry with its own plugin runtime, started with the first job (tests and tools;
+    /// the service shares one runtime through [`JobRegistry::with_runtime`]).
     pub fn new(store: Arc<ConfigStore>, metrics: Option<Arc<Metrics>>) -> Self {
         Self::with_factory(
             store,
@@ -138,11 +138,30 @@ impl JobRegistry {
                 let runtime = Runtime::new(RuntimeConfig::for_service())
                     .or_else(|_| Runtime::new(RuntimeConfig::default()))
                     .map_err(|e| EngineError::plugin("starting the plugin runtime", e))?;
-                let plugins = Registry::with_defaults(&runtime)
-                    .map_err(|e| EngineError::plugin("loading the default plugins", e))?;
-                Ok(EngineContext::new(Arc::new(plugins), Arc::new(SystemClock)))
+                Self::default_context(&runtime)
             }),
         )
+    }
+
+    /// A registry on the process's plugin runtime, whose default plugins load on the first
+    /// job, so the service starts without compiling components. Every wasmtime runtime
+    /// reserves gigabytes of address space for its instance pool: share one.
+    pub fn with_runtime(
+        store: Arc<ConfigStore>,
+        metrics: Option<Arc<Metrics>>,
+        runtime: Runtime,
+    ) -> Self {
+        Self::with_factory(
+            store,
+            metrics,
+            Box::new(move || Self::default_context(&runtime)),
+        )
+    }
+
+    fn default_context(runtime: &Runtime) -> Result<EngineContext, EngineError> {
+        let plugins = Registry::with_defaults(runtime)
+            .map_err(|e| EngineError::plugin("loading the default plugins", e))?;
+        Ok(EngineContext::new(Arc::new(plugins), Arc::new(SystemClock)))
     }
 
     /// A registry over a ready context (tests: a shared plugin registry, a manual clock).
@@ -246,7 +265,11 @@ impl JobRegistry {
                 .is_none_or(|r| r.last_full.is_none());
         let mut no_full = false;
         if needs_full_check {
-            no_full = match open_storage(&ctx.plugins, &resolved.storage) {
+            let storage = match ctx.plugins_for(&config).await {
+                Ok(plugins) => open_storage(&plugins, &resolved.storage),
+                Err(e) => Err(e),
+            };
+            no_full = match storage {
                 Ok(storage) => layout::list_backups(&storage, routine, BackupKind::Full)
                     .await
                     .map(|b| b.is_empty())

@@ -56,8 +56,14 @@ fn plugins() -> Arc<Registry> {
 /// A routine `r` on the node, local storage in `dir`, with policy fields `policy` (YAML
 /// flow mapping body) and routine fields `routine`.
 fn config(node: &AerospikeNode, dir: &Path, policy: &str, routine: &str) -> Config {
+    config_with(node, dir, policy, routine, "")
+}
+
+/// [`config`] with more top-level sections (`top`, YAML at column 0).
+fn config_with(node: &AerospikeNode, dir: &Path, policy: &str, routine: &str, top: &str) -> Config {
     let yaml = format!(
         r#"
+{top}
 aerospike-clusters:
   c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}
 storage:
@@ -87,12 +93,18 @@ struct Harness {
 }
 
 fn harness(node: &AerospikeNode, policy: &str, routine: &str) -> Harness {
+    harness_with(node, policy, routine, "")
+}
+
+/// [`harness`] with more top-level config sections.
+fn harness_with(node: &AerospikeNode, policy: &str, routine: &str, top: &str) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(ConfigStore::in_memory(config(
+    let store = Arc::new(ConfigStore::in_memory(config_with(
         node,
         dir.path(),
         policy,
         routine,
+        top,
     )));
     let clock = Arc::new(ManualClock::at_ms(1_800_000_000_000));
     let ctx = Arc::new(EngineContext::new(plugins(), clock.clone()));
@@ -153,8 +165,17 @@ fn files(dir: &Path) -> Vec<String> {
 
 /// Decodes every `.asb` file of a namespace folder through the policy's pipeline.
 fn decode_folder(store: &ConfigStore, folder: &Path) -> (Vec<AsbRecord>, Vec<AsbItem>) {
+    decode_folder_with(&plugins(), store, folder)
+}
+
+/// [`decode_folder`] with the plugins of `registry`.
+fn decode_folder_with(
+    registry: &Registry,
+    store: &ConfigStore,
+    folder: &Path,
+) -> (Vec<AsbRecord>, Vec<AsbItem>) {
     let cfg = store.current();
-    let (pipeline, _, _) = build_pipeline(&plugins(), &cfg.backup_policies["p"]).unwrap();
+    let (pipeline, _, _) = build_pipeline(registry, &cfg.backup_policies["p"]).unwrap();
     let mut records = Vec::new();
     let mut globals = Vec::new();
     let mut names: Vec<_> = std::fs::read_dir(folder)
@@ -986,4 +1007,97 @@ async fn three_node_cluster_full_and_node_list_backups() {
         .collect();
     assert!(!expected.is_empty() && expected.len() < 1200);
     assert_eq!(got, expected);
+}
+
+/// The example lz4 codec (built by `scripts/build-plugins`) and its sha256.
+fn lz4_plugin() -> (PathBuf, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/plugins/examples/codec-lz4.wasm");
+    let sha = abs::plugins::registry::sha256_hex(&std::fs::read(&path).unwrap());
+    (path, sha)
+}
+
+fn lz4_section(path: &Path, sha: &str) -> String {
+    format!(
+        "plugins:\n  codec-lz4: {{path: \"{}\", sha256: \"{sha}\"}}\n",
+        path.display()
+    )
+}
+
+#[tokio::test]
+async fn user_plugin_named_in_plugins_runs_in_a_pipeline_and_is_listed() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 500);
+    let want = scan_all(&connect(&node).await).await;
+    let (example, sha) = lz4_plugin();
+    let plugin_dir = tempfile::tempdir().unwrap();
+    let path = plugin_dir.path().join("lz4.wasm");
+    let h = harness_with(
+        &node,
+        "parallel: 2, pipeline: [{plugin: codec-lz4, options: {block-size: 65536}}]",
+        "",
+        &lz4_section(&path, &sha),
+    );
+
+    // A plugin file that does not match its hash fails the job, naming it; the failure is
+    // not cached, so the next job loads the right file.
+    std::fs::write(&path, b"not the plugin").unwrap();
+    match h.run(BackupKind::Full).await {
+        JobOutcome::Failure(e) => assert!(e.contains("codec-lz4") && e.contains("sha256"), "{e}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(files(h.root()), Vec::<String>::new());
+    std::fs::copy(&example, &path).unwrap();
+    let report = h.run_ok(BackupKind::Full).await;
+    assert_eq!(report.records(), 500);
+    let folder = h
+        .root()
+        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+
+    // The files went through the user plugin: its stream magic, not plain .asb.
+    let data: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "asb"))
+        .collect();
+    assert!(!data.is_empty());
+    for p in &data {
+        let head = std::fs::read(p).unwrap();
+        assert!(head.starts_with(b"ABL4\x01"), "{}: not lz4", p.display());
+    }
+    let sidecar: serde_yaml::Value =
+        serde_yaml::from_slice(&std::fs::read(folder.join("pipeline.yaml")).unwrap()).unwrap();
+    assert_eq!(sidecar["pipeline"][0]["plugin"].as_str(), Some("codec-lz4"));
+    assert_eq!(
+        sidecar["pipeline"][0]["sha256"].as_str(),
+        Some(sha.as_str())
+    );
+
+    // Read back through the same pipeline, with the registry the job used.
+    let ctx = h.jobs.engine().await.unwrap();
+    let cfg = h.store.current();
+    let registry = ctx.plugins_for(&cfg).await.unwrap();
+    assert!(registry.get("codec-lz4").is_ok());
+    let (records, _) = decode_folder_with(&registry, &h.store, &folder);
+    assert_same_records(&by_digest(records), &want);
+    assert_eq!(metadata(&folder).record_count, 500);
+
+    // One registry per `plugins:` section: reused while it is unchanged, the defaults
+    // without one, rebuilt when it changes.
+    assert!(Arc::ptr_eq(
+        &registry,
+        &ctx.plugins_for(&cfg).await.unwrap()
+    ));
+    let mut without = (*cfg).clone();
+    without.plugins.clear();
+    assert!(Arc::ptr_eq(
+        &ctx.plugins_for(&without).await.unwrap(),
+        &ctx.plugins
+    ));
+    let mut renamed = (*cfg).clone();
+    let def = renamed.plugins.remove("codec-lz4").unwrap();
+    renamed.plugins.insert("lz4-copy".into(), def);
+    let other = ctx.plugins_for(&renamed).await.unwrap();
+    assert!(!Arc::ptr_eq(&registry, &other));
+    assert!(other.get("lz4-copy").is_ok() && other.get("codec-lz4").is_err());
 }
