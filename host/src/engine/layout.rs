@@ -11,6 +11,7 @@
 //! `pipeline.yaml` sidecar, and last each namespace's `metadata.yaml`. A folder without `metadata.yaml` is incomplete and is never
 //! listed. Deletion runs in reverse: `metadata.yaml` first.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -111,6 +112,25 @@ pub fn zero_time() -> DateTime<Utc> {
         .expect("0001-01-01 is representable")
 }
 
+/// One step of a `pipeline.yaml` sidecar (D10): the codec a backup's files went through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineStepRecord {
+    pub plugin: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub sha256: String,
+    /// The step's options (never key material: keys are handles, not options).
+    #[serde(default)]
+    pub options: serde_json::Value,
+}
+
+/// `pipeline.yaml`: the codec chain, in encoding order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineSidecar {
+    pub pipeline: Vec<PipelineStepRecord>,
+}
+
 /// One complete backup of one namespace, as found in storage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoundBackup {
@@ -119,6 +139,9 @@ pub struct FoundBackup {
     /// The folder timestamp, epoch ms.
     pub timestamp_ms: i64,
     pub metadata: BackupMetadata,
+    /// The codec chain from the `pipeline.yaml` sidecar; `None` for backups written with
+    /// the ABS fields (or none), whose `compression`/`encryption` say it all.
+    pub pipeline: Option<Vec<PipelineStepRecord>>,
 }
 
 /// Reads a whole small object.
@@ -174,8 +197,13 @@ pub async fn list_backups(
     kind: BackupKind,
 ) -> Result<Vec<FoundBackup>, PluginError> {
     let prefix = format!("{routine}/{}/", kind.dir());
+    let keys = list_keys(storage, &prefix).await?;
+    let sidecars: HashSet<&str> = keys
+        .iter()
+        .filter_map(|k| k.strip_suffix(&format!("/{PIPELINE_FILE}")))
+        .collect();
     let mut found = Vec::new();
-    for key in list_keys(storage, &prefix).await? {
+    for key in &keys {
         let Some(folder) = key.strip_suffix(&format!("/{METADATA_FILE}")) else {
             continue;
         };
@@ -183,18 +211,25 @@ pub async fn list_backups(
         let Some(ts) = folder
             .strip_prefix(&prefix)
             .and_then(|rest| rest.split('/').next())
-            .and_then(|ts| ts.split('_').next())
-            .and_then(|ts| ts.parse::<i64>().ok())
+            .and_then(folder_timestamp)
         else {
             continue;
         };
-        let bytes = read_object(storage, &key, MAX_METADATA_BYTES).await?;
+        let bytes = read_object(storage, key, MAX_METADATA_BYTES).await?;
         match serde_yaml::from_slice::<BackupMetadata>(&bytes) {
-            Ok(metadata) => found.push(FoundBackup {
-                key: folder.to_string(),
-                timestamp_ms: ts,
-                metadata,
-            }),
+            Ok(metadata) => {
+                let pipeline = if sidecars.contains(folder) {
+                    read_sidecar(storage, folder).await
+                } else {
+                    None
+                };
+                found.push(FoundBackup {
+                    key: folder.to_string(),
+                    timestamp_ms: ts,
+                    metadata,
+                    pipeline,
+                });
+            }
             Err(e) => {
                 tracing::warn!(key = %key, error = %e, "Ignoring an unreadable backup metadata file.")
             }
@@ -204,6 +239,29 @@ pub async fn list_backups(
         (a.timestamp_ms, &a.metadata.namespace).cmp(&(b.timestamp_ms, &b.metadata.namespace))
     });
     Ok(found)
+}
+
+/// The epoch-ms timestamp of a backup folder name: `<ts>` or, with ABS's
+/// `timestamp-format`, `<ts>_<formatted time>`.
+fn folder_timestamp(name: &str) -> Option<i64> {
+    name.split('_').next().and_then(|ts| ts.parse::<i64>().ok())
+}
+
+/// The `pipeline.yaml` of a namespace folder; `None` (logged) when it cannot be read, so
+/// one damaged sidecar does not hide the backup.
+async fn read_sidecar(storage: &Arc<dyn Storage>, folder: &str) -> Option<Vec<PipelineStepRecord>> {
+    let key = format!("{folder}/{PIPELINE_FILE}");
+    let parsed = read_object(storage, &key, MAX_METADATA_BYTES)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_yaml::from_slice::<PipelineSidecar>(&b).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(s) => Some(s.pipeline),
+        Err(e) => {
+            tracing::warn!(key = %key, error = %e, "Ignoring an unreadable pipeline sidecar.");
+            None
+        }
+    }
 }
 
 /// True when anything exists under `<routine>/<kind>/<ts>/` (a timestamp is taken).
@@ -272,6 +330,15 @@ mod tests {
         }
         assert!(text.contains("2024-02-14T13:00:00.123Z"), "ms kept: {text}");
         assert_eq!(serde_yaml::from_str::<BackupMetadata>(&text).unwrap(), m);
+    }
+
+    #[test]
+    fn pipeline_sidecar_reads_what_the_engine_writes() {
+        let text = "pipeline:\n- plugin: compression-zstd\n  version: 1.0.0\n  sha256: ab\n  options:\n    level: 3\n";
+        let s: PipelineSidecar = serde_yaml::from_str(text).unwrap();
+        assert_eq!(s.pipeline.len(), 1);
+        assert_eq!(s.pipeline[0].plugin, "compression-zstd");
+        assert_eq!(s.pipeline[0].options["level"], 3);
     }
 
     /// ABS omits zero counts and a full backup's zero `from`; such files still list.

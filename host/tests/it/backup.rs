@@ -868,6 +868,10 @@ async fn rest_endpoints_start_follow_and_list_backups() {
     assert_eq!(b["compression"], "ZSTD");
     assert_eq!(b["encryption"], "NONE");
     assert!(b.get("from").is_none(), "full backups have no from: {b}");
+    assert!(
+        b.get("pipeline").is_none(),
+        "only pipeline: backups have a pipeline: {b}"
+    );
     let ts = b["timestamp"].as_i64().unwrap();
     let key = b["key"].as_str().unwrap();
     assert_eq!(key, format!("r/backup/{ts}/data/test"));
@@ -1100,4 +1104,26 @@ async fn user_plugin_named_in_plugins_runs_in_a_pipeline_and_is_listed() {
     let other = ctx.plugins_for(&renamed).await.unwrap();
     assert!(!Arc::ptr_eq(&registry, &other));
     assert!(other.get("lz4-copy").is_ok() && other.get("codec-lz4").is_err());
+
+    // The listing shows the pipeline (D10) beside the ABS fields.
+    let mut state = AppState::new(h.store.clone(), Arc::new(Metrics::new()));
+    state.backups = h.jobs.clone();
+    let (s, body) = call(&api::router(state), "GET", "/v1/backups/full/r").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let b = &body[0];
+    assert_eq!(
+        (b["compression"].as_str(), b["encryption"].as_str()),
+        (Some("NONE"), Some("NONE"))
+    );
+    let steps = b["pipeline"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pipeline: {b}"));
+    assert_eq!(steps.len(), 1, "{b}");
+    assert_eq!(steps[0]["plugin"], "codec-lz4");
+    assert_eq!(steps[0]["sha256"], sha.as_str());
+    assert_eq!(steps[0]["options"]["block-size"], 65536);
+    assert!(
+        steps[0]["version"].as_str().is_some_and(|v| !v.is_empty()),
+        "{b}"
+    );
 }
