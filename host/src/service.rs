@@ -33,7 +33,8 @@ pub async fn start(
 
 /// Binds the HTTP listener and starts serving. `bind_override` replaces the configured
 /// address and port (tests use `127.0.0.1:0`); `runtime` is the process's plugin runtime
-/// (`None`: backup jobs start their own).
+/// (`None`: backup jobs start their own). Incomplete backups left by a crash are removed in
+/// the background before the first job runs.
 pub async fn start_with_runtime(
     store: Arc<ConfigStore>,
     bind_override: Option<std::net::SocketAddr>,
@@ -46,6 +47,7 @@ pub async fn start_with_runtime(
         Some(rt) => AppState::with_runtime(store.clone(), metrics.clone(), rt),
         None => AppState::new(store.clone(), metrics.clone()),
     };
+    state.backups.sweep_incomplete_at_start();
     let shutdown = CancellationToken::new();
 
     spawn_config_watch(

@@ -167,6 +167,14 @@ impl EngineContext {
         *cached = Some((config.plugins.clone(), registry.clone()));
         Ok(registry)
     }
+
+    /// True while a running job of `routine` holds the backup folder timestamp `ts_ms`.
+    pub fn is_claimed(&self, routine: &str, ts_ms: i64) -> bool {
+        self.claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(routine.to_string(), ts_ms))
+    }
 }
 
 /// A routine with everything it names looked up.

@@ -11,7 +11,7 @@
 //! `pipeline.yaml` sidecar, and last each namespace's `metadata.yaml`. A folder without `metadata.yaml` is incomplete and is never
 //! listed. Deletion runs in reverse: `metadata.yaml` first.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -264,6 +264,102 @@ async fn read_sidecar(storage: &Arc<dyn Storage>, folder: &str) -> Option<Vec<Pi
     }
 }
 
+/// Objects of a backup that never completed: a whole backup folder, or one namespace
+/// folder of it (see [`find_incomplete`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncompleteFolder {
+    pub kind: BackupKind,
+    /// The backup folder's timestamp, epoch ms.
+    pub timestamp_ms: i64,
+    /// `<routine>/<kind>/<ts>` or `<routine>/<kind>/<ts>/data/<ns>`.
+    pub folder: String,
+    /// Every object under `folder`.
+    pub keys: Vec<String>,
+}
+
+/// The incomplete folders among `keys` (a listing of `<routine>/<kind>/`), which a crash
+/// between a job's first data file and its last `metadata.yaml` leaves behind.
+///
+/// What is safe to delete follows from the write order (module docs): every data file of
+/// every namespace is finished before the first `metadata.yaml` is written.
+/// - A backup folder with no `metadata.yaml` in any namespace never completed and is never
+///   listed: the whole folder goes (data, `configuration/`, sidecars).
+/// - A backup folder where some namespaces have `metadata.yaml` and others not crashed while
+///   writing the markers. Each namespace that has its marker is a complete backup of that
+///   namespace (its data was finished first), is listed and may be restored, so it is kept
+///   with the folder's `configuration/`; only the namespace folders without a marker go.
+/// - Anything holding a `metadata.yaml`, even one that does not parse, is never touched; nor
+///   are names that are not backup folders (`<ts>` or `<ts>_<time>`), such as ABS 2.x's
+///   `<routine>/backup/data/<ns>` layout.
+///
+/// A job that is still writing looks exactly like a crashed one, so callers must skip the
+/// timestamps of running jobs (and no second service may write to the same routine's
+/// folder while this runs).
+pub fn find_incomplete(routine: &str, kind: BackupKind, keys: &[String]) -> Vec<IncompleteFolder> {
+    let prefix = format!("{routine}/{}/", kind.dir());
+    // backup folder name → (ts, its keys)
+    let mut folders: BTreeMap<&str, (i64, Vec<&String>)> = BTreeMap::new();
+    for key in keys {
+        let Some((name, _)) = key.strip_prefix(&prefix).and_then(|r| r.split_once('/')) else {
+            continue;
+        };
+        let Some(ts) = folder_timestamp(name) else {
+            continue;
+        };
+        folders.entry(name).or_insert((ts, Vec::new())).1.push(key);
+    }
+    let mut out = Vec::new();
+    for (name, (ts, keys)) in folders {
+        let base = format!("{prefix}{name}");
+        // namespace → (has metadata.yaml, its keys)
+        let mut namespaces: BTreeMap<&str, (bool, Vec<String>)> = BTreeMap::new();
+        for key in &keys {
+            let inner = &key[base.len() + 1..];
+            if let Some((ns, file)) = inner.strip_prefix("data/").and_then(|r| r.split_once('/')) {
+                let entry = namespaces.entry(ns).or_default();
+                entry.0 |= file == METADATA_FILE;
+                entry.1.push((*key).clone());
+            }
+        }
+        if namespaces.values().any(|(complete, _)| *complete) {
+            for (ns, (complete, keys)) in namespaces {
+                if !complete {
+                    out.push(IncompleteFolder {
+                        kind,
+                        timestamp_ms: ts,
+                        folder: format!("{base}/data/{ns}"),
+                        keys,
+                    });
+                }
+            }
+        } else {
+            out.push(IncompleteFolder {
+                kind,
+                timestamp_ms: ts,
+                folder: base,
+                keys: keys.into_iter().cloned().collect(),
+            });
+        }
+    }
+    out
+}
+
+/// The incomplete folders of `routine`, full and incremental (see [`find_incomplete`]).
+///
+/// # Errors
+/// What the storage reports while listing.
+pub async fn incomplete_folders(
+    storage: &Arc<dyn Storage>,
+    routine: &str,
+) -> Result<Vec<IncompleteFolder>, PluginError> {
+    let mut out = Vec::new();
+    for kind in [BackupKind::Full, BackupKind::Incremental] {
+        let keys = list_keys(storage, &format!("{routine}/{}/", kind.dir())).await?;
+        out.extend(find_incomplete(routine, kind, &keys));
+    }
+    Ok(out)
+}
+
 /// True when anything exists under `<routine>/<kind>/<ts>/` (a timestamp is taken).
 ///
 /// # Errors
@@ -330,6 +426,68 @@ mod tests {
         }
         assert!(text.contains("2024-02-14T13:00:00.123Z"), "ms kept: {text}");
         assert_eq!(serde_yaml::from_str::<BackupMetadata>(&text).unwrap(), m);
+    }
+
+    fn keys(list: &[&str]) -> Vec<String> {
+        list.iter().map(|k| k.to_string()).collect()
+    }
+
+    #[test]
+    fn incomplete_folders_are_those_without_any_metadata() {
+        let listing = keys(&[
+            // complete: kept
+            "r/backup/1000/data/a/0_a_1.asb",
+            "r/backup/1000/data/a/metadata.yaml",
+            "r/backup/1000/configuration/aerospike_0.conf",
+            // crashed before any metadata: the whole folder goes
+            "r/backup/2000/data/a/0_a_1.asb",
+            "r/backup/2000/data/b/0_b_1.asb",
+            "r/backup/2000/configuration/aerospike_0.conf",
+            // crashed while writing metadata: only namespace b goes
+            "r/backup/3000/configuration/aerospike_0.conf",
+            "r/backup/3000/data/a/0_a_1.asb",
+            "r/backup/3000/data/a/pipeline.yaml",
+            "r/backup/3000/data/a/metadata.yaml",
+            "r/backup/3000/data/b/0_b_1.asb",
+            "r/backup/3000/data/b/pipeline.yaml",
+            // ABS timestamp-format folder name, complete (its metadata does not parse: kept)
+            "r/backup/4000_2024-01-01/data/a/metadata.yaml",
+            // not backup folders: never touched
+            "r/backup/data/a/0_a_1.asb",
+            "r/backup/notes.txt",
+            "other/backup/5000/data/a/0_a_1.asb",
+        ]);
+        let found = find_incomplete("r", BackupKind::Full, &listing);
+        assert_eq!(
+            found,
+            vec![
+                IncompleteFolder {
+                    kind: BackupKind::Full,
+                    timestamp_ms: 2000,
+                    folder: "r/backup/2000".into(),
+                    keys: keys(&[
+                        "r/backup/2000/data/a/0_a_1.asb",
+                        "r/backup/2000/data/b/0_b_1.asb",
+                        "r/backup/2000/configuration/aerospike_0.conf",
+                    ]),
+                },
+                IncompleteFolder {
+                    kind: BackupKind::Full,
+                    timestamp_ms: 3000,
+                    folder: "r/backup/3000/data/b".into(),
+                    keys: keys(&[
+                        "r/backup/3000/data/b/0_b_1.asb",
+                        "r/backup/3000/data/b/pipeline.yaml",
+                    ]),
+                },
+            ]
+        );
+        // The incremental prefix sees none of the full backups.
+        assert!(find_incomplete("r", BackupKind::Incremental, &listing).is_empty());
+        let inc = keys(&["r/incremental/6000/data/a/0_a_1.asb"]);
+        let found = find_incomplete("r", BackupKind::Incremental, &inc);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].folder, "r/incremental/6000");
     }
 
     #[test]

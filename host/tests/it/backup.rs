@@ -1127,3 +1127,133 @@ async fn user_plugin_named_in_plugins_runs_in_a_pipeline_and_is_listed() {
         "{b}"
     );
 }
+
+#[tokio::test]
+async fn start_up_sweep_removes_incomplete_backups_and_keeps_complete_and_running_ones() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 400);
+    // The sindex makes a job write its metadata_test_1.asb before the scans start, so a
+    // running job has a visible folder without metadata.yaml.
+    connect(&node)
+        .await
+        .create_index_on_bin(
+            &AdminPolicy::default(),
+            "test",
+            "",
+            "int",
+            "idx",
+            IndexType::Numeric,
+            CollectionIndexType::Default,
+            None,
+        )
+        .await
+        .unwrap();
+    let h = harness(&node, "parallel: 2, records-per-second: 400", "");
+    let ts = 1_800_000_000_000_i64;
+
+    // A running job's folder looks incomplete, but is not swept.
+    assert_eq!(
+        h.jobs
+            .trigger("r", BackupKind::Full, Duration::ZERO)
+            .await
+            .unwrap(),
+        Trigger::Started
+    );
+    let running = h
+        .root()
+        .join(format!("r/backup/{ts}/data/test/metadata_test_1.asb"));
+    for _ in 0..250 {
+        if running.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(running.exists(), "the job wrote its first file");
+    assert_eq!(h.jobs.sweep_incomplete().await, Vec::<String>::new());
+    assert!(running.exists());
+    let JobOutcome::Success(report) = h.jobs.wait("r", BackupKind::Full).await.unwrap() else {
+        panic!("the job did not succeed")
+    };
+    assert_eq!((report.timestamp_ms, report.records()), (ts, 400));
+    let complete = files(h.root());
+    assert!(complete.contains(&format!("r/backup/{ts}/data/test/metadata.yaml")));
+
+    // What crashes leave: copies of the complete backup's files without their markers.
+    let src = h.root().join(format!("r/backup/{ts}/data/test"));
+    let plant = |folder: &str, with_metadata: bool| {
+        let dst = h.root().join(folder);
+        std::fs::create_dir_all(&dst).unwrap();
+        for e in std::fs::read_dir(&src).unwrap().flatten() {
+            let name = e.file_name();
+            if name == "metadata.yaml" && !with_metadata {
+                continue;
+            }
+            std::fs::copy(e.path(), dst.join(name)).unwrap();
+        }
+    };
+    let t1 = ts + 1000;
+    let t2 = ts + 2000;
+    let t3 = ts + 3000;
+    // Crashed before any metadata (with a node configuration written).
+    plant(&format!("r/backup/{t1}/data/test"), false);
+    std::fs::create_dir_all(h.root().join(format!("r/backup/{t1}/configuration"))).unwrap();
+    std::fs::write(
+        h.root()
+            .join(format!("r/backup/{t1}/configuration/aerospike_0.conf")),
+        "service {}\n",
+    )
+    .unwrap();
+    // Crashed between two namespaces' metadata: `test` is complete and listed, `other` not.
+    plant(&format!("r/backup/{t2}/data/test"), true);
+    plant(&format!("r/backup/{t2}/data/other"), false);
+    // An incremental that crashed.
+    plant(&format!("r/incremental/{t3}/data/test"), false);
+    // Not a backup folder: never touched.
+    std::fs::write(h.root().join("r/backup/README"), "hands off\n").unwrap();
+
+    // A restarted service: a new job registry over the same storage.
+    let fresh = JobRegistry::with_context(
+        h.store.clone(),
+        None,
+        Arc::new(EngineContext::new(plugins(), h.clock.clone())),
+    );
+    let mut removed = fresh.sweep_incomplete_at_start().await.unwrap();
+    removed.sort();
+    assert_eq!(
+        removed,
+        vec![
+            format!("r/backup/{t1}"),
+            format!("r/backup/{t2}/data/other"),
+            format!("r/incremental/{t3}"),
+        ]
+    );
+    let left = files(h.root());
+    let mut expected = complete.clone();
+    expected.extend(
+        complete
+            .iter()
+            .filter(|f| f.starts_with(&format!("r/backup/{ts}/")))
+            .map(|f| f.replace(&ts.to_string(), &t2.to_string())),
+    );
+    expected.push("r/backup/README".into());
+    expected.sort();
+    assert_eq!(left, expected);
+    assert!(
+        !h.root().join(format!("r/backup/{t1}")).exists(),
+        "empty folders are pruned"
+    );
+    assert!(!h.root().join(format!("r/incremental/{t3}")).exists());
+
+    // Both complete backups are still listed; a second sweep finds nothing.
+    let mut state = AppState::new(h.store.clone(), Arc::new(Metrics::new()));
+    state.backups = fresh.clone();
+    let (_, body) = call(&api::router(state), "GET", "/v1/backups/full/r").await;
+    let listed: Vec<i64> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["timestamp"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, vec![ts, t2]);
+    assert_eq!(fresh.sweep_incomplete().await, Vec::<String>::new());
+}
