@@ -1257,3 +1257,82 @@ async fn start_up_sweep_removes_incomplete_backups_and_keeps_complete_and_runnin
     assert_eq!(listed, vec![ts, t2]);
     assert_eq!(fresh.sweep_incomplete().await, Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn records_per_second_paces_the_backup() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 3000);
+    let h = harness(&node, "parallel: 2, records-per-second: 1000", "");
+    let started = std::time::Instant::now();
+    assert_eq!(
+        h.jobs
+            .trigger("r", BackupKind::Full, Duration::ZERO)
+            .await
+            .unwrap(),
+        Trigger::Started
+    );
+    // While it runs, no more records are done than the rate allows (plus a small burst).
+    let mut samples = 0;
+    while let Some(full) = h.jobs.state("r").full {
+        let done = full.progress.records;
+        let allowed = 1000.0 * started.elapsed().as_secs_f64() + 200.0;
+        assert!(
+            (done as f64) <= allowed,
+            "{done} records after {:?}",
+            started.elapsed()
+        );
+        samples += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = match h.jobs.wait("r", BackupKind::Full).await {
+        Some(JobOutcome::Success(r)) => r,
+        other => panic!("backup did not succeed: {other:?}"),
+    };
+    let elapsed = started.elapsed();
+    // 3000 records at 1000/s: at least ~3 s (lower bound only; slow machines take longer).
+    assert!(elapsed >= Duration::from_millis(2500), "took {elapsed:?}");
+    assert!(samples > 0);
+    assert_eq!(report.records(), 3000);
+    let folder = h
+        .root()
+        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    assert_eq!(metadata(&folder).record_count, 3000);
+    let (records, _) = decode_folder(&h.store, &folder);
+    assert_eq!(by_digest(records).len(), 3000);
+}
+
+#[tokio::test]
+async fn bandwidth_paces_the_stored_bytes() {
+    let node = AerospikeNode::start().unwrap();
+    let client = connect(&node).await;
+    // 400 records of 10 KiB: over 4 MiB stored (base64 in .asb), in 1 MiB files.
+    for i in 0..400_i64 {
+        let blob: Vec<u8> = (0..10 * 1024)
+            .map(|j| ((i * 7919 + j * 31) % 251) as u8)
+            .collect();
+        client
+            .put(
+                &WritePolicy::default(),
+                &Key::new("test", "big", Value::from(i)).unwrap(),
+                &[as_bin!("b", Value::Blob(blob))],
+            )
+            .await
+            .unwrap();
+    }
+    let h = harness(&node, "parallel: 1, file-limit: 1, bandwidth: 1", "");
+    let started = std::time::Instant::now();
+    let report = h.run_ok(BackupKind::Full).await;
+    let elapsed = started.elapsed();
+    let folder = h
+        .root()
+        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let m = metadata(&folder);
+    assert_eq!((report.records(), m.record_count), (400, 400));
+    assert!(m.byte_count > 4 * 1024 * 1024, "{} bytes", m.byte_count);
+    assert!(m.file_count >= 4, "{} files", m.file_count);
+    // At 1 MiB/s every part but the last waits for the ones before it: over 3 s for this
+    // much (lower bound only; slow machines take longer).
+    assert!(elapsed >= Duration::from_secs(2), "took {elapsed:?}");
+    let (records, _) = decode_folder(&h.store, &folder);
+    assert_eq!(by_digest(records).len(), 400);
+}
