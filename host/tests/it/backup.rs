@@ -1256,6 +1256,33 @@ async fn start_up_sweep_removes_incomplete_backups_and_keeps_complete_and_runnin
         .collect();
     assert_eq!(listed, vec![ts, t2]);
     assert_eq!(fresh.sweep_incomplete().await, Vec::<String>::new());
+
+    // Jobs wait for the start-up sweep: a job triggered at once finds the crashed folder's
+    // second free again (ts is taken), instead of moving past it.
+    plant(&format!("r/backup/{t1}/data/test"), false);
+    let restarted = JobRegistry::with_context(
+        h.store.clone(),
+        None,
+        Arc::new(EngineContext::new(plugins(), h.clock.clone())),
+    );
+    let sweep = restarted.sweep_incomplete_at_start();
+    assert_eq!(
+        restarted
+            .trigger("r", BackupKind::Full, Duration::ZERO)
+            .await
+            .unwrap(),
+        Trigger::Started
+    );
+    assert_eq!(sweep.await.unwrap(), vec![format!("r/backup/{t1}")]);
+    match restarted.wait("r", BackupKind::Full).await {
+        Some(JobOutcome::Success(r)) => assert_eq!(r.timestamp_ms, t1),
+        other => panic!("backup did not succeed: {other:?}"),
+    }
+    assert!(
+        h.root()
+            .join(format!("r/backup/{t1}/data/test/metadata.yaml"))
+            .exists()
+    );
 }
 
 #[tokio::test]
