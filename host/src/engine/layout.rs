@@ -8,8 +8,9 @@
 //! ```
 //! Write order (the invariant listing and restore rely on): every data file of every
 //! namespace of a job is finished, then the node configurations, the optional
-//! `pipeline.yaml` sidecar, and last each namespace's `metadata.yaml`. A folder without `metadata.yaml` is incomplete and is never
-//! listed. Deletion runs in reverse: `metadata.yaml` first.
+//! `pipeline.yaml` sidecar, and last each namespace's `metadata.yaml`. A folder without
+//! `metadata.yaml` is incomplete: it is never listed, and the start-up sweep removes it
+//! ([`find_incomplete`]). Deletion runs in reverse: `metadata.yaml` first.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
