@@ -151,13 +151,15 @@ fn main() -> ExitCode {
     if let Some(Command::Plugin { command }) = &cli.command {
         return plugin_command(command, cli.config.as_ref());
     }
-    let checker = match plugin_runtime() {
-        Ok(rt) => Arc::new(RegistryCheck::new(rt)) as Arc<dyn PluginCheck>,
+    // The one plugin runtime of the process: config checks and backup jobs share it.
+    let plugins = match plugin_runtime() {
+        Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let checker = Arc::new(RegistryCheck::new(plugins.clone())) as Arc<dyn PluginCheck>;
     if let Some(Command::Validate { path }) = &cli.command {
         return match ConfigStore::load_file(path, Some(checker)) {
             Ok(loaded) => {
@@ -231,7 +233,7 @@ fn main() -> ExitCode {
             "Starting Aerospike Backup Service."
         );
         let store = Arc::new(loaded.store);
-        let running = match abs::service::start(store, None).await {
+        let running = match abs::service::start_with_runtime(store, None, Some(plugins)).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "The service could not start.");

@@ -19,20 +19,7 @@ impl RegistryCheck {
 
     /// The registry for `cfg`: defaults plus its `plugins:` entries.
     pub fn registry(&self, cfg: &Config) -> Result<Registry, Vec<ConfigError>> {
-        let user: BTreeMap<String, UserPluginSpec> = cfg
-            .plugins
-            .iter()
-            .map(|(n, d)| {
-                (
-                    n.clone(),
-                    UserPluginSpec {
-                        path: d.path.clone().into(),
-                        sha256: d.sha256.clone(),
-                    },
-                )
-            })
-            .collect();
-        Registry::from_config(&self.runtime, &user).map_err(|errs| {
+        Registry::from_config(&self.runtime, &user_plugin_specs(cfg)).map_err(|errs| {
             errs.into_iter()
                 .map(|e| {
                     ConfigError::new(
@@ -43,6 +30,22 @@ impl RegistryCheck {
                 .collect()
         })
     }
+}
+
+/// The `plugins:` section of `cfg` as the registry takes it.
+pub fn user_plugin_specs(cfg: &Config) -> BTreeMap<String, UserPluginSpec> {
+    cfg.plugins
+        .iter()
+        .map(|(n, d)| {
+            (
+                n.clone(),
+                UserPluginSpec {
+                    path: d.path.clone().into(),
+                    sha256: d.sha256.clone(),
+                },
+            )
+        })
+        .collect()
 }
 
 fn uses_plugins(cfg: &Config) -> bool {

@@ -3,6 +3,7 @@
 use crate::api::{self, AppState, Health};
 use crate::config::{Config, ConfigStore};
 use crate::metrics::Metrics;
+use crate::plugins::Runtime;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -22,16 +23,31 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Binds the HTTP listener and starts serving. `bind_override` replaces the configured
-/// address and port (tests use `127.0.0.1:0`).
+/// [`start_with_runtime`] with a plugin runtime of the service's own.
 pub async fn start(
     store: Arc<ConfigStore>,
     bind_override: Option<std::net::SocketAddr>,
 ) -> std::io::Result<Running> {
+    start_with_runtime(store, bind_override, None).await
+}
+
+/// Binds the HTTP listener and starts serving. `bind_override` replaces the configured
+/// address and port (tests use `127.0.0.1:0`); `runtime` is the process's plugin runtime
+/// (`None`: backup jobs start their own). Incomplete backups left by a crash are removed in
+/// the background before the first job runs.
+pub async fn start_with_runtime(
+    store: Arc<ConfigStore>,
+    bind_override: Option<std::net::SocketAddr>,
+    runtime: Option<Runtime>,
+) -> std::io::Result<Running> {
     let cfg = store.current();
     let metrics = Arc::new(Metrics::new());
     metrics.sync_routines(&cfg);
-    let state = AppState::new(store.clone(), metrics.clone());
+    let state = match runtime {
+        Some(rt) => AppState::with_runtime(store.clone(), metrics.clone(), rt),
+        None => AppState::new(store.clone(), metrics.clone()),
+    };
+    state.backups.sweep_incomplete_at_start();
     let shutdown = CancellationToken::new();
 
     spawn_config_watch(

@@ -17,7 +17,7 @@ use super::error::{ApiError, ErrorBody};
 use crate::config::Storage;
 use crate::engine::backup::open_storage;
 use crate::engine::jobs::{JobError, RunningView, Trigger};
-use crate::engine::layout::{self, BackupKind, FoundBackup};
+use crate::engine::layout::{self, BackupKind, FoundBackup, PipelineStepRecord};
 
 /// One complete backup of one namespace (dto.BackupDetails).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -50,6 +50,36 @@ pub struct BackupDetails {
     pub compression: String,
     /// NONE, AES128 or AES256.
     pub encryption: String,
+    /// Our extension (DESIGN D10), present only for backups written with a policy's
+    /// `pipeline:`: the codec plugins the files went through, in encoding order (from the
+    /// backup's `pipeline.yaml`). `compression`/`encryption` are then `NONE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<Vec<PipelineStepDetails>>,
+}
+
+/// One codec of a backup's pipeline.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PipelineStepDetails {
+    /// Plugin name in the registry.
+    pub plugin: String,
+    /// The plugin's version when the backup was written.
+    pub version: String,
+    /// sha256 of the plugin's component.
+    pub sha256: String,
+    /// The step's options (keys are never options).
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+}
+
+impl From<PipelineStepRecord> for PipelineStepDetails {
+    fn from(s: PipelineStepRecord) -> Self {
+        PipelineStepDetails {
+            plugin: s.plugin,
+            version: s.version,
+            sha256: s.sha256,
+            options: s.options,
+        }
+    }
 }
 
 /// Throughput of a running job.
@@ -111,6 +141,9 @@ fn details(b: FoundBackup, storage: &Storage) -> BackupDetails {
         storage: Some(storage.redacted()),
         compression: m.compression,
         encryption: m.encryption,
+        pipeline: b
+            .pipeline
+            .map(|steps| steps.into_iter().map(Into::into).collect()),
     }
 }
 
@@ -187,7 +220,8 @@ async fn list_routine(
         .get(&r.storage)
         .ok_or_else(|| ApiError::NotFound(format!("storage {} not found", r.storage)))?;
     let ctx = state.backups.engine().await.map_err(engine_error)?;
-    let storage = open_storage(&ctx.plugins, storage_cfg).map_err(engine_error)?;
+    let plugins = ctx.plugins_for(&cfg).await.map_err(engine_error)?;
+    let storage = open_storage(&plugins, storage_cfg).map_err(engine_error)?;
     let found = layout::list_backups(&storage, routine, kind)
         .await
         .map_err(engine_error)?;

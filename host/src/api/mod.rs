@@ -78,9 +78,32 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// State whose backup jobs start a plugin runtime of their own (tests).
     pub fn new(store: Arc<ConfigStore>, metrics: Arc<Metrics>) -> Self {
-        let context_path = store.current().service.http.context_path();
         let backups = crate::engine::jobs::JobRegistry::new(store.clone(), Some(metrics.clone()));
+        Self::with_jobs(store, metrics, backups)
+    }
+
+    /// State whose backup jobs run on the process's one plugin runtime.
+    pub fn with_runtime(
+        store: Arc<ConfigStore>,
+        metrics: Arc<Metrics>,
+        runtime: crate::plugins::Runtime,
+    ) -> Self {
+        let backups = crate::engine::jobs::JobRegistry::with_runtime(
+            store.clone(),
+            Some(metrics.clone()),
+            runtime,
+        );
+        Self::with_jobs(store, metrics, backups)
+    }
+
+    fn with_jobs(
+        store: Arc<ConfigStore>,
+        metrics: Arc<Metrics>,
+        backups: crate::engine::jobs::JobRegistry,
+    ) -> Self {
+        let context_path = store.current().service.http.context_path();
         Self {
             store,
             metrics,

@@ -10,7 +10,7 @@
 //! Data files of every namespace are finished before any `metadata.yaml` is written (see
 //! [`super::layout`]); a failed or cancelled job deletes what it wrote, newest first.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{
     AerospikeCluster, BackupPolicy, BackupRoutine, CompressionMode, Config, EncryptionMode,
-    PipelineStep, Storage as StorageConfig,
+    PipelineStep, PluginDefinition, Storage as StorageConfig,
 };
 use crate::plugins::keys::KeySource;
 use crate::plugins::layers::{RetryPolicy, standard_stack};
@@ -101,11 +101,17 @@ impl Clock for ManualClock {
 /// What every job shares: plugins, the clusters' scan slots, the clock, and the backup
 /// timestamps jobs have claimed but not yet written.
 pub struct EngineContext {
+    /// The default plugins; a job takes its registry from [`EngineContext::plugins_for`].
     pub plugins: Arc<Registry>,
     pub slots: ScanSlots,
     pub clock: Arc<dyn Clock>,
     claimed: Mutex<HashSet<(String, i64)>>,
+    /// The registry with the user plugins of the last `plugins:` section seen, keyed by it.
+    user_plugins: tokio::sync::Mutex<Option<UserRegistry>>,
 }
+
+/// A `plugins:` section and the registry built from it.
+type UserRegistry = (BTreeMap<String, PluginDefinition>, Arc<Registry>);
 
 impl fmt::Debug for EngineContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -122,7 +128,51 @@ impl EngineContext {
             slots: ScanSlots::default(),
             clock,
             claimed: Mutex::new(HashSet::new()),
+            user_plugins: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The plugins of a job running with `config`: the defaults, plus the config's
+    /// `plugins:` entries when it has any. That registry is built (hash-checked and compiled,
+    /// on a blocking thread) once per distinct `plugins:` section and reused until the
+    /// section changes; a job keeps the `Arc` it got, so a config change never swaps the
+    /// plugins of a running job.
+    ///
+    /// # Errors
+    /// A configured plugin that cannot be read, fails its hash or does not load.
+    pub async fn plugins_for(&self, config: &Config) -> Result<Arc<Registry>, EngineError> {
+        if config.plugins.is_empty() {
+            return Ok(self.plugins.clone());
+        }
+        let mut cached = self.user_plugins.lock().await;
+        if let Some((section, registry)) = cached.as_ref()
+            && *section == config.plugins
+        {
+            return Ok(registry.clone());
+        }
+        let defaults = self.plugins.clone();
+        let user = crate::plugin_check::user_plugin_specs(config);
+        let registry = tokio::task::spawn_blocking(move || defaults.with_user_plugins(&user))
+            .await
+            .map_err(|e| EngineError::Config(format!("plugin loader: {e}")))?
+            .map_err(|errs| {
+                let errs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+                EngineError::Config(format!(
+                    "loading the configured plugins: {}",
+                    errs.join("; ")
+                ))
+            })?;
+        let registry = Arc::new(registry);
+        *cached = Some((config.plugins.clone(), registry.clone()));
+        Ok(registry)
+    }
+
+    /// True while a running job of `routine` holds the backup folder timestamp `ts_ms`.
+    pub fn is_claimed(&self, routine: &str, ts_ms: i64) -> bool {
+        self.claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(routine.to_string(), ts_ms))
     }
 }
 
@@ -344,13 +394,14 @@ pub async fn run_job(
     cancel: CancellationToken,
 ) -> Result<JobReport, EngineError> {
     let r = resolve_routine(&spec.config, &spec.routine)?;
-    let storage = open_storage(&ctx.plugins, &r.storage)?;
-    let (pipeline, compression, encryption) = build_pipeline(&ctx.plugins, &r.policy)?;
+    let plugins = ctx.plugins_for(&spec.config).await?;
+    let storage = open_storage(&plugins, &r.storage)?;
+    let (pipeline, compression, encryption) = build_pipeline(&plugins, &r.policy)?;
     let sidecar = r
         .policy
         .pipeline
         .is_some()
-        .then(|| pipeline_sidecar(&pipeline, &ctx.plugins));
+        .then(|| pipeline_sidecar(&pipeline, &plugins));
     let pipeline = Arc::new(pipeline);
 
     let from = match spec.kind {

@@ -112,6 +112,8 @@ struct Inner {
     ctx: OnceCell<Arc<EngineContext>>,
     factory: ContextFactory,
     routines: Mutex<HashMap<String, RoutineJobs>>,
+    /// Held for writing by the start-up sweep; a job starts only once it can read it.
+    gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// The registry of backup jobs; cheap to clone.
@@ -127,8 +129,8 @@ impl std::fmt::Debug for JobRegistry {
 }
 
 impl JobRegistry {
-    /// A registry whose plugins (the embedded defaults) load on the first job, so the
-    /// service starts without compiling components.
+    /// A registry with its own plugin runtime, started with the first job (tests and tools;
+    /// the service shares one runtime through [`JobRegistry::with_runtime`]).
     pub fn new(store: Arc<ConfigStore>, metrics: Option<Arc<Metrics>>) -> Self {
         Self::with_factory(
             store,
@@ -138,11 +140,30 @@ impl JobRegistry {
                 let runtime = Runtime::new(RuntimeConfig::for_service())
                     .or_else(|_| Runtime::new(RuntimeConfig::default()))
                     .map_err(|e| EngineError::plugin("starting the plugin runtime", e))?;
-                let plugins = Registry::with_defaults(&runtime)
-                    .map_err(|e| EngineError::plugin("loading the default plugins", e))?;
-                Ok(EngineContext::new(Arc::new(plugins), Arc::new(SystemClock)))
+                Self::default_context(&runtime)
             }),
         )
+    }
+
+    /// A registry on the process's plugin runtime, whose default plugins load on the first
+    /// job, so the service starts without compiling components. Every wasmtime runtime
+    /// reserves gigabytes of address space for its instance pool: share one.
+    pub fn with_runtime(
+        store: Arc<ConfigStore>,
+        metrics: Option<Arc<Metrics>>,
+        runtime: Runtime,
+    ) -> Self {
+        Self::with_factory(
+            store,
+            metrics,
+            Box::new(move || Self::default_context(&runtime)),
+        )
+    }
+
+    fn default_context(runtime: &Runtime) -> Result<EngineContext, EngineError> {
+        let plugins = Registry::with_defaults(runtime)
+            .map_err(|e| EngineError::plugin("loading the default plugins", e))?;
+        Ok(EngineContext::new(Arc::new(plugins), Arc::new(SystemClock)))
     }
 
     /// A registry over a ready context (tests: a shared plugin registry, a manual clock).
@@ -172,6 +193,7 @@ impl JobRegistry {
                 ctx: OnceCell::new(),
                 factory,
                 routines: Mutex::new(HashMap::new()),
+                gate: Arc::new(tokio::sync::RwLock::new(())),
             }),
         }
     }
@@ -230,6 +252,8 @@ impl JobRegistry {
     }
 
     async fn start_now(&self, routine: &str, kind: BackupKind) -> Result<Trigger, JobError> {
+        // Wait for the start-up sweep, if one runs.
+        drop(self.inner.gate.read().await);
         let config = self.inner.store.current();
         let ctx = self.context().await?;
         let resolved = resolve_routine(&config, routine).map_err(|e| match e {
@@ -246,7 +270,11 @@ impl JobRegistry {
                 .is_none_or(|r| r.last_full.is_none());
         let mut no_full = false;
         if needs_full_check {
-            no_full = match open_storage(&ctx.plugins, &resolved.storage) {
+            let storage = match ctx.plugins_for(&config).await {
+                Ok(plugins) => open_storage(&plugins, &resolved.storage),
+                Err(e) => Err(e),
+            };
+            no_full = match storage {
                 Ok(storage) => layout::list_backups(&storage, routine, BackupKind::Full)
                     .await
                     .map(|b| b.is_empty())
@@ -473,6 +501,84 @@ impl JobRegistry {
                 return rx.borrow().clone();
             }
         }
+    }
+
+    /// Starts [`JobRegistry::sweep_incomplete`] in the background and holds back every job
+    /// until it is done. Call once at start-up, before anything can trigger a job.
+    pub fn sweep_incomplete_at_start(&self) -> tokio::task::JoinHandle<Vec<String>> {
+        let gate = self.inner.gate.clone().try_write_owned();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _gate = match gate {
+                Ok(g) => g,
+                Err(_) => this.inner.gate.clone().write_owned().await,
+            };
+            this.sweep_incomplete().await
+        })
+    }
+
+    /// Deletes what crashed jobs left behind: for every routine, in its storage, the backup
+    /// folders (or namespace folders) that never got their `metadata.yaml`, as
+    /// [`layout::find_incomplete`] decides. Folders of jobs running in this process are
+    /// skipped. Each removed folder is logged (warn) with its routine and key; a storage
+    /// that cannot be opened or listed is logged and left alone.
+    ///
+    /// Returns the removed folders.
+    pub async fn sweep_incomplete(&self) -> Vec<String> {
+        let config = self.inner.store.current();
+        let ctx = match self.context().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot look for incomplete backups.");
+                return Vec::new();
+            }
+        };
+        let mut removed = Vec::new();
+        for (routine, r) in &config.backup_routines {
+            let Some(storage_cfg) = config.storage.get(&r.storage) else {
+                continue;
+            };
+            let storage = match ctx.plugins_for(&config).await {
+                Ok(plugins) => open_storage(&plugins, storage_cfg),
+                Err(e) => Err(e),
+            };
+            let found = match storage {
+                Ok(storage) => layout::incomplete_folders(&storage, routine)
+                    .await
+                    .map(|f| (storage, f))
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let (storage, folders) = match found {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(routine = %routine, storage = %r.storage, error = %e,
+                        "Cannot look for incomplete backups of the routine.");
+                    continue;
+                }
+            };
+            for f in folders {
+                if ctx.is_claimed(routine, f.timestamp_ms) {
+                    continue;
+                }
+                let mut failed = None;
+                for key in &f.keys {
+                    if let Err(e) = storage.delete(key).await {
+                        failed = Some(e);
+                    }
+                }
+                match failed {
+                    None => {
+                        tracing::warn!(routine = %routine, key = %f.folder, files = f.keys.len(),
+                            "Removed an incomplete backup (the service stopped before its metadata was written).");
+                        removed.push(f.folder);
+                    }
+                    Some(e) => tracing::warn!(routine = %routine, key = %f.folder, error = %e,
+                        "Cannot remove an incomplete backup."),
+                }
+            }
+        }
+        removed
     }
 
     /// The shared engine context (plugins, clock), loading it if needed.

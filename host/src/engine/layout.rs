@@ -8,9 +8,11 @@
 //! ```
 //! Write order (the invariant listing and restore rely on): every data file of every
 //! namespace of a job is finished, then the node configurations, the optional
-//! `pipeline.yaml` sidecar, and last each namespace's `metadata.yaml`. A folder without `metadata.yaml` is incomplete and is never
-//! listed. Deletion runs in reverse: `metadata.yaml` first.
+//! `pipeline.yaml` sidecar, and last each namespace's `metadata.yaml`. A folder without
+//! `metadata.yaml` is incomplete: it is never listed, and the start-up sweep removes it
+//! ([`find_incomplete`]). Deletion runs in reverse: `metadata.yaml` first.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -111,6 +113,25 @@ pub fn zero_time() -> DateTime<Utc> {
         .expect("0001-01-01 is representable")
 }
 
+/// One step of a `pipeline.yaml` sidecar (D10): the codec a backup's files went through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineStepRecord {
+    pub plugin: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub sha256: String,
+    /// The step's options (never key material: keys are handles, not options).
+    #[serde(default)]
+    pub options: serde_json::Value,
+}
+
+/// `pipeline.yaml`: the codec chain, in encoding order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineSidecar {
+    pub pipeline: Vec<PipelineStepRecord>,
+}
+
 /// One complete backup of one namespace, as found in storage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoundBackup {
@@ -119,6 +140,9 @@ pub struct FoundBackup {
     /// The folder timestamp, epoch ms.
     pub timestamp_ms: i64,
     pub metadata: BackupMetadata,
+    /// The codec chain from the `pipeline.yaml` sidecar; `None` for backups written with
+    /// the ABS fields (or none), whose `compression`/`encryption` say it all.
+    pub pipeline: Option<Vec<PipelineStepRecord>>,
 }
 
 /// Reads a whole small object.
@@ -174,8 +198,13 @@ pub async fn list_backups(
     kind: BackupKind,
 ) -> Result<Vec<FoundBackup>, PluginError> {
     let prefix = format!("{routine}/{}/", kind.dir());
+    let keys = list_keys(storage, &prefix).await?;
+    let sidecars: HashSet<&str> = keys
+        .iter()
+        .filter_map(|k| k.strip_suffix(&format!("/{PIPELINE_FILE}")))
+        .collect();
     let mut found = Vec::new();
-    for key in list_keys(storage, &prefix).await? {
+    for key in &keys {
         let Some(folder) = key.strip_suffix(&format!("/{METADATA_FILE}")) else {
             continue;
         };
@@ -183,18 +212,25 @@ pub async fn list_backups(
         let Some(ts) = folder
             .strip_prefix(&prefix)
             .and_then(|rest| rest.split('/').next())
-            .and_then(|ts| ts.split('_').next())
-            .and_then(|ts| ts.parse::<i64>().ok())
+            .and_then(folder_timestamp)
         else {
             continue;
         };
-        let bytes = read_object(storage, &key, MAX_METADATA_BYTES).await?;
+        let bytes = read_object(storage, key, MAX_METADATA_BYTES).await?;
         match serde_yaml::from_slice::<BackupMetadata>(&bytes) {
-            Ok(metadata) => found.push(FoundBackup {
-                key: folder.to_string(),
-                timestamp_ms: ts,
-                metadata,
-            }),
+            Ok(metadata) => {
+                let pipeline = if sidecars.contains(folder) {
+                    read_sidecar(storage, folder).await
+                } else {
+                    None
+                };
+                found.push(FoundBackup {
+                    key: folder.to_string(),
+                    timestamp_ms: ts,
+                    metadata,
+                    pipeline,
+                });
+            }
             Err(e) => {
                 tracing::warn!(key = %key, error = %e, "Ignoring an unreadable backup metadata file.")
             }
@@ -204,6 +240,125 @@ pub async fn list_backups(
         (a.timestamp_ms, &a.metadata.namespace).cmp(&(b.timestamp_ms, &b.metadata.namespace))
     });
     Ok(found)
+}
+
+/// The epoch-ms timestamp of a backup folder name: `<ts>` or, with ABS's
+/// `timestamp-format`, `<ts>_<formatted time>`.
+fn folder_timestamp(name: &str) -> Option<i64> {
+    name.split('_').next().and_then(|ts| ts.parse::<i64>().ok())
+}
+
+/// The `pipeline.yaml` of a namespace folder; `None` (logged) when it cannot be read, so
+/// one damaged sidecar does not hide the backup.
+async fn read_sidecar(storage: &Arc<dyn Storage>, folder: &str) -> Option<Vec<PipelineStepRecord>> {
+    let key = format!("{folder}/{PIPELINE_FILE}");
+    let parsed = read_object(storage, &key, MAX_METADATA_BYTES)
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_yaml::from_slice::<PipelineSidecar>(&b).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(s) => Some(s.pipeline),
+        Err(e) => {
+            tracing::warn!(key = %key, error = %e, "Ignoring an unreadable pipeline sidecar.");
+            None
+        }
+    }
+}
+
+/// Objects of a backup that never completed: a whole backup folder, or one namespace
+/// folder of it (see [`find_incomplete`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncompleteFolder {
+    pub kind: BackupKind,
+    /// The backup folder's timestamp, epoch ms.
+    pub timestamp_ms: i64,
+    /// `<routine>/<kind>/<ts>` or `<routine>/<kind>/<ts>/data/<ns>`.
+    pub folder: String,
+    /// Every object under `folder`.
+    pub keys: Vec<String>,
+}
+
+/// The incomplete folders among `keys` (a listing of `<routine>/<kind>/`), which a crash
+/// between a job's first data file and its last `metadata.yaml` leaves behind.
+///
+/// What is safe to delete follows from the write order (module docs): every data file of
+/// every namespace is finished before the first `metadata.yaml` is written.
+/// - A backup folder with no `metadata.yaml` in any namespace never completed and is never
+///   listed: the whole folder goes (data, `configuration/`, sidecars).
+/// - A backup folder where some namespaces have `metadata.yaml` and others not crashed while
+///   writing the markers. Each namespace that has its marker is a complete backup of that
+///   namespace (its data was finished first), is listed and may be restored, so it is kept
+///   with the folder's `configuration/`; only the namespace folders without a marker go.
+/// - Anything holding a `metadata.yaml`, even one that does not parse, is never touched; nor
+///   are names that are not backup folders (`<ts>` or `<ts>_<time>`), such as ABS 2.x's
+///   `<routine>/backup/data/<ns>` layout.
+///
+/// A job that is still writing looks exactly like a crashed one, so callers must skip the
+/// timestamps of running jobs (and no second service may write to the same routine's
+/// folder while this runs).
+pub fn find_incomplete(routine: &str, kind: BackupKind, keys: &[String]) -> Vec<IncompleteFolder> {
+    let prefix = format!("{routine}/{}/", kind.dir());
+    // backup folder name → (ts, its keys)
+    let mut folders: BTreeMap<&str, (i64, Vec<&String>)> = BTreeMap::new();
+    for key in keys {
+        let Some((name, _)) = key.strip_prefix(&prefix).and_then(|r| r.split_once('/')) else {
+            continue;
+        };
+        let Some(ts) = folder_timestamp(name) else {
+            continue;
+        };
+        folders.entry(name).or_insert((ts, Vec::new())).1.push(key);
+    }
+    let mut out = Vec::new();
+    for (name, (ts, keys)) in folders {
+        let base = format!("{prefix}{name}");
+        // namespace → (has metadata.yaml, its keys)
+        let mut namespaces: BTreeMap<&str, (bool, Vec<String>)> = BTreeMap::new();
+        for key in &keys {
+            let inner = &key[base.len() + 1..];
+            if let Some((ns, file)) = inner.strip_prefix("data/").and_then(|r| r.split_once('/')) {
+                let entry = namespaces.entry(ns).or_default();
+                entry.0 |= file == METADATA_FILE;
+                entry.1.push((*key).clone());
+            }
+        }
+        if namespaces.values().any(|(complete, _)| *complete) {
+            for (ns, (complete, keys)) in namespaces {
+                if !complete {
+                    out.push(IncompleteFolder {
+                        kind,
+                        timestamp_ms: ts,
+                        folder: format!("{base}/data/{ns}"),
+                        keys,
+                    });
+                }
+            }
+        } else {
+            out.push(IncompleteFolder {
+                kind,
+                timestamp_ms: ts,
+                folder: base,
+                keys: keys.into_iter().cloned().collect(),
+            });
+        }
+    }
+    out
+}
+
+/// The incomplete folders of `routine`, full and incremental (see [`find_incomplete`]).
+///
+/// # Errors
+/// What the storage reports while listing.
+pub async fn incomplete_folders(
+    storage: &Arc<dyn Storage>,
+    routine: &str,
+) -> Result<Vec<IncompleteFolder>, PluginError> {
+    let mut out = Vec::new();
+    for kind in [BackupKind::Full, BackupKind::Incremental] {
+        let keys = list_keys(storage, &format!("{routine}/{}/", kind.dir())).await?;
+        out.extend(find_incomplete(routine, kind, &keys));
+    }
+    Ok(out)
 }
 
 /// True when anything exists under `<routine>/<kind>/<ts>/` (a timestamp is taken).
@@ -272,6 +427,77 @@ mod tests {
         }
         assert!(text.contains("2024-02-14T13:00:00.123Z"), "ms kept: {text}");
         assert_eq!(serde_yaml::from_str::<BackupMetadata>(&text).unwrap(), m);
+    }
+
+    fn keys(list: &[&str]) -> Vec<String> {
+        list.iter().map(|k| k.to_string()).collect()
+    }
+
+    #[test]
+    fn incomplete_folders_are_those_without_any_metadata() {
+        let listing = keys(&[
+            // complete: kept
+            "r/backup/1000/data/a/0_a_1.asb",
+            "r/backup/1000/data/a/metadata.yaml",
+            "r/backup/1000/configuration/aerospike_0.conf",
+            // crashed before any metadata: the whole folder goes
+            "r/backup/2000/data/a/0_a_1.asb",
+            "r/backup/2000/data/b/0_b_1.asb",
+            "r/backup/2000/configuration/aerospike_0.conf",
+            // crashed while writing metadata: only namespace b goes
+            "r/backup/3000/configuration/aerospike_0.conf",
+            "r/backup/3000/data/a/0_a_1.asb",
+            "r/backup/3000/data/a/pipeline.yaml",
+            "r/backup/3000/data/a/metadata.yaml",
+            "r/backup/3000/data/b/0_b_1.asb",
+            "r/backup/3000/data/b/pipeline.yaml",
+            // ABS timestamp-format folder name, complete (its metadata does not parse: kept)
+            "r/backup/4000_2024-01-01/data/a/metadata.yaml",
+            // not backup folders: never touched
+            "r/backup/data/a/0_a_1.asb",
+            "r/backup/notes.txt",
+            "other/backup/5000/data/a/0_a_1.asb",
+        ]);
+        let found = find_incomplete("r", BackupKind::Full, &listing);
+        assert_eq!(
+            found,
+            vec![
+                IncompleteFolder {
+                    kind: BackupKind::Full,
+                    timestamp_ms: 2000,
+                    folder: "r/backup/2000".into(),
+                    keys: keys(&[
+                        "r/backup/2000/data/a/0_a_1.asb",
+                        "r/backup/2000/data/b/0_b_1.asb",
+                        "r/backup/2000/configuration/aerospike_0.conf",
+                    ]),
+                },
+                IncompleteFolder {
+                    kind: BackupKind::Full,
+                    timestamp_ms: 3000,
+                    folder: "r/backup/3000/data/b".into(),
+                    keys: keys(&[
+                        "r/backup/3000/data/b/0_b_1.asb",
+                        "r/backup/3000/data/b/pipeline.yaml",
+                    ]),
+                },
+            ]
+        );
+        // The incremental prefix sees none of the full backups.
+        assert!(find_incomplete("r", BackupKind::Incremental, &listing).is_empty());
+        let inc = keys(&["r/incremental/6000/data/a/0_a_1.asb"]);
+        let found = find_incomplete("r", BackupKind::Incremental, &inc);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].folder, "r/incremental/6000");
+    }
+
+    #[test]
+    fn pipeline_sidecar_reads_what_the_engine_writes() {
+        let text = "pipeline:\n- plugin: compression-zstd\n  version: 1.0.0\n  sha256: ab\n  options:\n    level: 3\n";
+        let s: PipelineSidecar = serde_yaml::from_str(text).unwrap();
+        assert_eq!(s.pipeline.len(), 1);
+        assert_eq!(s.pipeline[0].plugin, "compression-zstd");
+        assert_eq!(s.pipeline[0].options["level"], 3);
     }
 
     /// ABS omits zero counts and a full backup's zero `from`; such files still list.

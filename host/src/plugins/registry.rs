@@ -281,13 +281,45 @@ impl Registry {
         runtime: &Runtime,
         user: &BTreeMap<String, UserPluginSpec>,
     ) -> Result<Registry, Vec<RegistryError>> {
-        let mut reg = Registry::with_defaults(runtime).map_err(|e| {
-            vec![RegistryError {
-                plugin: "<defaults>".into(),
-                field: "path",
-                error: e,
-            }]
-        })?;
+        Registry::with_defaults(runtime)
+            .map_err(|e| {
+                vec![RegistryError {
+                    plugin: "<defaults>".into(),
+                    field: "path",
+                    error: e,
+                }]
+            })?
+            .with_user_plugins(user)
+    }
+
+    /// A new registry with this one's plugins (shared, not reloaded) plus the `user`
+    /// plugins, each hash-checked before it is compiled on this registry's runtime.
+    ///
+    /// # Errors
+    /// Every failing entry, each naming its plugin and field.
+    pub fn with_user_plugins(
+        &self,
+        user: &BTreeMap<String, UserPluginSpec>,
+    ) -> Result<Registry, Vec<RegistryError>> {
+        let mut reg = Registry {
+            runtime: self.runtime.clone(),
+            plugins: self
+                .plugins
+                .values()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        RegisteredPlugin {
+                            name: p.name.clone(),
+                            source: p.source.clone(),
+                            sha256: p.sha256.clone(),
+                            plugin: p.plugin.clone(),
+                            schema: OnceLock::new(),
+                        },
+                    )
+                })
+                .collect(),
+        };
         let mut errors = Vec::new();
         for (name, spec) in user {
             if let Err((field, error)) = reg.add_user(name, spec) {

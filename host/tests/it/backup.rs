@@ -56,8 +56,14 @@ fn plugins() -> Arc<Registry> {
 /// A routine `r` on the node, local storage in `dir`, with policy fields `policy` (YAML
 /// flow mapping body) and routine fields `routine`.
 fn config(node: &AerospikeNode, dir: &Path, policy: &str, routine: &str) -> Config {
+    config_with(node, dir, policy, routine, "")
+}
+
+/// [`config`] with more top-level sections (`top`, YAML at column 0).
+fn config_with(node: &AerospikeNode, dir: &Path, policy: &str, routine: &str, top: &str) -> Config {
     let yaml = format!(
         r#"
+{top}
 aerospike-clusters:
   c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}
 storage:
@@ -87,12 +93,18 @@ struct Harness {
 }
 
 fn harness(node: &AerospikeNode, policy: &str, routine: &str) -> Harness {
+    harness_with(node, policy, routine, "")
+}
+
+/// [`harness`] with more top-level config sections.
+fn harness_with(node: &AerospikeNode, policy: &str, routine: &str, top: &str) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(ConfigStore::in_memory(config(
+    let store = Arc::new(ConfigStore::in_memory(config_with(
         node,
         dir.path(),
         policy,
         routine,
+        top,
     )));
     let clock = Arc::new(ManualClock::at_ms(1_800_000_000_000));
     let ctx = Arc::new(EngineContext::new(plugins(), clock.clone()));
@@ -153,8 +165,17 @@ fn files(dir: &Path) -> Vec<String> {
 
 /// Decodes every `.asb` file of a namespace folder through the policy's pipeline.
 fn decode_folder(store: &ConfigStore, folder: &Path) -> (Vec<AsbRecord>, Vec<AsbItem>) {
+    decode_folder_with(&plugins(), store, folder)
+}
+
+/// [`decode_folder`] with the plugins of `registry`.
+fn decode_folder_with(
+    registry: &Registry,
+    store: &ConfigStore,
+    folder: &Path,
+) -> (Vec<AsbRecord>, Vec<AsbItem>) {
     let cfg = store.current();
-    let (pipeline, _, _) = build_pipeline(&plugins(), &cfg.backup_policies["p"]).unwrap();
+    let (pipeline, _, _) = build_pipeline(registry, &cfg.backup_policies["p"]).unwrap();
     let mut records = Vec::new();
     let mut globals = Vec::new();
     let mut names: Vec<_> = std::fs::read_dir(folder)
@@ -847,6 +868,10 @@ async fn rest_endpoints_start_follow_and_list_backups() {
     assert_eq!(b["compression"], "ZSTD");
     assert_eq!(b["encryption"], "NONE");
     assert!(b.get("from").is_none(), "full backups have no from: {b}");
+    assert!(
+        b.get("pipeline").is_none(),
+        "only pipeline: backups have a pipeline: {b}"
+    );
     let ts = b["timestamp"].as_i64().unwrap();
     let key = b["key"].as_str().unwrap();
     assert_eq!(key, format!("r/backup/{ts}/data/test"));
@@ -986,4 +1011,355 @@ async fn three_node_cluster_full_and_node_list_backups() {
         .collect();
     assert!(!expected.is_empty() && expected.len() < 1200);
     assert_eq!(got, expected);
+}
+
+/// The example lz4 codec (built by `scripts/build-plugins`) and its sha256.
+fn lz4_plugin() -> (PathBuf, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/plugins/examples/codec-lz4.wasm");
+    let sha = abs::plugins::registry::sha256_hex(&std::fs::read(&path).unwrap());
+    (path, sha)
+}
+
+fn lz4_section(path: &Path, sha: &str) -> String {
+    format!(
+        "plugins:\n  codec-lz4: {{path: \"{}\", sha256: \"{sha}\"}}\n",
+        path.display()
+    )
+}
+
+#[tokio::test]
+async fn user_plugin_named_in_plugins_runs_in_a_pipeline_and_is_listed() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 500);
+    let want = scan_all(&connect(&node).await).await;
+    let (example, sha) = lz4_plugin();
+    let plugin_dir = tempfile::tempdir().unwrap();
+    let path = plugin_dir.path().join("lz4.wasm");
+    let h = harness_with(
+        &node,
+        "parallel: 2, pipeline: [{plugin: codec-lz4, options: {block-size: 65536}}]",
+        "",
+        &lz4_section(&path, &sha),
+    );
+
+    // A plugin file that does not match its hash fails the job, naming it; the failure is
+    // not cached, so the next job loads the right file.
+    std::fs::write(&path, b"not the plugin").unwrap();
+    match h.run(BackupKind::Full).await {
+        JobOutcome::Failure(e) => assert!(e.contains("codec-lz4") && e.contains("sha256"), "{e}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(files(h.root()), Vec::<String>::new());
+    std::fs::copy(&example, &path).unwrap();
+    let report = h.run_ok(BackupKind::Full).await;
+    assert_eq!(report.records(), 500);
+    let folder = h
+        .root()
+        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+
+    // The files went through the user plugin: its stream magic, not plain .asb.
+    let data: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "asb"))
+        .collect();
+    assert!(!data.is_empty());
+    for p in &data {
+        let head = std::fs::read(p).unwrap();
+        assert!(head.starts_with(b"ABL4\x01"), "{}: not lz4", p.display());
+    }
+    let sidecar: serde_yaml::Value =
+        serde_yaml::from_slice(&std::fs::read(folder.join("pipeline.yaml")).unwrap()).unwrap();
+    assert_eq!(sidecar["pipeline"][0]["plugin"].as_str(), Some("codec-lz4"));
+    assert_eq!(
+        sidecar["pipeline"][0]["sha256"].as_str(),
+        Some(sha.as_str())
+    );
+
+    // Read back through the same pipeline, with the registry the job used.
+    let ctx = h.jobs.engine().await.unwrap();
+    let cfg = h.store.current();
+    let registry = ctx.plugins_for(&cfg).await.unwrap();
+    assert!(registry.get("codec-lz4").is_ok());
+    let (records, _) = decode_folder_with(&registry, &h.store, &folder);
+    assert_same_records(&by_digest(records), &want);
+    assert_eq!(metadata(&folder).record_count, 500);
+
+    // One registry per `plugins:` section: reused while it is unchanged, the defaults
+    // without one, rebuilt when it changes.
+    assert!(Arc::ptr_eq(
+        &registry,
+        &ctx.plugins_for(&cfg).await.unwrap()
+    ));
+    let mut without = (*cfg).clone();
+    without.plugins.clear();
+    assert!(Arc::ptr_eq(
+        &ctx.plugins_for(&without).await.unwrap(),
+        &ctx.plugins
+    ));
+    let mut renamed = (*cfg).clone();
+    let def = renamed.plugins.remove("codec-lz4").unwrap();
+    renamed.plugins.insert("lz4-copy".into(), def);
+    let other = ctx.plugins_for(&renamed).await.unwrap();
+    assert!(!Arc::ptr_eq(&registry, &other));
+    assert!(other.get("lz4-copy").is_ok() && other.get("codec-lz4").is_err());
+
+    // The listing shows the pipeline (D10) beside the ABS fields.
+    let mut state = AppState::new(h.store.clone(), Arc::new(Metrics::new()));
+    state.backups = h.jobs.clone();
+    let (s, body) = call(&api::router(state), "GET", "/v1/backups/full/r").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let b = &body[0];
+    assert_eq!(
+        (b["compression"].as_str(), b["encryption"].as_str()),
+        (Some("NONE"), Some("NONE"))
+    );
+    let steps = b["pipeline"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no pipeline: {b}"));
+    assert_eq!(steps.len(), 1, "{b}");
+    assert_eq!(steps[0]["plugin"], "codec-lz4");
+    assert_eq!(steps[0]["sha256"], sha.as_str());
+    assert_eq!(steps[0]["options"]["block-size"], 65536);
+    assert!(
+        steps[0]["version"].as_str().is_some_and(|v| !v.is_empty()),
+        "{b}"
+    );
+}
+
+#[tokio::test]
+async fn start_up_sweep_removes_incomplete_backups_and_keeps_complete_and_running_ones() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 400);
+    // The sindex makes a job write its metadata_test_1.asb before the scans start, so a
+    // running job has a visible folder without metadata.yaml.
+    connect(&node)
+        .await
+        .create_index_on_bin(
+            &AdminPolicy::default(),
+            "test",
+            "",
+            "int",
+            "idx",
+            IndexType::Numeric,
+            CollectionIndexType::Default,
+            None,
+        )
+        .await
+        .unwrap();
+    let h = harness(&node, "parallel: 2, records-per-second: 400", "");
+    let ts = 1_800_000_000_000_i64;
+
+    // A running job's folder looks incomplete, but is not swept.
+    assert_eq!(
+        h.jobs
+            .trigger("r", BackupKind::Full, Duration::ZERO)
+            .await
+            .unwrap(),
+        Trigger::Started
+    );
+    let running = h
+        .root()
+        .join(format!("r/backup/{ts}/data/test/metadata_test_1.asb"));
+    for _ in 0..250 {
+        if running.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(running.exists(), "the job wrote its first file");
+    assert_eq!(h.jobs.sweep_incomplete().await, Vec::<String>::new());
+    assert!(running.exists());
+    let JobOutcome::Success(report) = h.jobs.wait("r", BackupKind::Full).await.unwrap() else {
+        panic!("the job did not succeed")
+    };
+    assert_eq!((report.timestamp_ms, report.records()), (ts, 400));
+    let complete = files(h.root());
+    assert!(complete.contains(&format!("r/backup/{ts}/data/test/metadata.yaml")));
+
+    // What crashes leave: copies of the complete backup's files without their markers.
+    let src = h.root().join(format!("r/backup/{ts}/data/test"));
+    let plant = |folder: &str, with_metadata: bool| {
+        let dst = h.root().join(folder);
+        std::fs::create_dir_all(&dst).unwrap();
+        for e in std::fs::read_dir(&src).unwrap().flatten() {
+            let name = e.file_name();
+            if name == "metadata.yaml" && !with_metadata {
+                continue;
+            }
+            std::fs::copy(e.path(), dst.join(name)).unwrap();
+        }
+    };
+    let t1 = ts + 1000;
+    let t2 = ts + 2000;
+    let t3 = ts + 3000;
+    // Crashed before any metadata (with a node configuration written).
+    plant(&format!("r/backup/{t1}/data/test"), false);
+    std::fs::create_dir_all(h.root().join(format!("r/backup/{t1}/configuration"))).unwrap();
+    std::fs::write(
+        h.root()
+            .join(format!("r/backup/{t1}/configuration/aerospike_0.conf")),
+        "service {}\n",
+    )
+    .unwrap();
+    // Crashed between two namespaces' metadata: `test` is complete and listed, `other` not.
+    plant(&format!("r/backup/{t2}/data/test"), true);
+    plant(&format!("r/backup/{t2}/data/other"), false);
+    // An incremental that crashed.
+    plant(&format!("r/incremental/{t3}/data/test"), false);
+    // Not a backup folder: never touched.
+    std::fs::write(h.root().join("r/backup/README"), "hands off\n").unwrap();
+
+    // A restarted service: a new job registry over the same storage.
+    let fresh = JobRegistry::with_context(
+        h.store.clone(),
+        None,
+        Arc::new(EngineContext::new(plugins(), h.clock.clone())),
+    );
+    let mut removed = fresh.sweep_incomplete_at_start().await.unwrap();
+    removed.sort();
+    assert_eq!(
+        removed,
+        vec![
+            format!("r/backup/{t1}"),
+            format!("r/backup/{t2}/data/other"),
+            format!("r/incremental/{t3}"),
+        ]
+    );
+    let left = files(h.root());
+    let mut expected = complete.clone();
+    expected.extend(
+        complete
+            .iter()
+            .filter(|f| f.starts_with(&format!("r/backup/{ts}/")))
+            .map(|f| f.replace(&ts.to_string(), &t2.to_string())),
+    );
+    expected.push("r/backup/README".into());
+    expected.sort();
+    assert_eq!(left, expected);
+    assert!(
+        !h.root().join(format!("r/backup/{t1}")).exists(),
+        "empty folders are pruned"
+    );
+    assert!(!h.root().join(format!("r/incremental/{t3}")).exists());
+
+    // Both complete backups are still listed; a second sweep finds nothing.
+    let mut state = AppState::new(h.store.clone(), Arc::new(Metrics::new()));
+    state.backups = fresh.clone();
+    let (_, body) = call(&api::router(state), "GET", "/v1/backups/full/r").await;
+    let listed: Vec<i64> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["timestamp"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, vec![ts, t2]);
+    assert_eq!(fresh.sweep_incomplete().await, Vec::<String>::new());
+
+    // Jobs wait for the start-up sweep: a job triggered at once finds the crashed folder's
+    // second free again (ts is taken), instead of moving past it.
+    plant(&format!("r/backup/{t1}/data/test"), false);
+    let restarted = JobRegistry::with_context(
+        h.store.clone(),
+        None,
+        Arc::new(EngineContext::new(plugins(), h.clock.clone())),
+    );
+    let sweep = restarted.sweep_incomplete_at_start();
+    assert_eq!(
+        restarted
+            .trigger("r", BackupKind::Full, Duration::ZERO)
+            .await
+            .unwrap(),
+        Trigger::Started
+    );
+    assert_eq!(sweep.await.unwrap(), vec![format!("r/backup/{t1}")]);
+    match restarted.wait("r", BackupKind::Full).await {
+        Some(JobOutcome::Success(r)) => assert_eq!(r.timestamp_ms, t1),
+        other => panic!("backup did not succeed: {other:?}"),
+    }
+    assert!(
+        h.root()
+            .join(format!("r/backup/{t1}/data/test/metadata.yaml"))
+            .exists()
+    );
+}
+
+#[tokio::test]
+async fn records_per_second_paces_the_backup() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 3000);
+    let h = harness(&node, "parallel: 2, records-per-second: 1000", "");
+    let started = std::time::Instant::now();
+    assert_eq!(
+        h.jobs
+            .trigger("r", BackupKind::Full, Duration::ZERO)
+            .await
+            .unwrap(),
+        Trigger::Started
+    );
+    // While it runs, no more records are done than the rate allows (plus a small burst).
+    let mut samples = 0;
+    while let Some(full) = h.jobs.state("r").full {
+        let done = full.progress.records;
+        let allowed = 1000.0 * started.elapsed().as_secs_f64() + 200.0;
+        assert!(
+            (done as f64) <= allowed,
+            "{done} records after {:?}",
+            started.elapsed()
+        );
+        samples += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = match h.jobs.wait("r", BackupKind::Full).await {
+        Some(JobOutcome::Success(r)) => r,
+        other => panic!("backup did not succeed: {other:?}"),
+    };
+    let elapsed = started.elapsed();
+    // 3000 records at 1000/s: at least ~3 s (lower bound only; slow machines take longer).
+    assert!(elapsed >= Duration::from_millis(2500), "took {elapsed:?}");
+    assert!(samples > 0);
+    assert_eq!(report.records(), 3000);
+    let folder = h
+        .root()
+        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    assert_eq!(metadata(&folder).record_count, 3000);
+    let (records, _) = decode_folder(&h.store, &folder);
+    assert_eq!(by_digest(records).len(), 3000);
+}
+
+#[tokio::test]
+async fn bandwidth_paces_the_stored_bytes() {
+    let node = AerospikeNode::start().unwrap();
+    let client = connect(&node).await;
+    // 400 records of 10 KiB: over 4 MiB stored (base64 in .asb), in 1 MiB files.
+    for i in 0..400_i64 {
+        let blob: Vec<u8> = (0..10 * 1024)
+            .map(|j| ((i * 7919 + j * 31) % 251) as u8)
+            .collect();
+        client
+            .put(
+                &WritePolicy::default(),
+                &Key::new("test", "big", Value::from(i)).unwrap(),
+                &[as_bin!("b", Value::Blob(blob))],
+            )
+            .await
+            .unwrap();
+    }
+    let h = harness(&node, "parallel: 1, file-limit: 1, bandwidth: 1", "");
+    let started = std::time::Instant::now();
+    let report = h.run_ok(BackupKind::Full).await;
+    let elapsed = started.elapsed();
+    let folder = h
+        .root()
+        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let m = metadata(&folder);
+    assert_eq!((report.records(), m.record_count), (400, 400));
+    assert!(m.byte_count > 4 * 1024 * 1024, "{} bytes", m.byte_count);
+    assert!(m.file_count >= 4, "{} files", m.file_count);
+    // At 1 MiB/s every part but the last waits for the ones before it: over 3 s for this
+    // much (lower bound only; slow machines take longer).
+    assert!(elapsed >= Duration::from_secs(2), "took {elapsed:?}");
+    let (records, _) = decode_folder(&h.store, &folder);
+    assert_eq!(by_digest(records).len(), 400);
 }
