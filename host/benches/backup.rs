@@ -2,10 +2,15 @@
 //! (no codecs, then zstd + AES-256) next to the raw client scan rate of the same data in the
 //! same run, with the peak RSS of each phase and CPU seconds per million records.
 //!
+//! The node runs in a separate process (this binary re-started with `--serve-node`), as a
+//! server would (DESIGN D12): CPU is reported apart for this process (client + engine) and
+//! for the node.
+//!
 //! `cargo bench -p aerospike-backup-service --bench backup` measures 1 M records (cargo
 //! passes `--bench`); without it (e.g. `cargo test --all-targets`) it does a 1k-record smoke
 //! run. Figures are recorded in docs/PERFORMANCE.md ("Backup engine").
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +23,9 @@ use abs::engine::progress::Progress;
 use abs::plugins::{Registry, Runtime, RuntimeConfig};
 use aerospike::query::{PartitionFilter, Statement};
 use aerospike::{Bins, Client, ClientPolicy, QueryPolicy};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+
 use testkit::AerospikeNode;
 use testkit::fixtures::{self, FixtureSpec, Shape};
 use tokio_util::sync::CancellationToken;
@@ -51,7 +59,12 @@ fn reset_peak_rss() {
 
 /// User + system CPU seconds of this process.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_seconds_of("self")
+}
+
+/// User + system CPU seconds of process `pid` ("self" for this one).
+fn cpu_seconds_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
@@ -98,7 +111,7 @@ async fn raw_scan(client: &Client) -> u64 {
     count.load(Ordering::Relaxed)
 }
 
-fn config(node: &AerospikeNode, dir: &std::path::Path, policy: &str, routine: &str) -> Config {
+fn config(port: u16, dir: &std::path::Path, policy: &str, routine: &str) -> Config {
     let yaml = format!(
         r#"
 aerospike-clusters:
@@ -110,7 +123,6 @@ backup-policies:
 backup-routines:
   r: {{interval-cron: "@daily", source-cluster: c, storage: s, backup-policy: p, namespaces: [test]{routine}}}
 "#,
-        port = node.port(),
         path = dir.display(),
     );
     abs::config::parse::<Config>(&yaml, Format::Yaml).expect("bench config")
@@ -122,6 +134,7 @@ struct Phase {
     bytes: u64,
     elapsed: Duration,
     cpu: f64,
+    node_cpu: f64,
     peak_mib: f64,
     /// RSS when the phase started (the node's store dominates it).
     base_mib: f64,
@@ -132,7 +145,7 @@ impl Phase {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let rate = self.records as f64 / secs;
         println!(
-            "{:<22} {:>9} rec  {:>7.2} s  {:>10.0} rec/s  {:>7.1} MB/s  {:>5.0}% of raw  {:>6.2} CPU-s/M rec  peak RSS {:>6.1} MiB (+{:.1} over start)",
+            "{:<22} {:>9} rec  {:>7.2} s  {:>10.0} rec/s  {:>7.1} MB/s  {:>5.0}% of raw  CPU-s/M rec: {:>5.2} here + {:>5.2} node  peak RSS {:>6.1} MiB (+{:.1} over start)",
             self.name,
             self.records,
             secs,
@@ -140,16 +153,15 @@ impl Phase {
             self.bytes as f64 / 1e6 / secs,
             100.0 * rate / raw_rate.max(1e-9),
             self.cpu * 1e6 / self.records.max(1) as f64,
+            self.node_cpu * 1e6 / self.records.max(1) as f64,
             self.peak_mib,
             self.peak_mib - self.base_mib,
         );
     }
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let records = if full { 1_000_000 } else { 1_000 };
+/// The node half: fill a node, print its port, serve until stdin closes.
+fn serve_node(records: usize) {
     let node = AerospikeNode::start().expect("test node");
     let t = Instant::now();
     fixtures::fill(
@@ -160,12 +172,73 @@ async fn main() {
             ..FixtureSpec::default()
         },
     );
-    println!(
-        "loaded {records} small records into the test node in {:.2} s (RSS {:.0} MiB)",
+    eprintln!(
+        "loaded {records} small records into the test node in {:.2} s (node RSS {:.0} MiB)",
         t.elapsed().as_secs_f64(),
         peak_rss_mib()
     );
-    let client = Client::new(&ClientPolicy::default(), &node.hosts())
+    println!("PORT {}", node.port());
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+}
+
+/// Starts the node process; ends with it when dropped (its stdin closes).
+struct NodeProcess {
+    child: Child,
+    port: u16,
+}
+
+impl NodeProcess {
+    fn spawn(records: usize) -> NodeProcess {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .args(["--serve-node", &records.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node process");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped"))
+            .read_line(&mut line)
+            .expect("node port");
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("node process said {line:?}"));
+        NodeProcess { child, port }
+    }
+
+    fn cpu(&self) -> f64 {
+        cpu_seconds_of(&self.child.id().to_string())
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve-node") {
+        let records = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(1000);
+        return serve_node(records);
+    }
+    let full = args.iter().any(|a| a == "--bench");
+    let records = if full { 1_000_000 } else { 1_000 };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio")
+        .block_on(bench(records));
+}
+
+async fn bench(records: usize) {
+    let node = NodeProcess::spawn(records);
+    let port = node.port;
+    let client = Client::new(&ClientPolicy::default(), &format!("127.0.0.1:{port}"))
         .await
         .expect("connect");
 
@@ -181,7 +254,7 @@ async fn main() {
     // Raw client scan, same parallelism, same data.
     reset_peak_rss();
     let base_mib = rss_mib();
-    let (cpu0, t) = (cpu_seconds(), Instant::now());
+    let (cpu0, ncpu0, t) = (cpu_seconds(), node.cpu(), Instant::now());
     let n = raw_scan(&client).await;
     let raw = Phase {
         name: "raw client scan",
@@ -189,6 +262,7 @@ async fn main() {
         bytes: 0,
         elapsed: t.elapsed(),
         cpu: cpu_seconds() - cpu0,
+        node_cpu: node.cpu() - ncpu0,
         peak_mib: peak_rss_mib(),
         base_mib,
     };
@@ -220,11 +294,11 @@ async fn main() {
         let spec = JobSpec {
             routine: "r".into(),
             kind: BackupKind::Full,
-            config: Arc::new(config(&node, dir.path(), &policy, routine)),
+            config: Arc::new(config(port, dir.path(), &policy, routine)),
         };
         reset_peak_rss();
         let base_mib = rss_mib();
-        let (cpu0, t) = (cpu_seconds(), Instant::now());
+        let (cpu0, ncpu0, t) = (cpu_seconds(), node.cpu(), Instant::now());
         let progress = Arc::new(Progress::new(chrono::Utc::now()));
         let report = run_job(&ctx, &spec, progress.clone(), CancellationToken::new())
             .await
@@ -235,6 +309,7 @@ async fn main() {
             bytes: progress.snapshot().bytes,
             elapsed: t.elapsed(),
             cpu: cpu_seconds() - cpu0,
+            node_cpu: node.cpu() - ncpu0,
             peak_mib: peak_rss_mib(),
             base_mib,
         };

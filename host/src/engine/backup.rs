@@ -428,10 +428,7 @@ pub async fn run_job(
         }
     }
 
-    let client = tokio::select! {
-        c = cluster::connect(&r.cluster_name, &r.cluster) => Arc::new(c?),
-        () = cancel.cancelled() => return Err(EngineError::Cancelled),
-    };
+    let client = Arc::new(connect_with_retries(&r, &cancel).await?);
     let written = Arc::new(Written::default());
     let result = run_connected(
         ctx,
@@ -459,6 +456,44 @@ pub async fn run_job(
         Err(e) => {
             remove_written(&storage, written.take()).await;
             Err(e)
+        }
+    }
+}
+
+/// Connects to the routine's cluster, retrying as the policy's `retry-policy` says (ABS: the
+/// cluster connection is retried; `max-retries` more attempts, the first after `base-timeout`
+/// ms, each further one `multiplier` times later).
+async fn connect_with_retries(
+    r: &ResolvedRoutine,
+    cancel: &CancellationToken,
+) -> Result<Client, EngineError> {
+    let retry = r.policy.retry_policy();
+    let mut delay_ms = retry.base_timeout_ms() as f64;
+    let mut attempt = 0;
+    loop {
+        let outcome = tokio::select! {
+            c = cluster::connect(&r.cluster_name, &r.cluster) => c,
+            () = cancel.cancelled() => return Err(EngineError::Cancelled),
+        };
+        match outcome {
+            Ok(client) => return Ok(client),
+            Err(e) if attempt >= retry.max_retries() => return Err(e),
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(
+                    routine = %r.name,
+                    attempt,
+                    of = retry.max_retries(),
+                    retry_in_ms = delay_ms as u64,
+                    error = %e,
+                    "Cannot connect to the cluster; retrying."
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_millis(delay_ms as u64)) => {}
+                    () = cancel.cancelled() => return Err(EngineError::Cancelled),
+                }
+                delay_ms *= retry.multiplier().max(1.0);
+            }
         }
     }
 }
@@ -818,6 +853,7 @@ async fn backup_namespace(
         max_concurrent_nodes: r.policy.max_concurrent_nodes.unwrap_or(0) as usize,
         compress: r.policy.use_scan_compression.unwrap_or(false),
         encoder: options,
+        resume_attempts: r.policy.retry_policy().max_retries(),
     });
     let workers = (r.policy.parallel().max(1) as usize)
         .min(ranges.len())

@@ -26,9 +26,8 @@ use super::progress::Progress;
 
 /// Partitions of a namespace.
 pub const PARTITIONS: u16 = 4096;
-/// Resumes of one partition filter after a failed scan (dropped connection, timeout).
-const SCAN_RESUME_ATTEMPTS: u32 = 5;
-/// Pause before the first resume; doubled for each further one.
+/// Pause before the first resume of a failed scan; doubled for each further one. Short on
+/// purpose: a resume continues from the last record received, so it costs nothing to try.
 const SCAN_RESUME_BACKOFF: Duration = Duration::from_millis(200);
 /// Encoded bytes a worker collects before handing them on: a few hundred records, so the
 /// hand-off cost is spread thin, while a file can still rotate at any record boundary.
@@ -317,6 +316,9 @@ pub struct ScanSpec {
     pub compress: bool,
     /// How records are rendered (policy `compact`).
     pub encoder: EncoderOptions,
+    /// Resumes of one range after a failed scan (dropped connection, timeout): the policy's
+    /// `retry-policy.max-retries`.
+    pub resume_attempts: u32,
 }
 
 impl ScanSpec {
@@ -475,7 +477,7 @@ async fn scan_range(
                     Err(e) => e.to_string(),
                     Ok(()) => "the scan ended with partitions unfinished".into(),
                 };
-                if attempt > SCAN_RESUME_ATTEMPTS {
+                if attempt > spec.resume_attempts {
                     return Err(scan_err(format!("gave up after {attempt} attempts: {why}")));
                 }
                 let Some(cursor) = cursor else {
@@ -488,7 +490,7 @@ async fn scan_range(
                     "Scan interrupted; resuming from the last record received."
                 );
                 filter = cursor;
-                let pause = SCAN_RESUME_BACKOFF * 2u32.pow(attempt - 1);
+                let pause = SCAN_RESUME_BACKOFF * 2u32.pow((attempt - 1).min(6));
                 tokio::select! {
                     () = tokio::time::sleep(pause) => {}
                     () = cancel.cancelled() => return Err(EngineError::Cancelled),

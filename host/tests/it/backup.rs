@@ -24,8 +24,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures::StreamExt;
 use http_body_util::BodyExt;
-use testkit::AerospikeNode;
 use testkit::fixtures::{self, FixtureSpec};
+use testkit::{AerospikeNode, NodeConfig};
 use tower::ServiceExt;
 
 const KEY_PEM: &str = "/work/shared/golden/key.pem";
@@ -1362,4 +1362,55 @@ async fn bandwidth_paces_the_stored_bytes() {
     assert!(elapsed >= Duration::from_secs(2), "took {elapsed:?}");
     let (records, _) = decode_folder(&h.store, &folder);
     assert_eq!(by_digest(records).len(), 400);
+}
+
+#[tokio::test]
+async fn cluster_connection_is_retried_per_retry_policy() {
+    let first = AerospikeNode::start().unwrap();
+    let port = first.port();
+    let h = harness(
+        &first,
+        "retry-policy: {base-timeout: 1000, multiplier: 1, max-retries: 3}",
+        "",
+    );
+    // Nothing listens on the seed port when the job starts; a node comes up during the wait.
+    drop(first);
+    let job = tokio::spawn(async move {
+        let outcome = h.run(BackupKind::Full).await;
+        (h, outcome)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let node = AerospikeNode::start_with(NodeConfig {
+        port,
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    seed(&node, 50);
+    let (h, outcome) = job.await.unwrap();
+    match outcome {
+        JobOutcome::Success(r) => assert_eq!(r.records(), 50),
+        other => panic!("expected success after a retry, got {other:?}"),
+    }
+    drop(h);
+}
+
+#[tokio::test]
+async fn cluster_connection_gives_up_after_max_retries() {
+    let node = AerospikeNode::start().unwrap();
+    let h = harness(
+        &node,
+        "retry-policy: {base-timeout: 200, max-retries: 1}",
+        "",
+    );
+    drop(node);
+    let started = std::time::Instant::now();
+    match h.run(BackupKind::Full).await {
+        JobOutcome::Failure(e) => assert!(e.contains("cannot connect"), "{e}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "one retry after base-timeout"
+    );
+    assert_eq!(files(h.root()), Vec::<String>::new());
 }
