@@ -7,8 +7,8 @@
 //! for the node.
 //!
 //! `cargo bench -p aerospike-backup-service --bench backup` measures 1 M records (cargo
-//! passes `--bench`); without it (e.g. `cargo test --all-targets`) it does a 1k-record smoke
-//! run. Figures are recorded in docs/PERFORMANCE.md ("Backup engine").
+//! passes `--bench`; `ABS_BENCH_RECORDS=N` sets another count); without it (e.g.
+//! `cargo test --all-targets`) it does a 1k-record smoke run. Figures are recorded in docs/PERFORMANCE.md ("Backup engine").
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -227,7 +227,11 @@ fn main() {
         return serve_node(records);
     }
     let full = args.iter().any(|a| a == "--bench");
-    let records = if full { 1_000_000 } else { 1_000 };
+    // ABS_BENCH_RECORDS overrides the count, e.g. 10000000 to show memory does not grow.
+    let records = std::env::var("ABS_BENCH_RECORDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if full { 1_000_000 } else { 1_000 });
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -289,7 +293,12 @@ async fn bench(records: usize) {
         ("backup, no codecs", String::new(), ""),
         ("backup, zstd + AES-256", zstd_aes, ""),
     ];
+    // ABS_BENCH_ONLY=<text> runs only the backup phases whose name contains it (profiling).
+    let only = std::env::var("ABS_BENCH_ONLY").unwrap_or_default();
     for (name, policy, routine) in cases {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let spec = JobSpec {
             routine: "r".into(),

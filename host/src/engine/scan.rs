@@ -424,11 +424,13 @@ async fn scan_range(
         // `scan_range` below.
         let callback = move |r: aerospike::Result<Record>| {
             let (go_on, full) = match r {
-                Ok(_) if token.is_cancelled() => (false, None),
                 Ok(rec) => {
                     let mut b = state.lock().unwrap_or_else(|p| p.into_inner());
                     let full = b.add(&rec, options);
-                    (b.error.is_none(), full)
+                    // Cancellation is looked at once per batch (the token takes a lock);
+                    // `scan_range` also ends the query itself when it fires.
+                    let stop = full.is_some() && token.is_cancelled();
+                    (b.error.is_none() && !stop, full)
                 }
                 // The error also ends the query and comes back from `wait`.
                 Err(_) => (true, None),
