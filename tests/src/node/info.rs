@@ -232,7 +232,7 @@ fn get_config(node: &NodeShared, rest: &str) -> String {
         Some("security") => format!("enable-security={}", cl.config.user.is_some()),
         Some("service") | None => format!(
             "cluster-name={};node-id={};proto-fd-max=15000;service-threads=2;feature-key-file=none;\
-             migrate-threads=1;rack-id={}",
+             migrate-threads=1;batch-index-threads=2;rack-id={}",
             cl.config.cluster_name, node.name, node.rack
         ),
         Some(other) => format!("ERROR::unknown context {other}"),

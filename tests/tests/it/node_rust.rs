@@ -40,11 +40,24 @@ async fn rust_client_connects_and_answers_info() {
     let info = client
         .info(
             &AdminPolicy::default(),
-            &["build", "namespaces", "edition", "replicas"],
+            &[
+                "build",
+                "namespaces",
+                "edition",
+                "replicas",
+                "get-config:context=service",
+            ],
         )
         .await
         .unwrap();
     assert_eq!(info.get("build").map(String::as_str), Some("8.1.2.0"));
+    // asrestore writes with batches only when the service context has batch-index-threads > 0.
+    assert!(
+        info["get-config:context=service"]
+            .split(';')
+            .any(|kv| kv == "batch-index-threads=2"),
+        "{info:?}"
+    );
     assert_eq!(info.get("namespaces").map(String::as_str), Some("test"));
     assert!(info["replicas"].starts_with("test:0,1,"), "{info:?}");
     let log = node.info_log();
