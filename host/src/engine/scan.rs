@@ -351,6 +351,7 @@ impl ScanSpec {
 /// [`EngineError::Cancelled`] when `cancel` fires or the receiver is gone (the consumer
 /// failed), [`EngineError::Scan`] when a range still fails after its resumes or a record
 /// cannot be encoded.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_worker(
     client: Arc<Client>,
     spec: Arc<ScanSpec>,
