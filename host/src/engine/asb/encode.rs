@@ -907,7 +907,8 @@ mod tests {
                         prop_assert_eq!(direct, want);
                     }
                     Err(e) => {
-                        prop_assert_eq!(got, Err(e));
+                        // Both refuse the record; with two faults they may name different ones.
+                        prop_assert!(got.is_err(), "model refused with {e}, direct accepted");
                         prop_assert_eq!(direct, b"prefix".to_vec(), "nothing half-written");
                     }
                 }
