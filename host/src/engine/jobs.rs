@@ -26,6 +26,9 @@ use super::progress::{Progress, ProgressSnapshot};
 
 /// How often the progress gauge of a running job is refreshed (ABS refreshes every 1 s).
 const PROGRESS_GAUGE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a running job logs its progress: an operator reading the log of a long backup
+/// sees it move (or stall) without polling the API.
+const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +117,22 @@ struct Inner {
     routines: Mutex<HashMap<String, RoutineJobs>>,
     /// Held for writing by the start-up sweep; a job starts only once it can read it.
     gate: Arc<tokio::sync::RwLock<()>>,
+}
+
+/// One progress line of a running job.
+fn log_progress(routine: &str, kind: BackupKind, p: &ProgressSnapshot) {
+    tracing::info!(
+        routine = %routine,
+        kind = kind.label(),
+        records = p.records,
+        estimated_total = p.estimated_total,
+        percent = p.percent,
+        records_per_second = p.records_per_second,
+        bytes = p.bytes,
+        files = p.files,
+        estimated_end = p.estimated_end.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        "Backup in progress."
+    );
 }
 
 /// The registry of backup jobs; cheap to clone.
@@ -332,10 +351,13 @@ impl JobRegistry {
             let job = run_job(&ctx, &spec, progress.clone(), cancel.clone());
             tokio::pin!(job);
             let mut tick = tokio::time::interval(PROGRESS_GAUGE_INTERVAL);
+            let mut log_tick = tokio::time::interval(PROGRESS_LOG_INTERVAL);
+            log_tick.tick().await; // the first tick is immediate; "started" was just logged
             let result = loop {
                 tokio::select! {
                     r = &mut job => break r,
                     _ = tick.tick() => this.publish_progress(&spec.routine, kind, &progress),
+                    _ = log_tick.tick() => log_progress(&spec.routine, kind, &progress.snapshot()),
                 }
             };
             let outcome = match result {

@@ -248,9 +248,12 @@ impl Namespace {
                 if r.is_expired(now_cl) {
                     continue;
                 }
-                let e = out
-                    .entry(r.set.as_deref().unwrap_or("").to_string())
-                    .or_default();
+                let set = r.set.as_deref().unwrap_or("");
+                // Looked up by `&str` first: no allocation per record on this O(store) walk.
+                let e = match out.get_mut(set) {
+                    Some(e) => e,
+                    None => out.entry(set.to_string()).or_default(),
+                };
                 e.objects += 1;
                 e.bytes += r.stored_size() as u64;
                 if copy == 0 {
