@@ -624,18 +624,18 @@ async fn run_connected(
     } else {
         r.routine.namespaces.clone()
     };
-    if r.routine.rack_list.as_ref().is_some_and(|l| !l.is_empty()) {
-        return Err(EngineError::Config(
-            "rack-list is not supported yet; use node-list or the cluster's prefer-racks".into(),
-        ));
-    }
+    let racks = r.routine.rack_list.as_deref().unwrap_or_default();
     let mut ranges_by_ns = Vec::new();
     for ns in &namespaces {
-        let ranges = if r.routine.node_list.is_empty() {
+        let ranges = if !racks.is_empty() {
+            // As backup-go: the racks' nodes, then the partitions those nodes master.
+            let nodes = rack_nodes(client, racks, ns).await?;
+            node_list_ranges(client, &nodes, ns).await?
+        } else if !r.routine.node_list.is_empty() {
+            node_list_ranges(client, &r.routine.node_list, ns).await?
+        } else {
             scan::split_ranges(r.routine.partition_list.as_deref(), r.policy.parallel())
                 .map_err(|m| EngineError::Config(format!("partition-list: {m}")))?
-        } else {
-            node_list_ranges(client, &r.routine.node_list, ns).await?
         };
         ranges_by_ns.push(ranges);
     }
@@ -1263,6 +1263,25 @@ fn info_fields(text: &str, sep: char) -> impl Iterator<Item = (&str, &str)> {
 
 /// The partitions of `ns` mastered by the nodes of `node-list` (D18), as scan ranges. An
 /// entry names a node by id or by `host:port` as the client sees it.
+/// The node names of `racks` for `namespace`, from the cluster's `racks:` answer
+/// (`ns=<ns>:rack_<id>=<node>,<node>:...;ns=...`).
+async fn rack_nodes(
+    client: &Client,
+    racks: &[u32],
+    namespace: &str,
+) -> Result<Vec<String>, EngineError> {
+    let answer = info_one(client, "racks:").await?;
+    let nodes = scan::rack_nodes(&answer, racks, namespace)
+        .map_err(|m| EngineError::Config(format!("rack-list: {m}")))?;
+    tracing::info!(
+        namespace,
+        ?racks,
+        ?nodes,
+        "rack-list: backing up the partitions these nodes master."
+    );
+    Ok(nodes)
+}
+
 async fn node_list_ranges(
     client: &Client,
     node_list: &[String],

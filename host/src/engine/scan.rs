@@ -206,6 +206,46 @@ pub fn mastered_partitions(replicas: &str, namespace: &str) -> Result<Vec<u16>, 
         .collect())
 }
 
+/// The nodes a `racks:` info answer lists for `racks` in `namespace`
+/// (`ns=<ns>:rack_<id>=<node>,<node>:rack_<id>=...;ns=...`).
+///
+/// # Errors
+/// The namespace missing from the answer, or a rack with no nodes in it.
+pub fn rack_nodes(answer: &str, racks: &[u32], namespace: &str) -> Result<Vec<String>, String> {
+    let entry = answer
+        .split(';')
+        .map(str::trim)
+        .find(|e| {
+            e.split(':')
+                .next()
+                .and_then(|f| f.strip_prefix("ns="))
+                .is_some_and(|n| n == namespace)
+        })
+        .ok_or_else(|| format!("namespace {namespace} is not in the cluster's rack list"))?;
+    let mut out = Vec::new();
+    for rack in racks {
+        let key = format!("rack_{rack}");
+        let nodes: Vec<String> = entry
+            .split(':')
+            .filter_map(|f| f.split_once('='))
+            .filter(|(k, _)| k.eq_ignore_ascii_case(&key))
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect();
+        if nodes.is_empty() {
+            return Err(format!(
+                "rack {rack} has no nodes for namespace {namespace}"
+            ));
+        }
+        out.extend(nodes);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// Contiguous runs of sorted partition ids as scan ranges.
 pub fn ranges_of(partitions: &[u16]) -> Vec<ScanRange> {
     let mut out: Vec<ScanRange> = Vec::new();
@@ -577,6 +617,20 @@ mod tests {
             5
         );
         assert!(mastered_partitions(&answer, "nope").is_err());
+    }
+
+    #[test]
+    fn rack_nodes_read_the_racks_answer() {
+        let answer = "ns=bar:rack_1=C;ns=test:rack_1=A,B:rack_2=C";
+        assert_eq!(rack_nodes(answer, &[1], "test").unwrap(), vec!["A", "B"]);
+        assert_eq!(
+            rack_nodes(answer, &[2, 1], "test").unwrap(),
+            vec!["A", "B", "C"]
+        );
+        assert_eq!(rack_nodes(answer, &[1], "bar").unwrap(), vec!["C"]);
+        let e = rack_nodes(answer, &[3], "test").unwrap_err();
+        assert!(e.contains("rack 3"), "{e}");
+        assert!(rack_nodes(answer, &[1], "nope").is_err());
     }
 
     #[test]

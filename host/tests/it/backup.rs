@@ -1011,6 +1011,28 @@ async fn three_node_cluster_full_and_node_list_backups() {
         .collect();
     assert!(!expected.is_empty() && expected.len() < 1200);
     assert_eq!(got, expected);
+
+    // rack-list: nodes 0 and 2 are in rack 1, so exactly the partitions they master.
+    let h = harness(&node, "parallel: 4", "rack-list: [1]");
+    let report = h.run_ok(BackupKind::Full).await;
+    let folder = h
+        .root()
+        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let (records, _) = decode_folder(&h.store, &folder);
+    let got: BTreeSet<_> = by_digest(records).into_keys().collect();
+    let expected: BTreeSet<_> = want
+        .keys()
+        .filter(|d| node.owner_of(abs::engine::scan::partition_of(d) as usize) != 1)
+        .copied()
+        .collect();
+    assert!(!expected.is_empty() && expected.len() < 1200);
+    assert_eq!(got, expected);
+    // A rack without nodes fails the job, naming the rack.
+    let h = harness(&node, "parallel: 4", "rack-list: [7]");
+    match h.run(BackupKind::Full).await {
+        JobOutcome::Failure(e) => assert!(e.contains("rack 7"), "{e}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
 }
 
 /// The example lz4 codec (built by `scripts/build-plugins`) and its sha256.
