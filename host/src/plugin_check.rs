@@ -5,30 +5,54 @@
 use crate::config::{Config, ConfigError, PluginCheck, Storage};
 use crate::plugins::{PluginKind, Registry, Runtime, UserPluginSpec, validate_plugin_options};
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 /// [`PluginCheck`] backed by the plugin registry.
 #[derive(Debug, Clone)]
 pub struct RegistryCheck {
     runtime: Runtime,
+    /// The default plugins, loaded by the first check that needs them and kept: only the
+    /// user plugins (whose files may change) are read and hash-checked again per check.
+    defaults: Arc<Mutex<Option<Arc<Registry>>>>,
 }
 
 impl RegistryCheck {
     pub fn new(runtime: Runtime) -> Self {
-        Self { runtime }
+        Self {
+            runtime,
+            defaults: Arc::default(),
+        }
+    }
+
+    fn defaults(&self) -> Result<Arc<Registry>, Vec<ConfigError>> {
+        let mut slot = self.defaults.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = slot.as_ref() {
+            return Ok(r.clone());
+        }
+        let loaded = Arc::new(Registry::with_defaults(&self.runtime).map_err(|e| {
+            vec![ConfigError::new(
+                "plugins.<defaults>.path".to_string(),
+                e.to_string(),
+            )]
+        })?);
+        *slot = Some(loaded.clone());
+        Ok(loaded)
     }
 
     /// The registry for `cfg`: defaults plus its `plugins:` entries.
     pub fn registry(&self, cfg: &Config) -> Result<Registry, Vec<ConfigError>> {
-        Registry::from_config(&self.runtime, &user_plugin_specs(cfg)).map_err(|errs| {
-            errs.into_iter()
-                .map(|e| {
-                    ConfigError::new(
-                        format!("plugins.{}.{}", e.plugin, e.field),
-                        e.error.to_string(),
-                    )
-                })
-                .collect()
-        })
+        self.defaults()?
+            .with_user_plugins(&user_plugin_specs(cfg))
+            .map_err(|errs| {
+                errs.into_iter()
+                    .map(|e| {
+                        ConfigError::new(
+                            format!("plugins.{}.{}", e.plugin, e.field),
+                            e.error.to_string(),
+                        )
+                    })
+                    .collect()
+            })
     }
 }
 
