@@ -257,6 +257,25 @@ fn assert_same_records(got: &BTreeMap<[u8; 20], AsbRecord>, want: &BTreeMap<[u8;
     }
 }
 
+/// A numeric index on bin `int` of namespace `test`: with it, a full backup writes its
+/// `metadata_test_1.asb` (sindexes, UDFs) before the scans start.
+async fn create_int_index(node: &AerospikeNode) {
+    connect(node)
+        .await
+        .create_index_on_bin(
+            &AdminPolicy::default(),
+            "test",
+            "",
+            "int",
+            "idx",
+            IndexType::Numeric,
+            CollectionIndexType::Default,
+            None,
+        )
+        .await
+        .unwrap();
+}
+
 fn seed(node: &AerospikeNode, records: usize) {
     fixtures::fill(
         node,
@@ -686,20 +705,7 @@ async fn scan_that_keeps_failing_fails_the_job_and_leaves_nothing() {
     let node = AerospikeNode::start().unwrap();
     seed(&node, 1500);
     // The sindex makes the job write its metadata file before the scans start.
-    connect(&node)
-        .await
-        .create_index_on_bin(
-            &AdminPolicy::default(),
-            "test",
-            "",
-            "int",
-            "idx",
-            IndexType::Numeric,
-            CollectionIndexType::Default,
-            None,
-        )
-        .await
-        .unwrap();
+    create_int_index(&node).await;
     // Every scan is cut after one record: resumes crawl and the retries run out.
     node.faults(0).drop_scan_after(1, 1_000_000);
     let h = harness(&node, "parallel: 1", "");
@@ -995,38 +1001,32 @@ async fn three_node_cluster_full_and_node_list_backups() {
     }
     assert!(!conf.join("aerospike_3.conf").exists());
 
-    // node-list: exactly the partitions the second node masters.
+    // node-list / rack-list: exactly the partitions the selected nodes master.
+    let owned_by = |owners: &[usize]| -> BTreeSet<_> {
+        want.keys()
+            .filter(|d| {
+                owners.contains(&node.owner_of(abs::engine::scan::partition_of(d) as usize))
+            })
+            .copied()
+            .collect()
+    };
     let second = format!("127.0.0.1:{}", node.ports()[1]);
-    let h = harness(&node, "parallel: 4", &format!("node-list: [\"{second}\"]"));
-    let report = h.run_ok(BackupKind::Full).await;
-    let folder = h
-        .root()
-        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
-    let (records, _) = decode_folder(&h.store, &folder);
-    let got: BTreeSet<_> = by_digest(records).into_keys().collect();
-    let expected: BTreeSet<_> = want
-        .keys()
-        .filter(|d| node.owner_of(abs::engine::scan::partition_of(d) as usize) == 1)
-        .copied()
-        .collect();
-    assert!(!expected.is_empty() && expected.len() < 1200);
-    assert_eq!(got, expected);
-
-    // rack-list: nodes 0 and 2 are in rack 1, so exactly the partitions they master.
-    let h = harness(&node, "parallel: 4", "rack-list: [1]");
-    let report = h.run_ok(BackupKind::Full).await;
-    let folder = h
-        .root()
-        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
-    let (records, _) = decode_folder(&h.store, &folder);
-    let got: BTreeSet<_> = by_digest(records).into_keys().collect();
-    let expected: BTreeSet<_> = want
-        .keys()
-        .filter(|d| node.owner_of(abs::engine::scan::partition_of(d) as usize) != 1)
-        .copied()
-        .collect();
-    assert!(!expected.is_empty() && expected.len() < 1200);
-    assert_eq!(got, expected);
+    let cases = [
+        (format!("node-list: [\"{second}\"]"), owned_by(&[1])),
+        // Nodes 0 and 2 are in rack 1.
+        ("rack-list: [1]".to_string(), owned_by(&[0, 2])),
+    ];
+    for (selection, expected) in cases {
+        let h = harness(&node, "parallel: 4", &selection);
+        let report = h.run_ok(BackupKind::Full).await;
+        let folder = h
+            .root()
+            .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+        let (records, _) = decode_folder(&h.store, &folder);
+        let got: BTreeSet<_> = by_digest(records).into_keys().collect();
+        assert!(!expected.is_empty() && expected.len() < 1200, "{selection}");
+        assert_eq!(got, expected, "{selection}");
+    }
     // A rack without nodes fails the job, naming the rack.
     let h = harness(&node, "parallel: 4", "rack-list: [7]");
     match h.run(BackupKind::Full).await {
@@ -1156,20 +1156,7 @@ async fn start_up_sweep_removes_incomplete_backups_and_keeps_complete_and_runnin
     seed(&node, 400);
     // The sindex makes a job write its metadata_test_1.asb before the scans start, so a
     // running job has a visible folder without metadata.yaml.
-    connect(&node)
-        .await
-        .create_index_on_bin(
-            &AdminPolicy::default(),
-            "test",
-            "",
-            "int",
-            "idx",
-            IndexType::Numeric,
-            CollectionIndexType::Default,
-            None,
-        )
-        .await
-        .unwrap();
+    create_int_index(&node).await;
     let h = harness(&node, "parallel: 2, records-per-second: 400", "");
     let ts = 1_800_000_000_000_i64;
 

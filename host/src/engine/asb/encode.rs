@@ -15,7 +15,7 @@ use aerospike::Value;
 
 use super::convert::{ConvertError, encode_cdt_into, type_name};
 use super::{
-    ASB_VERSION, AsbRecord, Bin, BinValue, BlobKind, SecondaryIndex, Udf, UserKey, particle,
+    ASB_VERSION, AsbRecord, BinValue, BlobKind, DIGEST_LEN, SecondaryIndex, Udf, UserKey, particle,
 };
 
 /// Encoder settings.
@@ -160,30 +160,82 @@ impl AsbEncoder<Vec<u8>> {
     }
 }
 
+/// A stored user key, borrowed from either record model.
+#[derive(Debug, Clone, Copy)]
+enum KeyRef<'a> {
+    Int(i64),
+    Double(f64),
+    String(&'a [u8]),
+    Bytes(&'a [u8]),
+}
+
+impl<'a> From<&'a UserKey> for KeyRef<'a> {
+    fn from(key: &'a UserKey) -> Self {
+        match key {
+            UserKey::Int(v) => KeyRef::Int(*v),
+            UserKey::Double(v) => KeyRef::Double(*v),
+            UserKey::String(s) => KeyRef::String(s),
+            UserKey::Bytes(b) => KeyRef::Bytes(b),
+        }
+    }
+}
+
+/// The `+` lines of a record, borrowed from either record model.
+struct RecordHead<'a> {
+    key: Option<KeyRef<'a>>,
+    namespace: &'a [u8],
+    digest: &'a [u8; DIGEST_LEN],
+    /// `None` for records outside any set (no `+ s` line).
+    set: Option<&'a [u8]>,
+    generation: u16,
+    void_time: u32,
+    bins: usize,
+}
+
+/// A bin value as its line needs it, borrowed from either record model.
+#[derive(Debug, Clone, Copy)]
+enum BinRef<'a> {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    /// `S` or `G`: length-prefixed raw text.
+    Text(u8, &'a [u8]),
+    /// `B J C P R H E Y L M`: base64, or raw bytes in compact mode.
+    Blob(u8, &'a [u8]),
+}
+
+impl<'a> From<&'a BinValue> for BinRef<'a> {
+    fn from(value: &'a BinValue) -> Self {
+        match value {
+            BinValue::Nil => BinRef::Nil,
+            BinValue::Bool(v) => BinRef::Bool(*v),
+            BinValue::Int(v) => BinRef::Int(*v),
+            BinValue::Double(v) => BinRef::Double(*v),
+            BinValue::String(s) => BinRef::Text(b'S', s),
+            BinValue::GeoJson(s) => BinRef::Text(b'G', s),
+            BinValue::Blob(kind, b) => BinRef::Blob(kind.label(), b),
+            BinValue::Hll(b) => BinRef::Blob(b'Y', b),
+            BinValue::List(b) => BinRef::Blob(b'L', b),
+            BinValue::Map(b) => BinRef::Blob(b'M', b),
+        }
+    }
+}
+
 /// Renders one record block (`+ ...` lines and its `- ...` bin lines) into `buf`.
 pub fn encode_record(buf: &mut Vec<u8>, record: &AsbRecord, options: EncoderOptions) {
-    if let Some(key) = &record.key {
-        encode_key(buf, key, options);
-    }
-    buf.extend_from_slice(b"+ n ");
-    escape_into(buf, record.namespace.as_bytes());
-    buf.extend_from_slice(b"\n+ d ");
-    push_base64(buf, &record.digest);
-    buf.push(b'\n');
-    if let Some(set) = &record.set {
-        buf.extend_from_slice(b"+ s ");
-        escape_into(buf, set.as_bytes());
-        buf.push(b'\n');
-    }
-    buf.extend_from_slice(b"+ g ");
-    push_u64(buf, u64::from(record.generation));
-    buf.extend_from_slice(b"\n+ t ");
-    push_u64(buf, u64::from(record.void_time));
-    buf.extend_from_slice(b"\n+ b ");
-    push_u64(buf, record.bins.len() as u64);
-    buf.push(b'\n');
+    let head = RecordHead {
+        key: record.key.as_ref().map(KeyRef::from),
+        namespace: record.namespace.as_bytes(),
+        digest: &record.digest,
+        set: record.set.as_deref().map(str::as_bytes),
+        generation: record.generation,
+        void_time: record.void_time,
+        bins: record.bins.len(),
+    };
+    write_head(buf, &head, options);
     for bin in &record.bins {
-        encode_bin(buf, bin, options);
+        write_bin(buf, bin.name.as_bytes(), BinRef::from(&bin.value), options);
     }
 }
 
@@ -218,122 +270,76 @@ fn encode_client_record_inner(
     let key = record.key.as_ref().ok_or(ConvertError::MissingKey)?;
     let generation = u16::try_from(record.generation)
         .map_err(|_| ConvertError::GenerationOutOfRange(record.generation))?;
-    if let Some(user_key) = key.user_key() {
-        buf.extend_from_slice(b"+ k ");
-        match user_key {
-            Value::Int(v) => {
-                buf.extend_from_slice(b"I ");
-                push_i64(buf, *v);
-            }
-            Value::Float(f) => {
-                buf.extend_from_slice(b"D ");
-                push_double(buf, f64::from(f));
-            }
-            Value::String(s) => {
-                buf.extend_from_slice(b"S ");
-                push_len_raw(buf, s.as_bytes());
-            }
-            Value::Unknown(particle::STRING, b) => {
-                buf.extend_from_slice(b"S ");
-                push_len_raw(buf, b);
-            }
-            Value::Blob(b) => push_blob_payload(buf, b'B', b, options.compact),
-            other => {
-                return Err(ConvertError::UserKey(format!(
-                    "a {} cannot be a stored key",
-                    type_name(other)
-                )));
-            }
+    // The mapping is `user_key_from_value`'s.
+    let user_key = match key.user_key() {
+        None => None,
+        Some(Value::Int(v)) => Some(KeyRef::Int(*v)),
+        Some(Value::Float(f)) => Some(KeyRef::Double(f64::from(f))),
+        Some(Value::String(s)) => Some(KeyRef::String(s.as_bytes())),
+        Some(Value::Unknown(particle::STRING, b)) => Some(KeyRef::String(b)),
+        Some(Value::Blob(b)) => Some(KeyRef::Bytes(b)),
+        Some(other) => {
+            return Err(ConvertError::UserKey(format!(
+                "a {} cannot be a stored key",
+                type_name(other)
+            )));
         }
-        buf.push(b'\n');
-    }
-    buf.extend_from_slice(b"+ n ");
-    escape_into(buf, key.namespace().as_bytes());
-    buf.extend_from_slice(b"\n+ d ");
-    push_base64(buf, &key.digest());
-    buf.push(b'\n');
-    if !key.set_name().is_empty() {
-        buf.extend_from_slice(b"+ s ");
-        escape_into(buf, key.set_name().as_bytes());
-        buf.push(b'\n');
-    }
-    buf.extend_from_slice(b"+ g ");
-    push_u64(buf, u64::from(generation));
-    buf.extend_from_slice(b"\n+ t ");
-    push_u64(buf, u64::from(record.expiration()));
-    buf.extend_from_slice(b"\n+ b ");
-    push_u64(buf, record.bins.len() as u64);
-    buf.push(b'\n');
+    };
+    let digest = key.digest();
+    let head = RecordHead {
+        key: user_key,
+        namespace: key.namespace().as_bytes(),
+        digest: &digest,
+        set: Some(key.set_name().as_bytes()).filter(|s| !s.is_empty()),
+        generation,
+        void_time: record.expiration(),
+        bins: record.bins.len(),
+    };
+    write_head(buf, &head, options);
     for (name, value) in &record.bins {
-        encode_client_bin(buf, name.as_bytes(), value, options, cdt).map_err(|message| {
-            ConvertError::Bin {
-                bin: name.clone(),
-                message,
-            }
+        let bin = client_bin(value, cdt).map_err(|message| ConvertError::Bin {
+            bin: name.clone(),
+            message,
         })?;
+        write_bin(buf, name.as_bytes(), bin, options);
     }
     Ok(())
 }
 
-/// One bin line from a client value; the mapping is [`bin_value_from_value`]'s.
+/// A client value as a bin line needs it; the mapping is [`bin_value_from_value`]'s. Lists
+/// and maps are packed into `cdt`.
 ///
 /// [`bin_value_from_value`]: super::convert::bin_value_from_value
-fn encode_client_bin(
-    buf: &mut Vec<u8>,
-    name: &[u8],
-    value: &Value,
-    options: EncoderOptions,
-    cdt: &mut Vec<u8>,
-) -> Result<(), String> {
-    buf.extend_from_slice(b"- ");
-    let text = |buf: &mut Vec<u8>, label: &[u8], data: &[u8]| {
-        buf.extend_from_slice(label);
-        escape_into(buf, name);
-        buf.push(b' ');
-        push_len_raw(buf, data);
-    };
-    match value {
-        Value::Nil => {
-            buf.extend_from_slice(b"N ");
-            escape_into(buf, name);
-        }
-        Value::Bool(v) => {
-            buf.extend_from_slice(b"Z ");
-            escape_into(buf, name);
-            buf.extend_from_slice(if *v { b" T" } else { b" F" });
-        }
-        Value::Int(v) => {
-            buf.extend_from_slice(b"I ");
-            escape_into(buf, name);
-            buf.push(b' ');
-            push_i64(buf, *v);
-        }
-        Value::Float(f) => {
-            buf.extend_from_slice(b"D ");
-            escape_into(buf, name);
-            buf.push(b' ');
-            push_double(buf, f64::from(f));
-        }
-        Value::String(s) => text(buf, b"S ", s.as_bytes()),
-        Value::GeoJson(s) => text(buf, b"G ", s.as_bytes()),
-        Value::Blob(b) => push_blob_bin(buf, b'B', name, b, options),
-        Value::Hll(b) => push_blob_bin(buf, b'Y', name, b, options),
-        Value::List(_) => {
+fn client_bin<'a>(value: &'a Value, cdt: &'a mut Vec<u8>) -> Result<BinRef<'a>, String> {
+    Ok(match value {
+        Value::Nil => BinRef::Nil,
+        Value::Bool(v) => BinRef::Bool(*v),
+        Value::Int(v) => BinRef::Int(*v),
+        Value::Float(f) => BinRef::Double(f64::from(f)),
+        Value::String(s) => BinRef::Text(b'S', s.as_bytes()),
+        Value::GeoJson(s) => BinRef::Text(b'G', s.as_bytes()),
+        Value::Blob(b) => BinRef::Blob(b'B', b),
+        Value::Hll(b) => BinRef::Blob(b'Y', b),
+        Value::List(_)
+        | Value::HashMap(_)
+        | Value::OrderedMap(_)
+        | Value::SortedMap(_)
+        | Value::KeyValueList(_) => {
             cdt.clear();
             encode_cdt_into(cdt, value).map_err(|e| e.to_string())?;
-            push_blob_bin(buf, b'L', name, cdt, options);
-        }
-        Value::HashMap(_) | Value::OrderedMap(_) | Value::SortedMap(_) | Value::KeyValueList(_) => {
-            cdt.clear();
-            encode_cdt_into(cdt, value).map_err(|e| e.to_string())?;
-            push_blob_bin(buf, b'M', name, cdt, options);
+            let label = if matches!(value, Value::List(_)) {
+                b'L'
+            } else {
+                b'M'
+            };
+            BinRef::Blob(label, cdt)
         }
         Value::Unknown(code, bytes) => match *code {
-            particle::STRING => text(buf, b"S ", bytes),
-            particle::LIST => push_blob_bin(buf, b'L', name, bytes, options),
-            particle::MAP => push_blob_bin(buf, b'M', name, bytes, options),
+            particle::STRING => BinRef::Text(b'S', bytes),
+            particle::LIST => BinRef::Blob(b'L', bytes),
+            particle::MAP => BinRef::Blob(b'M', bytes),
             code => match BlobKind::from_particle_type(code) {
-                Some(kind) => push_blob_bin(buf, kind.label(), name, bytes, options),
+                Some(kind) => BinRef::Blob(kind.label(), bytes),
                 None => {
                     return Err(format!(
                         "particle type {code} has no representation in the backup format"
@@ -347,72 +353,80 @@ fn encode_client_bin(
                 type_name(other)
             ));
         }
-    }
-    buf.push(b'\n');
-    Ok(())
+    })
 }
 
-fn encode_key(buf: &mut Vec<u8>, key: &UserKey, options: EncoderOptions) {
-    buf.extend_from_slice(b"+ k ");
-    match key {
-        UserKey::Int(v) => {
-            buf.extend_from_slice(b"I ");
-            push_i64(buf, *v);
+fn write_head(buf: &mut Vec<u8>, head: &RecordHead<'_>, options: EncoderOptions) {
+    if let Some(key) = head.key {
+        buf.extend_from_slice(b"+ k ");
+        match key {
+            KeyRef::Int(v) => {
+                buf.extend_from_slice(b"I ");
+                push_i64(buf, v);
+            }
+            KeyRef::Double(v) => {
+                buf.extend_from_slice(b"D ");
+                push_double(buf, v);
+            }
+            KeyRef::String(s) => {
+                buf.extend_from_slice(b"S ");
+                push_len_raw(buf, s);
+            }
+            KeyRef::Bytes(b) => push_blob_payload(buf, b'B', b, options.compact),
         }
-        UserKey::Double(v) => {
-            buf.extend_from_slice(b"D ");
-            push_double(buf, *v);
-        }
-        UserKey::String(s) => {
-            buf.extend_from_slice(b"S ");
-            push_len_raw(buf, s);
-        }
-        UserKey::Bytes(b) => push_blob_payload(buf, b'B', b, options.compact),
+        buf.push(b'\n');
     }
+    buf.extend_from_slice(b"+ n ");
+    escape_into(buf, head.namespace);
+    buf.extend_from_slice(b"\n+ d ");
+    push_base64(buf, head.digest);
+    buf.push(b'\n');
+    if let Some(set) = head.set {
+        buf.extend_from_slice(b"+ s ");
+        escape_into(buf, set);
+        buf.push(b'\n');
+    }
+    buf.extend_from_slice(b"+ g ");
+    push_u64(buf, u64::from(head.generation));
+    buf.extend_from_slice(b"\n+ t ");
+    push_u64(buf, u64::from(head.void_time));
+    buf.extend_from_slice(b"\n+ b ");
+    push_u64(buf, head.bins as u64);
     buf.push(b'\n');
 }
 
-fn encode_bin(buf: &mut Vec<u8>, bin: &Bin, options: EncoderOptions) {
+fn write_bin(buf: &mut Vec<u8>, name: &[u8], value: BinRef<'_>, options: EncoderOptions) {
     buf.extend_from_slice(b"- ");
-    let name = bin.name.as_bytes();
-    match &bin.value {
-        BinValue::Nil => {
+    match value {
+        BinRef::Nil => {
             buf.extend_from_slice(b"N ");
             escape_into(buf, name);
         }
-        BinValue::Bool(v) => {
+        BinRef::Bool(v) => {
             buf.extend_from_slice(b"Z ");
             escape_into(buf, name);
-            buf.extend_from_slice(if *v { b" T" } else { b" F" });
+            buf.extend_from_slice(if v { b" T" } else { b" F" });
         }
-        BinValue::Int(v) => {
+        BinRef::Int(v) => {
             buf.extend_from_slice(b"I ");
             escape_into(buf, name);
             buf.push(b' ');
-            push_i64(buf, *v);
+            push_i64(buf, v);
         }
-        BinValue::Double(v) => {
+        BinRef::Double(v) => {
             buf.extend_from_slice(b"D ");
             escape_into(buf, name);
             buf.push(b' ');
-            push_double(buf, *v);
+            push_double(buf, v);
         }
-        BinValue::String(s) => {
-            buf.extend_from_slice(b"S ");
+        BinRef::Text(label, s) => {
+            buf.push(label);
+            buf.push(b' ');
             escape_into(buf, name);
             buf.push(b' ');
             push_len_raw(buf, s);
         }
-        BinValue::GeoJson(s) => {
-            buf.extend_from_slice(b"G ");
-            escape_into(buf, name);
-            buf.push(b' ');
-            push_len_raw(buf, s);
-        }
-        BinValue::Blob(kind, b) => push_blob_bin(buf, kind.label(), name, b, options),
-        BinValue::Hll(b) => push_blob_bin(buf, b'Y', name, b, options),
-        BinValue::List(b) => push_blob_bin(buf, b'L', name, b, options),
-        BinValue::Map(b) => push_blob_bin(buf, b'M', name, b, options),
+        BinRef::Blob(label, b) => push_blob_bin(buf, label, name, b, options),
     }
     buf.push(b'\n');
 }
@@ -724,7 +738,7 @@ fn trim_zeros(digits: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::asb::{BlobKind, IndexType, IndexValueType};
+    use crate::engine::asb::{Bin, BlobKind, IndexType, IndexValueType};
 
     #[test]
     fn doubles_format_like_printf_17g() {
