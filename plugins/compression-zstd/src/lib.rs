@@ -17,9 +17,10 @@ const MAX_LEVEL: i32 = 22;
 /// handful of reallocations, not hundreds.
 const OUT_STEP: usize = 128 * 1024;
 
+/// The encoder's and decoder's options (JSON, see `OPTIONS_SCHEMA`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Options {
+pub struct Options {
     /// Compression level; 3 is asbackup's default. Ignored by the decoder.
     #[serde(default = "default_level")]
     level: i32,
@@ -77,12 +78,9 @@ impl Codec for Zstd {
     fn encoder(options: &str, _keys: Vec<Key>) -> Result<ZstdEncoder> {
         let o = Options::parse(options)?;
         if let Some(params) = ring::ring_params(o.level, o.checksum) {
-            return Ok(ZstdEncoder::Ring(ring::RingEncoder::new(params)?));
+            return Ok(ZstdEncoder::Ring(ring::RingEncoder::new(params)?, o));
         }
-        let mut raw = Encoder::new(o.level).map_err(Error::other)?;
-        raw.set_parameter(CParameter::ChecksumFlag(o.checksum))
-            .map_err(Error::other)?;
-        Ok(ZstdEncoder::Buffered(raw))
+        Ok(ZstdEncoder::Buffered(buffered(&o)?))
     }
 
     fn decoder(options: &str, _keys: Vec<Key>) -> Result<ZstdDecoder> {
@@ -94,11 +92,19 @@ impl Codec for Zstd {
     }
 }
 
+fn buffered(o: &Options) -> Result<Encoder<'static>> {
+    let mut raw = Encoder::new(o.level).map_err(Error::other)?;
+    raw.set_parameter(CParameter::ChecksumFlag(o.checksum))
+        .map_err(Error::other)?;
+    Ok(raw)
+}
+
 /// Streaming compressor: one frame for the whole stream.
 pub enum ZstdEncoder {
     /// Fast levels (≤ 4): libzstd's buffer-less API over a ring of four windows
     /// (see `ring.rs`: same frames, ~15–25% less CPU).
-    Ring(ring::RingEncoder),
+    /// The options are kept for an empty stream (see `finish`).
+    Ring(ring::RingEncoder, Options),
     /// Other levels: libzstd's buffered streaming API.
     Buffered(Encoder<'static>),
 }
@@ -106,7 +112,7 @@ pub enum ZstdEncoder {
 impl std::fmt::Debug for ZstdEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ZstdEncoder::Ring(r) => r.fmt(f),
+            ZstdEncoder::Ring(r, _) => r.fmt(f),
             ZstdEncoder::Buffered(_) => f.write_str("ZstdEncoder::Buffered"),
         }
     }
@@ -115,7 +121,7 @@ impl std::fmt::Debug for ZstdEncoder {
 impl Transform for ZstdEncoder {
     fn push(&mut self, chunk: Vec<u8>) -> Result<Vec<u8>> {
         let raw = match self {
-            ZstdEncoder::Ring(r) => return r.push(&chunk),
+            ZstdEncoder::Ring(r, _) => return r.push(&chunk),
             ZstdEncoder::Buffered(raw) => raw,
         };
         let mut out = Vec::new();
@@ -128,7 +134,10 @@ impl Transform for ZstdEncoder {
 
     fn finish(self) -> Result<Vec<u8>> {
         let mut raw = match self {
-            ZstdEncoder::Ring(r) => return r.finish(),
+            ZstdEncoder::Ring(r, _) if r.started() => return r.finish(),
+            // An empty stream: the buffered API's frame (content size 0, tiny tables), as
+            // before the ring existed; initialising level-sized tables would cost ~0.4 ms.
+            ZstdEncoder::Ring(_, o) => buffered(&o)?,
             ZstdEncoder::Buffered(raw) => raw,
         };
         let mut out = Vec::new();
@@ -291,7 +300,7 @@ mod tests {
     fn ring_is_used_for_fast_levels_only() {
         for level in [-5, 1, 3, 4] {
             let e = Zstd::encoder(&format!(r#"{{"level": {level}}}"#), vec![]).unwrap();
-            assert!(matches!(e, ZstdEncoder::Ring(_)), "level {level}");
+            assert!(matches!(e, ZstdEncoder::Ring(..)), "level {level}");
         }
         for level in [5, 9, 19] {
             let e = Zstd::encoder(&format!(r#"{{"level": {level}}}"#), vec![]).unwrap();

@@ -57,6 +57,10 @@ pub fn ring_params(level: i32, checksum: bool) -> Option<sys::ZSTD_parameters> {
 /// One zstd frame for the whole stream, compressed from a ring buffer.
 pub struct RingEncoder {
     cctx: NonNull<sys::ZSTD_CCtx>,
+    params: sys::ZSTD_parameters,
+    /// The frame has begun (tables initialised); done at the first input, so that an
+    /// encoder that only ever sees `finish` costs nothing (see [`RingEncoder::started`]).
+    started: bool,
     /// Input already given to zstd; capacity fixed at creation (never reallocated, so the
     /// window zstd remembers stays where it was). Allocated at the first push.
     ring: Vec<u8>,
@@ -101,24 +105,38 @@ impl RingEncoder {
         // SAFETY: plain constructor; null on allocation failure.
         let cctx = NonNull::new(unsafe { sys::ZSTD_createCCtx() })
             .ok_or_else(|| Error::other("zstd: cannot allocate a compression context"))?;
-        let enc = RingEncoder {
+        Ok(RingEncoder {
             cctx,
+            params,
+            started: false,
             ring: Vec::new(),
             ring_size: WINDOWS << params.cParams.windowLog,
             pos: 0,
             tail: Vec::new(),
-        };
-        // SAFETY: valid context, no dictionary.
-        check(unsafe {
-            sys::ZSTD_compressBegin_advanced(
-                enc.cctx.as_ptr(),
-                std::ptr::null(),
-                0,
-                params,
-                CONTENTSIZE_UNKNOWN,
-            )
-        })?;
-        Ok(enc)
+        })
+    }
+
+    /// False until some input reached libzstd: the caller may then produce the (empty)
+    /// frame another way instead of [`RingEncoder::finish`].
+    pub fn started(&self) -> bool {
+        self.started || !self.tail.is_empty()
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        if !self.started {
+            // SAFETY: valid context, no dictionary.
+            check(unsafe {
+                sys::ZSTD_compressBegin_advanced(
+                    self.cctx.as_ptr(),
+                    std::ptr::null(),
+                    0,
+                    self.params,
+                    CONTENTSIZE_UNKNOWN,
+                )
+            })?;
+            self.started = true;
+        }
+        Ok(())
     }
 
     /// Compresses the next input; returns the blocks completed so far.
@@ -157,6 +175,7 @@ impl RingEncoder {
     /// Copies `data` into the ring and compresses exactly those bytes (ending the frame
     /// if `last`).
     fn compress(&mut self, data: &[u8], out: &mut Vec<u8>, last: bool) -> Result<()> {
+        self.begin()?;
         if data.is_empty() {
             // Only `finish` passes nothing: the last (empty) block, without touching the ring.
             return self.call(&[], out, last);
