@@ -393,3 +393,50 @@ impl wcrypto::Host for HostState {
 }
 
 impl wit::aerospike::backup_plugin::types::Host for HostState {}
+
+/// The WIT import instance that [`link_ctr_apply`] overrides a function of.
+const CRYPTO_INSTANCE: &str = "aerospike:backup-plugin/crypto@1.0.0";
+
+/// Replaces the `bindgen!` host function of `crypto.aes-ctr-apply` (same WIT signature) with
+/// one that reads the guest's `data` in place: the keystream XOR goes straight from guest
+/// memory into a reused host buffer, which wasmtime then copies into the guest as the
+/// result. The generated version first lifts `data` into a fresh `Vec` (one more pass over
+/// every chunk, and an allocation of the chunk's size per call). Measured: AES-256-CTR
+/// through the plugin 0.77x -> 0.80x native per CPU-second (docs/PERFORMANCE.md).
+pub(crate) fn link_ctr_apply(
+    linker: &mut wasmtime::component::Linker<HostState>,
+) -> wasmtime::Result<()> {
+    use std::sync::Arc;
+    use wasmtime::component::WasmList;
+    type Params = (Resource<KeyHandle>, WasmList<u8>, u64, WasmList<u8>);
+    type Return = (Result<Arc<Vec<u8>>, wcrypto::CryptoError>,);
+
+    linker.allow_shadowing(true);
+    let r = linker.instance(CRYPTO_INSTANCE)?.func_wrap(
+        "aes-ctr-apply",
+        |mut store: wasmtime::StoreContextMut<'_, HostState>,
+         (k, counter, offset, data): Params|
+         -> wasmtime::Result<Return> {
+            let key = store.data().key_bytes(&k)?;
+            // wasmtime dropped its clone after copying the last result into the guest, so
+            // this is the buffer itself; a new one only if that ever changes.
+            let mut buf = Arc::try_unwrap(std::mem::take(&mut store.data_mut().crypto.ctr_out))
+                .unwrap_or_default();
+            let input = data.as_le_slice(&store);
+            // Zero-fills only growth: after the first chunk this is a length change.
+            buf.resize(input.len(), 0);
+            let r = crypto::aes_ctr_apply_to(
+                key.expose(),
+                counter.as_le_slice(&store),
+                offset,
+                input,
+                &mut buf,
+            );
+            let out = Arc::new(buf);
+            store.data_mut().crypto.ctr_out = out.clone();
+            Ok((r.map(|()| out).map_err(wit_crypto_err),))
+        },
+    );
+    linker.allow_shadowing(false);
+    r
+}

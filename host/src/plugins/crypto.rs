@@ -137,6 +137,42 @@ where
         .map_err(|_| CryptoError::InvalidLength)
 }
 
+fn ctr_b2b<C>(
+    key: &[u8],
+    counter: &[u8],
+    offset: u64,
+    input: &[u8],
+    output: &mut [u8],
+) -> Result<(), CryptoError>
+where
+    C: KeyIvInit + StreamCipher + StreamCipherSeek,
+{
+    let mut c = C::new_from_slices(key, counter).map_err(|_| CryptoError::InvalidLength)?;
+    c.try_seek(offset).map_err(|_| CryptoError::InvalidLength)?;
+    c.apply_keystream_b2b(input, output)
+        .map_err(|_| CryptoError::InvalidLength)
+}
+
+/// [`aes_ctr_apply`] from `input` into `output` (same length) in one pass: for data that
+/// lives elsewhere (a guest's linear memory), instead of a copy and then the XOR.
+pub fn aes_ctr_apply_to(
+    key: &[u8],
+    counter: &[u8],
+    offset: u64,
+    input: &[u8],
+    output: &mut [u8],
+) -> Result<(), CryptoError> {
+    if counter.len() != 16 || input.len() != output.len() {
+        return Err(CryptoError::InvalidLength);
+    }
+    match key.len() {
+        16 => ctr_b2b::<ctr::Ctr128BE<aes::Aes128>>(key, counter, offset, input, output),
+        24 => ctr_b2b::<ctr::Ctr128BE<aes::Aes192>>(key, counter, offset, input, output),
+        32 => ctr_b2b::<ctr::Ctr128BE<aes::Aes256>>(key, counter, offset, input, output),
+        _ => Err(CryptoError::InvalidLength),
+    }
+}
+
 /// XORs `data` in place with the AES-CTR keystream that starts at byte `offset` of the
 /// stream whose first block is AES(key, counter) (128-bit big-endian counter).
 pub fn aes_ctr_apply(
@@ -254,11 +290,15 @@ impl HostRng {
     }
 }
 
-/// Per-store crypto state: the RNG and a count of live key handles.
+/// Per-store crypto state: the RNG, a count of live key handles and the output buffer of
+/// `aes-ctr-apply`.
 #[derive(Debug)]
 pub struct CryptoState {
     pub(crate) rng: HostRng,
     pub(crate) live_keys: usize,
+    /// Result of the last `aes-ctr-apply`, reused by the next call once wasmtime has copied
+    /// it into the guest and dropped its reference (no allocation, warm memory).
+    pub(crate) ctr_out: Arc<Vec<u8>>,
 }
 
 impl CryptoState {
@@ -266,6 +306,7 @@ impl CryptoState {
         CryptoState {
             rng: HostRng::from_seed(seed),
             live_keys: 0,
+            ctr_out: Arc::default(),
         }
     }
 }

@@ -287,6 +287,7 @@ impl Runtime {
         )
         .map_err(runtime_err)?;
         link_codec_wasi(&mut codec_linker).map_err(runtime_err)?;
+        super::codec::link_ctr_apply(&mut codec_linker).map_err(runtime_err)?;
 
         let mut storage_linker = Linker::new(&engine);
         bindings::storage::StoragePlugin::add_to_linker::<HostState, HasSelf<HostState>>(

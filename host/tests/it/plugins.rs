@@ -368,6 +368,26 @@ fn codec_contract_properties_hold_for_default_codecs() {
 
 // ---- AES against independent computations ----------------------------------------------
 
+/// zstd levels ≤ 4 compress from a ring of four windows (8 MiB at levels 3–4): the ring
+/// wraps within the default codec memory limit and the frames are standard zstd.
+#[test]
+fn zstd_fast_levels_wrap_their_ring_within_the_default_limit() {
+    let data = asb_like(350_000); // ~20 MiB: the ring wraps twice
+    assert!(data.len() > 2 * (8 << 20));
+    let zstd = codec(ZSTD_PLUGIN);
+    for level in [-5, 1, 3, 4] {
+        let mut s = zstd
+            .encoder(&format!(r#"{{"level": {level}, "checksum": true}}"#), &[])
+            .unwrap();
+        let mut enc = Vec::new();
+        for c in data.chunks(1 << 20) {
+            enc.extend(s.push(c).unwrap());
+        }
+        enc.extend(s.finish().unwrap());
+        assert!(zstd::decode_all(&enc[..]).unwrap() == data, "level {level}");
+    }
+}
+
 #[test]
 fn golden_key_file_derives_the_asbackup_key() {
     // hex_key() is SHA-256 of the PKCS#1 DER from `openssl rsa -traditional -outform DER`;

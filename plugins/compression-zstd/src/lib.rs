@@ -8,6 +8,8 @@ use serde::Deserialize;
 use zstd::stream::raw::{Decoder, Encoder, InBuffer, Operation, OutBuffer};
 use zstd::zstd_safe::CParameter;
 
+mod ring;
+
 /// Lowest and highest levels libzstd accepts (negative = faster "fast" levels).
 const MIN_LEVEL: i32 = -131_072;
 const MAX_LEVEL: i32 = 22;
@@ -15,9 +17,10 @@ const MAX_LEVEL: i32 = 22;
 /// handful of reallocations, not hundreds.
 const OUT_STEP: usize = 128 * 1024;
 
+/// The encoder's and decoder's options (JSON, see `OPTIONS_SCHEMA`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Options {
+pub struct Options {
     /// Compression level; 3 is asbackup's default. Ignored by the decoder.
     #[serde(default = "default_level")]
     level: i32,
@@ -74,10 +77,10 @@ impl Codec for Zstd {
 
     fn encoder(options: &str, _keys: Vec<Key>) -> Result<ZstdEncoder> {
         let o = Options::parse(options)?;
-        let mut raw = Encoder::new(o.level).map_err(Error::other)?;
-        raw.set_parameter(CParameter::ChecksumFlag(o.checksum))
-            .map_err(Error::other)?;
-        Ok(ZstdEncoder { raw })
+        if let Some(params) = ring::ring_params(o.level, o.checksum) {
+            return Ok(ZstdEncoder::Ring(ring::RingEncoder::new(params)?, o));
+        }
+        Ok(ZstdEncoder::Buffered(buffered(&o)?))
     }
 
     fn decoder(options: &str, _keys: Vec<Key>) -> Result<ZstdDecoder> {
@@ -89,33 +92,59 @@ impl Codec for Zstd {
     }
 }
 
+fn buffered(o: &Options) -> Result<Encoder<'static>> {
+    let mut raw = Encoder::new(o.level).map_err(Error::other)?;
+    raw.set_parameter(CParameter::ChecksumFlag(o.checksum))
+        .map_err(Error::other)?;
+    Ok(raw)
+}
+
 /// Streaming compressor: one frame for the whole stream.
-pub struct ZstdEncoder {
-    raw: Encoder<'static>,
+pub enum ZstdEncoder {
+    /// Fast levels (≤ 4): libzstd's buffer-less API over a ring of four windows
+    /// (see `ring.rs`: same frames, ~15–25% less CPU).
+    /// The options are kept for an empty stream (see `finish`).
+    Ring(ring::RingEncoder, Options),
+    /// Other levels: libzstd's buffered streaming API.
+    Buffered(Encoder<'static>),
 }
 
 impl std::fmt::Debug for ZstdEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ZstdEncoder")
+        match self {
+            ZstdEncoder::Ring(r, _) => r.fmt(f),
+            ZstdEncoder::Buffered(_) => f.write_str("ZstdEncoder::Buffered"),
+        }
     }
 }
 
 impl Transform for ZstdEncoder {
     fn push(&mut self, chunk: Vec<u8>) -> Result<Vec<u8>> {
+        let raw = match self {
+            ZstdEncoder::Ring(r, _) => return r.push(&chunk),
+            ZstdEncoder::Buffered(raw) => raw,
+        };
         let mut out = Vec::new();
         let mut input = InBuffer::around(&chunk);
         while input.pos() < chunk.len() {
-            run_step(&mut out, |ob| self.raw.run(&mut input, ob))?;
+            run_step(&mut out, |ob| raw.run(&mut input, ob))?;
         }
         Ok(out)
     }
 
-    fn finish(mut self) -> Result<Vec<u8>> {
+    fn finish(self) -> Result<Vec<u8>> {
+        let mut raw = match self {
+            ZstdEncoder::Ring(r, _) if r.started() => return r.finish(),
+            // An empty stream: the buffered API's frame (content size 0, tiny tables), as
+            // before the ring existed; initialising level-sized tables would cost ~0.4 ms.
+            ZstdEncoder::Ring(_, o) => buffered(&o)?,
+            ZstdEncoder::Buffered(raw) => raw,
+        };
         let mut out = Vec::new();
         loop {
             let mut remaining = 0;
             run_step(&mut out, |ob| {
-                remaining = self.raw.finish(ob, true)?;
+                remaining = raw.finish(ob, true)?;
                 Ok(remaining)
             })?;
             if remaining == 0 {
@@ -265,6 +294,55 @@ mod tests {
         let mut bad = enc.clone();
         bad[0] ^= 0xff;
         assert!(decode(&bad, 10_000).is_err());
+    }
+
+    #[test]
+    fn ring_is_used_for_fast_levels_only() {
+        for level in [-5, 1, 3, 4] {
+            let e = Zstd::encoder(&format!(r#"{{"level": {level}}}"#), vec![]).unwrap();
+            assert!(matches!(e, ZstdEncoder::Ring(..)), "level {level}");
+        }
+        for level in [5, 9, 19] {
+            let e = Zstd::encoder(&format!(r#"{{"level": {level}}}"#), vec![]).unwrap();
+            assert!(matches!(e, ZstdEncoder::Buffered(_)), "level {level}");
+        }
+    }
+
+    /// Enough data to wrap the ring (4 windows = 8 MiB at level 3) several times, pushed
+    /// in random chunks (partial blocks, pieces that straddle the wrap) and in chunks
+    /// larger than the ring; libzstd's own decoder must give the input back.
+    #[test]
+    fn ring_wraps_and_round_trips() {
+        let data = sample_data(40 << 20, 11);
+        for (opts, max_chunk) in [
+            (r#"{"level": 3}"#, 1_500_000),
+            (r#"{"level": 3, "checksum": true}"#, 300_000),
+            (r#"{"level": 3}"#, 16 << 20),
+            (r#"{"level": 1}"#, 1 << 20),
+        ] {
+            let enc =
+                run_chunked(Zstd::encoder(opts, vec![]).unwrap(), &data, max_chunk, 7).unwrap();
+            assert!(enc.len() < data.len());
+            assert!(
+                zstd::decode_all(&enc[..]).unwrap() == data,
+                "{opts} {max_chunk}"
+            );
+        }
+        // Exactly one window, a ring and a half, in one push.
+        for len in [2 << 20, 12 << 20] {
+            let mut e = Zstd::encoder("{}", vec![]).unwrap();
+            let mut enc = e.push(data[..len].to_vec()).unwrap();
+            enc.extend(e.finish().unwrap());
+            assert!(zstd::decode_all(&enc[..]).unwrap() == data[..len], "{len}");
+        }
+    }
+
+    #[test]
+    fn empty_stream_is_one_empty_frame() {
+        let e = Zstd::encoder("{}", vec![]).unwrap();
+        let enc = e.finish().unwrap();
+        assert_eq!(&enc[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+        assert!(zstd::decode_all(&enc[..]).unwrap().is_empty());
     }
 
     #[test]
