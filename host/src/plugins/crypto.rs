@@ -121,36 +121,31 @@ pub fn aes_decrypt_block(key: &[u8], block: &[u8]) -> Result<Vec<u8>, CryptoErro
     Ok(b.to_vec())
 }
 
-fn ctr_in_place<C>(
-    key: &[u8],
-    counter: &[u8],
-    offset: u64,
-    data: &mut [u8],
-) -> Result<(), CryptoError>
-where
-    C: KeyIvInit + StreamCipher + StreamCipherSeek,
-{
-    let mut c = C::new_from_slices(key, counter).map_err(|_| CryptoError::InvalidLength)?;
-    // The 128-bit counter wraps modulo 2^128 (ctr's Ctr128BE flavour), as OpenSSL CTR128.
-    c.try_seek(offset).map_err(|_| CryptoError::InvalidLength)?;
-    c.try_apply_keystream(data)
-        .map_err(|_| CryptoError::InvalidLength)
-}
-
-fn ctr_b2b<C>(
-    key: &[u8],
-    counter: &[u8],
-    offset: u64,
-    input: &[u8],
-    output: &mut [u8],
-) -> Result<(), CryptoError>
-where
-    C: KeyIvInit + StreamCipher + StreamCipherSeek,
-{
-    let mut c = C::new_from_slices(key, counter).map_err(|_| CryptoError::InvalidLength)?;
-    c.try_seek(offset).map_err(|_| CryptoError::InvalidLength)?;
-    c.apply_keystream_b2b(input, output)
-        .map_err(|_| CryptoError::InvalidLength)
+/// An AES-CTR keystream (128-bit big-endian counter) positioned at byte `offset` of the
+/// stream whose first block is AES(key, counter); the AES size follows the key length.
+fn ctr_at(key: &[u8], counter: &[u8], offset: u64) -> Result<Box<dyn StreamCipher>, CryptoError> {
+    fn seeked<C>(
+        key: &[u8],
+        counter: &[u8],
+        offset: u64,
+    ) -> Result<Box<dyn StreamCipher>, CryptoError>
+    where
+        C: KeyIvInit + StreamCipher + StreamCipherSeek + 'static,
+    {
+        let mut c = C::new_from_slices(key, counter).map_err(|_| CryptoError::InvalidLength)?;
+        // The 128-bit counter wraps modulo 2^128 (ctr's Ctr128BE flavour), as OpenSSL CTR128.
+        c.try_seek(offset).map_err(|_| CryptoError::InvalidLength)?;
+        Ok(Box::new(c))
+    }
+    if counter.len() != 16 {
+        return Err(CryptoError::InvalidLength);
+    }
+    match key.len() {
+        16 => seeked::<ctr::Ctr128BE<aes::Aes128>>(key, counter, offset),
+        24 => seeked::<ctr::Ctr128BE<aes::Aes192>>(key, counter, offset),
+        32 => seeked::<ctr::Ctr128BE<aes::Aes256>>(key, counter, offset),
+        _ => Err(CryptoError::InvalidLength),
+    }
 }
 
 /// [`aes_ctr_apply`] from `input` into `output` (same length) in one pass: for data that
@@ -162,15 +157,12 @@ pub fn aes_ctr_apply_to(
     input: &[u8],
     output: &mut [u8],
 ) -> Result<(), CryptoError> {
-    if counter.len() != 16 || input.len() != output.len() {
+    if input.len() != output.len() {
         return Err(CryptoError::InvalidLength);
     }
-    match key.len() {
-        16 => ctr_b2b::<ctr::Ctr128BE<aes::Aes128>>(key, counter, offset, input, output),
-        24 => ctr_b2b::<ctr::Ctr128BE<aes::Aes192>>(key, counter, offset, input, output),
-        32 => ctr_b2b::<ctr::Ctr128BE<aes::Aes256>>(key, counter, offset, input, output),
-        _ => Err(CryptoError::InvalidLength),
-    }
+    ctr_at(key, counter, offset)?
+        .apply_keystream_b2b(input, output)
+        .map_err(|_| CryptoError::InvalidLength)
 }
 
 /// XORs `data` in place with the AES-CTR keystream that starts at byte `offset` of the
@@ -181,15 +173,9 @@ pub fn aes_ctr_apply(
     offset: u64,
     data: &mut [u8],
 ) -> Result<(), CryptoError> {
-    if counter.len() != 16 {
-        return Err(CryptoError::InvalidLength);
-    }
-    match key.len() {
-        16 => ctr_in_place::<ctr::Ctr128BE<aes::Aes128>>(key, counter, offset, data),
-        24 => ctr_in_place::<ctr::Ctr128BE<aes::Aes192>>(key, counter, offset, data),
-        32 => ctr_in_place::<ctr::Ctr128BE<aes::Aes256>>(key, counter, offset, data),
-        _ => Err(CryptoError::InvalidLength),
-    }
+    ctr_at(key, counter, offset)?
+        .try_apply_keystream(data)
+        .map_err(|_| CryptoError::InvalidLength)
 }
 
 type Aes192Gcm = aes_gcm::AesGcm<aes::Aes192, aes_gcm::aead::consts::U12>;
