@@ -341,6 +341,8 @@ impl wcrypto::Host for HostState {
         mut data: Vec<u8>,
     ) -> CryptoResult<Vec<u8>> {
         let key = self.key_bytes(&k)?;
+        // The codec linker shadows this with `link_ctr_apply` (same behaviour, no lift of
+        // `data`); the generated trait still requires it.
         // In place: the lifted list is ours, so no second buffer.
         Ok(
             crypto::aes_ctr_apply(key.expose(), &counter, offset, &mut data)
