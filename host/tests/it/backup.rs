@@ -139,6 +139,23 @@ impl Harness {
     fn root(&self) -> &Path {
         self.dir.path()
     }
+
+    /// The `test` namespace folder of the routine's full backup at `ts_ms`.
+    fn data_folder(&self, ts_ms: i64) -> PathBuf {
+        self.root().join(format!("r/backup/{ts_ms}/data/test"))
+    }
+}
+
+/// The `.asb` files of a folder, in name order.
+fn asb_files(folder: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(folder)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "asb"))
+        .collect();
+    files.sort();
+    files
 }
 
 /// Every file under `dir` (relative paths), skipping the storage plugin's temp dir.
@@ -178,14 +195,7 @@ fn decode_folder_with(
     let (pipeline, _, _) = build_pipeline(registry, &cfg.backup_policies["p"]).unwrap();
     let mut records = Vec::new();
     let mut globals = Vec::new();
-    let mut names: Vec<_> = std::fs::read_dir(folder)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "asb"))
-        .collect();
-    names.sort();
-    for path in names {
+    for path in asb_files(folder) {
         let stored = std::fs::read(&path).unwrap();
         let mut dec = pipeline.decoder().unwrap();
         let mut plain = dec.push(&stored).unwrap();
@@ -332,9 +342,7 @@ async fn backup_full_of_every_type_decodes_back_record_by_record() {
     let h = harness(&node, "parallel: 3", "");
     let report = h.run_ok(BackupKind::Full).await;
     assert_eq!(report.records(), 601);
-    let folder = h
-        .root()
-        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let folder = h.data_folder(report.timestamp_ms);
     assert_eq!(
         report.timestamp_ms % 1000,
         0,
@@ -405,9 +413,7 @@ async fn backup_set_bin_and_partition_filters_select_exactly() {
         "set-list: [set_a, set_c]\n    bin-list: [int, str]\n    partition-list: \"0-2048\"",
     );
     let report = h.run_ok(BackupKind::Full).await;
-    let folder = h
-        .root()
-        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let folder = h.data_folder(report.timestamp_ms);
     let (records, _) = decode_folder(&h.store, &folder);
     let got = by_digest(records);
     let expected: BTreeSet<[u8; 20]> = all
@@ -426,11 +432,7 @@ async fn backup_set_bin_and_partition_filters_select_exactly() {
     // One set is scanned natively.
     let h = harness(&node, "parallel: 4", "set-list: [set_b]");
     let report = h.run_ok(BackupKind::Full).await;
-    let (records, _) = decode_folder(
-        &h.store,
-        &h.root()
-            .join(format!("r/backup/{}/data/test", report.timestamp_ms)),
-    );
+    let (records, _) = decode_folder(&h.store, &h.data_folder(report.timestamp_ms));
     assert_eq!(records.len(), 300);
     assert!(records.iter().all(|r| r.set.as_deref() == Some("set_b")));
 
@@ -441,11 +443,7 @@ async fn backup_set_bin_and_partition_filters_select_exactly() {
         .unwrap();
     let h = harness(&node, "parallel: 2", &format!("filter-exp: \"{b64}\""));
     let report = h.run_ok(BackupKind::Full).await;
-    let (records, _) = decode_folder(
-        &h.store,
-        &h.root()
-            .join(format!("r/backup/{}/data/test", report.timestamp_ms)),
-    );
+    let (records, _) = decode_folder(&h.store, &h.data_folder(report.timestamp_ms));
     let expected: BTreeSet<[u8; 20]> = all
         .values()
         .filter(|r| {
@@ -565,16 +563,8 @@ async fn file_limit_rotates_files_and_every_file_stands_alone() {
     seed(&node, 4000);
     let h = harness(&node, "parallel: 1, file-limit: 1", "");
     let report = h.run_ok(BackupKind::Full).await;
-    let folder = h
-        .root()
-        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
-    let mut data: Vec<_> = std::fs::read_dir(&folder)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "asb"))
-        .collect();
-    data.sort();
+    let folder = h.data_folder(report.timestamp_ms);
+    let data = asb_files(&folder);
     assert!(data.len() >= 2, "expected rotation, got {data:?}");
     let limit = 1024 * 1024;
     for p in &data {
@@ -642,9 +632,7 @@ async fn every_codec_pipeline_backs_up_and_decodes_back() {
     for (name, policy, compression, encryption) in cases {
         let h = harness(&node, &policy, "");
         let report = h.run_ok(BackupKind::Full).await;
-        let folder = h
-            .root()
-            .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+        let folder = h.data_folder(report.timestamp_ms);
         let m = metadata(&folder);
         assert_eq!(
             (m.compression.as_str(), m.encryption.as_str()),
@@ -692,9 +680,7 @@ async fn dropped_connection_mid_scan_resumes_without_loss_or_duplicates() {
             .load(std::sync::atomic::Ordering::Relaxed),
         1
     );
-    let folder = h
-        .root()
-        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let folder = h.data_folder(report.timestamp_ms);
     let (records, _) = decode_folder(&h.store, &folder);
     assert_eq!(by_digest(records).len(), 1500);
     assert_eq!(metadata(&folder).record_count, 1500);
@@ -986,9 +972,7 @@ async fn three_node_cluster_full_and_node_list_backups() {
         h.store.replace(cfg).await.unwrap();
     }
     let report = h.run_ok(BackupKind::Full).await;
-    let folder = h
-        .root()
-        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let folder = h.data_folder(report.timestamp_ms);
     let (records, _) = decode_folder(&h.store, &folder);
     assert_same_records(&by_digest(records), &want);
     let conf = h
@@ -1019,9 +1003,7 @@ async fn three_node_cluster_full_and_node_list_backups() {
     for (selection, expected) in cases {
         let h = harness(&node, "parallel: 4", &selection);
         let report = h.run_ok(BackupKind::Full).await;
-        let folder = h
-            .root()
-            .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+        let folder = h.data_folder(report.timestamp_ms);
         let (records, _) = decode_folder(&h.store, &folder);
         let got: BTreeSet<_> = by_digest(records).into_keys().collect();
         assert!(!expected.is_empty() && expected.len() < 1200, "{selection}");
@@ -1075,17 +1057,10 @@ async fn user_plugin_named_in_plugins_runs_in_a_pipeline_and_is_listed() {
     std::fs::copy(&example, &path).unwrap();
     let report = h.run_ok(BackupKind::Full).await;
     assert_eq!(report.records(), 500);
-    let folder = h
-        .root()
-        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let folder = h.data_folder(report.timestamp_ms);
 
     // The files went through the user plugin: its stream magic, not plain .asb.
-    let data: Vec<PathBuf> = std::fs::read_dir(&folder)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "asb"))
-        .collect();
+    let data = asb_files(&folder);
     assert!(!data.is_empty());
     for p in &data {
         let head = std::fs::read(p).unwrap();
@@ -1329,9 +1304,7 @@ async fn records_per_second_paces_the_backup() {
     assert!(elapsed >= Duration::from_millis(2500), "took {elapsed:?}");
     assert!(samples > 0);
     assert_eq!(report.records(), 3000);
-    let folder = h
-        .root()
-        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let folder = h.data_folder(report.timestamp_ms);
     assert_eq!(metadata(&folder).record_count, 3000);
     let (records, _) = decode_folder(&h.store, &folder);
     assert_eq!(by_digest(records).len(), 3000);
@@ -1359,9 +1332,7 @@ async fn bandwidth_paces_the_stored_bytes() {
     let started = std::time::Instant::now();
     let report = h.run_ok(BackupKind::Full).await;
     let elapsed = started.elapsed();
-    let folder = h
-        .root()
-        .join(format!("r/backup/{}/data/test", report.timestamp_ms));
+    let folder = h.data_folder(report.timestamp_ms);
     let m = metadata(&folder);
     assert_eq!((report.records(), m.record_count), (400, 400));
     assert!(m.byte_count > 4 * 1024 * 1024, "{} bytes", m.byte_count);
