@@ -50,10 +50,6 @@ impl EncodedBatch {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }

@@ -1,8 +1,10 @@
 //! Name → plugin registry: the embedded defaults (or the directory `ABS_PLUGIN_DIR` names)
 //! plus user plugins from config, each checked against its configured sha256.
 //!
-//! Config validation calls [`Registry::from_config`] and [`validate_plugin_options`]; they
-//! take plain inputs so the config model stays independent of the plugin platform.
+//! Config validation loads the defaults once and adds each config's plugins with
+//! [`Registry::with_user_plugins`] ([`Registry::from_config`] does both in one call), then
+//! checks options with [`validate_plugin_options`]; they take plain inputs so the config
+//! model stays independent of the plugin platform.
 
 use std::collections::BTreeMap;
 use std::fmt;
