@@ -555,21 +555,22 @@ impl JobRegistry {
                 return Vec::new();
             }
         };
+        // One registry for every routine: they all run with this config.
+        let plugins = ctx.plugins_for(&config).await.map_err(|e| e.to_string());
         let mut removed = Vec::new();
         for (routine, r) in &config.backup_routines {
             let Some(storage_cfg) = config.storage.get(&r.storage) else {
                 continue;
             };
-            let storage = match ctx.plugins_for(&config).await {
-                Ok(plugins) => open_storage(&plugins, storage_cfg),
-                Err(e) => Err(e),
-            };
+            let storage = plugins
+                .clone()
+                .and_then(|plugins| open_storage(&plugins, storage_cfg).map_err(|e| e.to_string()));
             let found = match storage {
                 Ok(storage) => layout::incomplete_folders(&storage, routine)
                     .await
                     .map(|f| (storage, f))
                     .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             };
             let (storage, folders) = match found {
                 Ok(x) => x,
