@@ -274,11 +274,7 @@ async fn bench(records: usize) {
     let raw_rate = n as f64 / raw.elapsed.as_secs_f64();
     raw.print(raw_rate);
 
-    let key = ["../../shared/golden/key.pem", "/work/shared/golden/key.pem"]
-        .iter()
-        .map(|p| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("/work/shared/golden/key.pem"));
+    let key = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden/key.pem");
     let zstd_aes = format!(
         ", compression: {{mode: ZSTD}}, encryption: {{mode: AES256, key-file: \"{}\"}}",
         key.display()

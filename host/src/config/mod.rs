@@ -123,7 +123,7 @@ mod tests {
 
     fn sample(name: &str) -> String {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/reference/upstream-config")
+            .join("../tests/data/upstream-config")
             .join(name);
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     }

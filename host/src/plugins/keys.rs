@@ -152,13 +152,7 @@ mod tests {
     use super::*;
 
     fn golden_key_path() -> std::path::PathBuf {
-        // CI lays shared/ beside the clone; locally it is /work/shared.
-        let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden/key.pem");
-        if beside.exists() {
-            beside
-        } else {
-            "/work/shared/golden/key.pem".into()
-        }
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden/key.pem")
     }
     /// SHA-256 of the golden key's PKCS#1 DER, computed independently with
     /// `openssl rsa -in key.pem -traditional -outform DER | sha256sum`.

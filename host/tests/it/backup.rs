@@ -28,15 +28,8 @@ use testkit::fixtures::{self, FixtureSpec};
 use testkit::{AerospikeNode, NodeConfig};
 use tower::ServiceExt;
 
-const KEY_PEM: &str = "/work/shared/golden/key.pem";
-
 fn key_pem() -> PathBuf {
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden/key.pem");
-    if beside.exists() {
-        beside
-    } else {
-        PathBuf::from(KEY_PEM)
-    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden/key.pem")
 }
 
 fn plugins() -> Arc<Registry> {

@@ -21,7 +21,7 @@ fn methods(doc: &serde_json::Value) -> BTreeSet<(String, String)> {
 #[test]
 fn every_upstream_config_and_system_path_exists() {
     let upstream_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference/upstream-openapi.yaml");
+        .join("../tests/data/upstream-openapi.yaml");
     let text = std::fs::read_to_string(&upstream_path)
         .unwrap_or_else(|e| panic!("{}: {e}", upstream_path.display()));
     let upstream: serde_json::Value = serde_yaml::from_str(&text).unwrap();

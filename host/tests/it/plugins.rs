@@ -25,16 +25,8 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use proptest::prelude::*;
 
-const GOLDEN: &str = "/work/shared/golden";
-
 fn golden() -> PathBuf {
-    // CI lays shared/ beside the clone; locally it is /work/shared.
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden");
-    if beside.exists() {
-        beside
-    } else {
-        PathBuf::from(GOLDEN)
-    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden")
 }
 
 fn fixture(name: &str) -> PathBuf {

@@ -1,12 +1,11 @@
 //! Interoperability tests against backups written by Aerospike's own asbackup 4.5.8
-//! (`shared/golden/`, see its README): every folder decodes to exactly the records of
+//! (`tests/data/golden/`, see its README): every folder decodes to exactly the records of
 //! `expected.json`, the compressed and encrypted ones after unwrapping their containers here
 //! with independent native code (BACKUP-FORMAT.md §3–4), and our encoder reproduces
 //! asbackup's files byte for byte.
 //!
-//! The golden data lives outside the repository: CI lays `shared/` beside the clone, so it is
-//! found at `<workspace>/../shared/golden`; `ABS_GOLDEN_DIR` overrides that. A missing copy is
-//! a failure, never a skip.
+//! The golden data is kept in the repository, `tests/data/golden/` (its README says where it
+//! comes from); `ABS_GOLDEN_DIR` points the tests at another copy.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -28,12 +27,11 @@ const GOLDEN_VOID_TIME: u32 = 844_517_181;
 fn golden_dir() -> PathBuf {
     let dir = match std::env::var_os("ABS_GOLDEN_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/golden"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden"),
     };
     assert!(
         dir.join("expected.json").is_file(),
-        "golden asbackup files not found at {}: they come from the shared/ folder laid \
-         beside the clone (set ABS_GOLDEN_DIR to use another copy)",
+        "golden asbackup files not found at {}",
         dir.display()
     );
     dir
