@@ -3,7 +3,9 @@
 //! - [`AerospikeNode`]: an in-process Aerospike wire-protocol server (one or more nodes)
 //!   that the official clients talk to unmodified; see `docs/TEST-NODE.md`.
 //! - [`fixtures`]: deterministic records of every particle type for tests and benches.
+//! - [`demo`]: the README demo's sample data and background writer.
 
+pub mod demo;
 pub mod fixtures;
 pub mod node;
 

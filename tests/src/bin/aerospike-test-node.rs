@@ -3,6 +3,9 @@
 use std::io::Write as _;
 
 use clap::Parser;
+use std::time::Duration;
+
+use testkit::demo;
 use testkit::fixtures::{self, FixtureSpec, Shape};
 use testkit::{AerospikeNode, NodeConfig};
 
@@ -44,7 +47,14 @@ struct Args {
     /// Generate the small five-bin shape instead of every particle type.
     #[arg(long)]
     small_records: bool,
+    /// The README demo: sample records of every type in three sets, a secondary index and a
+    /// UDF in the first namespace, and a writer that changes records every few seconds.
+    #[arg(long, conflicts_with_all = ["seed_records", "small_records"])]
+    demo: bool,
 }
+
+/// How often the demo writer changes records: a few times between two incrementals.
+const DEMO_WRITE_EVERY: Duration = Duration::from_secs(2);
 
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
@@ -81,8 +91,27 @@ fn main() -> std::io::Result<()> {
             );
         }
     }
-    // Scripts wait for this line, so print it last and flush.
     let mut out = std::io::stdout();
+    // Held for the life of the process: the writer stops when it is dropped.
+    let _writer = if args.demo {
+        let loaded = demo::load(&node, &namespaces[0])?;
+        writeln!(
+            out,
+            "demo data: {} records in sets {} of namespace {}, index {}, UDF {}; \
+             a writer changes {} records every {} s",
+            loaded.records,
+            demo::SETS.join(", "),
+            namespaces[0],
+            loaded.index,
+            loaded.udf,
+            demo::RECORDS_PER_TICK,
+            DEMO_WRITE_EVERY.as_secs()
+        )?;
+        Some(demo::Writer::start(&node, &namespaces[0], DEMO_WRITE_EVERY))
+    } else {
+        None
+    };
+    // Scripts wait for this line, so print it last and flush.
     writeln!(out, "aerospike-test-node listening on {}", node.hosts())?;
     out.flush()?;
     loop {
