@@ -22,7 +22,7 @@ use crate::fixtures::{self, FixtureSpec, Shape};
 pub const SETS: [&str; 3] = ["customers", "orders", "events"];
 /// Records written at start.
 pub const RECORDS: usize = 3_000;
-const _: () = assert!(RECORDS % SETS.len() == 0);
+const _: () = assert!(RECORDS.is_multiple_of(SETS.len()));
 /// Records the writer rewrites on each tick: a few percent, so incrementals stay small. A
 /// multiple of the set count, so that each window starts on the set of its first key (the
 /// fixtures pick a record's set from its place in the window).
