@@ -5,5 +5,6 @@ mod backup;
 mod cli;
 mod openapi;
 mod plugins;
+mod secrets;
 mod self_contained;
 mod service;

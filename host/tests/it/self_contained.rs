@@ -22,7 +22,8 @@ fn is_checked(path: &Path) -> bool {
         || name == "Dockerfile"
         || path
             .parent()
-            .is_some_and(|p| p.ends_with("scripts") || p.ends_with(".ci"))
+            .and_then(|p| p.file_name())
+            .is_some_and(|d| d == "scripts" || d == ".ci")
 }
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {

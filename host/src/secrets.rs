@@ -1,0 +1,407 @@
+//! Client of the Aerospike Secret Agent: resolves `secrets:<resource>:<key>` references at job
+//! start, so that a rotated secret is picked up by the next job and no secret is kept in the
+//! configuration.
+//!
+//! The agent's protocol, one request per connection (as Aerospike's own clients use it): an
+//! 8-byte header, the magic `0x51dec1cc` and the body length, both big-endian u32, then a JSON
+//! body `{"Resource": "...", "SecretKey": "..."}`; the answer has the same header and a JSON
+//! body with `SecretValue` or `Error`. With `is-base64` the value is base64 and decoded here.
+//! TCP (optionally TLS, trusting `tls-ca-file`) or a unix socket; `timeout` bounds the whole
+//! exchange.
+//!
+//! A resolved value lives in a [`SecretValue`], whose `Debug` prints nothing of it; errors name
+//! the agent and the reference, never the value.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::TlsConnector;
+
+use crate::config::{ConnectionType, SecretAgent};
+
+/// First word of every message, both ways ("sidekick" in hex-speak).
+pub const MAGIC: u32 = 0x51de_c1cc;
+/// Largest answer body accepted: a secret is small, and the length field is untrusted.
+pub const MAX_ANSWER_BYTES: u32 = 100 * 1024;
+/// The agent timeout when the config gives none (ABS's default).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Prefix of a reference in a secret field.
+pub const PREFIX: &str = "secrets:";
+
+/// A reference to one secret: `secrets:<resource>:<key>`, or `secrets:<key>` for an agent
+/// whose secrets have no resource. Not secret itself: it is shown in errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    pub resource: String,
+    pub key: String,
+}
+
+impl SecretRef {
+    /// Parses a field value that starts with `secrets:`.
+    pub fn parse(text: &str) -> Result<SecretRef, String> {
+        let rest = text
+            .strip_prefix(PREFIX)
+            .ok_or_else(|| format!("a secret reference starts with `{PREFIX}`"))?;
+        Self::parse_bare(rest).map_err(|e| format!("`{text}`: {e}"))
+    }
+
+    /// Parses `<resource>:<key>` or `<key>`: the form of `key-secret` and
+    /// `password-key-secret`, which name an agent entry without the `secrets:` prefix (the
+    /// prefixed form is accepted there too).
+    pub fn parse_bare(text: &str) -> Result<SecretRef, String> {
+        let text = text.strip_prefix(PREFIX).unwrap_or(text);
+        let (resource, key) = match text.split_once(':') {
+            Some((r, k)) => (r, k),
+            None => ("", text),
+        };
+        if key.is_empty() || key.contains(':') {
+            return Err("expected <resource>:<key> or <key>".into());
+        }
+        Ok(SecretRef {
+            resource: resource.into(),
+            key: key.into(),
+        })
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.resource.is_empty() {
+            write!(f, "{PREFIX}{}", self.key)
+        } else {
+            write!(f, "{PREFIX}{}:{}", self.resource, self.key)
+        }
+    }
+}
+
+/// A resolved secret. Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(Vec<u8>);
+
+impl SecretValue {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        SecretValue(bytes)
+    }
+    /// The secret itself: call only where it is used.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+    /// The secret as text (passwords), or an error that does not show it.
+    pub fn expose_str(&self) -> Result<&str, String> {
+        std::str::from_utf8(&self.0).map_err(|_| "the secret is not UTF-8 text".to_string())
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(**redacted**)")
+    }
+}
+
+/// Why a secret could not be resolved. Messages name the agent and the reference only.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("secret agent {agent}: {message}")]
+    Config { agent: String, message: String },
+    #[error("secret agent {agent}: cannot connect to {target}: {source}")]
+    Connect {
+        agent: String,
+        target: String,
+        source: std::io::Error,
+    },
+    #[error("secret agent {agent}: no answer for {reference} within {timeout_ms} ms")]
+    Timeout {
+        agent: String,
+        reference: String,
+        timeout_ms: u128,
+    },
+    #[error("secret agent {agent}: {reference}: {message}")]
+    Refused {
+        agent: String,
+        reference: String,
+        message: String,
+    },
+    #[error("secret agent {agent}: {reference}: bad answer: {message}")]
+    Protocol {
+        agent: String,
+        reference: String,
+        message: String,
+    },
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    #[serde(rename = "Resource")]
+    resource: &'a str,
+    #[serde(rename = "SecretKey")]
+    key: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(rename = "SecretValue", default)]
+    value: Option<String>,
+    #[serde(rename = "Error", default)]
+    error: Option<String>,
+}
+
+#[derive(Clone)]
+enum Target {
+    Tcp {
+        host: String,
+        port: u16,
+        tls: Option<TlsConnector>,
+    },
+    Unix(PathBuf),
+}
+
+/// A configured agent; cheap to clone, one connection per request.
+#[derive(Clone)]
+pub struct SecretAgentClient {
+    name: String,
+    target: Target,
+    timeout: Duration,
+    base64: bool,
+}
+
+impl fmt::Debug for SecretAgentClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretAgentClient")
+            .field("name", &self.name)
+            .field("target", &self.target_text())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl SecretAgentClient {
+    /// A client for the agent configured as `name` (reads the CA file now).
+    pub fn new(name: &str, agent: &SecretAgent) -> Result<Self, SecretError> {
+        let config_err = |message: String| SecretError::Config {
+            agent: name.to_string(),
+            message,
+        };
+        let target = match agent.connection_type {
+            ConnectionType::Unix => {
+                if agent.tls_ca_file.is_some() {
+                    return Err(config_err(
+                        "tls-ca-file applies to tcp connections only".into(),
+                    ));
+                }
+                Target::Unix(PathBuf::from(&agent.address))
+            }
+            ConnectionType::Tcp => {
+                let port = agent
+                    .port
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or_else(|| config_err("a tcp agent needs a port (1-65535)".into()))?;
+                let tls = match &agent.tls_ca_file {
+                    Some(ca) => Some(tls_connector(ca).map_err(config_err)?),
+                    None => None,
+                };
+                Target::Tcp {
+                    host: agent.address.clone(),
+                    port,
+                    tls,
+                }
+            }
+        };
+        Ok(SecretAgentClient {
+            name: name.to_string(),
+            target,
+            timeout: agent
+                .timeout
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_TIMEOUT),
+            base64: agent.is_base64.unwrap_or(false),
+        })
+    }
+
+    fn target_text(&self) -> String {
+        match &self.target {
+            Target::Tcp { host, port, tls } => {
+                format!("{}{host}:{port}", if tls.is_some() { "tls://" } else { "" })
+            }
+            Target::Unix(p) => format!("unix:{}", p.display()),
+        }
+    }
+
+    /// Asks the agent for one secret.
+    pub async fn fetch(&self, reference: &SecretRef) -> Result<SecretValue, SecretError> {
+        match tokio::time::timeout(self.timeout, self.exchange(reference)).await {
+            Ok(result) => result,
+            Err(_) => Err(SecretError::Timeout {
+                agent: self.name.clone(),
+                reference: reference.to_string(),
+                timeout_ms: self.timeout.as_millis(),
+            }),
+        }
+    }
+
+    async fn exchange(&self, reference: &SecretRef) -> Result<SecretValue, SecretError> {
+        let connect_err = |source| SecretError::Connect {
+            agent: self.name.clone(),
+            target: self.target_text(),
+            source,
+        };
+        let body = match &self.target {
+            Target::Tcp { host, port, tls } => {
+                let tcp = TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(connect_err)?;
+                match tls {
+                    None => self.ask(tcp, reference).await?,
+                    Some(connector) => {
+                        let server = ServerName::try_from(host.clone()).map_err(|e| {
+                            connect_err(std::io::Error::other(format!("TLS name {host}: {e}")))
+                        })?;
+                        let stream = connector.connect(server, tcp).await.map_err(connect_err)?;
+                        self.ask(stream, reference).await?
+                    }
+                }
+            }
+            Target::Unix(path) => {
+                let stream = UnixStream::connect(path).await.map_err(connect_err)?;
+                self.ask(stream, reference).await?
+            }
+        };
+        self.decode(reference, &body)
+    }
+
+    /// Writes the request and reads the answer body off one connection.
+    async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut stream: S,
+        reference: &SecretRef,
+    ) -> Result<Vec<u8>, SecretError> {
+        let io_err = |e: std::io::Error| self.protocol(reference, e.to_string());
+        let json = serde_json::to_vec(&Request {
+            resource: &reference.resource,
+            key: &reference.key,
+        })
+        .map_err(|e| self.protocol(reference, e.to_string()))?;
+        let mut message = Vec::with_capacity(8 + json.len());
+        message.extend_from_slice(&MAGIC.to_be_bytes());
+        message.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        message.extend_from_slice(&json);
+        stream.write_all(&message).await.map_err(io_err)?;
+        stream.flush().await.map_err(io_err)?;
+
+        let mut header = [0u8; 8];
+        stream.read_exact(&mut header).await.map_err(io_err)?;
+        let magic = u32::from_be_bytes(header[..4].try_into().unwrap());
+        let len = u32::from_be_bytes(header[4..].try_into().unwrap());
+        if magic != MAGIC {
+            return Err(self.protocol(reference, format!("magic {magic:#x}, not {MAGIC:#x}")));
+        }
+        if len > MAX_ANSWER_BYTES {
+            return Err(self.protocol(
+                reference,
+                format!("answer of {len} bytes exceeds {MAX_ANSWER_BYTES}"),
+            ));
+        }
+        let mut body = vec![0u8; len as usize];
+        stream.read_exact(&mut body).await.map_err(io_err)?;
+        Ok(body)
+    }
+
+    fn decode(&self, reference: &SecretRef, body: &[u8]) -> Result<SecretValue, SecretError> {
+        // serde_json's message may quote the input; keep it out of errors.
+        let answer: Answer = serde_json::from_slice(body)
+            .map_err(|_| self.protocol(reference, "not the agent's JSON answer".into()))?;
+        if let Some(message) = answer.error.filter(|m| !m.is_empty()) {
+            return Err(SecretError::Refused {
+                agent: self.name.clone(),
+                reference: reference.to_string(),
+                message,
+            });
+        }
+        let value = answer
+            .value
+            .ok_or_else(|| self.protocol(reference, "no SecretValue".into()))?;
+        if value.is_empty() {
+            return Err(self.protocol(reference, "empty secret".into()));
+        }
+        if self.base64 {
+            B64.decode(value.trim_end()).map(SecretValue).map_err(|_| {
+                self.protocol(reference, "is-base64 is set, value is not base64".into())
+            })
+        } else {
+            Ok(SecretValue(value.into_bytes()))
+        }
+    }
+
+    fn protocol(&self, reference: &SecretRef, message: String) -> SecretError {
+        SecretError::Protocol {
+            agent: self.name.clone(),
+            reference: reference.to_string(),
+            message,
+        }
+    }
+}
+
+fn tls_connector(ca_file: &str) -> Result<TlsConnector, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca_file)
+        .map_err(|e| format!("tls-ca-file {ca_file}: {e}"))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("tls-ca-file {ca_file}: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("tls-ca-file {ca_file}: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("tls-ca-file {ca_file}: no certificate in it"));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_parse_with_and_without_resource() {
+        assert_eq!(
+            SecretRef::parse("secrets:db:password").unwrap(),
+            SecretRef {
+                resource: "db".into(),
+                key: "password".into()
+            }
+        );
+        assert_eq!(SecretRef::parse("secrets:token").unwrap().resource, "");
+        assert!(SecretRef::parse("db:password").is_err());
+        assert!(SecretRef::parse("secrets:").is_err());
+        assert!(SecretRef::parse("secrets:a:b:c").is_err());
+        assert_eq!(
+            SecretRef::parse_bare("keys:aes").unwrap().to_string(),
+            "secrets:keys:aes"
+        );
+        assert_eq!(
+            SecretRef::parse_bare("secrets:keys:aes").unwrap(),
+            SecretRef::parse_bare("keys:aes").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_secret_value_never_prints() {
+        let v = SecretValue::new(b"hunter2".to_vec());
+        assert!(!format!("{v:?}").contains("hunter2"));
+        assert_eq!(v.expose_str().unwrap(), "hunter2");
+    }
+}
