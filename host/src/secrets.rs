@@ -12,6 +12,7 @@
 //! A resolved value lives in a [`SecretValue`], whose `Debug` prints nothing of it; errors name
 //! the agent and the reference, never the value.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::TlsConnector;
 
-use crate::config::{ConnectionType, SecretAgent};
+use crate::config::{ConnectionType, Secret, SecretAgent};
 
 /// First word of every message, both ways ("sidekick" in hex-speak).
 pub const MAGIC: u32 = 0x51de_c1cc;
@@ -346,6 +347,84 @@ impl SecretAgentClient {
             reference: reference.to_string(),
             message,
         }
+    }
+}
+
+/// The agent an entity uses: its inline `secret-agent`, else its `secret-agent-name`, else
+/// `fallback` (e.g. the routine's `secret-agent` for its policy's `key-secret`), looked up in
+/// the config's `secret-agents`. `None` when nothing names one.
+///
+/// # Errors
+/// A name that is not configured, or an agent that cannot be set up (CA file).
+pub fn agent_for(
+    agents: &BTreeMap<String, SecretAgent>,
+    inline: Option<&SecretAgent>,
+    name: Option<&str>,
+    fallback: Option<&str>,
+) -> Result<Option<SecretAgentClient>, SecretError> {
+    if let Some(agent) = inline {
+        return SecretAgentClient::new("(inline)", agent).map(Some);
+    }
+    let Some(name) = name.or(fallback) else {
+        return Ok(None);
+    };
+    let agent = agents.get(name).ok_or_else(|| SecretError::Config {
+        agent: name.to_string(),
+        message: "is not configured in secret-agents".into(),
+    })?;
+    SecretAgentClient::new(name, agent).map(Some)
+}
+
+/// The value of a secret field: the field itself, or for a `secrets:` reference what the
+/// agent holds. `field` names the config path for the error when no agent is configured.
+///
+/// # Errors
+/// A reference with no agent to ask, a malformed reference, or the agent's failure.
+pub async fn resolve_field(
+    agent: Option<&SecretAgentClient>,
+    field: &str,
+    value: &Secret,
+) -> Result<SecretValue, SecretError> {
+    if !value.is_agent_reference() {
+        return Ok(SecretValue::new(value.expose().as_bytes().to_vec()));
+    }
+    let reference = SecretRef::parse(value.expose()).map_err(|message| SecretError::Config {
+        agent: "-".into(),
+        message: format!("{field}: {message}"),
+    })?;
+    fetch_with(agent, field, &reference).await
+}
+
+/// What the agent holds for a `key-secret` / `password-key-secret` entry (`<resource>:<key>`,
+/// `<key>` or `secrets:...`).
+///
+/// # Errors
+/// As [`resolve_field`].
+pub async fn resolve_entry(
+    agent: Option<&SecretAgentClient>,
+    field: &str,
+    entry: &str,
+) -> Result<SecretValue, SecretError> {
+    let reference = SecretRef::parse_bare(entry).map_err(|message| SecretError::Config {
+        agent: "-".into(),
+        message: format!("{field}: {message}"),
+    })?;
+    fetch_with(agent, field, &reference).await
+}
+
+async fn fetch_with(
+    agent: Option<&SecretAgentClient>,
+    field: &str,
+    reference: &SecretRef,
+) -> Result<SecretValue, SecretError> {
+    match agent {
+        Some(agent) => agent.fetch(reference).await,
+        None => Err(SecretError::Config {
+            agent: "-".into(),
+            message: format!(
+                "{field} refers to {reference}, but no secret agent is configured for it"
+            ),
+        }),
     }
 }
 

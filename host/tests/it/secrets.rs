@@ -144,3 +144,53 @@ async fn failures_name_the_reference_never_the_secret() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn fields_resolve_through_the_agent_their_entity_names() {
+    use abs::config::Secret;
+    use abs::secrets::{agent_for, resolve_entry, resolve_field};
+    use std::collections::BTreeMap;
+
+    let double = SecretAgentDouble::start().unwrap();
+    double.set("db", "password", b"from-agent");
+    double.set("", "aes", b"key-bytes");
+    let agents = BTreeMap::from([("main".to_string(), tcp_agent(double.port()))]);
+
+    let by_name = agent_for(&agents, None, Some("main"), None).unwrap();
+    let by_fallback = agent_for(&agents, None, None, Some("main")).unwrap();
+    assert!(by_name.is_some() && by_fallback.is_some());
+    assert!(agent_for(&agents, None, None, None).unwrap().is_none());
+    let err = agent_for(&agents, None, Some("nope"), None).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+
+    let agent = by_name.as_ref();
+    let literal = resolve_field(agent, "credentials.password", &Secret::new("plain"))
+        .await
+        .unwrap();
+    assert_eq!(literal.expose(), b"plain");
+    let fetched = resolve_field(
+        agent,
+        "credentials.password",
+        &Secret::new("secrets:db:password"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fetched.expose(), b"from-agent");
+    let key = resolve_entry(agent, "encryption.key-secret", "aes")
+        .await
+        .unwrap();
+    assert_eq!(key.expose(), b"key-bytes");
+
+    let err = resolve_field(
+        None,
+        "credentials.password",
+        &Secret::new("secrets:db:password"),
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("credentials.password") && text.contains("no secret agent"),
+        "{text}"
+    );
+}
