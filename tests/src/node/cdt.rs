@@ -458,7 +458,14 @@ mod tests {
             // Key-ordered and key-value-ordered maps.
             (
                 PT_MAP,
-                [&[0x83, 0xc7, 0x00, 0x01, 0xc0][..], &s("a"), &[1], &s("b"), &[2]].concat(),
+                [
+                    &[0x83, 0xc7, 0x00, 0x01, 0xc0][..],
+                    &s("a"),
+                    &[1],
+                    &s("b"),
+                    &[2],
+                ]
+                .concat(),
             ),
             (
                 PT_MAP,
@@ -471,8 +478,17 @@ mod tests {
             ),
             (PT_LIST, vec![0x90]),
             (PT_MAP, vec![0x80]),
-            (PT_LIST, vec![0x92, 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0xca, 0, 0, 0, 0]),
-            (PT_LIST, vec![0x93, 0xcc, 0xff, 0xd0, 0x80, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            (
+                PT_LIST,
+                vec![0x92, 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0xca, 0, 0, 0, 0],
+            ),
+            (
+                PT_LIST,
+                vec![
+                    0x93, 0xcc, 0xff, 0xd0, 0x80, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                    0xff,
+                ],
+            ),
         ];
         for (pt, bytes) in cases {
             assert_eq!(from_wire(pt, &bytes), Some(bytes.clone()), "{bytes:02x?}");
@@ -496,7 +512,12 @@ mod tests {
     fn encodings_are_compacted_and_flags_masked() {
         // d3 00..05 -> 05; d0 ff -> ff; d9 01 03 'x' -> a2 03 'x'; dc 00 01 -> 91.
         assert_eq!(
-            from_wire(PT_LIST, &[0xdc, 0x00, 0x03, 0xd3, 0, 0, 0, 0, 0, 0, 0, 5, 0xd0, 0xff, 0xd9, 2, 3, b'x']),
+            from_wire(
+                PT_LIST,
+                &[
+                    0xdc, 0x00, 0x03, 0xd3, 0, 0, 0, 0, 0, 0, 0, 5, 0xd0, 0xff, 0xd9, 2, 3, b'x'
+                ]
+            ),
             Some(vec![0x93, 5, 0xff, 0xa2, 3, b'x'])
         );
         // Persisted-index bit dropped; a flag byte that masks to zero drops the ext.
@@ -517,16 +538,26 @@ mod tests {
     #[test]
     fn values_the_server_refuses_are_refused() {
         let refused: Vec<(u8, Vec<u8>)> = vec![
-            (PT_LIST, vec![0x94, 0xc7, 0x00, 0x01, 3, 2, 1]),   // ordered list out of order
-            (PT_MAP, [&[0x83, 0xc7, 0x00, 0x01, 0xc0][..], &s("b"), &[1], &s("a"), &[2]].concat()),
+            (PT_LIST, vec![0x94, 0xc7, 0x00, 0x01, 3, 2, 1]), // ordered list out of order
+            (
+                PT_MAP,
+                [
+                    &[0x83, 0xc7, 0x00, 0x01, 0xc0][..],
+                    &s("b"),
+                    &[1],
+                    &s("a"),
+                    &[2],
+                ]
+                .concat(),
+            ),
             (PT_MAP, [&[0x82][..], &s("a"), &[1], &s("a"), &[2]].concat()), // duplicate key
-            (PT_MAP, vec![0x81, 0xc0, 1]),                        // nil key
-            (PT_MAP, vec![0x81, 0x90, 1]),                        // list key
-            (PT_LIST, vec![0x92, 1, 0xd4, 0xff, 0x00]),           // wildcard
-            (PT_LIST, vec![0x91, 1, 2]),                          // trailing byte
-            (PT_LIST, vec![0x92, 1]),                             // truncated
-            (PT_LIST, vec![0xdd, 0xff, 0xff, 0xff, 0xff, 1]),     // count larger than the input
-            (PT_MAP, vec![0x91, 1]),                              // a list sent as a map
+            (PT_MAP, vec![0x81, 0xc0, 1]),                                  // nil key
+            (PT_MAP, vec![0x81, 0x90, 1]),                                  // list key
+            (PT_LIST, vec![0x92, 1, 0xd4, 0xff, 0x00]),                     // wildcard
+            (PT_LIST, vec![0x91, 1, 2]),                                    // trailing byte
+            (PT_LIST, vec![0x92, 1]),                                       // truncated
+            (PT_LIST, vec![0xdd, 0xff, 0xff, 0xff, 0xff, 1]), // count larger than the input
+            (PT_MAP, vec![0x91, 1]),                          // a list sent as a map
             (PT_LIST, vec![0xc1]),
         ];
         for (pt, bytes) in refused {

@@ -289,8 +289,7 @@ fn write_policies(req: &Request<'_>) -> Result<(bool, bool), u8> {
     if req.ops.is_empty() {
         return Err(rc::PARAMETER);
     }
-    let mut must_not_create =
-        req.info3 & (wire::INFO3_UPDATE_ONLY | wire::INFO3_REPLACE_ONLY) != 0;
+    let mut must_not_create = req.info3 & (wire::INFO3_UPDATE_ONLY | wire::INFO3_REPLACE_ONLY) != 0;
     let replace = req.info3 & (wire::INFO3_CREATE_OR_REPLACE | wire::INFO3_REPLACE_ONLY) != 0;
     for op in req.ops {
         if op.op == wire::OP_TOUCH {

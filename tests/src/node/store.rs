@@ -404,9 +404,37 @@ pub struct SIndex {
     pub set: String,
     pub name: String,
     pub bin: String,
-    /// "numeric", "string", "blob", "geo2dsphere".
+    /// "numeric", "string", "blob", "geo2dsphere" ("none" for a set index).
     pub ktype: String,
+    /// "default", "list", "mapkeys", "mapvalues" or "set".
     pub itype: String,
+    /// Base64 CDT context as sent ("" = none).
+    pub context: String,
+    /// Base64 expression of an expression index ("" = none).
+    pub exp: String,
+}
+
+impl SIndex {
+    /// Everything but the name: what the server keys an index by.
+    pub fn same_definition(&self, other: &SIndex) -> bool {
+        (
+            &self.ns,
+            &self.set,
+            &self.bin,
+            &self.ktype,
+            &self.itype,
+            &self.context,
+            &self.exp,
+        ) == (
+            &other.ns,
+            &other.set,
+            &other.bin,
+            &other.ktype,
+            &other.itype,
+            &other.context,
+            &other.exp,
+        )
+    }
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
