@@ -545,7 +545,10 @@ impl RestoreRun<'_> {
         }
         let policy = &self.plan.policy;
         let parallel = parallel.min(keys.len()).max(1);
-        let stop = self.cancel.child_token();
+        // Readers stop on their first error, or when a writer fails; writers drain what was
+        // read before they stop, so every record read is counted.
+        let read_stop = self.cancel.child_token();
+        let write_stop = self.cancel.child_token();
         let (tx, rx) = mpsc::channel::<Item>(parallel * BATCHES_PER_READER);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let (batch_policy, write_policy) = RecordWriter::policies(policy);
@@ -558,7 +561,7 @@ impl RestoreRun<'_> {
             tps: self.tps.clone(),
             batch_policy,
             write_policy,
-            cancel: stop.clone(),
+            cancel: write_stop.clone(),
         });
         let indexes = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut writers = tokio::task::JoinSet::new();
@@ -568,8 +571,10 @@ impl RestoreRun<'_> {
                 rx.clone(),
                 indexes.clone(),
                 policy.no_udfs.unwrap_or(false),
+                read_stop.clone(),
             ));
         }
+        drop(rx);
         let queue = Arc::new(std::sync::Mutex::new(
             keys.iter()
                 .map(|k| k.to_string())
@@ -587,31 +592,38 @@ impl RestoreRun<'_> {
                 bandwidth: self.bandwidth.clone(),
                 counters: self.counters.clone(),
                 progress: self.progress.clone(),
-                stop: stop.clone(),
+                stop: read_stop.clone(),
                 skip_records: policy.no_records.unwrap_or(false),
             };
             readers.spawn_blocking(move || reader.run());
         }
         drop(tx);
-        let mut first = FirstError::new(stop);
+        let mut read_error = FirstError::new(read_stop);
         while let Some(r) = readers.join_next().await {
             match r {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => first.note(e),
-                Err(e) => first.note(EngineError::Encode(format!("reader thread: {e}"))),
+                Ok(Err(e)) => read_error.note(e),
+                Err(e) => read_error.note(EngineError::Encode(format!("reader thread: {e}"))),
             }
         }
+        let mut write_error = FirstError::new(write_stop);
         while let Some(r) = writers.join_next().await {
             match r {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => first.note(e),
-                Err(e) => first.note(EngineError::Write(format!("writer task: {e}"))),
+                Ok(Err(e)) => write_error.note(e),
+                Err(e) => write_error.note(EngineError::Write(format!("writer task: {e}"))),
             }
         }
         if self.cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
-        first.into_result()?;
+        // A writer failure stops the readers, which then report `Cancelled`: the writer's
+        // error is the cause.
+        match (read_error.into_result(), write_error.into_result()) {
+            (_, Err(e)) => return Err(e),
+            (Err(e), Ok(())) => return Err(e),
+            (Ok(()), Ok(())) => {}
+        }
         let out = std::mem::take(&mut *indexes.lock().unwrap_or_else(|p| p.into_inner()));
         Ok(out)
     }
@@ -622,6 +634,20 @@ async fn write_items(
     writer: Arc<RecordWriter>,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Item>>>,
     indexes: Arc<std::sync::Mutex<Vec<SecondaryIndex>>>,
+    no_udfs: bool,
+    read_stop: CancellationToken,
+) -> Result<(), EngineError> {
+    let result = write_loop(&writer, &rx, &indexes, no_udfs).await;
+    if result.is_err() {
+        read_stop.cancel();
+    }
+    result
+}
+
+async fn write_loop(
+    writer: &RecordWriter,
+    rx: &tokio::sync::Mutex<mpsc::Receiver<Item>>,
+    indexes: &std::sync::Mutex<Vec<SecondaryIndex>>,
     no_udfs: bool,
 ) -> Result<(), EngineError> {
     loop {
