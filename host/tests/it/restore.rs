@@ -58,9 +58,10 @@ fn plugins() -> Arc<Registry> {
     .clone()
 }
 
-fn config(node: &AerospikeNode, dir: &Path, policy: &str) -> Config {
+fn config(node: &AerospikeNode, dir: &Path, policy: &str, top: &str) -> Config {
     let yaml = format!(
         r#"
+{top}
 aerospike-clusters:
   c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}
 storage:
@@ -91,8 +92,18 @@ struct Harness {
 }
 
 fn harness(node: &AerospikeNode, policy: &str) -> Harness {
+    harness_with(node, policy, "")
+}
+
+/// [`harness`] with more top-level config sections (`top`, YAML at column 0).
+fn harness_with(node: &AerospikeNode, policy: &str, top: &str) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(ConfigStore::in_memory(config(node, dir.path(), policy)));
+    let store = Arc::new(ConfigStore::in_memory(config(
+        node,
+        dir.path(),
+        policy,
+        top,
+    )));
     let clock = Arc::new(ManualClock::at_ms(T0));
     node.clock().pin_ms(T0 as u64);
     let ctx = Arc::new(EngineContext::new(plugins(), clock.clone()));
@@ -1078,4 +1089,111 @@ async fn a_restore_into_a_namespace_a_running_backup_reads_is_refused() {
     assert!(matches!(e, StartError::Conflict(_)), "{e}");
     h.jobs.cancel("r");
     h.jobs.wait("r", BackupKind::Full).await;
+}
+
+#[tokio::test]
+async fn the_lz4_example_plugin_pipeline_round_trips() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 300);
+    let client = connect(&node).await;
+    let want = scan_all(&client, "test").await;
+    let path = repo().join("host/assets/plugins/examples/codec-lz4.wasm");
+    let sha = abs::plugins::registry::sha256_hex(&std::fs::read(&path).unwrap());
+    let top = format!(
+        "plugins:\n  codec-lz4: {{path: \"{}\", sha256: \"{sha}\"}}\n",
+        path.display()
+    );
+    let h = harness_with(
+        &node,
+        "parallel: 2, pipeline: [{plugin: codec-lz4, options: {block-size: 65536}}]",
+        &top,
+    );
+    let key = h.backup_key(BackupKind::Full).await;
+    wipe(&node);
+    let v = h.restore_ok(&key, serde_json::json!({})).await;
+    assert_eq!(v.counters.inserted_records, 300);
+    assert_same(&scan_all(&client, "test").await, &want, true, "lz4");
+}
+
+#[tokio::test]
+async fn retryable_errors_are_retried_and_permanent_ones_fail_with_counters() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 100);
+    let client = connect(&node).await;
+    let want = scan_all(&client, "test").await;
+    let h = harness(&node, "parallel: 1");
+    let key = h.backup_key(BackupKind::Full).await;
+    let fast_retry = serde_json::json!({"max-retries": 2, "base-timeout": 5, "multiplier": 1});
+
+    // Key busy (14) on every write: retried, then the job fails; every record read is
+    // accounted for as failed.
+    wipe(&node);
+    node.all_faults(|f| f.fail_writes(Some(14)));
+    let v = h
+        .restore(&key, serde_json::json!({"retry-policy": fast_retry}))
+        .await;
+    assert_eq!(v.status, RestoreStatus::Failure);
+    assert!(v.counters.failed_records > 0, "{:?}", v.counters);
+    assert_eq!(v.counters.inserted_records, 0);
+    assert_invariant(&v);
+
+    // A parameter error (4) is permanent: no retry can help.
+    node.all_faults(|f| f.fail_writes(Some(4)));
+    let v = h
+        .restore(&key, serde_json::json!({"retry-policy": fast_retry}))
+        .await;
+    assert_eq!(v.status, RestoreStatus::Failure);
+    assert!(
+        v.error.as_deref().unwrap_or_default().contains("written"),
+        "{:?}",
+        v.error
+    );
+    assert_invariant(&v);
+
+    // Single-record writes (batch writes disabled) restore everything too.
+    node.all_faults(|f| f.fail_writes(None));
+    let v = h
+        .restore_ok(
+            &key,
+            serde_json::json!({"disable-batch-writes": true, "batch-size": 7}),
+        )
+        .await;
+    assert_eq!(v.counters.inserted_records, 100);
+    assert_same(
+        &scan_all(&client, "test").await,
+        &want,
+        true,
+        "single writes",
+    );
+}
+
+#[tokio::test]
+async fn a_running_restore_can_be_cancelled_and_tps_paces_it() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 300);
+    let h = harness(&node, "parallel: 1");
+    let key = h.backup_key(BackupKind::Full).await;
+    wipe(&node);
+    let id = h
+        .restores
+        .start_request(
+            &h.request(&key, serde_json::json!({"tps": 100, "batch-size": 10})),
+            "full",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let running = h.restores.status(id).unwrap();
+    assert_eq!(running.status, RestoreStatus::Running);
+    assert!(
+        running.counters.inserted_records < 300,
+        "100 records/s: not done after 0.5 s"
+    );
+    h.restores.cancel(id).unwrap();
+    let v = h.restores.wait(id).await.unwrap();
+    assert_eq!(v.status, RestoreStatus::Canceled);
+    assert!(
+        (node.record_count("test") as u64) < 300,
+        "records written stay; not all"
+    );
 }
