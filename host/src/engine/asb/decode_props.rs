@@ -275,3 +275,62 @@ fn huge_declared_lengths_fail_with_the_line_and_field() {
     let (_, err) = decode(b"Version 3.1\n* u L a.lua 4000000000 x\n");
     assert!(err.expect("short UDF").to_string().contains("UDF"));
 }
+
+/// What the restore does next with list and map bins: the msgpack reader must refuse
+/// damaged particles with an error too, never panic.
+mod cdt {
+    use proptest::prelude::*;
+
+    use crate::engine::asb::convert::decode_cdt;
+
+    /// Canonical particles of every shape the golden files hold, to mutate.
+    const SEEDS: &[&[u8]] = &[
+        &[0x94, 0xc7, 0x00, 0x01, 0x01, 0x02, 0x03],
+        &[0x82, 0xc7, 0x00, 0x01, 0xc0, 0xa2, 0x03, b'a', 0x01],
+        &[
+            0x92, 0x82, 0xc7, 0x00, 0x03, 0xc0, 0x01, 0x02, 0x92, 0xc7, 0x00, 0x01, 0x05,
+        ],
+        &[
+            0x93, 0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0xd4, 0x07, 0x09, 0xc4, 0x02, 0x04, 0xff,
+        ],
+        &[
+            0xdc, 0x00, 0x02, 0xdd, 0x00, 0x00, 0x00, 0x01, 0xc3, 0xde, 0x00, 0x00,
+        ],
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_particles_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_cdt(&bytes);
+        }
+
+        #[test]
+        fn mutated_particles_never_panic(
+            seed in prop::sample::select(SEEDS),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..4),
+        ) {
+            let mut bytes = seed.to_vec();
+            for (at, byte, kind) in edits {
+                if bytes.is_empty() {
+                    break;
+                }
+                let i = at.index(bytes.len());
+                match kind {
+                    0 => bytes[i] = byte,
+                    1 => { bytes.remove(i); }
+                    _ => bytes.insert(i, byte),
+                }
+            }
+            let _ = decode_cdt(&bytes);
+        }
+    }
+
+    #[test]
+    fn hostile_counts_and_nesting_are_refused() {
+        assert!(decode_cdt(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(decode_cdt(&[0xdf, 0xff, 0xff, 0xff, 0xff, 0x01]).is_err());
+        assert!(decode_cdt(&vec![0x91; 100_000]).is_err());
+    }
+}
