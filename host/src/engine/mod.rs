@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod jobs;
 pub mod layout;
 pub mod progress;
+pub mod node_reader;
 pub mod scan;
 
 use crate::plugins::PluginError;

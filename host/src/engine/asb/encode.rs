@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use aerospike::Value;
 
+use super::super::node_reader::RawRecord;
 use super::convert::{ConvertError, encode_cdt_into, type_name};
 use super::{
     ASB_VERSION, AsbRecord, BinValue, BlobKind, DIGEST_LEN, SecondaryIndex, Udf, UserKey, particle,
@@ -304,6 +305,121 @@ fn encode_client_record_inner(
         write_bin(buf, name.as_bytes(), bin, options);
     }
     Ok(())
+}
+
+/// Renders a record straight from the raw scan reader's wire fields and bin particles
+/// ([`RawRecord`]): lists and maps are written as the exact msgpack the server holds (order
+/// flags, ext types, nesting), HLLs as stored, scalars from their particles. No value tree is
+/// built. Nil particles are skipped, as no server stores them. For the types both paths can
+/// carry this writes the same bytes as [`encode_record`].
+///
+/// # Errors
+/// A generation over 16 bits, a particle or stored key the format cannot carry, or a
+/// particle whose size does not fit its type; `buf` is then left as it was.
+pub fn encode_raw_record(
+    buf: &mut Vec<u8>,
+    record: &RawRecord<'_>,
+    options: EncoderOptions,
+) -> Result<(), ConvertError> {
+    let start = buf.len();
+    let result = encode_raw_record_inner(buf, record, options);
+    if result.is_err() {
+        buf.truncate(start);
+    }
+    result
+}
+
+fn encode_raw_record_inner(
+    buf: &mut Vec<u8>,
+    record: &RawRecord<'_>,
+    options: EncoderOptions,
+) -> Result<(), ConvertError> {
+    let generation = u16::try_from(record.generation)
+        .map_err(|_| ConvertError::GenerationOutOfRange(record.generation))?;
+    let key = match record.key {
+        None => None,
+        Some((ptype, data)) => Some(match ptype {
+            particle::INTEGER => KeyRef::Int(i64::from_be_bytes(
+                be8(data).ok_or_else(|| ConvertError::UserKey("integer key is not 8 bytes".into()))?,
+            )),
+            particle::FLOAT => KeyRef::Double(f64::from_be_bytes(
+                be8(data).ok_or_else(|| ConvertError::UserKey("double key is not 8 bytes".into()))?,
+            )),
+            particle::STRING => KeyRef::String(data),
+            particle::BLOB => KeyRef::Bytes(data),
+            other => {
+                return Err(ConvertError::UserKey(format!(
+                    "particle type {other} cannot be a stored key"
+                )));
+            }
+        }),
+    };
+    let bins = record
+        .bins()
+        .filter(|b| b.particle_type != particle::NULL)
+        .count();
+    let head = RecordHead {
+        key,
+        namespace: record.namespace,
+        digest: &record.digest,
+        set: record.set,
+        generation,
+        void_time: record.void_time,
+        bins,
+    };
+    write_head(buf, &head, options);
+    for bin in record.bins() {
+        if bin.particle_type == particle::NULL {
+            continue;
+        }
+        let value = raw_bin(bin.particle_type, bin.data).map_err(|message| ConvertError::Bin {
+            bin: String::from_utf8_lossy(bin.name).into_owned(),
+            message,
+        })?;
+        write_bin(buf, bin.name, value, options);
+    }
+    Ok(())
+}
+
+fn be8(data: &[u8]) -> Option<[u8; 8]> {
+    data.try_into().ok()
+}
+
+/// A raw particle as a bin line needs it.
+fn raw_bin(ptype: u8, data: &[u8]) -> Result<BinRef<'_>, String> {
+    let fixed = |what: &str| format!("{what} particle of {} bytes, not 8", data.len());
+    Ok(match ptype {
+        particle::INTEGER => BinRef::Int(i64::from_be_bytes(be8(data).ok_or_else(|| fixed("integer"))?)),
+        particle::FLOAT => BinRef::Double(f64::from_be_bytes(be8(data).ok_or_else(|| fixed("double"))?)),
+        particle::STRING => BinRef::Text(b'S', data),
+        particle::BOOL => match data {
+            [b] => BinRef::Bool(*b != 0),
+            _ => return Err(format!("boolean particle of {} bytes, not 1", data.len())),
+        },
+        // GeoJSON particles start with a flag byte and a cell count, then the cells the server
+        // indexed (8 bytes each), then the text the client sent: only the text is backed up.
+        particle::GEOJSON => {
+            let cells = data
+                .get(1..3)
+                .map(|c| usize::from(u16::from_be_bytes([c[0], c[1]])))
+                .ok_or("GeoJSON particle shorter than its header")?;
+            let text = data
+                .get(3 + cells * 8..)
+                .ok_or("GeoJSON particle shorter than its cells")?;
+            BinRef::Text(b'G', text)
+        }
+        particle::HLL => BinRef::Blob(b'Y', data),
+        particle::LIST => BinRef::Blob(b'L', data),
+        particle::MAP => BinRef::Blob(b'M', data),
+        code => match BlobKind::from_particle_type(code) {
+            Some(kind) => BinRef::Blob(kind.label(), data),
+            None => {
+                return Err(format!(
+                    "particle type {code} has no representation in the backup format"
+                ));
+            }
+        },
+    })
 }
 
 /// A client value as a bin line needs it; the mapping is [`bin_value_from_value`]'s. Lists
