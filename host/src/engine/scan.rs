@@ -1,9 +1,11 @@
 //! Partition scans: which partitions each worker reads, the filter expression of a routine,
-//! and one worker's scan loop with resume after a dropped connection.
+//! and one worker's scan loop with resume after a dropped connection or node change.
 //!
-//! Records are delivered through the client's callback API, which commits the resume cursor
-//! as each record is handed over (exactly-once). The callback renders each record as `.asb`
-//! text on the spot (no intermediate model, no hand-off per record) into a batch of
+//! Records come off the nodes as raw particles through our own connections
+//! ([`super::node_reader`]; the crate's client would decode them into `Value` trees and lose
+//! CDT flags). Each partition's cursor moves as its records are rendered, so a resume
+//! continues after the last record taken (exactly-once). Records are rendered as `.asb` text
+//! on the spot (no intermediate model, no hand-off per record) into a batch of
 //! [`BATCH_BYTES`]; full batches go into a bounded channel, so a slow codec or storage slows
 //! the node streams, never grows a buffer.
 
@@ -12,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aerospike::expressions::{self as exp, Expression};
-use aerospike::query::PartitionFilter;
 use aerospike::{Client, Node};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -104,19 +105,6 @@ pub enum ScanRange {
 }
 
 impl ScanRange {
-    pub fn filter(&self) -> PartitionFilter {
-        match self {
-            ScanRange::Partitions { begin, count } => {
-                PartitionFilter::by_range(*begin as usize, *count as usize)
-            }
-            ScanRange::AfterDigest(d) => {
-                let mut pf = PartitionFilter::by_id(partition_of(d) as usize);
-                pf.digest = Some(*d);
-                pf
-            }
-        }
-    }
-
     /// Partitions covered (a digest range counts as its one partition).
     pub fn partition_count(&self) -> u32 {
         match self {
@@ -523,14 +511,16 @@ impl Worker {
         };
         let mut attempt = 0;
         loop {
-            let round = self.round(&mut parts);
-            let total = Duration::from_millis(u64::from(self.spec.total_timeout_ms));
+            // The total timeout ends a round from inside its node streams, so the partition
+            // cursors of what they already took come back (dropping them would re-read those
+            // records on the resume).
+            let deadline = (self.spec.total_timeout_ms > 0).then(|| {
+                tokio::time::Instant::now()
+                    + Duration::from_millis(u64::from(self.spec.total_timeout_ms))
+            });
             let outcome = tokio::select! {
-                r = round => r,
+                r = self.round(&mut parts, deadline) => r,
                 () = self.cancel.cancelled() => return Err(EngineError::Cancelled),
-                () = tokio::time::sleep(total), if self.spec.total_timeout_ms > 0 => Err(
-                    RoundError::Failed(format!("no end within the total timeout of {} ms", self.spec.total_timeout_ms)),
-                ),
             };
             if let Some(e) = self.batcher_mut().error.take() {
                 return Err(self.scan_err(format!("a record cannot be backed up: {e}")));
@@ -566,7 +556,11 @@ impl Worker {
 
     /// One pass over the unfinished partitions: one stream per serving node, at most
     /// `max-concurrent-nodes` at once.
-    async fn round(&self, parts: &mut [PartStatus]) -> Result<(), RoundError> {
+    async fn round(
+        &self,
+        parts: &mut [PartStatus],
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), RoundError> {
         use futures::StreamExt as _;
         let owners = self.owners().await?;
         // Each node stream works on its own copy of its partitions; merged back below.
@@ -586,7 +580,7 @@ impl Worker {
         };
         let streams: Vec<_> = groups
             .into_iter()
-            .map(|(node, group)| self.scan_node(owners.nodes[node].clone(), group))
+            .map(|(node, group)| self.scan_node(owners.nodes[node].clone(), group, deadline))
             .collect();
         let finished: Vec<(Vec<PartStatus>, Result<(), RoundError>)> =
             futures::stream::iter(streams)
@@ -709,12 +703,18 @@ impl Worker {
         &self,
         node: Arc<Node>,
         mut parts: Vec<PartStatus>,
+        deadline: Option<tokio::time::Instant>,
     ) -> (Vec<PartStatus>, Result<(), RoundError>) {
-        let result = self.stream_node(&node, &mut parts).await;
+        let result = self.stream_node(&node, &mut parts, deadline).await;
         (parts, result)
     }
 
-    async fn stream_node(&self, node: &Node, parts: &mut [PartStatus]) -> Result<(), RoundError> {
+    async fn stream_node(
+        &self,
+        node: &Node,
+        parts: &mut [PartStatus],
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), RoundError> {
         let mut conn = self.connection(node).await?;
         let full: Vec<u16> = parts.iter().filter(|p| p.digest.is_none()).map(|p| p.id).collect();
         let resume: Vec<[u8; 20]> = parts.iter().filter_map(|p| p.digest).collect();
@@ -739,7 +739,17 @@ impl Worker {
         let options = self.spec.encoder;
         let paced = self.limiter.is_some();
         loop {
-            let frame = conn.read_frame().await?;
+            let frame = match deadline {
+                None => conn.read_frame().await?,
+                Some(at) => tokio::time::timeout_at(at, conn.read_frame())
+                    .await
+                    .map_err(|_| {
+                        RoundError::Failed(format!(
+                            "no end within the total timeout of {} ms",
+                            self.spec.total_timeout_ms
+                        ))
+                    })??,
+            };
             let mut pos = 0;
             while pos < frame.len() {
                 // Under the lock: messages up to a full batch (or one record when paced).
@@ -841,9 +851,8 @@ mod tests {
         let ScanRange::AfterDigest(digest) = r[0] else {
             panic!("digest expected")
         };
-        let pf = r[0].filter();
-        assert_eq!(pf.digest, Some(digest));
-        assert_eq!(pf.begin, partition_of(&digest) as usize);
+        assert_eq!(digest[..4], [0, 1, 2, 3]);
+        assert_eq!(r[0].partition_count(), 1);
         assert!(split_ranges(Some("5000"), 1).is_err());
     }
 

@@ -813,6 +813,39 @@ async fn lists_and_maps_are_backed_up_as_the_exact_msgpack_the_node_stores() {
 }
 
 #[tokio::test]
+async fn secured_node_and_compressed_replies_back_up_every_record() {
+    let node = AerospikeNode::start_with(NodeConfig {
+        user: Some(("backup".into(), "s3cret".into())),
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    seed(&node, 600);
+    let client = Client::new(
+        &ClientPolicy {
+            auth_mode: aerospike::AuthMode::Internal("backup".into(), "s3cret".into()),
+            ..ClientPolicy::default()
+        },
+        &node.hosts(),
+    )
+    .await
+    .unwrap();
+    let want = scan_all(&node, &client).await;
+    let h = harness(&node, "parallel: 2, use-scan-compression: true", "");
+    let mut cfg = (*h.store.current()).clone();
+    cfg.aerospike_clusters.get_mut("c").unwrap().credentials = Some(abs::config::Credentials {
+        user: Some("backup".into()),
+        password: Some(abs::config::Secret::new("s3cret")),
+        ..Default::default()
+    });
+    h.store.replace(cfg).await.unwrap();
+    let report = h.run_ok(BackupKind::Full).await;
+    let (records, _) = decode_folder(&h.store, &h.data_folder(report.timestamp_ms));
+    // The node answers scans on a connection that has not logged in with "not
+    // authenticated", so every record here came over a connection of ours that did.
+    assert_same_records(&by_digest(records), &want);
+}
+
+#[tokio::test]
 async fn dropped_connection_mid_scan_resumes_without_loss_or_duplicates() {
     let node = AerospikeNode::start().unwrap();
     seed(&node, 1500);
@@ -1116,10 +1149,20 @@ async fn three_node_cluster_full_and_node_list_backups() {
         cfg.aerospike_clusters.get_mut("c").unwrap().prefer_racks = Some(vec![1]);
         h.store.replace(cfg).await.unwrap();
     }
+    let scans_on = |i: usize| {
+        node.stats(i)
+            .scans
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before: Vec<u64> = (0..3).map(scans_on).collect();
     let report = h.run_ok(BackupKind::Full).await;
     let folder = h.data_folder(report.timestamp_ms);
     let (records, _) = decode_folder(&h.store, &folder);
     assert_same_records(&by_digest(records), &want);
+    // Copies of partition p live on nodes p % 3 and (p + 1) % 3, and nodes 0 and 2 are in
+    // rack 1: every partition has a rack-1 copy, so node 1 (rack 2) is never scanned.
+    assert_eq!(scans_on(1), before[1], "node 1 is not in a preferred rack");
+    assert!(scans_on(0) > before[0] && scans_on(2) > before[2]);
     let conf = h
         .root()
         .join(format!("r/backup/{}/configuration", report.timestamp_ms));
