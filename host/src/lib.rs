@@ -7,4 +7,5 @@ pub mod logging;
 pub mod metrics;
 pub mod plugin_check;
 pub mod plugins;
+pub mod scheduler;
 pub mod service;

@@ -73,8 +73,10 @@ pub struct AppState {
     pub limiter: Arc<ratelimit::RateLimiter>,
     /// `service.http.context-path` at start, normalised (`/` or `/abs/`).
     pub context_path: Arc<str>,
-    /// On-demand backup jobs (issue 6).
+    /// Backup jobs (state, cancel); starts go through `scheduler`.
     pub backups: crate::engine::jobs::JobRegistry,
+    /// Cron triggers and on-demand runs, with the overlap rules.
+    pub scheduler: crate::scheduler::Scheduler,
 }
 
 impl AppState {
@@ -104,6 +106,12 @@ impl AppState {
         backups: crate::engine::jobs::JobRegistry,
     ) -> Self {
         let context_path = store.current().service.http.context_path();
+        let scheduler = crate::scheduler::Scheduler::new(
+            backups.clone(),
+            store.clone(),
+            Arc::new(crate::scheduler::SystemTimer),
+            Some(metrics.clone()),
+        );
         Self {
             store,
             metrics,
@@ -111,7 +119,26 @@ impl AppState {
             limiter: Arc::new(ratelimit::RateLimiter::default()),
             context_path: context_path.into(),
             backups,
+            scheduler,
         }
+    }
+
+    /// Replaces the scheduler (and its job registry), e.g. with one on a manual clock.
+    pub fn set_scheduler(&mut self, scheduler: crate::scheduler::Scheduler) {
+        self.backups = scheduler.jobs().clone();
+        self.scheduler = scheduler;
+    }
+
+    /// Replaces the job registry, under a scheduler on the system clock (tests whose
+    /// backups run on demand only).
+    pub fn set_jobs(&mut self, jobs: crate::engine::jobs::JobRegistry) {
+        let scheduler = crate::scheduler::Scheduler::new(
+            jobs,
+            self.store.clone(),
+            Arc::new(crate::scheduler::SystemTimer),
+            Some(self.metrics.clone()),
+        );
+        self.set_scheduler(scheduler);
     }
 }
 

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod jobs;
 pub mod layout;
 pub mod progress;
+pub mod retention;
 pub mod scan;
 
 use crate::plugins::PluginError;
