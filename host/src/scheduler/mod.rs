@@ -76,11 +76,14 @@ pub struct ScheduleView {
     pub next_incremental: Option<DateTime<Utc>>,
     /// Why the routine's storage could not be read at start-up or after a change.
     pub storage_problem: Option<String>,
+    /// When the routine's triggers were (re)created; `None` if it was never scheduled.
+    pub scheduled_at: Option<DateTime<Utc>>,
 }
 
 /// One scheduled routine: the config its triggers were made from, and their stop switch.
 struct Scheduled {
     routine: BackupRoutine,
+    since: DateTime<Utc>,
     cancel: CancellationToken,
     next: Arc<Mutex<[Option<DateTime<Utc>>; 2]>>,
 }
@@ -276,6 +279,7 @@ impl Scheduler {
         }
         Scheduled {
             routine: routine.clone(),
+            since: now,
             cancel,
             next,
         }
@@ -377,15 +381,16 @@ impl Scheduler {
 
     /// Next fires and storage problems of `routine`.
     pub fn view(&self, routine: &str) -> ScheduleView {
-        let next = self
+        let (next, since) = self
             .inner
             .routines
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(routine)
-            .map(|s| *s.next.lock().unwrap_or_else(|p| p.into_inner()))
+            .map(|s| (*s.next.lock().unwrap_or_else(|p| p.into_inner()), Some(s.since)))
             .unwrap_or_default();
         ScheduleView {
+            scheduled_at: since,
             next_full: next[0],
             next_incremental: next[1],
             storage_problem: self

@@ -5,4 +5,5 @@ mod backup;
 mod cli;
 mod openapi;
 mod plugins;
+mod scheduler;
 mod service;
