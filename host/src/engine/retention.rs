@@ -151,7 +151,10 @@ fn is_marker(key: &str) -> bool {
 ///
 /// # Errors
 /// The first delete that failed.
-pub async fn delete_markers(storage: &Arc<dyn Storage>, keys: &[String]) -> Result<(), PluginError> {
+pub async fn delete_markers(
+    storage: &Arc<dyn Storage>,
+    keys: &[String],
+) -> Result<(), PluginError> {
     for key in keys.iter().filter(|k| is_marker(k)) {
         storage.delete(key).await?;
     }

@@ -23,8 +23,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BackupRoutine, Config, ConfigStore};
 use crate::config::cron::CronSchedule;
+use crate::config::{BackupRoutine, Config, ConfigStore};
 use crate::engine::jobs::{JobError, JobRegistry, Trigger};
 use crate::engine::layout::BackupKind;
 use crate::metrics::Metrics;
@@ -197,7 +197,11 @@ impl Scheduler {
                 continue;
             };
             let result = self.inner.jobs.recover(name).await;
-            let mut problems = self.inner.problems.lock().unwrap_or_else(|p| p.into_inner());
+            let mut problems = self
+                .inner
+                .problems
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             match result {
                 Ok(()) => {
                     problems.remove(name);
@@ -218,7 +222,11 @@ impl Scheduler {
         if self.inner.stop.is_cancelled() {
             return Vec::new();
         }
-        let mut routines = self.inner.routines.lock().unwrap_or_else(|p| p.into_inner());
+        let mut routines = self
+            .inner
+            .routines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         routines.retain(|name, s| {
             let keep = cfg.backup_routines.get(name) == Some(&s.routine);
             if !keep {
@@ -324,11 +332,7 @@ impl Scheduler {
         origin: Origin,
         at: DateTime<Utc>,
     ) -> Result<Trigger, JobError> {
-        let result = self
-            .inner
-            .jobs
-            .start(routine, kind, rules::admission)
-            .await;
+        let result = self.inner.jobs.start(routine, kind, rules::admission).await;
         if let Err(e) = &result {
             tracing::warn!(routine = %routine, kind = kind.label(), error = %e, "Backup did not start.");
         }
@@ -337,7 +341,10 @@ impl Scheduler {
             kind,
             origin,
             at,
-            result: result.as_ref().map(Clone::clone).map_err(ToString::to_string),
+            result: result
+                .as_ref()
+                .map(Clone::clone)
+                .map_err(ToString::to_string),
         });
         result
     }
@@ -387,7 +394,12 @@ impl Scheduler {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(routine)
-            .map(|s| (*s.next.lock().unwrap_or_else(|p| p.into_inner()), Some(s.since)))
+            .map(|s| {
+                (
+                    *s.next.lock().unwrap_or_else(|p| p.into_inner()),
+                    Some(s.since),
+                )
+            })
             .unwrap_or_default();
         ScheduleView {
             scheduled_at: since,

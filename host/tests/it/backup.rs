@@ -12,10 +12,10 @@ use abs::engine::asb::convert::record_from_client;
 use abs::engine::asb::{AsbDecoder, AsbItem, AsbRecord};
 use abs::engine::backup::{Clock, EngineContext, ManualClock, SystemClock, build_pipeline};
 use abs::engine::jobs::{JobOutcome, JobRegistry, Trigger};
-use abs::scheduler::rules::admission;
 use abs::engine::layout::{BackupKind, BackupMetadata};
 use abs::metrics::Metrics;
 use abs::plugins::{Registry, Runtime, RuntimeConfig};
+use abs::scheduler::rules::admission;
 use aerospike::query::{PartitionFilter, Statement};
 use aerospike::{
     AdminPolicy, Bins, Client, ClientPolicy, CollectionIndexType, Expiration, IndexType, Key,
@@ -823,9 +823,15 @@ async fn rest_endpoints_start_follow_and_list_backups() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body, serde_json::json!({"r": []}));
 
-    // An incremental before any full is accepted and skipped.
-    let (s, _) = call(&app, "POST", "/v1/backups/incremental/r").await;
-    assert_eq!(s, StatusCode::ACCEPTED);
+    // An incremental before any full is skipped, and the answer says why.
+    let (s, body) = call(&app, "POST", "/v1/backups/incremental/r").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no full backup of the routine has succeeded yet")),
+        "{body}"
+    );
     assert!(matches!(
         jobs.wait("r", BackupKind::Incremental).await,
         Some(JobOutcome::Skipped(_))

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use abs::api::{self, AppState};
 use abs::config::{Config, ConfigStore, Format};
+use abs::engine::backup::Clock;
 use abs::engine::backup::{EngineContext, open_storage};
 use abs::engine::jobs::{JobOutcome, JobRegistry, Trigger};
 use abs::engine::layout::{self, BackupKind};
 use abs::engine::retention;
 use abs::metrics::Metrics;
 use abs::scheduler::rules::SkipReason;
-use abs::engine::backup::Clock;
 use abs::scheduler::{Event, ManualTimer, Origin, Scheduler, SystemTimer};
 use aerospike::{Key, Value, WritePolicy, as_bin};
 use axum::body::Body;
@@ -51,8 +51,13 @@ fn routine(name: &str, full: &str, inc: &str, extra: &str) -> String {
 }
 
 fn config(port: u16, dir: &Path, policy: &str, routines: &str) -> Config {
+    config_with(port, dir, policy, routines, "")
+}
+
+/// [`config`] with more top-level YAML (`top`, at column 0).
+fn config_with(port: u16, dir: &Path, policy: &str, routines: &str, top: &str) -> Config {
     let yaml = format!(
-        "aerospike-clusters:\n  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}\n\
+        "{top}\naerospike-clusters:\n  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}\n\
          storage:\n  s: {{local-storage: {{path: \"{}\"}}}}\n\
          backup-policies:\n  p: {{{policy}}}\n\
          backup-routines:\n{routines}",
@@ -96,7 +101,9 @@ impl Rig {
     }
 
     async fn listed(&self, r: &str, kind: BackupKind) -> Vec<i64> {
-        let found = layout::list_backups(&self.storage(), r, kind).await.unwrap();
+        let found = layout::list_backups(&self.storage(), r, kind)
+            .await
+            .unwrap();
         let set: BTreeSet<i64> = found.iter().map(|b| b.timestamp_ms).collect();
         set.into_iter().collect()
     }
@@ -200,7 +207,10 @@ async fn cron_fires_at_the_next_matching_second_and_every_overlap_rule_holds() {
         fire(BackupKind::Incremental, "2027-01-15T08:00:18Z"),
     )
     .await;
-    assert!(skipped(seen.last().unwrap(), SkipReason::NoFullYet), "{seen:?}");
+    assert!(
+        skipped(seen.last().unwrap(), SkipReason::NoFullYet),
+        "{seen:?}"
+    );
     assert_eq!(
         rig.sched.view("r").next_incremental,
         Some(t("2027-01-15T08:00:23Z"))
@@ -209,7 +219,11 @@ async fn cron_fires_at_the_next_matching_second_and_every_overlap_rule_holds() {
     // The first full starts on its minute.
     rig.timer.set_ms(ms("2027-01-15T08:01:00Z"));
     let seen = until(&mut rx, fire(BackupKind::Full, "2027-01-15T08:01:00Z")).await;
-    assert_eq!(seen.last().unwrap().result, Ok(Trigger::Started), "{seen:?}");
+    assert_eq!(
+        seen.last().unwrap().result,
+        Ok(Trigger::Started),
+        "{seen:?}"
+    );
     assert!(rig.sched.jobs().state("r").full.is_some());
 
     // While it runs: a scheduled incremental is skipped, so is an on-demand one (and the
@@ -220,7 +234,10 @@ async fn cron_fires_at_the_next_matching_second_and_every_overlap_rule_holds() {
         fire(BackupKind::Incremental, "2027-01-15T08:01:03Z"),
     )
     .await;
-    assert!(skipped(seen.last().unwrap(), SkipReason::FullRunning), "{seen:?}");
+    assert!(
+        skipped(seen.last().unwrap(), SkipReason::FullRunning),
+        "{seen:?}"
+    );
     assert_eq!(
         rig.sched
             .trigger("r", BackupKind::Incremental, Duration::ZERO)
@@ -242,7 +259,10 @@ async fn cron_fires_at_the_next_matching_second_and_every_overlap_rule_holds() {
     );
     rig.timer.set_ms(ms("2027-01-15T08:02:00Z"));
     let seen = until(&mut rx, fire(BackupKind::Full, "2027-01-15T08:02:00Z")).await;
-    assert!(skipped(seen.last().unwrap(), SkipReason::FullRunning), "{seen:?}");
+    assert!(
+        skipped(seen.last().unwrap(), SkipReason::FullRunning),
+        "{seen:?}"
+    );
     // The clock jumped a minute: the incremental fired once for the jump, not 11 times.
     let incs: Vec<_> = seen
         .iter()
@@ -265,7 +285,11 @@ async fn cron_fires_at_the_next_matching_second_and_every_overlap_rule_holds() {
         fire(BackupKind::Incremental, "2027-01-15T08:02:03Z"),
     )
     .await;
-    assert_eq!(seen.last().unwrap().result, Ok(Trigger::Started), "{seen:?}");
+    assert_eq!(
+        seen.last().unwrap().result,
+        Ok(Trigger::Started),
+        "{seen:?}"
+    );
     assert!(rig.sched.jobs().state("r").incremental.is_some());
     assert_eq!(
         rig.sched
@@ -359,7 +383,11 @@ async fn a_restart_finds_the_full_in_storage_and_keeps_the_chain() {
         fire(BackupKind::Incremental, "2027-01-15T08:00:12Z"),
     )
     .await;
-    assert_eq!(seen.last().unwrap().result, Ok(Trigger::Started), "{seen:?}");
+    assert_eq!(
+        seen.last().unwrap().result,
+        Ok(Trigger::Started),
+        "{seen:?}"
+    );
     assert!(matches!(
         second.sched.jobs().wait("r", BackupKind::Incremental).await,
         Some(JobOutcome::Success(_))
@@ -433,7 +461,11 @@ async fn retention_keeps_the_policy_s_fulls_and_their_incrementals() {
     assert_eq!(rig.listed("r", BackupKind::Incremental).await, incs[2..]);
     // Deleted folders are gone whole, not only unlisted.
     assert!(!dir.path().join(format!("r/backup/{}", fulls[0])).exists());
-    assert!(!dir.path().join(format!("r/incremental/{}", incs[0])).exists());
+    assert!(
+        !dir.path()
+            .join(format!("r/incremental/{}", incs[0]))
+            .exists()
+    );
 }
 
 #[tokio::test]
@@ -465,12 +497,15 @@ async fn without_retention_a_full_deletes_the_incrementals_before_it() {
     let f2 = rig.on_demand_ok("r", BackupKind::Full).await;
     assert_eq!(rig.listed("r", BackupKind::Full).await, vec![f1, f2]);
     assert!(rig.listed("r", BackupKind::Incremental).await.is_empty());
-    assert!(!dir.path().join(format!("r/incremental/{}", incs[0])).exists());
+    assert!(
+        !dir.path()
+            .join(format!("r/incremental/{}", incs[0]))
+            .exists()
+    );
 }
 
 #[tokio::test]
-async fn a_crash_between_marker_and_data_deletion_leaves_nothing_listed_and_the_sweep_cleans_up()
-{
+async fn a_crash_between_marker_and_data_deletion_leaves_nothing_listed_and_the_sweep_cleans_up() {
     let node = AerospikeNode::start().unwrap();
     seed(&node, 10);
     let dir = tempfile::tempdir().unwrap();
@@ -520,7 +555,11 @@ async fn a_config_change_reschedules_only_the_routines_it_touched_and_a_running_
     )));
     let rig = rig(store, ms("2027-01-15T08:00:05Z")).await;
     let mut rx = rig.start().await;
-    assert_eq!(rig.sched.view("d").next_full, None, "disabled: not scheduled");
+    assert_eq!(
+        rig.sched.view("d").next_full,
+        None,
+        "disabled: not scheduled"
+    );
     let q_since = rig.sched.view("q").scheduled_at;
 
     rig.timer.set_ms(ms("2027-01-15T08:01:00Z"));
@@ -632,7 +671,10 @@ async fn shutdown_cancels_what_outlives_the_grace_period_and_leaves_nothing_list
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let report = rig.sched.shutdown(Duration::from_millis(100)).await;
-    assert_eq!((report.running, report.canceled, report.abandoned), (1, 1, 0));
+    assert_eq!(
+        (report.running, report.canceled, report.abandoned),
+        (1, 1, 0)
+    );
     assert_eq!(
         rig.sched.jobs().wait("r", BackupKind::Full).await,
         Some(JobOutcome::Canceled)
@@ -918,7 +960,11 @@ async fn real_cron_seconds_with_a_writer_cover_every_record_once_per_chain() {
     let mut seen_in_incs: BTreeSet<[u8; 20]> = BTreeSet::new();
     for i in &incs {
         for d in digests(&i.key) {
-            assert!(seen_in_incs.insert(d), "a record in two incrementals ({})", i.key);
+            assert!(
+                seen_in_incs.insert(d),
+                "a record in two incrementals ({})",
+                i.key
+            );
         }
         let before = fulls
             .iter()
@@ -985,4 +1031,54 @@ async fn real_cron_seconds_with_a_writer_cover_every_record_once_per_chain() {
         assert_eq!(value("success"), started, "{label} runs");
         assert_eq!(value("skip"), skipped, "{label} skips");
     }
+}
+
+#[tokio::test]
+async fn timestamp_format_names_folders_as_abs_and_they_list_chain_and_prune() {
+    let node = AerospikeNode::start().unwrap();
+    let t0 = ms("2027-01-15T08:00:00Z");
+    node.clock().pin_ms(t0 as u64);
+    seed(&node, 10);
+    let client = connect(&node).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(ConfigStore::in_memory(config_with(
+        node.port(),
+        dir.path(),
+        "parallel: 1, retention: {full: 1}",
+        &routine("r", "@yearly", "", ""),
+        "service: {backup: {timestamp-format: ISO}}",
+    )));
+    let rig = rig(store, t0 + 1000).await;
+    rig.start().await;
+    let f1 = rig.on_demand_ok("r", BackupKind::Full).await;
+    let name = layout::folder_name(f1, Some(abs::config::TimestampFormat::Iso));
+    assert!(name.ends_with("_2027-01-15T08-00-01"), "{name}");
+    assert!(
+        dir.path()
+            .join(format!("r/backup/{name}/data/test/metadata.yaml"))
+            .is_file()
+    );
+    write_at(&node, &client, t0 + 2000, 1).await;
+    rig.timer.set_ms(t0 + 5000);
+    let inc = rig.on_demand_ok("r", BackupKind::Incremental).await;
+    let found = layout::list_backups(&rig.storage(), "r", BackupKind::Incremental)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].timestamp_ms, inc);
+    assert_eq!(found[0].metadata.from.timestamp_millis(), f1);
+    assert_eq!(
+        found[0].key,
+        format!(
+            "r/incremental/{}/data/test",
+            layout::folder_name(inc, Some(abs::config::TimestampFormat::Iso))
+        )
+    );
+    // Retention finds and removes suffixed folders too.
+    rig.timer.set_ms(t0 + 60_000);
+    let f2 = rig.on_demand_ok("r", BackupKind::Full).await;
+    assert_eq!(rig.listed("r", BackupKind::Full).await, vec![f2]);
+    assert!(rig.listed("r", BackupKind::Incremental).await.is_empty());
+    let left = layout::list_keys(&rig.storage(), "r/").await.unwrap();
+    assert!(left.iter().all(|k| k.contains(&f2.to_string())), "{left:?}");
 }
