@@ -80,12 +80,15 @@ pub struct ScheduleView {
     pub scheduled_at: Option<DateTime<Utc>>,
 }
 
+/// The next full and incremental fire of a routine, shared with its trigger tasks.
+type NextFires = Arc<Mutex<[Option<DateTime<Utc>>; 2]>>;
+
 /// One scheduled routine: the config its triggers were made from, and their stop switch.
 struct Scheduled {
     routine: BackupRoutine,
     since: DateTime<Utc>,
     cancel: CancellationToken,
-    next: Arc<Mutex<[Option<DateTime<Utc>>; 2]>>,
+    next: NextFires,
 }
 
 struct Inner {
@@ -231,8 +234,16 @@ impl Scheduler {
             let keep = cfg.backup_routines.get(name) == Some(&s.routine);
             if !keep {
                 s.cancel.cancel();
-                self.set_next_gauge(name, BackupKind::Full, None);
-                self.set_next_gauge(name, BackupKind::Incremental, None);
+                for kind in [BackupKind::Full, BackupKind::Incremental] {
+                    if cfg.backup_routines.contains_key(name) {
+                        self.set_next_gauge(name, kind, None);
+                    } else if let Some(m) = &self.inner.metrics {
+                        // A deleted routine's series go (label cardinality follows the config).
+                        let _ = m
+                            .next_scheduled_backup
+                            .remove_label_values(&[name, kind.label()]);
+                    }
+                }
                 tracing::info!(routine = %name, "Routine schedule stopped (changed or removed); a running backup finishes on its old config.");
             }
             keep
@@ -255,7 +266,7 @@ impl Scheduler {
 
     fn schedule(&self, name: &str, routine: &BackupRoutine) -> Scheduled {
         let cancel = self.inner.stop.child_token();
-        let next = Arc::new(Mutex::new([None, None]));
+        let next: NextFires = Arc::new(Mutex::new([None, None]));
         let (schedules, errors) = triggers::RoutineSchedules::of(routine);
         for e in errors {
             tracing::error!(routine = %name, error = %e, "Routine schedule does not parse; it never fires.");
@@ -299,7 +310,7 @@ impl Scheduler {
         kind: BackupKind,
         schedule: CronSchedule,
         mut next: Option<DateTime<Utc>>,
-        (cancel, slots): (CancellationToken, Arc<Mutex<[Option<DateTime<Utc>>; 2]>>),
+        (cancel, slots): (CancellationToken, NextFires),
     ) {
         while let Some(at) = next {
             tokio::select! {
