@@ -157,3 +157,89 @@ async fn s3_over_plain_http_needs_an_http_endpoint_in_the_options() {
     let err = backend.stat("x").await.unwrap_err();
     assert!(matches!(err, PluginError::Temporary(_)), "{err}");
 }
+
+/// A one-line HTTP server that counts the connections it accepts.
+struct CountingServer {
+    port: u16,
+    accepted: Arc<AtomicU32>,
+}
+
+impl CountingServer {
+    fn start() -> CountingServer {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicU32::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            }
+        });
+        CountingServer { port, accepted }
+    }
+}
+
+fn net_plugin_registry() -> Registry {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net-storage.wasm");
+    let wasm = std::fs::read(&path).unwrap();
+    let mut reg = registry()
+        .with_user_plugins(&std::collections::BTreeMap::new())
+        .unwrap();
+    reg.insert_file("net-storage", &path, &wasm).unwrap();
+    reg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_plugin_reaches_only_the_hosts_its_config_implies() {
+    let server = CountingServer::start();
+    let own = format!("127.0.0.1:{}", server.port);
+    let reg = net_plugin_registry();
+    let backend = reg
+        .open_storage(
+            "net-storage",
+            &serde_json::json!({
+                "allow": [own],
+                "endpoint": format!("http://{own}"),
+                "targets": {
+                    "own": ["http", own],
+                    "other-name": ["http", format!("localhost:{}", server.port)],
+                    "other-port": ["http", "127.0.0.1:9"],
+                    "public": ["https", "example.com"],
+                },
+            }),
+            StorageSecrets::default(),
+        )
+        .unwrap();
+    let body = suite::read_range(backend.as_ref(), "own", 0, None, 1024).await.unwrap();
+    assert_eq!(body, b"ok");
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 1);
+    for key in ["other-name", "other-port", "public"] {
+        let r = suite::read_range(backend.as_ref(), key, 0, None, 1024).await;
+        assert!(matches!(r, Err(PluginError::Denied)), "{key}: {r:?}");
+    }
+    // Refused before any connection: the server saw only the allowed request.
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_is_refused_unless_the_options_name_an_http_url() {
+    let server = CountingServer::start();
+    let own = format!("127.0.0.1:{}", server.port);
+    let reg = net_plugin_registry();
+    let backend = reg
+        .open_storage(
+            "net-storage",
+            // The host is allowed, but nothing in the options says `http://`.
+            &serde_json::json!({"allow": [own], "targets": {"own": ["http", own]}}),
+            StorageSecrets::default(),
+        )
+        .unwrap();
+    let r = suite::read_range(backend.as_ref(), "own", 0, None, 1024).await;
+    assert!(matches!(r, Err(PluginError::Denied)), "{r:?}");
+    assert_eq!(server.accepted.load(Ordering::SeqCst), 0);
+}
