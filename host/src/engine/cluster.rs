@@ -1,4 +1,6 @@
-//! Connections to Aerospike clusters, and the per-cluster cap on concurrent scans.
+//! Cluster access for both directions: connections (with retry), the info queries a job
+//! needs (namespaces, racks, node ranges, configs, estimates, sindexes, UDFs), and the
+//! per-cluster cap on concurrent scans.
 //!
 //! A job connects with the cluster's config snapshot and closes the client when it ends; the
 //! `max-parallel-scans` semaphore outlives jobs, so every job on a cluster shares it (D18).
@@ -6,12 +8,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use aerospike::{AuthMode as ClientAuthMode, Client, ClientPolicy};
+use aerospike::{AdminPolicy, AuthMode as ClientAuthMode, Client, ClientPolicy};
+use base64::Engine as _;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::{AerospikeCluster, AuthMode};
+use crate::config::{AerospikeCluster, AuthMode, RetryPolicy};
 
 use super::EngineError;
+use super::asb::{IndexType, IndexValueType, SecondaryIndex, Udf};
+use super::scan::ScanRange;
 
 /// Permits when a cluster sets no `max-parallel-scans`: effectively unlimited, but a
 /// semaphore all the same so every scan takes the same path.
@@ -107,6 +113,51 @@ pub async fn connect(name: &str, cluster: &AerospikeCluster) -> Result<Client, E
         })
 }
 
+/// Connects to the routine's cluster, retrying as the policy's `retry-policy` says (ABS: the
+/// cluster connection is retried; `max-retries` more attempts, the first after `base-timeout`
+/// ms, each further one `multiplier` times later).
+///
+/// `label` names the job in the log lines (the routine of a backup).
+///
+/// # Errors
+/// The last connection error, or [`EngineError::Cancelled`].
+pub async fn connect_with_retries(
+    name: &str,
+    cluster: &AerospikeCluster,
+    retry: &RetryPolicy,
+    label: &str,
+    cancel: &CancellationToken,
+) -> Result<Client, EngineError> {
+    let mut delay_ms = retry.base_timeout_ms() as f64;
+    let mut attempt = 0;
+    loop {
+        let outcome = tokio::select! {
+            c = connect(name, cluster) => c,
+            () = cancel.cancelled() => return Err(EngineError::Cancelled),
+        };
+        match outcome {
+            Ok(client) => return Ok(client),
+            Err(e) if attempt >= retry.max_retries() => return Err(e),
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(
+                    routine = %label,
+                    attempt,
+                    of = retry.max_retries(),
+                    retry_in_ms = delay_ms as u64,
+                    error = %e,
+                    "Cannot connect to the cluster; retrying."
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_millis(delay_ms as u64)) => {}
+                    () = cancel.cancelled() => return Err(EngineError::Cancelled),
+                }
+                delay_ms *= retry.multiplier().max(1.0);
+            }
+        }
+    }
+}
+
 type Slot = (Option<u32>, Arc<Semaphore>);
 
 /// Renders `get-config` answers as `aerospike.conf` stanzas (D19, best effort): each
@@ -171,6 +222,355 @@ impl ScanSlots {
             }
         }
     }
+}
+
+/// One info command on a random node; the answer's value.
+pub async fn info_one(client: &Client, command: &str) -> Result<String, EngineError> {
+    let map = client
+        .info(&AdminPolicy::default(), &[command])
+        .await
+        .map_err(|e| EngineError::Cluster {
+            cluster: String::new(),
+            message: format!("info {command}: {e}"),
+        })?;
+    // Servers echo the command as sent; take the only answer if the echo differs.
+    Ok(map
+        .get(command)
+        .or_else(|| map.values().next().filter(|_| map.len() == 1))
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// The cluster's namespaces (`namespaces`).
+pub async fn namespaces(client: &Client) -> Result<Vec<String>, EngineError> {
+    let all = info_one(client, "namespaces").await?;
+    Ok(all
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// `key=value` pairs separated by `sep`.
+pub fn info_fields(text: &str, sep: char) -> impl Iterator<Item = (&str, &str)> {
+    text.split(sep)
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+}
+
+/// The node names of `racks` for `namespace`, from the cluster's `racks:` answer
+/// (`ns=<ns>:rack_<id>=<node>,<node>:...;ns=...`).
+pub async fn rack_nodes(
+    client: &Client,
+    racks: &[u32],
+    namespace: &str,
+) -> Result<Vec<String>, EngineError> {
+    let answer = info_one(client, "racks:").await?;
+    let nodes = super::scan::rack_nodes(&answer, racks, namespace)
+        .map_err(|m| EngineError::Config(format!("rack-list: {m}")))?;
+    tracing::info!(
+        namespace,
+        ?racks,
+        ?nodes,
+        "rack-list: backing up the partitions these nodes master."
+    );
+    Ok(nodes)
+}
+
+/// The partitions of `ns` mastered by the nodes of `node-list` (D18), as scan ranges. An
+/// entry names a node by id or by `host:port` as the client sees it.
+pub async fn node_list_ranges(
+    client: &Client,
+    node_list: &[String],
+    ns: &str,
+) -> Result<Vec<ScanRange>, EngineError> {
+    let nodes = client.nodes();
+    let mut partitions = Vec::new();
+    for wanted in node_list {
+        let wanted = wanted.trim();
+        let node = nodes
+            .iter()
+            .find(|n| {
+                let h = n.host();
+                n.name() == wanted || format!("{}:{}", h.name, h.port) == wanted
+            })
+            .ok_or_else(|| {
+                EngineError::Config(format!("node-list: node {wanted} is not in the cluster"))
+            })?;
+        let answer = node
+            .info(&AdminPolicy::default(), &["replicas"])
+            .await
+            .map_err(|e| EngineError::Cluster {
+                cluster: String::new(),
+                message: format!("info replicas on {wanted}: {e}"),
+            })?;
+        let text = answer.get("replicas").cloned().unwrap_or_default();
+        partitions.extend(
+            super::scan::mastered_partitions(&text, ns)
+                .map_err(|m| EngineError::Config(format!("node-list: {m}")))?,
+        );
+    }
+    partitions.sort_unstable();
+    partitions.dedup();
+    Ok(super::scan::ranges_of(&partitions))
+}
+
+/// Each node's configuration (`get-config`), rendered as `aerospike.conf` text, in node
+/// name order (`aerospike_<i>.conf`, as ABS numbers them).
+pub async fn cluster_configurations(
+    client: &Client,
+    namespaces: &[String],
+) -> Result<Vec<String>, EngineError> {
+    let mut nodes = client.nodes();
+    nodes.sort_by(|a, b| a.name().cmp(b.name()));
+    let mut out = Vec::new();
+    for node in nodes {
+        let mut stanzas = Vec::new();
+        let mut contexts: Vec<(String, String)> = ["service", "network", "security"]
+            .iter()
+            .map(|c| (c.to_string(), format!("get-config:context={c}")))
+            .collect();
+        contexts.extend(namespaces.iter().map(|ns| {
+            (
+                format!("namespace {ns}"),
+                format!("get-config:context=namespace;id={ns}"),
+            )
+        }));
+        for (stanza, cmd) in contexts {
+            let answer = node
+                .info(&AdminPolicy::default(), &[cmd.as_str()])
+                .await
+                .map_err(|e| EngineError::Cluster {
+                    cluster: String::new(),
+                    message: format!("info {cmd} on {}: {e}", node.name()),
+                })?;
+            let text = answer.get(&cmd).cloned().unwrap_or_default();
+            if !text.starts_with("ERROR") && !text.is_empty() {
+                stanzas.push((stanza, text));
+            }
+        }
+        out.push(render_config(&stanzas));
+    }
+    Ok(out)
+}
+
+/// Records of `ns` over the cluster (sum of `master_objects`), or 0 if unknown. Only an
+/// estimate for progress: failures are logged, not fatal.
+pub async fn estimate_records(client: &Client, ns: &str) -> u64 {
+    let cmd = format!("namespace/{ns}");
+    let mut total = 0;
+    for node in client.nodes() {
+        match node.info(&AdminPolicy::default(), &[cmd.as_str()]).await {
+            Ok(map) => {
+                let text = map.get(&cmd).cloned().unwrap_or_default();
+                let mut master = None;
+                let mut objects = None;
+                for (k, v) in info_fields(&text, ';') {
+                    match k {
+                        "master_objects" => master = v.parse::<u64>().ok(),
+                        "objects" => objects = v.parse::<u64>().ok(),
+                        _ => {}
+                    }
+                }
+                total += master.or(objects).unwrap_or(0);
+            }
+            Err(e) => tracing::debug!(error = %e, "Namespace statistics unavailable."),
+        }
+    }
+    total
+}
+
+/// The secondary indexes of `ns` (`sindex-list`).
+pub async fn read_sindexes(client: &Client, ns: &str) -> Result<Vec<SecondaryIndex>, EngineError> {
+    // `b64=true` makes servers report CDT contexts in base64, as the `* i` line stores them.
+    let text = info_one(client, &format!("sindex-list:ns={ns};b64=true")).await?;
+    let mut out = Vec::new();
+    for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let field = |name: &str| {
+            info_fields(entry, ':')
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+                .filter(|v| !v.is_empty() && v != "NULL")
+        };
+        let (Some(name), Some(bin)) = (field("indexname"), field("bin")) else {
+            continue;
+        };
+        if field("ns").or(field("namespace")).is_some_and(|n| n != ns) {
+            continue;
+        }
+        let value_type = match field("type")
+            .unwrap_or_default()
+            .to_ascii_uppercase()
+            .as_str()
+        {
+            "STRING" | "TEXT" => IndexValueType::String,
+            "NUMERIC" | "INT SIGNED" => IndexValueType::Numeric,
+            "GEO2DSPHERE" | "GEOJSON" => IndexValueType::Geo,
+            "BLOB" => IndexValueType::Blob,
+            other => {
+                return Err(EngineError::Encode(format!(
+                    "secondary index {name}: unknown type {other:?}"
+                )));
+            }
+        };
+        let index_type = match field("indextype")
+            .unwrap_or_default()
+            .to_ascii_uppercase()
+            .as_str()
+        {
+            "" | "NONE" | "DEFAULT" => IndexType::Default,
+            "LIST" => IndexType::List,
+            "MAPKEYS" => IndexType::MapKeys,
+            "MAPVALUES" => IndexType::MapValues,
+            other => {
+                return Err(EngineError::Encode(format!(
+                    "secondary index {name}: unknown index type {other:?}"
+                )));
+            }
+        };
+        out.push(SecondaryIndex {
+            namespace: ns.to_string(),
+            set: field("set"),
+            name,
+            index_type,
+            bin,
+            value_type,
+            context: field("context"),
+            expression: field("exp"),
+        });
+    }
+    Ok(out)
+}
+
+/// Every registered UDF module with its source.
+pub async fn read_udfs(client: &Client) -> Result<Vec<Udf>, EngineError> {
+    let list = info_one(client, "udf-list").await?;
+    let mut out = Vec::new();
+    for entry in list.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some(name) = info_fields(entry, ',')
+            .find(|(k, _)| *k == "filename")
+            .map(|(_, v)| v.to_string())
+        else {
+            continue;
+        };
+        let cmd = format!("udf-get:filename={name}");
+        let text = info_one(client, &cmd).await?;
+        let content = info_fields(&text, ';')
+            .find(|(k, _)| *k == "content")
+            .map(|(_, v)| v.to_string())
+            .ok_or_else(|| EngineError::Encode(format!("UDF {name}: no content in {cmd}")))?;
+        let content = base64::engine::general_purpose::STANDARD
+            .decode(content)
+            .map_err(|e| EngineError::Encode(format!("UDF {name}: {e}")))?;
+        out.push(Udf { name, content });
+    }
+    Ok(out)
+}
+
+/// Registers a UDF module (restore). Does not wait for the module to reach every node:
+/// records do not need it, and asrestore waits only when asked.
+///
+/// # Errors
+/// What the server answers (e.g. a Lua compile error).
+pub async fn register_udf(client: &Client, udf: &Udf) -> Result<(), EngineError> {
+    client
+        .register_udf(
+            &AdminPolicy::default(),
+            &udf.content,
+            &udf.name,
+            aerospike::UdfLang::Lua,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| EngineError::Cluster {
+            cluster: String::new(),
+            message: format!("registering UDF {}: {e}", udf.name),
+        })
+}
+
+/// The `sindex-create` command for `index` in `namespace`, in the form the server's
+/// version takes (8.1 renamed `ns`/`indexdata` to `namespace`/`bin`+`type`).
+pub fn sindex_create_command(index: &SecondaryIndex, namespace: &str, new_form: bool) -> String {
+    let mut cmd = if new_form {
+        format!("sindex-create:namespace={namespace}")
+    } else {
+        format!("sindex-create:ns={namespace}")
+    };
+    if let Some(set) = index.set.as_deref().filter(|s| !s.is_empty()) {
+        cmd.push_str(&format!(";set={set}"));
+    }
+    cmd.push_str(&format!(";indexname={}", index.name));
+    if let Some(ctx) = &index.context {
+        cmd.push_str(&format!(";context={ctx}"));
+    }
+    if let Some(exp) = &index.expression {
+        cmd.push_str(&format!(";exp={exp}"));
+    }
+    let itype = match index.index_type {
+        IndexType::Default => None,
+        IndexType::List => Some("list"),
+        IndexType::MapKeys => Some("mapkeys"),
+        IndexType::MapValues => Some("mapvalues"),
+    };
+    if let Some(t) = itype {
+        cmd.push_str(&format!(";indextype={t}"));
+    }
+    let vtype = match index.value_type {
+        IndexValueType::String => "string",
+        IndexValueType::Numeric => "numeric",
+        IndexValueType::Geo => "geo2dsphere",
+        IndexValueType::Blob => "blob",
+    };
+    if index.expression.is_some() && index.bin.is_empty() {
+        cmd.push_str(&format!(";type={vtype}"));
+    } else if new_form {
+        cmd.push_str(&format!(";bin={};type={vtype}", index.bin));
+    } else {
+        cmd.push_str(&format!(";indexdata={},{vtype}", index.bin));
+    }
+    cmd
+}
+
+/// True when the cluster's `build` is 8.1 or later (the new `sindex-create` form).
+async fn server_8_1_or_later(client: &Client) -> bool {
+    let build = info_one(client, "build").await.unwrap_or_default();
+    let mut parts = build.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (8, 1)
+}
+
+/// Creates a secondary index (restore). An index of that name that already exists is
+/// dropped and created again with the backup's definition (as backup-go does).
+///
+/// # Errors
+/// The server's error for the create command.
+pub async fn create_sindex(
+    client: &Client,
+    index: &SecondaryIndex,
+    namespace: &str,
+) -> Result<(), EngineError> {
+    let cmd = sindex_create_command(index, namespace, server_8_1_or_later(client).await);
+    let fail = |m: String| EngineError::Cluster {
+        cluster: String::new(),
+        message: format!("creating secondary index {}: {m}", index.name),
+    };
+    let answer = info_one(client, &cmd).await?;
+    if answer.is_empty() || answer.eq_ignore_ascii_case("ok") {
+        return Ok(());
+    }
+    let lower = answer.to_ascii_lowercase();
+    if lower.contains(":200:") || lower.contains("already exists") || lower.contains("index found")
+    {
+        let drop_cmd = format!("sindex-delete:ns={namespace};indexname={}", index.name);
+        info_one(client, &drop_cmd).await?;
+        let again = info_one(client, &cmd).await?;
+        if again.is_empty() || again.eq_ignore_ascii_case("ok") {
+            return Ok(());
+        }
+        return Err(fail(again));
+    }
+    Err(fail(answer))
 }
 
 #[cfg(test)]
@@ -255,6 +655,34 @@ mod tests {
              heartbeat {\n        mode mesh\n    }\n}\n\
              namespace test {\n    replication-factor 2\n}\n"
         );
+    }
+
+    #[test]
+    fn sindex_commands_follow_the_server_version() {
+        let idx = SecondaryIndex {
+            namespace: "test".into(),
+            set: Some("s".into()),
+            name: "i".into(),
+            index_type: IndexType::List,
+            bin: "b".into(),
+            value_type: IndexValueType::Numeric,
+            context: Some("kQM=".into()),
+            expression: None,
+        };
+        assert_eq!(
+            sindex_create_command(&idx, "other", false),
+            "sindex-create:ns=other;set=s;indexname=i;context=kQM=;indextype=list;indexdata=b,numeric"
+        );
+        assert_eq!(
+            sindex_create_command(&idx, "other", true),
+            "sindex-create:namespace=other;set=s;indexname=i;context=kQM=;indextype=list;bin=b;type=numeric"
+        );
+    }
+
+    #[test]
+    fn info_fields_split_pairs() {
+        let v: Vec<_> = info_fields("a=1;b=2;junk;c=x=y", ';').collect();
+        assert_eq!(v, vec![("a", "1"), ("b", "2"), ("c", "x=y")]);
     }
 
     #[test]

@@ -8,10 +8,13 @@
 pub mod asb;
 pub mod backup;
 pub mod cluster;
+pub mod context;
+pub mod files;
 pub mod jobs;
 pub mod layout;
 pub mod progress;
 pub mod scan;
+pub mod wiring;
 
 use crate::plugins::PluginError;
 
@@ -37,6 +40,12 @@ pub enum EngineError {
         #[source]
         source: PluginError,
     },
+    /// Records could not be written to the destination.
+    #[error("writing records: {0}")]
+    Write(String),
+    /// A backup file could not be read.
+    #[error("{0}")]
+    Read(#[from] files::ReadError),
     /// The job was cancelled.
     #[error("cancelled")]
     Cancelled,
@@ -47,6 +56,38 @@ impl EngineError {
         EngineError::Plugin {
             context: context.into(),
             source,
+        }
+    }
+}
+
+/// The first real error of a group of tasks: noting one stops the group, and the root cause
+/// wins over the cancellations it set off.
+#[derive(Debug)]
+pub(crate) struct FirstError {
+    stop: tokio_util::sync::CancellationToken,
+    first: Option<EngineError>,
+}
+
+impl FirstError {
+    pub(crate) fn new(stop: tokio_util::sync::CancellationToken) -> Self {
+        FirstError { stop, first: None }
+    }
+
+    pub(crate) fn note(&mut self, e: EngineError) {
+        self.stop.cancel();
+        if self
+            .first
+            .as_ref()
+            .is_none_or(|f| matches!(f, EngineError::Cancelled))
+        {
+            self.first = Some(e);
+        }
+    }
+
+    pub(crate) fn into_result(self) -> Result<(), EngineError> {
+        match self.first {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 }

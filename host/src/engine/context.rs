@@ -1,0 +1,235 @@
+//! What every job shares and what one job starts from: the clock, the [`EngineContext`]
+//! (plugins, scan slots, claimed backup folders) and a routine resolved from the config.
+//!
+//! This module sits above [`super::cluster`], [`super::wiring`] and [`super::files`], which
+//! take plain values; nothing below uses it back.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeZone, Utc};
+use tokio_util::sync::CancellationToken;
+
+use aerospike::Client;
+
+use crate::config::{
+    AerospikeCluster, BackupPolicy, BackupRoutine, Config, PluginDefinition,
+    Storage as StorageConfig,
+};
+use crate::plugins::Registry;
+
+use super::EngineError;
+use super::cluster::{self, ScanSlots};
+
+/// Where "now" comes from; tests inject a fixed clock (D17).
+pub trait Clock: Send + Sync + fmt::Debug {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn at_ms(ms: i64) -> Self {
+        ManualClock(Mutex::new(
+            Utc.timestamp_millis_opt(ms).single().unwrap_or_default(),
+        ))
+    }
+
+    pub fn set_ms(&self, ms: i64) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
+            Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What every job shares: plugins, the clusters' scan slots, the clock, and the backup
+/// timestamps jobs have claimed but not yet written.
+pub struct EngineContext {
+    /// The default plugins; a job takes its registry from [`EngineContext::plugins_for`].
+    pub plugins: Arc<Registry>,
+    pub slots: ScanSlots,
+    pub clock: Arc<dyn Clock>,
+    claimed: Mutex<HashSet<(String, i64)>>,
+    /// The registry with the user plugins of the last `plugins:` section seen, keyed by it.
+    user_plugins: tokio::sync::Mutex<Option<UserRegistry>>,
+}
+
+/// A `plugins:` section and the registry built from it.
+type UserRegistry = (BTreeMap<String, PluginDefinition>, Arc<Registry>);
+
+impl fmt::Debug for EngineContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineContext")
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineContext {
+    pub fn new(plugins: Arc<Registry>, clock: Arc<dyn Clock>) -> Self {
+        EngineContext {
+            plugins,
+            slots: ScanSlots::default(),
+            clock,
+            claimed: Mutex::new(HashSet::new()),
+            user_plugins: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The plugins of a job running with `config`: the defaults, plus the config's
+    /// `plugins:` entries when it has any. That registry is built (hash-checked and compiled,
+    /// on a blocking thread) once per distinct `plugins:` section and reused until the
+    /// section changes; a job keeps the `Arc` it got, so a config change never swaps the
+    /// plugins of a running job.
+    ///
+    /// # Errors
+    /// A configured plugin that cannot be read, fails its hash or does not load.
+    pub async fn plugins_for(&self, config: &Config) -> Result<Arc<Registry>, EngineError> {
+        if config.plugins.is_empty() {
+            return Ok(self.plugins.clone());
+        }
+        let mut cached = self.user_plugins.lock().await;
+        if let Some((section, registry)) = cached.as_ref()
+            && *section == config.plugins
+        {
+            return Ok(registry.clone());
+        }
+        let defaults = self.plugins.clone();
+        let user = crate::plugin_check::user_plugin_specs(config);
+        let registry = tokio::task::spawn_blocking(move || defaults.with_user_plugins(&user))
+            .await
+            .map_err(|e| EngineError::Config(format!("plugin loader: {e}")))?
+            .map_err(|errs| {
+                let errs: Vec<String> = errs.iter().map(ToString::to_string).collect();
+                EngineError::Config(format!(
+                    "loading the configured plugins: {}",
+                    errs.join("; ")
+                ))
+            })?;
+        let registry = Arc::new(registry);
+        *cached = Some((config.plugins.clone(), registry.clone()));
+        Ok(registry)
+    }
+
+    /// True while a running job of `routine` holds the backup folder timestamp `ts_ms`.
+    pub fn is_claimed(&self, routine: &str, ts_ms: i64) -> bool {
+        self.claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(routine.to_string(), ts_ms))
+    }
+
+    /// Claims the backup folder timestamp `ts_ms` of `routine`; false if a job holds it.
+    pub(crate) fn claim(&self, routine: &str, ts_ms: i64) -> bool {
+        self.claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((routine.to_string(), ts_ms))
+    }
+
+    /// Gives a claimed timestamp back (the job ended).
+    pub(crate) fn release(&self, routine: &str, ts_ms: i64) {
+        self.claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(routine.to_string(), ts_ms));
+    }
+}
+
+/// A routine with everything it names looked up.
+#[derive(Debug, Clone)]
+pub struct ResolvedRoutine {
+    pub name: String,
+    pub routine: BackupRoutine,
+    pub policy: BackupPolicy,
+    pub cluster_name: String,
+    pub cluster: AerospikeCluster,
+    pub storage: StorageConfig,
+}
+
+/// Looks up `name` and what it refers to in `config`.
+///
+/// # Errors
+/// [`EngineError::Config`] naming what is missing.
+pub fn resolve_routine(config: &Config, name: &str) -> Result<ResolvedRoutine, EngineError> {
+    let routine = config
+        .backup_routines
+        .get(name)
+        .ok_or_else(|| EngineError::Config(format!("routine {name} not found")))?;
+    let policy = match &routine.backup_policy {
+        Some(p) => config
+            .backup_policies
+            .get(p)
+            .cloned()
+            .ok_or_else(|| EngineError::Config(format!("policy {p} not found")))?,
+        None => BackupPolicy::default(),
+    };
+    let cluster = config
+        .aerospike_clusters
+        .get(&routine.source_cluster)
+        .cloned()
+        .ok_or_else(|| {
+            EngineError::Config(format!("cluster {} not found", routine.source_cluster))
+        })?;
+    let storage = config
+        .storage
+        .get(&routine.storage)
+        .cloned()
+        .ok_or_else(|| EngineError::Config(format!("storage {} not found", routine.storage)))?;
+    Ok(ResolvedRoutine {
+        name: name.to_string(),
+        routine: routine.clone(),
+        policy,
+        cluster_name: routine.source_cluster.clone(),
+        cluster,
+        storage,
+    })
+}
+
+impl ResolvedRoutine {
+    /// Connects to the routine's cluster with its policy's `retry-policy`.
+    ///
+    /// # Errors
+    /// As [`cluster::connect_with_retries`].
+    pub async fn connect(&self, cancel: &CancellationToken) -> Result<Client, EngineError> {
+        cluster::connect_with_retries(
+            &self.cluster_name,
+            &self.cluster,
+            &self.policy.retry_policy(),
+            &self.name,
+            cancel,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_is_settable() {
+        let c = ManualClock::at_ms(1_000);
+        assert_eq!(c.now().timestamp_millis(), 1_000);
+        c.set_ms(5_500);
+        assert_eq!(c.now().timestamp_millis(), 5_500);
+    }
+}

@@ -1,0 +1,525 @@
+//! Backup files on storage. Write side: a worker's [`FileWriter`] appends encoded records,
+//! runs the codec chain and rotates files at `file-limit`; [`upload_files`] sends the stored
+//! bytes in parts; [`Written`] remembers every key so a failed job can remove them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::plugins::{CodecStream, Pipeline, Storage};
+
+use super::EngineError;
+use super::asb::{AsbEncoder, EncoderOptions};
+use super::layout::data_file_name;
+use super::progress::Progress;
+use super::scan::{EncodedBatch, RateLimiter};
+
+/// Plain `.asb` bytes encoded before they go through the codec chain (DESIGN §3: ~1 MiB).
+pub const CHUNK_BYTES: usize = 1024 * 1024;
+/// Largest part sent to storage; the runtime's default storage memory limit fits it twice.
+pub const MAX_PART_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Keys a job has written (or begun), in order, so a failure can remove them newest first.
+#[derive(Debug, Default)]
+pub struct Written(Mutex<Vec<String>>);
+
+impl Written {
+    pub fn push(&self, key: String) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(key);
+    }
+
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// What an encoder hands its uploader.
+#[derive(Debug)]
+pub enum FileMsg {
+    /// Start object `key`.
+    Begin(String),
+    /// Stored (post-codec) bytes of the current object.
+    Data(Vec<u8>),
+    /// The current object is complete.
+    End,
+}
+
+/// Per-writer totals.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FileStats {
+    pub records: u64,
+    /// Stored bytes, after the codec chain.
+    pub bytes: u64,
+    pub files: u64,
+}
+
+struct OpenFile {
+    encoder: AsbEncoder<Vec<u8>>,
+    codec: Box<dyn CodecStream>,
+    /// Stored bytes of this file so far.
+    stored: u64,
+}
+
+/// Where and how a namespace's data files are written; shared by its workers.
+#[derive(Debug, Clone)]
+pub struct FileSpec {
+    pub namespace: String,
+    /// The namespace folder.
+    pub folder: String,
+    /// Per-namespace file number, shared by the workers (backup-go numbering from 1).
+    pub counter: Arc<AtomicU64>,
+    /// Stored bytes after which a file is closed.
+    pub file_limit: u64,
+    pub pipeline: Arc<Pipeline>,
+    pub options: EncoderOptions,
+}
+
+/// One worker's file writer: appends encoded records, runs the codec chain and rotates files
+/// at `file-limit`. Runs on a blocking thread: the codecs are CPU work.
+pub struct FileWriter {
+    spec: FileSpec,
+    worker: usize,
+    chunk_bytes: usize,
+    tx: mpsc::Sender<FileMsg>,
+    progress: Arc<Progress>,
+    current: Option<OpenFile>,
+    stats: FileStats,
+}
+
+impl std::fmt::Debug for FileWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileWriter")
+            .field("folder", &self.spec.folder)
+            .field("worker", &self.worker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileWriter {
+    pub fn new(
+        spec: FileSpec,
+        worker: usize,
+        tx: mpsc::Sender<FileMsg>,
+        progress: Arc<Progress>,
+    ) -> Self {
+        FileWriter {
+            chunk_bytes: (CHUNK_BYTES as u64).min(spec.file_limit) as usize,
+            spec,
+            worker,
+            tx,
+            progress,
+            current: None,
+            stats: FileStats::default(),
+        }
+    }
+
+    pub fn run(
+        mut self,
+        runtime: tokio::runtime::Handle,
+        mut rx: mpsc::Receiver<EncodedBatch>,
+    ) -> Result<FileStats, EngineError> {
+        while let Some(batch) = runtime.block_on(rx.recv()) {
+            self.write_batch(&batch)?;
+        }
+        self.close_file()?;
+        Ok(self.stats)
+    }
+
+    /// Appends a batch, as many records at a time as the current file takes. asbackup checks
+    /// the limit before each record, so a file may pass it by one record; so do we.
+    fn write_batch(&mut self, batch: &EncodedBatch) -> Result<(), EngineError> {
+        let ends = &batch.ends;
+        let (mut i, mut start) = (0, 0usize);
+        while i < ends.len() {
+            if let Some(f) = &self.current
+                && f.stored + f.encoder.buffered_len() as u64 >= self.spec.file_limit
+            {
+                self.close_file()?;
+            }
+            if self.current.is_none() {
+                self.open_file()?;
+            }
+            let f = self.current.as_mut().expect("a file is open");
+            let room = self.spec.file_limit - (f.stored + f.encoder.buffered_len() as u64);
+            // Record i goes in; each next one while the bytes before it stay under the limit.
+            let mut j = i + 1;
+            while j < ends.len() && ((ends[j - 1] as usize - start) as u64) < room {
+                j += 1;
+            }
+            let end = ends[j - 1] as usize;
+            let n = (j - i) as u64;
+            f.encoder
+                .write_encoded(&batch.bytes[start..end], n)
+                .map_err(|e| EngineError::Encode(e.to_string()))?;
+            // Progress counted these records as the scan encoded them.
+            self.stats.records += n;
+            if f.encoder.buffered_len() >= self.chunk_bytes {
+                self.flush_chunk()?;
+            }
+            (i, start) = (j, end);
+        }
+        Ok(())
+    }
+
+    fn open_file(&mut self) -> Result<(), EngineError> {
+        let k = self.spec.counter.fetch_add(1, Ordering::Relaxed);
+        let key = format!(
+            "{}/{}",
+            self.spec.folder,
+            data_file_name(self.worker, &self.spec.namespace, k)
+        );
+        let codec = self
+            .spec
+            .pipeline
+            .encoder()
+            .map_err(|e| EngineError::plugin("starting the codec chain", e))?;
+        let mut encoder = AsbEncoder::new(
+            Vec::with_capacity(self.chunk_bytes + 64 * 1024),
+            self.spec.options,
+        );
+        encoder
+            .write_header(&self.spec.namespace)
+            .map_err(|e| EngineError::Encode(e.to_string()))?;
+        self.send(FileMsg::Begin(key))?;
+        self.current = Some(OpenFile {
+            encoder,
+            codec,
+            stored: 0,
+        });
+        Ok(())
+    }
+
+    fn flush_chunk(&mut self) -> Result<(), EngineError> {
+        let Some(f) = self.current.as_mut() else {
+            return Ok(());
+        };
+        let out = if self.spec.pipeline.is_empty() {
+            // Nothing to transform: the encoded buffer itself goes to storage, uncopied.
+            f.encoder.take_buffer()
+        } else {
+            let out = f
+                .codec
+                .push(f.encoder.get_ref())
+                .map_err(|e| EngineError::plugin("encoding", e))?;
+            // The plain buffer is reused for the next chunk: no fresh pages per chunk.
+            f.encoder.get_mut().clear();
+            out
+        };
+        f.stored += out.len() as u64;
+        if !out.is_empty() {
+            self.emit(out)?;
+        }
+        Ok(())
+    }
+
+    fn close_file(&mut self) -> Result<(), EngineError> {
+        if self.current.is_none() {
+            return Ok(());
+        }
+        self.flush_chunk()?;
+        let mut f = self.current.take().expect("checked above");
+        let tail = f
+            .codec
+            .finish()
+            .map_err(|e| EngineError::plugin("encoding", e))?;
+        if !tail.is_empty() {
+            self.emit(tail)?;
+        }
+        self.stats.files += 1;
+        self.send(FileMsg::End)
+    }
+
+    fn emit(&mut self, data: Vec<u8>) -> Result<(), EngineError> {
+        self.stats.bytes += data.len() as u64;
+        self.progress.add_bytes(data.len() as u64);
+        self.send(FileMsg::Data(data))
+    }
+
+    fn send(&self, msg: FileMsg) -> Result<(), EngineError> {
+        // A closed channel means the uploader failed; it reports why.
+        self.tx
+            .blocking_send(msg)
+            .map_err(|_| EngineError::Cancelled)
+    }
+}
+
+/// An object being uploaded: key, upload, next part number, bytes not yet sent.
+type OpenUpload = (String, Box<dyn crate::plugins::Upload>, u32, Vec<u8>);
+
+/// Writes the objects an encoder streams, in parts of `part_size`. An object left without
+/// its `End` (the encoder failed) is aborted.
+pub async fn upload_files(
+    storage: Arc<dyn Storage>,
+    mut rx: mpsc::Receiver<FileMsg>,
+    part_size: u64,
+    bandwidth: Option<Arc<RateLimiter>>,
+    written: Arc<Written>,
+    progress: Arc<Progress>,
+) -> Result<(), EngineError> {
+    let part_size = part_size as usize;
+    let mut current: Option<OpenUpload> = None;
+    let result: Result<(), EngineError> = async {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                FileMsg::Begin(key) => {
+                    let up = storage
+                        .begin_upload(&key, None)
+                        .await
+                        .map_err(|e| EngineError::plugin(format!("writing {key}"), e))?;
+                    written.push(key.clone());
+                    current = Some((key, up, 1, Vec::with_capacity(part_size)));
+                }
+                FileMsg::Data(data) => {
+                    let Some((key, up, part, buf)) = current.as_mut() else {
+                        return Err(EngineError::Encode("data outside a file".into()));
+                    };
+                    // Parts may exceed `part_size` by one chunk (only a minimum matters to
+                    // stores); in exchange a chunk is moved, never copied, when it starts a part.
+                    if buf.is_empty() {
+                        *buf = data;
+                    } else {
+                        buf.extend_from_slice(&data);
+                    }
+                    if buf.len() >= part_size {
+                        let full = std::mem::take(buf);
+                        if let Some(b) = &bandwidth {
+                            b.acquire_n(full.len() as u64).await;
+                        }
+                        up.write_part(*part, Bytes::from(full))
+                            .await
+                            .map_err(|e| EngineError::plugin(format!("writing {key}"), e))?;
+                        *part += 1;
+                    }
+                }
+                FileMsg::End => {
+                    let Some((key, mut up, part, buf)) = current.take() else {
+                        return Err(EngineError::Encode("end outside a file".into()));
+                    };
+                    if !buf.is_empty() || part == 1 {
+                        if let Some(b) = &bandwidth {
+                            b.acquire_n(buf.len() as u64).await;
+                        }
+                        up.write_part(part, Bytes::from(buf))
+                            .await
+                            .map_err(|e| EngineError::plugin(format!("writing {key}"), e))?;
+                    }
+                    up.finish()
+                        .await
+                        .map_err(|e| EngineError::plugin(format!("finishing {key}"), e))?;
+                    progress.add_file();
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Some((key, mut up, ..)) = current.take()
+        && let Err(e) = up.abort().await
+    {
+        tracing::warn!(key = %key, error = %e, "Aborting an unfinished upload failed.");
+    }
+    result
+}
+
+/// Writes a small object in one part.
+pub async fn put_object(
+    storage: &Arc<dyn Storage>,
+    key: &str,
+    data: Vec<u8>,
+) -> Result<(), EngineError> {
+    let fail = |e| EngineError::plugin(format!("writing {key}"), e);
+    let mut up = storage
+        .begin_upload(key, Some(data.len() as u64))
+        .await
+        .map_err(fail)?;
+    if let Err(e) = up.write_part(1, Bytes::from(data)).await {
+        let _ = up.abort().await;
+        return Err(fail(e));
+    }
+    up.finish().await.map_err(fail)?;
+    Ok(())
+}
+
+/// Deletes a failed job's objects, newest first (so `metadata.yaml` goes before data).
+pub async fn remove_written(storage: &Arc<dyn Storage>, keys: Vec<String>) {
+    for key in keys.into_iter().rev() {
+        if let Err(e) = storage.delete(&key).await {
+            tracing::warn!(key = %key, error = %e, "Could not remove a file of a failed backup.");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read side: storage → codec chain (decrypt, decompress) → `.asb` decoder.
+
+/// Stored bytes asked of storage per read call.
+pub const READ_CHUNK_BYTES: u32 = 1024 * 1024;
+/// Stored chunks between a file's download task and its decoder thread: two, so the next
+/// download overlaps decoding the previous chunk; 2 MiB per file being read at most.
+const READ_CHANNEL_CAPACITY: usize = 2;
+
+/// Why reading a backup file failed: the file and, for bad content, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Storage or a codec failed (wrong key, corrupt stream, missing object...).
+    #[error("{key}: {source}")]
+    Plugin {
+        key: String,
+        #[source]
+        source: crate::plugins::PluginError,
+    },
+    /// The decoded text is not a valid `.asb` stream.
+    #[error("{key}: {source}")]
+    Decode {
+        key: String,
+        #[source]
+        source: super::asb::DecodeError,
+    },
+}
+
+/// Streams the stored bytes of `key` into a bounded channel, paced by `bandwidth` (bytes/s).
+/// Ends early, without error, when the receiver is gone.
+pub async fn download_file(
+    storage: Arc<dyn Storage>,
+    key: String,
+    bandwidth: Option<Arc<RateLimiter>>,
+    tx: mpsc::Sender<Result<Vec<u8>, crate::plugins::PluginError>>,
+) {
+    let mut dl = match storage.open(&key, 0, None).await {
+        Ok(dl) => dl,
+        Err(e) => {
+            let _ = tx.send(Err(e)).await;
+            return;
+        }
+    };
+    loop {
+        let next = dl.next(READ_CHUNK_BYTES).await;
+        let end = !matches!(next, Ok(Some(_)));
+        let msg = match next {
+            Ok(Some(chunk)) => {
+                if let Some(b) = &bandwidth {
+                    b.acquire_n(chunk.len() as u64).await;
+                }
+                Ok(chunk)
+            }
+            Ok(None) => break,
+            Err(e) => Err(e),
+        };
+        if tx.send(msg).await.is_err() || end {
+            break;
+        }
+    }
+}
+
+/// The plain bytes of one file: stored chunks from the download channel, pushed through
+/// the decoding codec chain. Runs on the decoder's blocking thread.
+struct PlainChunks {
+    runtime: tokio::runtime::Handle,
+    rx: mpsc::Receiver<Result<Vec<u8>, crate::plugins::PluginError>>,
+    codec: Box<dyn CodecStream>,
+    /// Codec pass-through: the stored bytes are the plain bytes.
+    passthrough: bool,
+    finished: bool,
+    /// Stored bytes read so far (progress).
+    stored: Arc<AtomicU64>,
+}
+
+impl Iterator for PlainChunks {
+    type Item = std::io::Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let plugin_err = |e: crate::plugins::PluginError| std::io::Error::other(e);
+        match self.runtime.block_on(self.rx.recv()) {
+            Some(Ok(chunk)) => {
+                self.stored.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                if self.passthrough {
+                    return Some(Ok(chunk));
+                }
+                Some(self.codec.push(&chunk).map_err(plugin_err))
+            }
+            Some(Err(e)) => {
+                self.finished = true;
+                Some(Err(plugin_err(e)))
+            }
+            None => {
+                self.finished = true;
+                if self.passthrough {
+                    return None;
+                }
+                Some(self.codec.finish().map_err(plugin_err))
+            }
+        }
+    }
+}
+
+/// A decoder over one stored file; iterate it on a blocking thread.
+pub struct FileReader {
+    key: String,
+    decoder: super::asb::AsbDecoder<super::asb::ChunkReader<PlainChunks, Vec<u8>>>,
+}
+
+impl std::fmt::Debug for FileReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileReader")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileReader {
+    /// Starts reading `key`: spawns its download task on the current runtime. Call from a
+    /// blocking thread (the decoder blocks on the download channel).
+    ///
+    /// # Errors
+    /// The codec chain does not start (e.g. a key that cannot be used).
+    pub fn open(
+        runtime: tokio::runtime::Handle,
+        storage: Arc<dyn Storage>,
+        key: String,
+        pipeline: &Pipeline,
+        bandwidth: Option<Arc<RateLimiter>>,
+        stored: Arc<AtomicU64>,
+    ) -> Result<FileReader, ReadError> {
+        let codec = pipeline.decoder().map_err(|source| ReadError::Plugin {
+            key: key.clone(),
+            source,
+        })?;
+        let (tx, rx) = mpsc::channel(READ_CHANNEL_CAPACITY);
+        runtime.spawn(download_file(storage, key.clone(), bandwidth, tx));
+        let chunks = PlainChunks {
+            runtime,
+            rx,
+            codec,
+            passthrough: pipeline.is_empty(),
+            finished: false,
+            stored,
+        };
+        Ok(FileReader {
+            key,
+            decoder: super::asb::AsbDecoder::new(super::asb::ChunkReader::new(chunks)),
+        })
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The next item of the file, `None` at its clean end.
+    ///
+    /// # Errors
+    /// [`ReadError`] naming the file; a codec or storage failure surfaces through the
+    /// decoder's read error (with the line reached), so both say where reading stopped.
+    pub fn next_item(&mut self) -> Result<Option<super::asb::AsbItem>, ReadError> {
+        self.decoder
+            .next_item()
+            .map_err(|source| ReadError::Decode {
+                key: self.key.clone(),
+                source,
+            })
+    }
+}
