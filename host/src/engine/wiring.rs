@@ -11,7 +11,7 @@ use crate::config::{
 };
 use crate::plugins::keys::KeySource;
 use crate::plugins::layers::{RetryPolicy, standard_stack};
-use crate::plugins::pipeline::LOCAL_STORAGE_PLUGIN;
+use crate::plugins::pipeline::{LOCAL_STORAGE_PLUGIN, S3_STORAGE_PLUGIN};
 use crate::plugins::{
     CompressionSpec, EncryptionSpec, Pipeline, Registry, StepSpec, Storage, StorageSecrets,
 };
@@ -35,6 +35,11 @@ pub fn open_storage(
             &json!({ "path": l.path }),
             StorageSecrets::default(),
         ),
+        StorageConfig::S3Storage(s3) => {
+            let (options, secrets) =
+                super::cloud::s3_plugin_config(s3, &super::cloud::AwsEnvironment::from_process())?;
+            plugins.open_storage(S3_STORAGE_PLUGIN, &options, secrets)
+        }
         StorageConfig::PluginStorage(p) => plugins.open_storage(
             &p.plugin,
             &p.options,

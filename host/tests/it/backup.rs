@@ -28,11 +28,11 @@ use testkit::fixtures::{self, FixtureSpec};
 use testkit::{AerospikeNode, NodeConfig};
 use tower::ServiceExt;
 
-fn key_pem() -> PathBuf {
+pub(crate) fn key_pem() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden/key.pem")
 }
 
-fn plugins() -> Arc<Registry> {
+pub(crate) fn plugins() -> Arc<Registry> {
     static REG: OnceLock<Arc<Registry>> = OnceLock::new();
     REG.get_or_init(|| {
         let rt = Runtime::new(RuntimeConfig {
@@ -211,14 +211,14 @@ fn metadata(folder: &Path) -> BackupMetadata {
     serde_yaml::from_slice(&std::fs::read(folder.join("metadata.yaml")).unwrap()).unwrap()
 }
 
-async fn connect(node: &AerospikeNode) -> Client {
+pub(crate) async fn connect(node: &AerospikeNode) -> Client {
     Client::new(&ClientPolicy::default(), &node.hosts())
         .await
         .unwrap()
 }
 
 /// The namespace as the client scans it, converted to the backup model, by digest.
-async fn scan_all(client: &Client) -> BTreeMap<[u8; 20], AsbRecord> {
+pub(crate) async fn scan_all(client: &Client) -> BTreeMap<[u8; 20], AsbRecord> {
     let rs = client
         .query(
             &QueryPolicy::default(),
@@ -236,7 +236,7 @@ async fn scan_all(client: &Client) -> BTreeMap<[u8; 20], AsbRecord> {
     out
 }
 
-fn by_digest(records: Vec<AsbRecord>) -> BTreeMap<[u8; 20], AsbRecord> {
+pub(crate) fn by_digest(records: Vec<AsbRecord>) -> BTreeMap<[u8; 20], AsbRecord> {
     let n = records.len();
     let map: BTreeMap<_, _> = records.into_iter().map(|r| (r.digest, r)).collect();
     assert_eq!(map.len(), n, "a record was backed up twice");
@@ -244,7 +244,7 @@ fn by_digest(records: Vec<AsbRecord>) -> BTreeMap<[u8; 20], AsbRecord> {
 }
 
 /// Compares records ignoring bin order (a property of the scan, not of the data).
-fn assert_same_records(got: &BTreeMap<[u8; 20], AsbRecord>, want: &BTreeMap<[u8; 20], AsbRecord>) {
+pub(crate) fn assert_same_records(got: &BTreeMap<[u8; 20], AsbRecord>, want: &BTreeMap<[u8; 20], AsbRecord>) {
     assert_eq!(got.len(), want.len(), "record count");
     for (d, w) in want {
         let g = got.get(d).unwrap_or_else(|| panic!("missing record {d:?}"));
@@ -279,7 +279,7 @@ async fn create_int_index(node: &AerospikeNode) {
         .unwrap();
 }
 
-fn seed(node: &AerospikeNode, records: usize) {
+pub(crate) fn seed(node: &AerospikeNode, records: usize) {
     fixtures::fill(
         node,
         &FixtureSpec {
