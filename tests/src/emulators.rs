@@ -152,3 +152,33 @@ pub fn moto() -> std::io::Result<StandIn> {
         c
     })
 }
+
+/// The well-known Azurite development account (public, fixed by Azurite).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+/// Its account key (public; Azurite's documented development key).
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Starts Azurite's blob service (`npm install` in `tests/`, which scripts/test runs), in
+/// memory, on a free port. Its blob endpoint is `<endpoint()>/devstoreaccount1`.
+///
+/// # Errors
+/// Azurite missing, or not answering within a minute.
+pub fn azurite() -> std::io::Result<StandIn> {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/azurite-blob");
+    launch("azurite (Azure Blob)", "/devstoreaccount1?comp=list", move |port| {
+        let mut c = Command::new(&bin);
+        c.args([
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            &port.to_string(),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--silent",
+            "--disableTelemetry",
+        ]);
+        c
+    })
+}

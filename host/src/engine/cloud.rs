@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{S3Storage, Secret};
+use crate::config::{AzureStorage, S3Storage, Secret};
 use crate::plugins::StorageSecrets;
 
 use super::EngineError;
@@ -191,6 +191,38 @@ pub fn s3_plugin_config(
     Ok((Value::Object(o), StorageSecrets(secrets)))
 }
 
+/// `storage-azure` options and secrets for an ABS `azure-storage` (Shared Key).
+///
+/// # Errors
+/// Unresolvable secrets, or AAD client-secret credentials (not supported yet).
+pub fn azure_plugin_config(a: &AzureStorage) -> Result<(Value, StorageSecrets), EngineError> {
+    if a.client_secret.is_some() || a.tenant_id.is_some() || a.client_id.is_some() {
+        return Err(EngineError::Config(
+            "azure-storage: tenant-id/client-id/client-secret (AAD) credentials are not supported yet; use account-name/account-key".into(),
+        ));
+    }
+    let key = a.account_key.as_ref().ok_or_else(|| {
+        EngineError::Config("azure-storage.account-key: is required (Shared Key)".into())
+    })?;
+    let mut o = Map::new();
+    o.insert("endpoint".into(), json!(a.endpoint));
+    o.insert("container-name".into(), json!(a.container_name));
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            o.insert(k.into(), v);
+        }
+    };
+    put("path", a.path.clone().map(Value::from));
+    put("account-name", a.account_name.clone().map(Value::from));
+    put("min-part-size", a.min_part_size.map(Value::from));
+    put("storage-class", a.storage_class.clone().map(Value::from));
+    let secrets = vec![(
+        "account-key".to_string(),
+        resolve_secret(key, "azure-storage.account-key")?,
+    )];
+    Ok((Value::Object(o), StorageSecrets(secrets)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +300,29 @@ mod tests {
         assert!(e.to_string().contains("s3-profile"), "{e}");
         let (_, s) = s3_plugin_config(&s3(), &AwsEnvironment::default()).unwrap();
         assert!(s.0.is_empty());
+    }
+
+    #[test]
+    fn azure_shared_key_goes_to_secrets_and_aad_is_refused_by_name() {
+        let mut a = AzureStorage {
+            endpoint: "https://acct.blob.core.windows.net".into(),
+            container_name: "c".into(),
+            account_name: Some("acct".into()),
+            account_key: Some(Secret::new("a2V5")),
+            storage_class: Some("Cool".into()),
+            ..AzureStorage::default()
+        };
+        let (o, s) = azure_plugin_config(&a).unwrap();
+        assert_eq!(
+            o,
+            json!({"endpoint": "https://acct.blob.core.windows.net", "container-name": "c",
+                   "account-name": "acct", "storage-class": "Cool"})
+        );
+        assert_eq!(names(&s), [("account-key", "a2V5")]);
+        a.account_key = None;
+        a.tenant_id = Some("t".into());
+        let e = azure_plugin_config(&a).unwrap_err();
+        assert!(e.to_string().contains("AAD"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::config::{
 };
 use crate::plugins::keys::KeySource;
 use crate::plugins::layers::{RetryPolicy, standard_stack};
-use crate::plugins::pipeline::{LOCAL_STORAGE_PLUGIN, S3_STORAGE_PLUGIN};
+use crate::plugins::pipeline::{AZURE_STORAGE_PLUGIN, LOCAL_STORAGE_PLUGIN, S3_STORAGE_PLUGIN};
 use crate::plugins::{
     CompressionSpec, EncryptionSpec, Pipeline, Registry, StepSpec, Storage, StorageSecrets,
 };
@@ -39,6 +39,10 @@ pub fn open_storage(
             let (options, secrets) =
                 super::cloud::s3_plugin_config(s3, &super::cloud::AwsEnvironment::from_process())?;
             plugins.open_storage(S3_STORAGE_PLUGIN, &options, secrets)
+        }
+        StorageConfig::AzureStorage(a) => {
+            let (options, secrets) = super::cloud::azure_plugin_config(a)?;
+            plugins.open_storage(AZURE_STORAGE_PLUGIN, &options, secrets)
         }
         StorageConfig::PluginStorage(p) => plugins.open_storage(
             &p.plugin,

@@ -25,6 +25,8 @@ pub const AES_PLUGIN: &str = "encryption-aes";
 pub const LOCAL_STORAGE_PLUGIN: &str = "storage-local";
 /// Registry name of the S3 (and S3-compatible) storage plugin.
 pub const S3_STORAGE_PLUGIN: &str = "storage-s3";
+/// Registry name of the Azure Blob storage plugin.
+pub const AZURE_STORAGE_PLUGIN: &str = "storage-azure";
 
 /// The registry name a config's plugin name refers to: registered names first, then the
 /// short names of the defaults (`zstd`, `aes`, `local`) that configs may use.
@@ -37,6 +39,7 @@ pub fn resolve_plugin_name<'a>(registry: &Registry, name: &'a str) -> &'a str {
         "aes" => AES_PLUGIN,
         "local" => LOCAL_STORAGE_PLUGIN,
         "s3" => S3_STORAGE_PLUGIN,
+        "azure" => AZURE_STORAGE_PLUGIN,
         other => other,
     }
 }

@@ -41,6 +41,10 @@ pub const DEFAULT_PLUGINS: &[(&str, &[u8])] = &[
         "storage-s3",
         include_bytes!("../../assets/plugins/storage-s3.wasm"),
     ),
+    (
+        "storage-azure",
+        include_bytes!("../../assets/plugins/storage-azure.wasm"),
+    ),
 ];
 
 /// What kind of plugin a component is.
