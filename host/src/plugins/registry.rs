@@ -45,6 +45,10 @@ pub const DEFAULT_PLUGINS: &[(&str, &[u8])] = &[
         "storage-azure",
         include_bytes!("../../assets/plugins/storage-azure.wasm"),
     ),
+    (
+        "storage-gcs",
+        include_bytes!("../../assets/plugins/storage-gcs.wasm"),
+    ),
 ];
 
 /// What kind of plugin a component is.

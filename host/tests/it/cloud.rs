@@ -429,3 +429,35 @@ async fn storage_azure_passes_the_behaviour_suite_on_azurite() {
     assert!(!err.to_string().contains("d3Jvbmcta2V5"), "{err}");
     assert!(!matches!(err, PluginError::NotFound), "{err}");
 }
+
+// ---- Google Cloud Storage on fake-gcs-server ----------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_gcs_passes_the_behaviour_suite_on_fake_gcs_server() {
+    let gcs = emulators::fake_gcs().expect("the fake-gcs-server stand-in must be installed (scripts/test)");
+    let bucket = bucket_name("suite");
+    gcs.create_gcs_bucket(&bucket).unwrap();
+    let backend = registry()
+        .open_storage(
+            abs::plugins::pipeline::GCS_STORAGE_PLUGIN,
+            &serde_json::json!({
+                "bucket-name": bucket,
+                "endpoint": gcs.endpoint(),
+                "path": "root",
+                "min-part-size": 1024 * 1024,
+            }),
+            StorageSecrets::default(),
+        )
+        .expect("open gcs backend");
+    assert_eq!(backend.allowed_hosts(), [format!("127.0.0.1:{}", gcs.port())]);
+    let report = run_storage_suite(
+        backend,
+        &SuiteOptions {
+            prefix: "suite/".into(),
+            local_root: None,
+            large_object_bytes: 5 * 1024 * 1024 + 1000,
+        },
+    )
+    .await;
+    assert!(report.is_success(), "{report}");
+}

@@ -8,8 +8,11 @@
 //!
 //! Uploads: one `Put Block` per `write-part` (block ids carry a per-upload random tag and the
 //! part number, so a re-sent part replaces its block and concurrent uploads of one key never
-//! mix), `Put Block List` on `finish` makes the blob visible at once. Uncommitted blocks are
-//! never visible; Azure discards them (after a week, or when the blob is next committed).
+//! mix), `Put Block List` on `finish` makes the blob visible at once. The latest part is held
+//! until the next one arrives, so a one-part object is a single `Put Blob`. Uncommitted
+//! blocks are never visible; Azure discards them (after a week, or when the blob is next
+//! committed, which is also why two multi-part uploads racing for one key let only the first
+//! committer succeed).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -316,6 +319,7 @@ impl Storage for AzureStorage {
             key: key.to_string(),
             tag: text::random_tag(),
             parts: 0,
+            last: None,
         })
     }
 
@@ -421,8 +425,12 @@ pub struct AzureUpload {
     key: String,
     /// Random per upload: block ids of two concurrent uploads of one key never collide.
     tag: String,
-    /// Parts staged so far (1..=parts).
+    /// Parts staged as blocks so far (1..=parts).
     parts: u32,
+    /// The latest part, held until the next one arrives: an object of one part is then
+    /// written by a single Put Blob at `finish` (atomic, and immune to a concurrent writer
+    /// of the same key discarding staged blocks).
+    last: Option<(u32, Vec<u8>)>,
 }
 
 impl AzureUpload {
@@ -432,37 +440,85 @@ impl AzureUpload {
     }
 }
 
-impl Upload for AzureUpload {
-    fn write_part(&mut self, part_number: u32, data: Vec<u8>) -> Result<()> {
-        if part_number == 0 || part_number > self.parts + 1 || part_number > MAX_BLOCKS {
-            return Err(Error::other(format!(
-                "part {part_number} after part {}: parts come in order, 1 to {MAX_BLOCKS}",
-                self.parts
-            )));
-        }
-        let q = format!("comp=block&blockid={}", text::encode_query(&self.block_id(part_number)));
+impl AzureUpload {
+    fn stage(&mut self, part: u32, data: &[u8]) -> Result<()> {
+        let q = format!("comp=block&blockid={}", text::encode_query(&self.block_id(part)));
         self.conn.send(
             "put block",
             Request::new(Method::Put, self.conn.blob_url(&self.key, &q)),
-            &data,
+            data,
         )?;
-        self.parts = self.parts.max(part_number);
+        self.parts = self.parts.max(part);
+        Ok(())
+    }
+
+    fn with_tier(&self, req: Request) -> Request {
+        match &self.conn.tier {
+            Some(t) => req.header("x-ms-access-tier", t.clone()),
+            None => req,
+        }
+    }
+}
+
+impl Upload for AzureUpload {
+    fn write_part(&mut self, part_number: u32, data: Vec<u8>) -> Result<()> {
+        let latest = self.last.as_ref().map_or(self.parts, |(n, _)| *n);
+        if part_number == latest && self.last.is_some() {
+            // A re-sent latest part: replace the held copy.
+            self.last = Some((part_number, data));
+            return Ok(());
+        }
+        if part_number != latest + 1 || part_number > MAX_BLOCKS {
+            return Err(Error::other(format!(
+                "part {part_number} after part {latest}: parts come in order, 1 to {MAX_BLOCKS}"
+            )));
+        }
+        if let Some((n, prev)) = self.last.take() {
+            if let Err(e) = self.stage(n, &prev) {
+                self.last = Some((n, prev));
+                return Err(e);
+            }
+        }
+        self.last = Some((part_number, data));
         Ok(())
     }
 
     fn finish(&mut self) -> Result<ObjectInfo> {
-        let mut body = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
-        for n in 1..=self.parts {
-            body.push_str(&format!("<Latest>{}</Latest>", self.block_id(n)));
+        if self.parts == 0 {
+            // Zero or one part: one Put Blob publishes it whole.
+            let data = self.last.as_ref().map(|(_, d)| d.as_slice()).unwrap_or_default();
+            let req = self.with_tier(
+                Request::new(Method::Put, self.conn.blob_url(&self.key, ""))
+                    .header("x-ms-blob-type", "BlockBlob"),
+            );
+            self.conn.send("put blob", req, data)?;
+        } else {
+            if let Some((n, prev)) = self.last.take() {
+                if let Err(e) = self.stage(n, &prev) {
+                    self.last = Some((n, prev));
+                    return Err(e);
+                }
+            }
+            let mut body = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
+            for n in 1..=self.parts {
+                body.push_str(&format!("<Latest>{}</Latest>", self.block_id(n)));
+            }
+            body.push_str("</BlockList>");
+            let req = self.with_tier(
+                Request::new(Method::Put, self.conn.blob_url(&self.key, "comp=blocklist"))
+                    .header("content-type", "application/xml"),
+            );
+            self.conn
+                .send("put block list", req, body.as_bytes())
+                .map_err(|e| match e {
+                    // Committing a blob drops every uncommitted block: a concurrent writer
+                    // of the same key won the race and this upload's blocks are gone.
+                    Error::Other(m) if m.contains("InvalidBlockList") => Error::Other(format!(
+                        "{m} (another upload of the same blob committed first)"
+                    )),
+                    other => other,
+                })?;
         }
-        body.push_str("</BlockList>");
-        let mut req = Request::new(Method::Put, self.conn.blob_url(&self.key, "comp=blocklist"))
-            .header("content-type", "application/xml");
-        if let Some(t) = &self.conn.tier {
-            req = req.header("x-ms-access-tier", t.clone());
-        }
-        // An empty block list commits an empty blob, which covers zero parts too.
-        self.conn.send("put block list", req, body.as_bytes())?;
         let resp = self.conn.send(
             "get blob properties",
             Request::new(Method::Head, self.conn.blob_url(&self.key, "")),
@@ -474,6 +530,7 @@ impl Upload for AzureUpload {
     fn abort(&mut self) -> Result<()> {
         // Staged blocks are invisible and Azure has no call to drop them: they expire.
         self.parts = 0;
+        self.last = None;
         Ok(())
     }
 }
