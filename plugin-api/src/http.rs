@@ -352,7 +352,8 @@ mod wasm {
         let _ = options.set_first_byte_timeout(Some(ns(timeouts.first_byte)));
         let _ = options.set_between_bytes_timeout(Some(ns(timeouts.between_bytes)));
         let outgoing = request.body().map_err(|()| bad("body"))?;
-        let future = outgoing_handler::handle(request, Some(options)).map_err(|e| error_code(&e))?;
+        let future =
+            outgoing_handler::handle(request, Some(options)).map_err(|e| error_code(&e))?;
 
         // A refused request shows up as a closed body stream; the response future then
         // says why, so body write errors are only reported if the future has no error.

@@ -35,10 +35,10 @@ pub mod options;
 mod codec;
 #[cfg(feature = "codec")]
 pub mod crypto;
-#[cfg(feature = "storage")]
-mod storage;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "storage")]
+mod storage;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;

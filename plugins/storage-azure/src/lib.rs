@@ -58,12 +58,15 @@ struct Options {
 impl Options {
     fn parse(text: &str) -> Result<Self> {
         let o: Options = options::parse(text)?;
-        http::split_url(o.endpoint.trim())
-            .map_err(|_| Error::invalid_config(format!("endpoint: {:?} is not an http(s) URL", o.endpoint)))?;
+        http::split_url(o.endpoint.trim()).map_err(|_| {
+            Error::invalid_config(format!("endpoint: {:?} is not an http(s) URL", o.endpoint))
+        })?;
         let c = &o.container_name;
         if c.len() < 3
             || c.len() > 63
-            || !c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
             return Err(Error::invalid_config(format!(
                 "container-name: {c:?} must be 3-63 lowercase letters, digits or '-'"
@@ -120,7 +123,11 @@ fn timeouts() -> Timeouts {
 impl Conn {
     fn blob_url(&self, key: &str, query: &str) -> String {
         let name = text::encode_path(&format!("{}{key}", self.root));
-        let q = if query.is_empty() { String::new() } else { format!("?{query}") };
+        let q = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
         format!("{}/{}/{name}{q}", self.endpoint, self.container)
     }
 
@@ -130,8 +137,10 @@ impl Conn {
 
     /// Signs and sends; non-2xx statuses become errors.
     fn send(&self, what: &str, mut req: Request, body: &[u8]) -> Result<http::Response> {
-        req.headers.push(("x-ms-version".into(), API_VERSION.into()));
-        req.headers.push(("x-ms-date".into(), text::http_date(SystemTime::now())));
+        req.headers
+            .push(("x-ms-version".into(), API_VERSION.into()));
+        req.headers
+            .push(("x-ms-date".into(), text::http_date(SystemTime::now())));
         match &self.auth {
             Auth::SharedKey { account, key } => {
                 let sig = shared_key_signature(&req, body.len(), account, key)?;
@@ -139,7 +148,8 @@ impl Conn {
                     .push(("authorization".into(), format!("SharedKey {account}:{sig}")));
             }
             Auth::Bearer(token) => {
-                req.headers.push(("authorization".into(), format!("Bearer {token}")));
+                req.headers
+                    .push(("authorization".into(), format!("Bearer {token}")));
             }
         }
         let mut resp = http::send(&req, body, timeouts())?;
@@ -152,12 +162,21 @@ impl Conn {
         } else {
             resp.text(64 * 1024).unwrap_or_default()
         };
-        Err(status_error(what, status, &text::error_summary(&doc, ERROR_EXCERPT)))
+        Err(status_error(
+            what,
+            status,
+            &text::error_summary(&doc, ERROR_EXCERPT),
+        ))
     }
 }
 
 /// Shared Key: HMAC-SHA256 of the canonical request with the account key, base64.
-fn shared_key_signature(req: &Request, body_len: usize, account: &str, key: &[u8]) -> Result<String> {
+fn shared_key_signature(
+    req: &Request,
+    body_len: usize,
+    account: &str,
+    key: &[u8],
+) -> Result<String> {
     let header = |name: &str| {
         req.headers
             .iter()
@@ -194,7 +213,11 @@ fn shared_key_signature(req: &Request, body_len: usize, account: &str, key: &[u8
     for (k, v) in params {
         resource.push_str(&format!("\n{k}:{v}"));
     }
-    let length = if body_len == 0 { String::new() } else { body_len.to_string() };
+    let length = if body_len == 0 {
+        String::new()
+    } else {
+        body_len.to_string()
+    };
     let to_sign = format!(
         "{}\n{}\n{}\n{}\n{}\n{}\n\n{}\n{}\n{}\n{}\n{}\n{canonical_headers}{resource}",
         req.method.as_str(),
@@ -332,7 +355,8 @@ impl Storage for AzureStorage {
             Some(n) => format!("bytes={offset}-{}", offset.saturating_add(n) - 1),
             None => format!("bytes={offset}-"),
         };
-        let req = Request::new(Method::Get, self.conn.blob_url(key, "")).header("x-ms-range", range);
+        let req =
+            Request::new(Method::Get, self.conn.blob_url(key, "")).header("x-ms-range", range);
         match self.conn.send("get blob", req, &[]) {
             Ok(resp) => Ok(AzureDownload { resp: Some(resp) }),
             // Offset at or past the end of an existing blob.
@@ -359,9 +383,11 @@ impl Storage for AzureStorage {
         if let Some(c) = cursor {
             q.push_str(&format!("&marker={}", text::encode_query(c)));
         }
-        let mut resp = self
-            .conn
-            .send("list blobs", Request::new(Method::Get, self.conn.container_url(&q)), &[])?;
+        let mut resp = self.conn.send(
+            "list blobs",
+            Request::new(Method::Get, self.conn.container_url(&q)),
+            &[],
+        )?;
         let doc = resp.text(MAX_DOCUMENT)?;
         let parsed = text::parse_listing(&doc);
         let strip = |k: &str| k.strip_prefix(&self.conn.root).map(str::to_string);
@@ -389,17 +415,20 @@ impl Storage for AzureStorage {
     }
 
     fn stat(&self, key: &str) -> Result<ObjectInfo> {
-        let resp = self
-            .conn
-            .send("get blob properties", Request::new(Method::Head, self.conn.blob_url(key, "")), &[])?;
+        let resp = self.conn.send(
+            "get blob properties",
+            Request::new(Method::Head, self.conn.blob_url(key, "")),
+            &[],
+        )?;
         Ok(info(key, &resp))
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        match self
-            .conn
-            .send("delete blob", Request::new(Method::Delete, self.conn.blob_url(key, "")), &[])
-        {
+        match self.conn.send(
+            "delete blob",
+            Request::new(Method::Delete, self.conn.blob_url(key, "")),
+            &[],
+        ) {
             Ok(_) | Err(Error::NotFound) => Ok(()),
             Err(e) => Err(e),
         }
@@ -442,7 +471,10 @@ impl AzureUpload {
 
 impl AzureUpload {
     fn stage(&mut self, part: u32, data: &[u8]) -> Result<()> {
-        let q = format!("comp=block&blockid={}", text::encode_query(&self.block_id(part)));
+        let q = format!(
+            "comp=block&blockid={}",
+            text::encode_query(&self.block_id(part))
+        );
         self.conn.send(
             "put block",
             Request::new(Method::Put, self.conn.blob_url(&self.key, &q)),
@@ -486,7 +518,11 @@ impl Upload for AzureUpload {
     fn finish(&mut self) -> Result<ObjectInfo> {
         if self.parts == 0 {
             // Zero or one part: one Put Blob publishes it whole.
-            let data = self.last.as_ref().map(|(_, d)| d.as_slice()).unwrap_or_default();
+            let data = self
+                .last
+                .as_ref()
+                .map(|(_, d)| d.as_slice())
+                .unwrap_or_default();
             let req = self.with_tier(
                 Request::new(Method::Put, self.conn.blob_url(&self.key, ""))
                     .header("x-ms-blob-type", "BlockBlob"),

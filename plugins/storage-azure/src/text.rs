@@ -5,7 +5,10 @@ use std::time::SystemTime;
 fn encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -31,7 +34,9 @@ pub(crate) fn decode(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%'
-            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(v);
             i += 3;
@@ -174,7 +179,9 @@ pub(crate) fn parse_listing(doc: &str) -> Listing {
         .filter_map(|b| {
             Some(Blob {
                 name: first(b, "Name")?,
-                size: first(b, "Content-Length").and_then(|s| s.parse().ok()).unwrap_or(0),
+                size: first(b, "Content-Length")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
                 modified: first(b, "Last-Modified"),
                 etag: first(b, "Etag"),
             })

@@ -52,8 +52,9 @@ impl Options {
             return Err(Error::invalid_config("bucket-name: must not be empty"));
         }
         if let Some(ep) = o.endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
-            http::split_url(ep.trim())
-                .map_err(|_| Error::invalid_config(format!("endpoint: {ep:?} is not an http(s) URL")))?;
+            http::split_url(ep.trim()).map_err(|_| {
+                Error::invalid_config(format!("endpoint: {ep:?} is not an http(s) URL"))
+            })?;
         }
         if let Some(s) = o.min_part_size
             && (s < GRID as u64 || s % GRID as u64 != 0 || s > MAX_PART)
@@ -290,7 +291,8 @@ impl Storage for GcsStorage {
             Some(n) => format!("bytes={offset}-{}", offset.saturating_add(n) - 1),
             None => format!("bytes={offset}-"),
         };
-        let req = Request::new(Method::Get, self.conn.object_url(key, "?alt=media")).header("range", range);
+        let req = Request::new(Method::Get, self.conn.object_url(key, "?alt=media"))
+            .header("range", range);
         match self.conn.send("get object", req, &[]) {
             Ok(resp) => Ok(GcsDownload { resp: Some(resp) }),
             Err(Error::Other(m)) if m.contains("HTTP 416") => {
@@ -326,7 +328,9 @@ impl Storage for GcsStorage {
             Some(_) => return Err(Error::other("list: cursor not made by this plugin")),
             None => {}
         }
-        let v = self.conn.json("list objects", Request::new(Method::Get, url), &[])?;
+        let v = self
+            .conn
+            .json("list objects", Request::new(Method::Get, url), &[])?;
         let strip = |k: &str| k.strip_prefix(&self.conn.root).map(str::to_string);
         let mut objects: Vec<ObjectInfo> = v["items"]
             .as_array()
@@ -379,17 +383,20 @@ impl Storage for GcsStorage {
     }
 
     fn stat(&self, key: &str) -> Result<ObjectInfo> {
-        let v = self
-            .conn
-            .json("get object metadata", Request::new(Method::Get, self.conn.object_url(key, "")), &[])?;
+        let v = self.conn.json(
+            "get object metadata",
+            Request::new(Method::Get, self.conn.object_url(key, "")),
+            &[],
+        )?;
         Ok(object_info(key.to_string(), &v))
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        match self
-            .conn
-            .send("delete object", Request::new(Method::Delete, self.conn.object_url(key, "")), &[])
-        {
+        match self.conn.send(
+            "delete object",
+            Request::new(Method::Delete, self.conn.object_url(key, "")),
+            &[],
+        ) {
             Ok(_) | Err(Error::NotFound) => Ok(()),
             Err(e) => Err(e),
         }
@@ -429,7 +436,8 @@ impl GcsUpload {
         .to_string();
         let resp = self.conn.send(
             "start resumable upload",
-            Request::new(Method::Post, url).header("content-type", "application/json; charset=UTF-8"),
+            Request::new(Method::Post, url)
+                .header("content-type", "application/json; charset=UTF-8"),
             &[meta.as_bytes()],
         )?;
         let location = resp
@@ -580,7 +588,10 @@ mod tests {
     fn options_name_their_field() {
         for (o, field) in [
             (r#"{"bucket-name": ""}"#, "bucket-name"),
-            (r#"{"bucket-name": "b", "min-part-size": 1000}"#, "min-part-size"),
+            (
+                r#"{"bucket-name": "b", "min-part-size": 1000}"#,
+                "min-part-size",
+            ),
             (r#"{"bucket-name": "b", "endpoint": "gs://x"}"#, "endpoint"),
             (r#"{"bucket-name": "b", "key-file": "x"}"#, "key-file"),
         ] {
@@ -592,6 +603,9 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(rfc3339_ms("1970-01-01T00:00:01.5Z"), Some(1500));
-        assert_eq!(rfc3339_ms("2026-12-02T08:01:49.11417Z"), Some(1_796_198_509_114));
+        assert_eq!(
+            rfc3339_ms("2026-12-02T08:01:49.11417Z"),
+            Some(1_796_198_509_114)
+        );
     }
 }

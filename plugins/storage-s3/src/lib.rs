@@ -63,8 +63,11 @@ impl Options {
             return Err(Error::invalid_config("s3-region: must not be empty"));
         }
         if let Some(ep) = o.endpoint() {
-            http::split_url(ep)
-                .map_err(|_| Error::invalid_config(format!("s3-endpoint-override: {ep:?} is not an http(s) URL")))?;
+            http::split_url(ep).map_err(|_| {
+                Error::invalid_config(format!(
+                    "s3-endpoint-override: {ep:?} is not an http(s) URL"
+                ))
+            })?;
         }
         if o.min_part_size.is_some_and(|s| s < S3_MIN_PART) {
             return Err(Error::invalid_config(format!(
@@ -77,7 +80,9 @@ impl Options {
             )));
         }
         if o.max_async_connections == Some(0) {
-            return Err(Error::invalid_config("max-async-connections: must be at least 1"));
+            return Err(Error::invalid_config(
+                "max-async-connections: must be at least 1",
+            ));
         }
         if let Some(c) = &o.storage_class
             && (c.is_empty() || !c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
@@ -176,9 +181,16 @@ impl Storage for S3Storage {
         let url: url::Url = endpoint
             .parse()
             .map_err(|e| Error::invalid_config(format!("s3-endpoint-override: {e}")))?;
-        let bucket = Bucket::new(url, style, o.bucket.trim().to_string(), o.s3_region.trim().to_string())
-            .map_err(|e| Error::invalid_config(format!("bucket: {e}")))?;
-        let authority = http::split_url(bucket.base_url().as_str())?.authority.to_string();
+        let bucket = Bucket::new(
+            url,
+            style,
+            o.bucket.trim().to_string(),
+            o.s3_region.trim().to_string(),
+        )
+        .map_err(|e| Error::invalid_config(format!("bucket: {e}")))?;
+        let authority = http::split_url(bucket.base_url().as_str())?
+            .authority
+            .to_string();
         let credentials = match (
             secret(&secrets, "access-key-id"),
             secret(&secrets, "secret-access-key"),
@@ -258,7 +270,11 @@ impl Storage for S3Storage {
             status => {
                 let mut resp = resp;
                 let text = resp.text(64 * 1024).unwrap_or_default();
-                Err(status_error("get object", status, &xml::error_summary(&text, ERROR_EXCERPT)))
+                Err(status_error(
+                    "get object",
+                    status,
+                    &xml::error_summary(&text, ERROR_EXCERPT),
+                ))
             }
         }
     }
@@ -272,7 +288,10 @@ impl Storage for S3Storage {
     ) -> Result<ListPage> {
         let full_prefix = self.conn.object_key(prefix);
         let max_keys = max_results.clamp(1, 1000) as usize;
-        let mut action = self.conn.bucket.list_objects_v2(self.conn.credentials.as_ref());
+        let mut action = self
+            .conn
+            .bucket
+            .list_objects_v2(self.conn.credentials.as_ref());
         action.with_prefix(full_prefix.as_str());
         action.with_max_keys(max_keys);
         if !recursive {
@@ -282,7 +301,9 @@ impl Storage for S3Storage {
             action.with_continuation_token(c);
         }
         let url = action.sign(SIGNATURE_TTL);
-        let mut resp = self.conn.send("list objects", Request::new(Method::Get, url.as_str()), &[])?;
+        let mut resp =
+            self.conn
+                .send("list objects", Request::new(Method::Get, url.as_str()), &[])?;
         let text = resp.text(MAX_DOCUMENT)?;
         let parsed = ListObjectsV2::parse_response(&text)
             .map_err(|e| Error::other(format!("list objects: unreadable response: {e}")))?;
@@ -322,7 +343,9 @@ impl Storage for S3Storage {
             .bucket
             .head_object(self.conn.credentials.as_ref(), &self.conn.object_key(key))
             .sign(SIGNATURE_TTL);
-        let resp = self.conn.send("head object", Request::new(Method::Head, url.as_str()), &[])?;
+        let resp = self
+            .conn
+            .send("head object", Request::new(Method::Head, url.as_str()), &[])?;
         Ok(info_from_head(key, &resp))
     }
 
@@ -333,7 +356,11 @@ impl Storage for S3Storage {
             .delete_object(self.conn.credentials.as_ref(), &self.conn.object_key(key))
             .sign(SIGNATURE_TTL);
         // S3 answers 204 whether or not the key existed: deleting is idempotent.
-        match self.conn.send("delete object", Request::new(Method::Delete, url.as_str()), &[]) {
+        match self.conn.send(
+            "delete object",
+            Request::new(Method::Delete, url.as_str()),
+            &[],
+        ) {
             Ok(_) | Err(Error::NotFound) => Ok(()),
             Err(e) => Err(e),
         }
@@ -361,7 +388,11 @@ impl S3Ref {
         }
         let status = resp.status;
         let text = resp.text(64 * 1024).unwrap_or_default();
-        Err(status_error(what, status, &xml::error_summary(&text, ERROR_EXCERPT)))
+        Err(status_error(
+            what,
+            status,
+            &xml::error_summary(&text, ERROR_EXCERPT),
+        ))
     }
 
     fn with_class(&self, req: Request) -> Request {
@@ -398,10 +429,14 @@ impl S3Upload {
             .create_multipart_upload(self.backend.credentials.as_ref(), &key);
         if let Some(c) = &self.backend.storage_class {
             // Signed with the request, as S3 requires for x-amz-* headers of presigned URLs.
-            action.headers_mut().insert("x-amz-storage-class", c.clone());
+            action
+                .headers_mut()
+                .insert("x-amz-storage-class", c.clone());
         }
         let url = action.sign(SIGNATURE_TTL);
-        let req = self.backend.with_class(Request::new(Method::Post, url.as_str()));
+        let req = self
+            .backend
+            .with_class(Request::new(Method::Post, url.as_str()));
         let mut resp = self.backend.send("create multipart upload", req, &[])?;
         let text = resp.text(MAX_DOCUMENT)?;
         let parsed = CreateMultipartUpload::parse_response(&text).map_err(|e| {
@@ -418,7 +453,11 @@ impl Upload for S3Upload {
         let n = u16::try_from(part_number)
             .ok()
             .filter(|n| (1..=10_000).contains(n))
-            .ok_or_else(|| Error::other(format!("part {part_number}: S3 allows parts 1 to {S3_MAX_PARTS}")))?;
+            .ok_or_else(|| {
+                Error::other(format!(
+                    "part {part_number}: S3 allows parts 1 to {S3_MAX_PARTS}"
+                ))
+            })?;
         let index = part_number as usize - 1;
         if index > self.etags.len() {
             return Err(Error::other(format!(
@@ -433,9 +472,11 @@ impl Upload for S3Upload {
             .bucket
             .upload_part(self.backend.credentials.as_ref(), &key, n, &id)
             .sign(SIGNATURE_TTL);
-        let resp = self
-            .backend
-            .send("upload part", Request::new(Method::Put, url.as_str()), &data)?;
+        let resp = self.backend.send(
+            "upload part",
+            Request::new(Method::Put, url.as_str()),
+            &data,
+        )?;
         let etag = resp
             .header("etag")
             .map(str::to_string)
@@ -458,10 +499,14 @@ impl Upload for S3Upload {
                 .bucket
                 .put_object(self.backend.credentials.as_ref(), &key);
             if let Some(c) = &self.backend.storage_class {
-                action.headers_mut().insert("x-amz-storage-class", c.clone());
+                action
+                    .headers_mut()
+                    .insert("x-amz-storage-class", c.clone());
             }
             let url = action.sign(SIGNATURE_TTL);
-            let req = self.backend.with_class(Request::new(Method::Put, url.as_str()));
+            let req = self
+                .backend
+                .with_class(Request::new(Method::Put, url.as_str()));
             let resp = self.backend.send("put object", req, &[])?;
             return Ok(ObjectInfo {
                 key: self.key.clone(),
@@ -486,16 +531,20 @@ impl Upload for S3Upload {
         // S3 can report a failed completion inside a 200 response.
         let text = resp.text(MAX_DOCUMENT)?;
         if let Some(err) = xml::embedded_error(&text, ERROR_EXCERPT) {
-            return Err(Error::Temporary(format!("complete multipart upload: {err}")));
+            return Err(Error::Temporary(format!(
+                "complete multipart upload: {err}"
+            )));
         }
         let head = self
             .backend
             .bucket
             .head_object(self.backend.credentials.as_ref(), &key)
             .sign(SIGNATURE_TTL);
-        let resp = self
-            .backend
-            .send("head object", Request::new(Method::Head, head.as_str()), &[])?;
+        let resp = self.backend.send(
+            "head object",
+            Request::new(Method::Head, head.as_str()),
+            &[],
+        )?;
         Ok(info_from_head(&self.key, &resp))
     }
 
@@ -509,10 +558,11 @@ impl Upload for S3Upload {
             .bucket
             .abort_multipart_upload(self.backend.credentials.as_ref(), &key, &id)
             .sign(SIGNATURE_TTL);
-        match self
-            .backend
-            .send("abort multipart upload", Request::new(Method::Delete, url.as_str()), &[])
-        {
+        match self.backend.send(
+            "abort multipart upload",
+            Request::new(Method::Delete, url.as_str()),
+            &[],
+        ) {
             // Already gone (aborted by an earlier try): nothing left behind.
             Ok(_) | Err(Error::NotFound) => Ok(()),
             Err(e) => {

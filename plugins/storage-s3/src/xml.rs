@@ -32,8 +32,7 @@ pub(crate) fn error_summary(body: &str, max: usize) -> String {
 
 /// An `<Error>` document inside a 200 response (CompleteMultipartUpload can do that).
 pub(crate) fn embedded_error(body: &str, max: usize) -> Option<String> {
-    body.contains("<Error>")
-        .then(|| error_summary(body, max))
+    body.contains("<Error>").then(|| error_summary(body, max))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
