@@ -520,7 +520,7 @@ mod tests {
             Prepared::Write(w) => {
                 assert_eq!(w.expiration, Expiration::Seconds(5));
                 assert_eq!(w.bins.len(), 1);
-                assert_eq!(w.key.namespace, "other");
+                assert_eq!(w.key.namespace(), "other");
             }
             other => panic!("{other:?}"),
         }

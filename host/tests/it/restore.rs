@@ -430,8 +430,10 @@ async fn existence_actions_and_generation_rules_count_as_abs_does() {
     let keys: Vec<Key> = (0..10)
         .map(|i| Key::new("test", "g", Value::from(i)).unwrap())
         .collect();
-    let mut wp = WritePolicy::default();
-    wp.send_key = true;
+    let wp = WritePolicy {
+        send_key: true,
+        ..WritePolicy::default()
+    };
     for k in &keys {
         client
             .put(&wp, k, &[as_bin!("a", 1), as_bin!("b", 1)])
@@ -551,8 +553,10 @@ async fn expired_records_are_counted_and_extra_ttl_keeps_them() {
     let node = AerospikeNode::start().unwrap();
     let client = connect(&node).await;
     let h = harness(&node, "parallel: 1");
-    let mut wp = WritePolicy::default();
-    wp.expiration = aerospike::Expiration::Seconds(100);
+    let wp = WritePolicy {
+        expiration: aerospike::Expiration::Seconds(100),
+        ..WritePolicy::default()
+    };
     for i in 0..4 {
         let k = Key::new("test", "t", Value::from(i)).unwrap();
         client.put(&wp, &k, &[as_bin!("a", i)]).await.unwrap();
