@@ -73,6 +73,11 @@ def main():
         check_index_query,
         check_udf,
         check_truncate,
+        check_restore_writes,
+        check_restore_ttl,
+        check_restore_batch,
+        check_restore_cdt,
+        check_restore_sindex_udf,
     ]
     for check in checks:
         check(client, aerospike, ex, args)
@@ -308,6 +313,125 @@ def check_truncate(client, aerospike, ex, args):
     future = time.time_ns() + 3600 * 10**9
     e = expect(ex.AerospikeError, client.truncate, NS, s, future)
     assert e.code == 4, e.code
+
+
+# ---- what a restore relies on (the Rust runner checks some results in the node's store) ----
+
+def objects(client, ns=NS):
+    total = 0
+    for _node, (err, resp) in client.info_all(f"namespace/{ns}").items():
+        assert err is None, err
+        stats = dict(kv.split("=", 1) for kv in resp.strip().split("\t")[-1].split(";") if "=" in kv)
+        total += int(stats["master_objects"])
+    return total
+
+
+def check_restore_writes(client, aerospike, ex, args):
+    s = "py_rw"
+    gt = {"gen": aerospike.POLICY_GEN_GT}
+    # A missing record has generation 0: expect-gen-greater 0 fails, anything above creates.
+    e = expect(ex.RecordGenerationError, client.put, (NS, s, 1), {"a": 1}, meta={"gen": 0}, policy=gt)
+    assert e.code == 3
+    client.put((NS, s, 1), {"a": 1, "b": 2}, meta={"gen": 5}, policy=gt)
+    (_, meta, _) = client.get((NS, s, 1))
+    assert meta["gen"] == 1, meta
+    client.put((NS, s, 1), {"a": 2}, meta={"gen": 2}, policy=gt)
+    (_, meta, bins) = client.get((NS, s, 1))
+    assert meta["gen"] == 2 and bins == {"a": 2, "b": 2}, (meta, bins)
+    e = expect(ex.RecordGenerationError, client.put, (NS, s, 1), {"a": 3}, meta={"gen": 2}, policy=gt)
+    # Replace drops the bins not sent. (C client names: EXISTS_REPLACE is replace-only,
+    # EXISTS_UPDATE update-only, EXISTS_IGNORE the default create-or-update.)
+    client.put((NS, s, 1), {"c": 3}, policy={"exists": aerospike.POLICY_EXISTS_CREATE_OR_REPLACE})
+    (_, meta, bins) = client.get((NS, s, 1))
+    assert bins == {"c": 3} and meta["gen"] == 3, (meta, bins)
+    for action in (aerospike.POLICY_EXISTS_REPLACE, aerospike.POLICY_EXISTS_UPDATE):
+        expect(ex.RecordNotFound, client.put, (NS, s, 2), {"a": 1}, policy={"exists": action})
+    e = expect(ex.RecordExistsError, client.put, (NS, s, 1), {"a": 1},
+               policy={"exists": aerospike.POLICY_EXISTS_CREATE})
+    assert e.code == 5
+    # Writing only bin deletes to a missing record is "not found".
+    expect(ex.RecordNotFound, client.put, (NS, s, 3), {"a": aerospike.null()})
+
+
+def check_restore_ttl(client, aerospike, ex, args):
+    s = "py_ttl"
+    client.put((NS, s, 1), {"a": 1}, meta={"ttl": 1000})
+    (_, meta, _) = client.get((NS, s, 1))
+    assert 990 <= meta["ttl"] <= 1000, meta
+    client.put((NS, s, 1), {"a": 2}, meta={"ttl": aerospike.TTL_DONT_UPDATE})
+    (_, meta2, _) = client.get((NS, s, 1))
+    assert abs(meta2["ttl"] - meta["ttl"]) <= 1, (meta, meta2)
+    client.put((NS, s, 1), {"a": 3}, meta={"ttl": aerospike.TTL_NEVER_EXPIRE})
+    (_, meta, _) = client.get((NS, s, 1))
+    assert meta["ttl"] in (0xFFFFFFFF, -1), meta
+    # The node's namespace default is 0 (never expire), as the runner starts it.
+    client.put((NS, s, 2), {"a": 1}, meta={"ttl": aerospike.TTL_NAMESPACE_DEFAULT})
+    (_, meta, _) = client.get((NS, s, 2))
+    assert meta["ttl"] in (0xFFFFFFFF, -1), meta
+    e = expect(ex.AerospikeError, client.put, (NS, s, 3), {"a": 1}, meta={"ttl": 10 * 365 * 86400 + 1})
+    assert e.code == 4, e.code
+
+
+def check_restore_batch(client, aerospike, ex, args):
+    from aerospike_helpers.batch import records as br
+    from aerospike_helpers.operations import operations as op
+    s = "py_rb"
+    client.put((NS, s, 0), {"v": 0})
+    client.put((NS, s, 0), {"v": 0})  # generation 2
+    client.put((NS, s, 1), {"v": 1})
+    before = objects(client)
+    gt = {"gen": aerospike.POLICY_GEN_GT}
+    rows = br.BatchRecords([
+        br.Write((NS, s, 0), [op.write("v", 10)], meta={"gen": 2, "ttl": 500}, policy=gt),
+        br.Write((NS, s, 0), [op.write("v", 11)], meta={"gen": 3, "ttl": 500}, policy=gt),
+        br.Write((NS, s, 1), [op.write("v", 12)], policy={"exists": aerospike.POLICY_EXISTS_CREATE}),
+        br.Write((NS, s, 2), [op.write("v", 13)], policy={"exists": aerospike.POLICY_EXISTS_UPDATE}),
+        br.Write((NS, s, 3), [op.write("v", 14)],
+                 policy={"exists": aerospike.POLICY_EXISTS_CREATE_OR_REPLACE}),
+    ])
+    res = client.batch_write(rows)
+    codes = [r.result for r in res.batch_records]
+    assert codes == [3, 0, 5, 2, 0], codes
+    (_, meta, bins) = client.get((NS, s, 0))
+    assert bins == {"v": 11} and meta["gen"] == 3 and 490 <= meta["ttl"] <= 500, (meta, bins)
+    assert client.get((NS, s, 1))[2] == {"v": 1}
+    assert objects(client) == before + 1, (objects(client), before)
+
+
+def check_restore_cdt(client, aerospike, ex, args):
+    # Read back by the Rust runner from the node's store: the flag byte must be there.
+    key = (NS, "py_cdt", 1)
+    client.put(key, {"km": aerospike.KeyOrderedDict({"b": 1, "a": 2}),
+                     "um": {"b": 1, "a": 2}, "l": [3, 1, 2]})
+    (_, _, bins) = client.get(key)
+    assert list(bins["km"].keys()) == ["a", "b"], bins
+    assert isinstance(bins["km"], aerospike.KeyOrderedDict) or dict(bins["km"]) == {"a": 2, "b": 1}, bins
+    assert list(bins["um"].keys()) == ["a", "b"], "unordered maps come back key-sorted"
+    assert bins["l"] == [3, 1, 2], bins
+
+
+def check_restore_sindex_udf(client, aerospike, ex, args):
+    old = "sindex-create:ns=test;set=py_six;indexname=py_old;indexdata=n,numeric"
+    resp = client.info_random_node(old)
+    assert resp.strip().endswith("ok"), resp
+    listing = client.info_random_node("sindex-list:ns=test")
+    assert "indexname=py_old:set=py_six:bin=n:type=numeric" in listing, listing
+    client.index_string_create(NS, "py_six", "name", "py_new")
+    listing = client.info_random_node("sindex-list:ns=test")
+    assert "indexname=py_new:set=py_six:bin=name:type=string" in listing, listing
+    client.index_remove(NS, "py_old")
+    client.index_remove(NS, "py_new")
+    # Dropping again is not an error on an 8.1 server.
+    client.index_remove(NS, "py_new")
+    body = b"function g(rec) return 2 end\n"
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "py_restored.lua")
+        with open(path, "wb") as f:
+            f.write(body)
+        client.udf_put(path)
+    assert "py_restored.lua" in [m["name"] for m in client.udf_list()]
+    client.udf_remove("py_restored.lua")
+    assert "py_restored.lua" not in [m["name"] for m in client.udf_list()]
 
 
 if __name__ == "__main__":

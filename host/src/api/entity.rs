@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 /// One named section of the configuration.
 pub trait Section: 'static {
     /// The entity type.
-    type Item: Clone + Serialize + DeserializeOwned + Send + Sync + 'static;
+    type Item: Clone + Serialize + DeserializeOwned + utoipa::PartialSchema + Send + Sync + 'static;
     /// The config key of the section, e.g. `aerospike-clusters`.
     const KEY: &'static str;
     /// How error messages name one item, e.g. `cluster`.

@@ -111,7 +111,10 @@ macro_rules! config_enum {
     (
         $(#[$meta:meta])*
         pub enum $name:ident {
-            $( $(#[$vmeta:meta])* $variant:ident = $canon:literal $(| $alias:literal)* ),+ $(,)?
+            // `tt`, not `literal`: a `literal` fragment reaches derive macros wrapped in an
+            // invisible group, and utoipa then ignores the `serde(rename)` below, documenting
+            // the variant names instead of the spellings the API reads and writes.
+            $( $(#[$vmeta:meta])* $variant:ident = $canon:tt $(| $alias:tt)* ),+ $(,)?
         }
     ) => {
         $(#[$meta])*

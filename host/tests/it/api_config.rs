@@ -364,6 +364,80 @@ async fn malformed_and_empty_bodies_are_400() {
     assert!(body["error"].as_str().unwrap().contains("body is required"));
 }
 
+/// A body of the wrong JSON type at any depth (an array where the document wants an object,
+/// a string where it wants a list, ...) is a 400 naming the field, and nothing is saved.
+#[tokio::test]
+async fn wrong_json_types_are_400_naming_the_field() {
+    let f = fixture();
+    let before = file(&f.path);
+    let cases = [
+        (
+            "POST",
+            "/v1/config/policies/x",
+            json!([null, null]),
+            "backup-policies.x",
+        ),
+        (
+            "POST",
+            "/v1/config/policies/x",
+            json!("policy"),
+            "backup-policies.x",
+        ),
+        (
+            "POST",
+            "/v1/config/policies/x",
+            json!({"retry-policy": [1, 2]}),
+            "backup-policies.x.retry-policy",
+        ),
+        (
+            "POST",
+            "/v1/config/clusters/c",
+            json!({"seed-nodes": {"host-name": "h"}}),
+            "aerospike-clusters.c.seed-nodes",
+        ),
+        (
+            "POST",
+            "/v1/config/clusters/c",
+            json!({"seed-nodes": [[1]]}),
+            "aerospike-clusters.c.seed-nodes[0]",
+        ),
+        (
+            "POST",
+            "/v1/config/routines/r",
+            json!({"namespaces": "test", "source-cluster": "main", "storage": "disk",
+                   "backup-policy": "daily", "interval-cron": "@daily"}),
+            "backup-routines.r.namespaces",
+        ),
+    ];
+    for (method, uri, body, field) in cases {
+        let (s, b) = call(&f.app, method, uri, Some(body.clone())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{method} {uri} {body}: {b}");
+        assert_eq!(b["field"], field, "{method} {uri} {body}: {b}");
+    }
+    let (_, mut cfg) = call(&f.app, "GET", "/v1/config", None).await;
+    cfg["service"]["http"] = json!([null, null]);
+    let (s, b) = call(&f.app, "PUT", "/v1/config", Some(cfg)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["field"], "service.http", "{b}");
+    assert!(
+        b["error"].as_str().unwrap().contains("must be object"),
+        "{b}"
+    );
+    assert_eq!(file(&f.path), before, "nothing saved");
+    // Scalars the parser reads leniently, as ABS files hold them, still work.
+    let (s, b) = call(
+        &f.app,
+        "POST",
+        "/v1/config/policies/lenient",
+        Some(json!({"parallel": "4", "compression": {"mode": "zstd"}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (_, got) = call(&f.app, "GET", "/v1/config/policies/lenient", None).await;
+    assert_eq!(got["parallel"], 4, "{got}");
+    assert_eq!(got["compression"]["mode"], "ZSTD", "{got}");
+}
+
 #[tokio::test]
 async fn put_whole_config_persists_and_keeps_redacted_secrets() {
     let f = fixture();

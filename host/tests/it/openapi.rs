@@ -48,3 +48,72 @@ fn every_upstream_config_and_system_path_exists() {
         assert!(ours.iter().any(|(p, _)| p == extra), "{extra}");
     }
 }
+
+/// A validator for one schema of our document; `$ref`s resolve into its components.
+fn validator(doc: &serde_json::Value, schema: &serde_json::Value) -> jsonschema::Validator {
+    let root = serde_json::json!({
+        "components": doc["components"],
+        "allOf": [schema],
+    });
+    jsonschema::validator_for(&root).unwrap_or_else(|e| panic!("schema {schema}: {e}"))
+}
+
+/// The 200 response schema of `GET path` in our document.
+fn get_200_schema<'a>(doc: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
+    let schema =
+        &doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    assert!(!schema.is_null(), "no 200 JSON schema for GET {path}");
+    schema
+}
+
+/// Every configuration read answers a body its own document accepts, with every optional
+/// enum and struct set (what generated clients choke on first).
+#[tokio::test]
+async fn config_responses_validate_against_the_document() {
+    use crate::api_config::{call, fixture_with};
+    let yaml = format!(
+        "{}{}",
+        crate::api_config::CONFIG.replace(
+            "service:\n  http: {port: 8080}",
+            "service:\n  http: {port: 8080}\n  logger: {level: INFO, format: PLAIN, \
+             stdout-writer: true}"
+        ),
+        r#"
+"#
+    )
+    .replace(
+        "  daily: {parallel: 4}",
+        "  daily:\n    parallel: 4\n    compression: {mode: ZSTD, level: 3}\n    \
+         encryption: {mode: AES256, key-file: /tmp/k}\n    retry-policy: {base-timeout: 1000, \
+         multiplier: 2, max-retries: 3}\n    no-records: false\n    sealed: true",
+    );
+    let fx = fixture_with(&yaml);
+    let doc = serde_json::to_value(abs::api::openapi::document()).unwrap();
+    let reads = [
+        ("/v1/config", "/v1/config"),
+        ("/v1/config/clusters", "/v1/config/clusters"),
+        ("/v1/config/clusters/{name}", "/v1/config/clusters/main"),
+        ("/v1/config/storage", "/v1/config/storage"),
+        ("/v1/config/storage/{name}", "/v1/config/storage/disk"),
+        ("/v1/config/storage/{name}", "/v1/config/storage/s3"),
+        ("/v1/config/policies", "/v1/config/policies"),
+        ("/v1/config/policies/{name}", "/v1/config/policies/daily"),
+        ("/v1/config/routines", "/v1/config/routines"),
+        ("/v1/config/routines/{name}", "/v1/config/routines/nightly"),
+        ("/v1/config/secret-agents", "/v1/config/secret-agents"),
+        (
+            "/v1/config/secret-agents/{name}",
+            "/v1/config/secret-agents/agent",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (template, uri) in reads {
+        let (status, body) = call(&fx.app, "GET", uri, None).await;
+        assert_eq!(status, 200, "GET {uri}: {body}");
+        let v = validator(&doc, get_200_schema(&doc, template));
+        for e in v.iter_errors(&body) {
+            failures.push(format!("GET {uri}: {} at {}", e, e.instance_path));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -2,6 +2,7 @@
 //! with the server's record-exists actions, generation checks, TTL rules and result codes.
 //! Batch rows run through the same function.
 
+use super::cdt;
 use super::exp::{self, Ctx, Exp};
 use super::store::{self, Bins, Digest, MAX_TTL_SECS, Record, Store};
 use super::wire::{self, Op, Val, rc};
@@ -54,9 +55,8 @@ pub fn execute(store: &Store, req: &Request<'_>) -> Reply {
     };
     let now_ms = store.clock.now_ms();
     let now_cl = store.clock.now_cl_secs();
-    let part = ns.part(&req.digest);
     if req.info2 & wire::INFO2_WRITE == 0 {
-        let p = store::read(part);
+        let p = store::read(ns.part(&req.digest));
         let Some(r) = p.get(&req.digest).filter(|r| !r.is_expired(now_cl)) else {
             return Reply::code(rc::KEY_NOT_FOUND);
         };
@@ -75,81 +75,97 @@ pub fn execute(store: &Store, req: &Request<'_>) -> Reply {
     if req.fail_writes != 0 {
         return Reply::code(req.fail_writes);
     }
+    if req.info2 & wire::INFO2_DELETE != 0 {
+        return delete(ns, req, now_ms, now_cl);
+    }
+    // Checks on the ops alone, before the record is looked at (server `write_master_policies`).
+    let (must_not_create, replace) = match write_policies(req) {
+        Ok(p) => p,
+        Err(code) => return Reply::code(code),
+    };
 
-    let mut p = store::write(part);
+    let mut p = store::write(ns.part(&req.digest));
+    // An expired record is a fresh create, as on the server.
     if p.get(&req.digest).is_some_and(|r| r.is_expired(now_cl)) {
         p.remove(&req.digest);
     }
     let existing = p.get(&req.digest);
-    if let (Some(r), Some(f)) = (existing, req.filter) {
-        let cx = Ctx {
-            rec: r,
-            digest: &req.digest,
-            now_ms,
-        };
-        if !exp::passes(f, &cx) {
-            return Reply::code(rc::FILTERED_OUT);
-        }
+    // Failures after the record was found carry its generation and void time.
+    let fail = |code: u8| match existing {
+        Some(r) => Reply {
+            result: code,
+            generation: u32::from(r.generation),
+            void_time: r.void_time,
+            ..Reply::default()
+        },
+        None => Reply::code(code),
+    };
+    if existing.is_none() && must_not_create {
+        return Reply::code(rc::KEY_NOT_FOUND);
+    }
+    if existing.is_some() && req.info2 & wire::INFO2_CREATE_ONLY != 0 {
+        return fail(rc::KEY_EXISTS);
+    }
+    // A record being created has generation 0: expect-gen-equal 0 creates it,
+    // expect-gen-greater needs a generation above 0.
+    if !generation_ok(req, existing.map_or(0, |r| r.generation)) {
+        return fail(rc::GENERATION);
     }
     if let Some(r) = existing {
-        let gen_ok = if req.info2 & wire::INFO2_GENERATION != 0 {
-            u32::from(r.generation) == req.generation
-        } else if req.info2 & wire::INFO2_GENERATION_GT != 0 {
-            req.generation > u32::from(r.generation)
-        } else {
-            true
-        };
-        if !gen_ok {
-            return Reply::code(rc::GENERATION);
+        let msg_set = (!req.set.is_empty()).then_some(req.set);
+        if msg_set != r.set.as_deref().map(str::as_bytes) {
+            return fail(rc::PARAMETER);
+        }
+        if let Some(f) = req.filter {
+            let cx = Ctx {
+                rec: r,
+                digest: &req.digest,
+                now_ms,
+            };
+            if !exp::passes(f, &cx) {
+                return fail(rc::FILTERED_OUT);
+            }
         }
         if let (Some(k), Some(stored)) = (req.key, r.key.as_deref())
             && k != stored
         {
-            return Reply::code(rc::KEY_MISMATCH);
+            return fail(rc::KEY_MISMATCH);
         }
-    }
-    if req.info2 & wire::INFO2_DELETE != 0 {
-        return match p.remove(&req.digest) {
-            Some(_) => Reply::code(rc::OK),
-            None => Reply::code(rc::KEY_NOT_FOUND),
-        };
-    }
-    match existing {
-        Some(_) if req.info2 & wire::INFO2_CREATE_ONLY != 0 => {
-            return Reply::code(rc::KEY_EXISTS);
-        }
-        None if req.info3 & (wire::INFO3_UPDATE_ONLY | wire::INFO3_REPLACE_ONLY) != 0 => {
-            return Reply::code(rc::KEY_NOT_FOUND);
-        }
-        _ => {}
     }
     let void_time = match req.ttl {
         0 => default_void_time(ns.default_ttl, now_cl),
-        u32::MAX => 0,
-        0xFFFF_FFFE => existing.map_or(default_void_time(ns.default_ttl, now_cl), |r| r.void_time),
-        t if t > MAX_TTL_SECS => return Reply::code(rc::PARAMETER),
+        TTL_NEVER => 0,
+        TTL_DONT_UPDATE => {
+            existing.map_or(default_void_time(ns.default_ttl, now_cl), |r| r.void_time)
+        }
+        t if t > MAX_TTL_SECS => return fail(rc::PARAMETER),
         t => now_cl + t,
     };
-    let replace = req.info3 & (wire::INFO3_CREATE_OR_REPLACE | wire::INFO3_REPLACE_ONLY) != 0;
     let mut bins = match existing {
         Some(r) if !replace => Bins::from_record(r),
         _ => Bins::default(),
     };
     let respond_all = req.info2 & wire::INFO2_RESPOND_ALL_OPS != 0;
     let mut reply = Reply::default();
-    let mut delete_record = false;
-    let mut touched = false;
     for op in req.ops {
-        if op.name.len() > 15 {
-            return Reply::code(rc::BIN_NAME_TOO_LONG);
-        }
         match op.op {
-            wire::OP_WRITE if op.ptype == wire::PT_MAP => {
-                bins.set(op.name, op.ptype, wire::normalize_map(op.data));
+            wire::OP_WRITE => {
+                if let Err(code) = check_particle(op.ptype, op.data) {
+                    return fail(code);
+                }
+                match op.ptype {
+                    wire::PT_MAP | wire::PT_LIST => match cdt::from_wire(op.ptype, op.data) {
+                        Some(stored) => bins.set(op.name, op.ptype, stored),
+                        // The server answers a list or map it cannot parse with 1.
+                        None => return fail(rc::SERVER_ERROR),
+                    },
+                    _ => bins.set(op.name, op.ptype, op.data.to_vec()),
+                }
             }
-            wire::OP_WRITE => bins.set(op.name, op.ptype, op.data.to_vec()),
             wire::OP_INCR => match (bins.get(op.name), op.ptype) {
-                (None, _) => bins.set(op.name, op.ptype, op.data.to_vec()),
+                (None, wire::PT_INTEGER | wire::PT_FLOAT) => {
+                    bins.set(op.name, op.ptype, op.data.to_vec())
+                }
                 (Some((wire::PT_INTEGER, cur)), wire::PT_INTEGER) => {
                     let a = i64::from_be_bytes(cur.try_into().unwrap_or_default());
                     let b = i64::from_be_bytes(op.data.try_into().unwrap_or_default());
@@ -164,7 +180,7 @@ pub fn execute(store: &Store, req: &Request<'_>) -> Reply {
                     let b = f64::from_be_bytes(op.data.try_into().unwrap_or_default());
                     bins.set(op.name, wire::PT_FLOAT, (a + b).to_be_bytes().to_vec());
                 }
-                _ => return Reply::code(rc::BIN_TYPE),
+                _ => return fail(rc::BIN_TYPE),
             },
             wire::OP_APPEND | wire::OP_PREPEND => match bins.get(op.name) {
                 None => bins.set(op.name, op.ptype, op.data.to_vec()),
@@ -178,15 +194,12 @@ pub fn execute(store: &Store, req: &Request<'_>) -> Reply {
                     };
                     bins.set(op.name, pt, v);
                 }
-                _ => return Reply::code(rc::BIN_TYPE),
+                _ => return fail(rc::BIN_TYPE),
             },
-            wire::OP_TOUCH => {
-                if existing.is_none() {
-                    return Reply::code(rc::KEY_NOT_FOUND);
-                }
-                touched = true;
-            }
-            wire::OP_DELETE => delete_record = true,
+            // Existence was checked above (touch implies update-only).
+            wire::OP_TOUCH => {}
+            // Delete-all drops the bins written so far; later ops may write new ones.
+            wire::OP_DELETE => bins.0.clear(),
             wire::OP_READ => {
                 if op.name.is_empty() {
                     for (n, pt, d) in &bins.0 {
@@ -205,21 +218,22 @@ pub fn execute(store: &Store, req: &Request<'_>) -> Reply {
                 reply.push(ptype, op.name, &data);
                 continue;
             }
-            _ => return Reply::code(rc::UNSUPPORTED_FEATURE),
+            _ => return fail(rc::UNSUPPORTED_FEATURE),
         }
         if respond_all {
             reply.push(wire::PT_NULL, op.name, &[]);
         }
     }
-    if delete_record {
+    if bins.0.is_empty() {
+        // No bins left: the record is deleted, and deleting what did not exist is "not
+        // found" (server `write_master_apply`).
+        if existing.is_none() {
+            return Reply::code(rc::KEY_NOT_FOUND);
+        }
         p.remove(&req.digest);
         return reply;
     }
-    if bins.0.is_empty() && !touched {
-        // A record left with no bins is deleted, as on the server.
-        p.remove(&req.digest);
-        return reply;
-    }
+    // 16-bit generation; 0 means "no record", so it wraps to 1.
     let generation = match existing {
         Some(r) if r.generation == u16::MAX => 1,
         Some(r) => r.generation + 1,
@@ -250,6 +264,89 @@ pub fn execute(store: &Store, req: &Request<'_>) -> Reply {
     reply.generation = u32::from(generation);
     reply.void_time = void_time;
     reply
+}
+
+/// Header TTL "never expire" (-1) and "leave the TTL as it is" (-2).
+const TTL_NEVER: u32 = u32::MAX;
+const TTL_DONT_UPDATE: u32 = u32::MAX - 1;
+/// Longest bin name: the server's 16-byte name field holds 15 bytes and a NUL.
+const MAX_BIN_NAME: usize = 15;
+
+fn generation_ok(req: &Request<'_>, current: u16) -> bool {
+    if req.info2 & wire::INFO2_GENERATION != 0 {
+        req.generation == u32::from(current)
+    } else if req.info2 & wire::INFO2_GENERATION_GT != 0 {
+        req.generation > u32::from(current)
+    } else {
+        true
+    }
+}
+
+/// The server's checks on a write's ops before it looks at the record: at least one op,
+/// valid bin names, and no bin deletes, modify or touch ops on a replace. Returns
+/// (must not create, replace).
+fn write_policies(req: &Request<'_>) -> Result<(bool, bool), u8> {
+    if req.ops.is_empty() {
+        return Err(rc::PARAMETER);
+    }
+    let mut must_not_create = req.info3 & (wire::INFO3_UPDATE_ONLY | wire::INFO3_REPLACE_ONLY) != 0;
+    let replace = req.info3 & (wire::INFO3_CREATE_OR_REPLACE | wire::INFO3_REPLACE_ONLY) != 0;
+    for op in req.ops {
+        if op.op == wire::OP_TOUCH {
+            if replace {
+                return Err(rc::PARAMETER);
+            }
+            must_not_create = true;
+            continue;
+        }
+        if op.name.len() > MAX_BIN_NAME || op.name.contains(&0) {
+            return Err(rc::BIN_NAME_TOO_LONG);
+        }
+        let forbidden_on_replace = match op.op {
+            wire::OP_WRITE => op.ptype == wire::PT_NULL,
+            wire::OP_READ | wire::OP_EXP_READ => false,
+            // Modify ops (add, append, prepend, CDT/bit/HLL modify) and delete-all.
+            _ => true,
+        };
+        if replace && forbidden_on_replace {
+            return Err(rc::PARAMETER);
+        }
+    }
+    Ok((must_not_create, replace))
+}
+
+/// Fixed-size particles must have their size; the server answers 4 otherwise.
+fn check_particle(ptype: u8, data: &[u8]) -> Result<(), u8> {
+    let ok = match ptype {
+        wire::PT_INTEGER | wire::PT_FLOAT => data.len() == 8,
+        wire::PT_BOOL => data.len() == 1,
+        _ => true,
+    };
+    if ok { Ok(()) } else { Err(rc::PARAMETER) }
+}
+
+/// A record delete (server `delete.c`): missing is "not found", then the generation
+/// check, then the filter.
+fn delete(ns: &store::Namespace, req: &Request<'_>, now_ms: u64, now_cl: u32) -> Reply {
+    let mut p = store::write(ns.part(&req.digest));
+    let Some(r) = p.get(&req.digest).filter(|r| !r.is_expired(now_cl)) else {
+        return Reply::code(rc::KEY_NOT_FOUND);
+    };
+    if !generation_ok(req, r.generation) {
+        return Reply::code(rc::GENERATION);
+    }
+    if let Some(f) = req.filter {
+        let cx = Ctx {
+            rec: r,
+            digest: &req.digest,
+            now_ms,
+        };
+        if !exp::passes(f, &cx) {
+            return Reply::code(rc::FILTERED_OUT);
+        }
+    }
+    p.remove(&req.digest);
+    Reply::code(rc::OK)
 }
 
 fn default_void_time(default_ttl: u32, now_cl: u32) -> u32 {

@@ -314,23 +314,49 @@ fn bins(node: &NodeShared, ns: &str) -> String {
 }
 
 fn sindex_line(s: &SIndex) -> String {
+    if s.itype == "set" {
+        return format!(
+            "ns={}:indexname={}:set={}:indextype=set",
+            s.ns, s.name, s.set
+        );
+    }
+    let or_null = |v: &str| {
+        if v.is_empty() {
+            "NULL".to_string()
+        } else {
+            v.to_string()
+        }
+    };
     format!(
-        "ns={}:indexname={}:set={}:bin={}:type={}:indextype={}:context=NULL:exp=NULL:state=RW",
+        "ns={}:indexname={}:set={}:bin={}:type={}:indextype={}:context={}:exp={}:state=RW",
         s.ns,
         s.name,
-        if s.set.is_empty() { "NULL" } else { &s.set },
-        s.bin,
+        or_null(&s.set),
+        or_null(&s.bin),
         s.ktype,
-        s.itype
+        s.itype,
+        or_null(&s.context),
+        or_null(&s.exp),
     )
 }
 
 fn sindex_list(node: &NodeShared, rest: &str) -> String {
     let a = args(rest);
     let ns = arg(&a, &["ns", "namespace"]);
+    if ns.is_some_and(|n| node.cluster.store.ns(n.as_bytes()).is_none()) {
+        return "ERROR:20:namespace not found".into();
+    }
+    if !matches!(arg(&a, &["b64"]), None | Some("true") | Some("false")) {
+        return "ERROR:4:bad b64".into();
+    }
     let list = store::lock(&node.cluster.store.sindexes);
+    // Bin indexes first, then set indexes, as the server lists them.
+    let (set_ix, bin_ix): (Vec<&SIndex>, Vec<&SIndex>) = list
+        .iter()
+        .filter(|s| ns.is_none_or(|n| n == s.ns))
+        .partition(|s| s.itype == "set");
     let mut out = String::new();
-    for s in list.iter().filter(|s| ns.is_none_or(|n| n == s.ns)) {
+    for s in bin_ix.into_iter().chain(set_ix) {
         out.push_str(&sindex_line(s));
         out.push(';');
     }
@@ -352,61 +378,141 @@ fn sindex_stat(node: &NodeShared, ns: &str, name: &str) -> String {
     }
 }
 
-fn sindex_create(node: &NodeShared, rest: &str) -> String {
+const KEY_TYPES: [&str; 4] = ["numeric", "string", "blob", "geo2dsphere"];
+const INDEX_TYPES: [&str; 4] = ["default", "list", "mapkeys", "mapvalues"];
+
+/// Parses `sindex-create` the way the server does: the old `indexdata=bin,type` form (what
+/// asrestore and older clients send) or the 8.1 `bin=..;type=..` / `exp=..;type=..` form,
+/// plus set indexes (`indextype=set`). Errors are the server's `ERROR:<code>:<message>`.
+fn parse_sindex(rest: &str) -> Result<SIndex, String> {
     let a = args(rest);
-    let (Some(ns), Some(name)) = (arg(&a, &["ns", "namespace"]), arg(&a, &["indexname"])) else {
-        return "ERROR:4:missing namespace or indexname".into();
-    };
-    if node.cluster.store.ns(ns.as_bytes()).is_none() {
-        return "ERROR:20:namespace not found".into();
-    }
-    let (bin, ktype) = match (
-        arg(&a, &["indexdata"]),
-        arg(&a, &["bin"]),
-        arg(&a, &["type"]),
-    ) {
-        (Some(d), _, _) => {
-            let (b, t) = d.split_once(',').unwrap_or((d, "numeric"));
-            (b.to_string(), t.to_ascii_lowercase())
-        }
-        (None, Some(b), t) => (b.to_string(), t.unwrap_or("numeric").to_ascii_lowercase()),
-        _ => (String::new(), "none".to_string()),
-    };
-    let idx = SIndex {
+    let name = arg(&a, &["indexname"]).ok_or("ERROR:4:missing 'indexname'")?;
+    let ns = arg(&a, &["namespace", "ns"]).ok_or("ERROR:20:missing 'namespace'")?;
+    let get = |k: &str| arg(&a, &[k]);
+    let itype = get("indextype").unwrap_or("default").to_ascii_lowercase();
+    let mut idx = SIndex {
         ns: ns.to_string(),
-        set: arg(&a, &["set"]).unwrap_or("").to_string(),
+        set: get("set").unwrap_or("").to_string(),
         name: name.to_string(),
-        bin,
-        ktype,
-        itype: arg(&a, &["indextype"])
-            .unwrap_or("default")
-            .to_ascii_lowercase(),
+        bin: String::new(),
+        ktype: "none".to_string(),
+        itype,
+        context: get("context").unwrap_or("").to_string(),
+        exp: String::new(),
     };
+    if idx.itype == "set" {
+        for p in ["context", "indexdata", "type", "bin", "exp"] {
+            if get(p).is_some() {
+                return Err(format!(
+                    "ERROR:4:{p} parameter is not supported for set index"
+                ));
+            }
+        }
+        if idx.set.is_empty() {
+            return Err("ERROR:4:missing 'set'".into());
+        }
+        return Ok(idx);
+    }
+    if !INDEX_TYPES.contains(&idx.itype.as_str()) {
+        return Err(
+            "ERROR:4:bad 'indextype' - must be one of 'default', 'list', 'mapkeys', \
+                    'mapvalues'"
+                .into(),
+        );
+    }
+    match (get("indexdata"), get("type")) {
+        (None, None) => return Err("ERROR:4:both 'indexdata' and 'type' are missing".into()),
+        (Some(_), Some(_)) => {
+            return Err("ERROR:4:both 'indexdata' and 'type' are specified".into());
+        }
+        (None, Some(t)) => {
+            idx.ktype = t.to_ascii_lowercase();
+            if !KEY_TYPES.contains(&idx.ktype.as_str()) {
+                return Err(
+                    "ERROR:4:bad 'type' - must be one of 'numeric', 'string', 'blob', \
+                            'geo2dsphere'"
+                        .into(),
+                );
+            }
+            match (get("bin"), get("exp")) {
+                (Some(_), Some(_)) => {
+                    return Err("ERROR:4:both 'bin' and 'exp' are specified".into());
+                }
+                (None, None) => return Err("ERROR:4:both 'bin' and 'exp' are missing".into()),
+                (Some(b), None) => idx.bin = b.to_string(),
+                (None, Some(e)) => {
+                    if !idx.context.is_empty() {
+                        return Err("ERROR:4:both 'context' and 'exp' are specified".into());
+                    }
+                    idx.exp = e.to_string();
+                }
+            }
+        }
+        (Some(data), None) => {
+            let (bin, ktype) = data
+                .split_once(',')
+                .ok_or("ERROR:4:'indexdata' missing bin type")?;
+            if bin.is_empty() {
+                return Err("ERROR:4:'indexdata' missing bin name".into());
+            }
+            if bin.len() > 15 {
+                return Err("ERROR:4:'indexdata' bin name too long".into());
+            }
+            idx.bin = bin.to_string();
+            idx.ktype = ktype.to_ascii_lowercase();
+            if !KEY_TYPES.contains(&idx.ktype.as_str()) {
+                return Err(
+                    "ERROR:4:bad 'indexdata' bin type - must be one of 'numeric', \
+                            'string', 'blob', 'geo2dsphere'"
+                        .into(),
+                );
+            }
+        }
+    }
+    if idx.itype == "mapkeys" && !matches!(idx.ktype.as_str(), "numeric" | "string" | "blob") {
+        return Err(
+            "ERROR:4:bad 'indexdata' bin type for 'indextype' 'mapkeys' - must be one \
+                    of 'numeric', 'string', 'blob'"
+                .into(),
+        );
+    }
+    Ok(idx)
+}
+
+fn sindex_create(node: &NodeShared, rest: &str) -> String {
+    let idx = match parse_sindex(rest) {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    if node.cluster.store.ns(idx.ns.as_bytes()).is_none() {
+        return "ERROR:4:namespace not found".into();
+    }
     let mut list = store::lock(&node.cluster.store.sindexes);
     if let Some(existing) = list.iter().find(|s| s.ns == idx.ns && s.name == idx.name) {
-        // Same definition again is accepted, as the server does.
-        return if sindex_line(existing) == sindex_line(&idx) {
+        // The same definition again is accepted, as the server does.
+        return if existing.same_definition(&idx) {
             "ok".into()
         } else {
-            "ERROR:200:index with the same name already exists".into()
+            "ERROR:200:'indexname' already exists with different definition".into()
         };
     }
+    // The server keys indexes by definition: the same definition under a new name renames.
+    list.retain(|s| !s.same_definition(&idx));
     list.push(idx);
     "ok".into()
 }
 
+/// Dropping an index that does not exist is not an error on the server.
 fn sindex_delete(node: &NodeShared, rest: &str) -> String {
     let a = args(rest);
-    let ns = arg(&a, &["ns", "namespace"]).unwrap_or("");
-    let name = arg(&a, &["indexname"]).unwrap_or("");
-    let mut list = store::lock(&node.cluster.store.sindexes);
-    let before = list.len();
-    list.retain(|s| !(s.ns == ns && s.name == name));
-    if list.len() == before {
-        "ERROR:201:index not found".into()
-    } else {
-        "ok".into()
-    }
+    let Some(name) = arg(&a, &["indexname"]) else {
+        return "ERROR:4:missing 'indexname'".into();
+    };
+    let Some(ns) = arg(&a, &["ns", "namespace"]) else {
+        return "ERROR:20:missing 'namespace'".into();
+    };
+    store::lock(&node.cluster.store.sindexes).retain(|s| !(s.ns == ns && s.name == name));
+    "ok".into()
 }
 
 fn udf_hash(content: &[u8]) -> String {
@@ -439,35 +545,58 @@ fn udf_get(node: &NodeShared, rest: &str) -> String {
     }
 }
 
+/// Largest UDF module the server accepts (decoded).
+const MAX_UDF_BYTES: usize = 1024 * 1024;
+
+/// `udf-put:filename=F;content-len=N[;udf-type=LUA];content=<base64>` with the server's
+/// checks and `error=...` answers. Lua is not compiled (see TEST-NODE.md).
 fn udf_put(node: &NodeShared, rest: &str) -> String {
     let a = args(rest);
-    let (Some(f), Some(content)) = (arg(&a, &["filename"]), arg(&a, &["content"])) else {
-        return "error=invalid_request;message=missing filename or content".into();
+    let Some(f) = arg(&a, &["filename"]).filter(|f| !f.is_empty()) else {
+        return "error=invalid_filename".into();
     };
+    // The name needs an extension: a dot that is neither first nor last.
+    match f.find('.') {
+        Some(i) if i > 0 && i + 1 < f.len() => {}
+        _ => return "error=invalid_filename".into(),
+    }
+    let Some(len) = arg(&a, &["content-len"]).and_then(|l| l.parse::<usize>().ok()) else {
+        return "error=invalid_content_len".into();
+    };
+    if len % 4 != 0 {
+        return "error=invalid_content_len".into();
+    }
+    let kind = arg(&a, &["udf-type"]).unwrap_or("LUA");
+    if kind != "LUA" {
+        return "error=invalid_udf_type".into();
+    }
+    let Some(content) = arg(&a, &["content"]).filter(|c| c.len() == len) else {
+        return "error=invalid_content".into();
+    };
+    if len / 4 * 3 > MAX_UDF_BYTES {
+        return "error=invalid_udf_content_len,>1M".into();
+    }
     let Ok(bytes) = B64.decode(content) else {
         return "error=invalid_base64_content".into();
     };
-    if bytes.is_empty() {
-        return "error=empty_content".into();
-    }
-    let kind = arg(&a, &["udf-type"]).unwrap_or("LUA").to_string();
     store::lock(&node.cluster.store.udfs).insert(
         f.to_string(),
         Udf {
             content: bytes,
-            kind,
+            kind: kind.to_string(),
         },
     );
-    String::new()
+    "ok".into()
 }
 
+/// Removing a module that is not there answers `ok` too, as on the server.
 fn udf_remove(node: &NodeShared, rest: &str) -> String {
     let a = args(rest);
-    let f = arg(&a, &["filename"]).unwrap_or("");
-    match store::lock(&node.cluster.store.udfs).remove(f) {
-        Some(_) => "ok".into(),
-        None => "error=file_not_found".into(),
-    }
+    let Some(f) = arg(&a, &["filename"]).filter(|f| !f.is_empty()) else {
+        return "error=invalid_filename".into();
+    };
+    store::lock(&node.cluster.store.udfs).remove(f);
+    "ok".into()
 }
 
 fn truncate(node: &NodeShared, rest: &str) -> String {

@@ -2,10 +2,13 @@
 //!
 //! Each namespace keeps 4096 partitions, each a digest-ordered `BTreeMap` behind its own
 //! `RwLock`, so partition scans can resume after a digest exactly as the server does.
+//! Every partition keeps per-set object and byte counters, so the object counts that info
+//! commands answer cost one pass over 4096 small counters, not a walk of the store.
 //! A record's bins live in one boxed byte string already in reply-op wire form, which keeps
 //! a million records small and lets a scan copy bins out without re-encoding them.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Deref;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -163,6 +166,122 @@ impl Bins {
     }
 }
 
+/// Objects and stored bytes of one set in one partition.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SetCount {
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// One partition: its records in digest order plus counters kept on every change.
+///
+/// Reads go through `Deref` to the map; every change goes through `insert`, `remove` or
+/// `retain`, which keep the counters true.
+#[derive(Debug, Default)]
+pub struct Partition {
+    records: BTreeMap<Digest, Record>,
+    /// Per set (`None` = no set); a handful of entries, so a vector is enough.
+    counts: Vec<(Option<Arc<str>>, SetCount)>,
+    /// No record here expires before this void time (0 = none expires), so a count can
+    /// tell cheaply whether it must reap expired records first.
+    earliest_void: u32,
+}
+
+impl Deref for Partition {
+    type Target = BTreeMap<Digest, Record>;
+    fn deref(&self) -> &BTreeMap<Digest, Record> {
+        &self.records
+    }
+}
+
+fn same_set(a: &Option<Arc<str>>, b: &Option<Arc<str>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y) || x == y,
+        _ => false,
+    }
+}
+
+impl Partition {
+    fn count_mut(&mut self, set: &Option<Arc<str>>) -> &mut SetCount {
+        let i = match self.counts.iter().position(|(s, _)| same_set(s, set)) {
+            Some(i) => i,
+            None => {
+                self.counts.push((set.clone(), SetCount::default()));
+                self.counts.len() - 1
+            }
+        };
+        &mut self.counts[i].1
+    }
+    fn account(&mut self, r: &Record, add: bool) {
+        let size = r.stored_size() as u64;
+        let c = self.count_mut(&r.set);
+        if add {
+            c.objects += 1;
+            c.bytes += size;
+        } else {
+            c.objects = c.objects.saturating_sub(1);
+            c.bytes = c.bytes.saturating_sub(size);
+        }
+    }
+    pub fn insert(&mut self, digest: Digest, r: Record) -> Option<Record> {
+        self.account(&r, true);
+        if r.void_time != 0 && (self.earliest_void == 0 || r.void_time < self.earliest_void) {
+            self.earliest_void = r.void_time;
+        }
+        let old = self.records.insert(digest, r);
+        if let Some(o) = &old {
+            self.account(o, false);
+        }
+        old
+    }
+    pub fn remove(&mut self, digest: &Digest) -> Option<Record> {
+        let old = self.records.remove(digest);
+        if let Some(o) = &old {
+            self.account(o, false);
+        }
+        old
+    }
+    /// Keeps the records for which `keep` is true; returns how many were removed.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Digest, &Record) -> bool) -> usize {
+        let mut removed = Vec::new();
+        self.records.retain(|d, r| {
+            let k = keep(d, r);
+            if !k {
+                removed.push((r.set.clone(), r.stored_size() as u64));
+            }
+            k
+        });
+        for (set, size) in &removed {
+            let c = self.count_mut(set);
+            c.objects = c.objects.saturating_sub(1);
+            c.bytes = c.bytes.saturating_sub(*size);
+        }
+        removed.len()
+    }
+    /// Whether a record may have expired by `now_cl` (then a count reaps first).
+    pub fn may_hold_expired(&self, now_cl: u32) -> bool {
+        self.earliest_void != 0 && self.earliest_void <= now_cl
+    }
+    /// Drops expired records, as the server's nsup thread does, and recomputes the
+    /// earliest void time.
+    pub fn reap(&mut self, now_cl: u32) -> usize {
+        let removed = self.retain(|_, r| !r.is_expired(now_cl));
+        self.earliest_void = self
+            .records
+            .values()
+            .map(|r| r.void_time)
+            .filter(|v| *v != 0)
+            .min()
+            .unwrap_or(0);
+        removed
+    }
+    /// Per-set counters (entries may be zero).
+    pub fn counts(&self) -> impl Iterator<Item = (Option<&str>, SetCount)> {
+        self.counts.iter().map(|(s, c)| (s.as_deref(), *c))
+    }
+}
+
 /// Per-set bookkeeping: the interned name and the last truncate time.
 #[derive(Debug, Default)]
 pub struct SetMeta {
@@ -175,7 +294,7 @@ pub struct Namespace {
     pub name: String,
     /// Seconds; 0 = records never expire by default.
     pub default_ttl: u32,
-    pub parts: Vec<RwLock<BTreeMap<Digest, Record>>>,
+    pub parts: Vec<RwLock<Partition>>,
     pub sets: Mutex<HashMap<String, SetMeta>>,
     pub truncate_lut_ms: AtomicU64,
 }
@@ -186,7 +305,7 @@ impl Namespace {
             name: name.to_string(),
             default_ttl,
             parts: (0..PARTITIONS)
-                .map(|_| RwLock::new(BTreeMap::new()))
+                .map(|_| RwLock::new(Partition::default()))
                 .collect(),
             sets: Mutex::new(HashMap::new()),
             truncate_lut_ms: AtomicU64::new(0),
@@ -203,7 +322,7 @@ impl Namespace {
         Some(meta.name.get_or_insert_with(|| Arc::from(set)).clone())
     }
 
-    pub fn part(&self, digest: &Digest) -> &RwLock<BTreeMap<Digest, Record>> {
+    pub fn part(&self, digest: &Digest) -> &RwLock<Partition> {
         &self.parts[wire::partition_of(digest)]
     }
 
@@ -220,19 +339,18 @@ impl Namespace {
         }
         let mut removed = 0;
         for p in &self.parts {
-            let mut p = write(p);
-            let before = p.len();
-            p.retain(|_, r| {
+            removed += write(p).retain(|_, r| {
                 let in_set = set.is_none_or(|s| r.set.as_deref() == Some(s));
                 !(in_set && r.lut_ms < before_ms)
             });
-            removed += before - p.len();
         }
         removed
     }
 
     /// Per set name ("" for no set), over the partitions `copy_of` says a node holds
-    /// (`Some(0)` = master): (objects, data bytes, master objects). Expired records are skipped.
+    /// (`Some(0)` = master): (objects, data bytes, master objects). Read from the
+    /// partitions' counters; partitions that may hold expired records are reaped first, so
+    /// expired records are never counted.
     pub fn set_stats(
         &self,
         now_cl: u32,
@@ -244,20 +362,19 @@ impl Namespace {
         }
         for (pid, p) in self.parts.iter().enumerate() {
             let Some(copy) = copy_of(pid) else { continue };
-            for r in read(p).values() {
-                if r.is_expired(now_cl) {
-                    continue;
-                }
-                let set = r.set.as_deref().unwrap_or("");
-                // Looked up by `&str` first: no allocation per record on this O(store) walk.
+            if read(p).may_hold_expired(now_cl) {
+                write(p).reap(now_cl);
+            }
+            for (set, c) in read(p).counts() {
+                let set = set.unwrap_or("");
                 let e = match out.get_mut(set) {
                     Some(e) => e,
                     None => out.entry(set.to_string()).or_default(),
                 };
-                e.objects += 1;
-                e.bytes += r.stored_size() as u64;
+                e.objects += c.objects;
+                e.bytes += c.bytes;
                 if copy == 0 {
-                    e.master_objects += 1;
+                    e.master_objects += c.objects;
                 }
             }
         }
@@ -287,9 +404,37 @@ pub struct SIndex {
     pub set: String,
     pub name: String,
     pub bin: String,
-    /// "numeric", "string", "blob", "geo2dsphere".
+    /// "numeric", "string", "blob", "geo2dsphere" ("none" for a set index).
     pub ktype: String,
+    /// "default", "list", "mapkeys", "mapvalues" or "set".
     pub itype: String,
+    /// Base64 CDT context as sent ("" = none).
+    pub context: String,
+    /// Base64 expression of an expression index ("" = none).
+    pub exp: String,
+}
+
+impl SIndex {
+    /// Everything but the name: what the server keys an index by.
+    pub fn same_definition(&self, other: &SIndex) -> bool {
+        (
+            &self.ns,
+            &self.set,
+            &self.bin,
+            &self.ktype,
+            &self.itype,
+            &self.context,
+            &self.exp,
+        ) == (
+            &other.ns,
+            &other.set,
+            &other.bin,
+            &other.ktype,
+            &other.itype,
+            &other.context,
+            &other.exp,
+        )
+    }
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -326,13 +471,13 @@ impl Store {
     pub fn ns(&self, name: &[u8]) -> Option<&Namespace> {
         self.namespaces.iter().find(|n| n.name.as_bytes() == name)
     }
-    /// Total live records in a namespace.
+    /// Total live records in a namespace, from the partition counters.
     pub fn count(&self, ns: &str) -> usize {
         let now = self.clock.now_cl_secs();
         self.ns(ns.as_bytes()).map_or(0, |n| {
-            n.parts
-                .iter()
-                .map(|p| read(p).values().filter(|r| !r.is_expired(now)).count())
+            n.set_stats(now, |_| Some(0))
+                .values()
+                .map(|s| s.objects as usize)
                 .sum()
         })
     }
@@ -374,6 +519,50 @@ mod tests {
         let names: Vec<_> = r.bins().map(|b| b.name.to_vec()).collect();
         assert_eq!(names, vec![b"s".to_vec()]);
         assert_eq!(r.bin(b"s").map(|b| b.data), Some(&b"hi"[..]));
+    }
+
+    fn rec(ns: &Namespace, set: &str, void_time: u32) -> Record {
+        let mut b = Bins::default();
+        b.set(b"a", wire::PT_INTEGER, 1i64.to_be_bytes().to_vec());
+        let (bins, n_bins) = b.encode();
+        Record {
+            set: ns.intern_set(set),
+            key: None,
+            bins,
+            n_bins,
+            generation: 1,
+            void_time,
+            lut_ms: 5,
+        }
+    }
+
+    #[test]
+    fn partition_counters_follow_inserts_removes_truncates_and_expiry() {
+        let store = Store::new(&[("test".to_string(), 0)]);
+        let ns = store.ns(b"test").unwrap();
+        let now = store.clock.now_cl_secs();
+        let d = |i: u8| [i; 20];
+        for i in 0..10u8 {
+            let set = if i < 6 { "s1" } else { "" };
+            write(ns.part(&d(i))).insert(d(i), rec(ns, set, 0));
+        }
+        // Replacing a record keeps the count; expiring ones are counted until they expire.
+        write(ns.part(&d(0))).insert(d(0), rec(ns, "s1", 0));
+        write(ns.part(&d(20))).insert(d(20), rec(ns, "s2", now + 10));
+        assert_eq!(store.count("test"), 11);
+        let stats = ns.set_stats(now, |_| Some(0));
+        assert_eq!(stats["s1"].objects, 6);
+        assert_eq!(stats[""].objects, 4);
+        assert_eq!(stats["s2"].objects, 1);
+        assert_eq!(stats["s1"].bytes, 6 * rec(ns, "s1", 0).stored_size() as u64);
+
+        write(ns.part(&d(1))).remove(&d(1));
+        assert_eq!(ns.truncate(Some("s1"), 6), 5);
+        assert_eq!(store.count("test"), 5);
+        // The expired record is reaped by the count, as nsup would, and stays gone.
+        assert_eq!(ns.set_stats(now + 10, |_| Some(0))["s2"].objects, 0);
+        assert!(read(ns.part(&d(20))).get(&d(20)).is_none());
+        assert_eq!(store.count("test"), 4);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod node_cluster;
 mod node_faults;
 mod node_python;
+mod node_restore;
 mod node_rust;
 
 use aerospike::{Client, ClientPolicy};

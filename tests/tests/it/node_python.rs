@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use testkit::node::wire::{PT_INTEGER, PT_LIST, PT_MAP};
+use testkit::node::{compute_digest, store};
 use testkit::{AerospikeNode, NodeConfig};
 
 fn run_python_checks(node: &AerospikeNode, extra: &[&str]) {
@@ -31,10 +33,48 @@ fn run_python_checks(node: &AerospikeNode, extra: &[&str]) {
     );
 }
 
+/// The bins `check_restore_cdt` wrote, as the node stores them.
+fn python_cdt_bins(node: &AerospikeNode) -> Vec<(String, u8, Vec<u8>)> {
+    let digest = compute_digest("py_cdt", PT_INTEGER, &1i64.to_be_bytes());
+    let ns = node.store().ns(b"test").unwrap();
+    let part = store::read(ns.part(&digest));
+    let rec = part.get(&digest).expect("the Python client wrote py_cdt/1");
+    rec.bins()
+        .map(|b| {
+            (
+                String::from_utf8_lossy(b.name).into_owned(),
+                b.ptype,
+                b.data.to_vec(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn python_client_passes_all_checks_against_one_node() {
     let node = AerospikeNode::start().unwrap();
     run_python_checks(&node, &[]);
+    // A key-ordered map keeps its flag (ext type 1) and key order; an unordered one is stored
+    // key-sorted; a list as given.
+    let str2 = |c: u8| [0xa2, 3, c];
+    let km = [
+        &[0x83, 0xc7, 0x00, 0x01, 0xc0][..],
+        &str2(b'a'),
+        &[2],
+        &str2(b'b'),
+        &[1],
+    ]
+    .concat();
+    let um = [&[0x82][..], &str2(b'a'), &[2], &str2(b'b'), &[1]].concat();
+    let bins = python_cdt_bins(&node);
+    let get = |n: &str| bins.iter().find(|b| b.0 == n).map(|b| (b.1, b.2.clone()));
+    assert_eq!(get("km"), Some((PT_MAP, km)), "{bins:02x?}");
+    assert_eq!(get("um"), Some((PT_MAP, um)), "{bins:02x?}");
+    assert_eq!(
+        get("l"),
+        Some((PT_LIST, vec![0x93, 3, 1, 2])),
+        "{bins:02x?}"
+    );
     // The C client underneath asked for the partition map and peers like against a server.
     let log = node.info_log();
     assert!(log.iter().any(|c| c.starts_with("replicas")), "{log:?}");

@@ -755,16 +755,21 @@ impl<R: BufRead> Source<R> {
     }
 
     /// Exactly `len` raw bytes. Memory grows with the bytes actually present, so a corrupt
-    /// length cannot reserve a huge buffer up front.
+    /// length cannot reserve a huge buffer up front. A value cut short is reported on the
+    /// line it starts on, not the line its embedded newlines reached.
     fn read_exact_vec(&mut self, len: u64, what: impl fmt::Display + Copy) -> Result<Vec<u8>> {
+        let start_line = self.line;
         let mut out = Vec::with_capacity(len.min(64 * 1024) as usize);
         let mut left = len as usize;
         while left > 0 {
             let buf = self.fill()?;
             if buf.is_empty() {
-                return Err(self.err(format!(
-                    "unexpected end of stream in {what}: {left} of {len} bytes missing"
-                )));
+                return Err(DecodeError::Syntax {
+                    line: start_line,
+                    message: format!(
+                        "unexpected end of stream in {what}: {left} of {len} bytes missing"
+                    ),
+                });
             }
             let n = left.min(buf.len());
             let newlines = buf[..n].iter().filter(|&&b| b == b'\n').count();
@@ -1336,3 +1341,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "decode_props.rs"]
+mod props;
