@@ -38,6 +38,9 @@ pub struct Metrics {
     pub last_successful_backup: IntGaugeVec,
     pub restore_events: IntCounterVec,
     pub restore_in_progress: IntGauge,
+    /// Ours: records written and stored bytes read by finished restores.
+    pub restore_records: IntCounter,
+    pub restore_bytes: IntCounter,
     // Ours: the HTTP API.
     pub http_requests: IntCounterVec,
     pub http_request_duration: HistogramVec,
@@ -144,6 +147,16 @@ impl Metrics {
         let restore_in_progress =
             IntGauge::new(name("restore_in_progress"), "Restore jobs running")
                 .expect("valid metric");
+        let restore_records = IntCounter::new(
+            name("restore_records_total"),
+            "Records written by finished restore jobs",
+        )
+        .expect("valid metric");
+        let restore_bytes = IntCounter::new(
+            name("restore_bytes_total"),
+            "Stored backup bytes read by finished restore jobs",
+        )
+        .expect("valid metric");
         let http_requests = IntCounterVec::new(
             Opts::new(
                 name("http_requests_total"),
@@ -174,6 +187,8 @@ impl Metrics {
             Box::new(last_successful_backup.clone()),
             Box::new(restore_events.clone()),
             Box::new(restore_in_progress.clone()),
+            Box::new(restore_records.clone()),
+            Box::new(restore_bytes.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_request_duration.clone()),
             Box::new(http_rate_limited.clone()),
@@ -200,6 +215,8 @@ impl Metrics {
             last_successful_backup,
             restore_events,
             restore_in_progress,
+            restore_records,
+            restore_bytes,
             http_requests,
             http_request_duration,
             http_rate_limited,

@@ -12,6 +12,7 @@ pub(crate) mod entity;
 pub mod error;
 pub mod openapi;
 pub mod ratelimit;
+pub mod restore;
 pub mod server;
 pub mod system;
 
@@ -75,6 +76,8 @@ pub struct AppState {
     pub context_path: Arc<str>,
     /// On-demand backup jobs (issue 6).
     pub backups: crate::engine::jobs::JobRegistry,
+    /// Restore jobs (issue 11).
+    pub restores: crate::engine::restore_jobs::RestoreJobs,
 }
 
 impl AppState {
@@ -104,12 +107,18 @@ impl AppState {
         backups: crate::engine::jobs::JobRegistry,
     ) -> Self {
         let context_path = store.current().service.http.context_path();
+        let restores = crate::engine::restore_jobs::RestoreJobs::new(
+            store.clone(),
+            Some(metrics.clone()),
+            backups.clone(),
+        );
         Self {
             store,
             metrics,
             health: Arc::new(Health::default()),
             limiter: Arc::new(ratelimit::RateLimiter::default()),
             context_path: context_path.into(),
+            restores,
             backups,
         }
     }
@@ -126,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(config_routines::routes())
         .merge(config_secret_agents::router())
         .merge(backups::router())
+        .merge(restore::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .with_state(state.clone());

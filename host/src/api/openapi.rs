@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use super::{backups, config_storage, error, system};
+use super::{backups, config_storage, error, restore, system};
 use super::{config, config_clusters, config_policies, config_routines, config_secret_agents};
 use utoipa::OpenApi;
 
@@ -24,12 +24,16 @@ use utoipa::OpenApi;
         backups::list_full, backups::list_full_routine, backups::list_incremental,
         backups::list_incremental_routine, backups::schedule, backups::start_full,
         backups::start_incremental, backups::current_backup, backups::cancel,
+        restore::restore_full, restore::restore_incremental, restore::restore_timestamp,
+        restore::restore_status, restore::restore_jobs, restore::restore_cancel,
+        restore::retrieve_configuration,
     ),
     components(schemas(error::ErrorBody, error::FieldError)),
     tags(
         (name = "System", description = "Health, readiness, version, metrics"),
         (name = "Configuration", description = "Read and change the configuration"),
-        (name = "Backup", description = "Run, follow and list backups")
+        (name = "Backup", description = "Run, follow and list backups"),
+        (name = "Restore", description = "Restore backups and follow restore jobs")
     )
 )]
 struct ApiDoc;

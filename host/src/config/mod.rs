@@ -3,11 +3,13 @@
 
 pub mod cron;
 pub mod model;
+pub mod restore;
 pub(crate) mod serde_util;
 pub mod store;
 pub mod validate;
 
 pub use model::*;
+pub use restore::*;
 pub use store::{ChangeError, ConfigStore, PluginCheck};
 pub use validate::{ConfigError, validate};
 

@@ -13,8 +13,11 @@ pub mod files;
 pub mod jobs;
 pub mod layout;
 pub mod progress;
+pub mod restore;
+pub mod restore_jobs;
 pub mod scan;
 pub mod wiring;
+pub mod writer;
 
 use crate::plugins::PluginError;
 

@@ -5,6 +5,7 @@ mod backup;
 mod cli;
 mod openapi;
 mod plugins;
+mod restore;
 mod secrets;
 mod self_contained;
 mod service;
