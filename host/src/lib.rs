@@ -8,4 +8,5 @@ pub mod metrics;
 pub mod plugin_check;
 pub mod plugins;
 pub mod secrets;
+pub mod scheduler;
 pub mod service;

@@ -27,6 +27,9 @@ struct Cli {
     /// Override `service.logger.format` (PLAIN, JSON).
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
+    /// At SIGTERM/SIGINT, seconds running backups get to finish before they are canceled.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    shutdown_grace: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -175,6 +178,7 @@ fn main() -> ExitCode {
             }
         };
     }
+    let grace = std::time::Duration::from_secs(cli.shutdown_grace);
     let Some(config_path) = cli.config.clone() else {
         eprintln!("error: --config is required (see --help)");
         return ExitCode::from(2);
@@ -241,16 +245,18 @@ fn main() -> ExitCode {
             }
         };
         abs::service::shutdown_signal().await;
-        tracing::info!("Shutting down.");
-        running.shutdown.cancel();
-        match running.task.await {
-            Ok(Ok(())) => ExitCode::SUCCESS,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "The HTTP server failed.");
-                ExitCode::FAILURE
+        tracing::info!(grace_s = grace.as_secs(), "Shutting down.");
+        match running.stop(grace).await {
+            Ok(report) => {
+                tracing::info!(
+                    running = report.running,
+                    canceled = report.canceled,
+                    "Stopped."
+                );
+                ExitCode::SUCCESS
             }
             Err(e) => {
-                tracing::error!(error = %e, "The HTTP server task panicked.");
+                tracing::error!(error = %e, "The HTTP server failed.");
                 ExitCode::FAILURE
             }
         }

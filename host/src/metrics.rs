@@ -36,6 +36,11 @@ pub struct Metrics {
     pub backup_in_progress: IntGaugeVec,
     pub backup_progress_pct: IntGaugeVec,
     pub last_successful_backup: IntGaugeVec,
+    /// Ours: records and stored bytes of successful backups.
+    pub backup_records: IntCounterVec,
+    pub backup_bytes: IntCounterVec,
+    /// Ours: the next scheduled run of each routine and type (unix s; 0 = none).
+    pub next_scheduled_backup: IntGaugeVec,
     pub restore_events: IntCounterVec,
     pub restore_in_progress: IntGauge,
     /// Ours: records written and stored bytes read by finished restores.
@@ -139,6 +144,30 @@ impl Metrics {
             &["routine", "type"],
         )
         .expect("valid metric");
+        let backup_records = IntCounterVec::new(
+            Opts::new(
+                name("backup_records_total"),
+                "Records written by successful backups",
+            ),
+            &["routine", "type"],
+        )
+        .expect("valid metric");
+        let backup_bytes = IntCounterVec::new(
+            Opts::new(
+                name("backup_bytes_total"),
+                "Bytes stored by successful backups",
+            ),
+            &["routine", "type"],
+        )
+        .expect("valid metric");
+        let next_scheduled_backup = IntGaugeVec::new(
+            Opts::new(
+                name("next_scheduled_backup_timestamp"),
+                "Unix time of the next scheduled backup; 0 when none is scheduled",
+            ),
+            &["routine", "type"],
+        )
+        .expect("valid metric");
         let restore_events = IntCounterVec::new(
             Opts::new(name("restore_events_total"), "Restore jobs by outcome"),
             &["outcome"],
@@ -185,6 +214,9 @@ impl Metrics {
             Box::new(backup_in_progress.clone()),
             Box::new(backup_progress_pct.clone()),
             Box::new(last_successful_backup.clone()),
+            Box::new(backup_records.clone()),
+            Box::new(backup_bytes.clone()),
+            Box::new(next_scheduled_backup.clone()),
             Box::new(restore_events.clone()),
             Box::new(restore_in_progress.clone()),
             Box::new(restore_records.clone()),
@@ -213,6 +245,9 @@ impl Metrics {
             backup_in_progress,
             backup_progress_pct,
             last_successful_backup,
+            backup_records,
+            backup_bytes,
+            next_scheduled_backup,
             restore_events,
             restore_in_progress,
             restore_records,
@@ -247,6 +282,9 @@ impl Metrics {
                         let _ = self.backup_in_progress.remove_label_values(&[&r, t]);
                         let _ = self.backup_progress_pct.remove_label_values(&[&r, t]);
                         let _ = self.last_successful_backup.remove_label_values(&[&r, t]);
+                        let _ = self.backup_records.remove_label_values(&[&r, t]);
+                        let _ = self.backup_bytes.remove_label_values(&[&r, t]);
+                        let _ = self.next_scheduled_backup.remove_label_values(&[&r, t]);
                     }
                 }
             }
@@ -260,6 +298,9 @@ impl Metrics {
                 self.backup_in_progress.with_label_values(&[r, t]);
                 self.backup_progress_pct.with_label_values(&[r, t]);
                 self.last_successful_backup.with_label_values(&[r, t]);
+                self.backup_records.with_label_values(&[r, t]);
+                self.backup_bytes.with_label_values(&[r, t]);
+                self.next_scheduled_backup.with_label_values(&[r, t]);
             }
         }
     }

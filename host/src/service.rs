@@ -57,6 +57,9 @@ pub async fn start_with_runtime(
         shutdown.clone(),
     );
 
+    // Triggers run from here on; storage reachability is read in the background.
+    state.scheduler.start();
+
     let http = cfg.service.http.clone();
     let addr = match bind_override {
         Some(a) => a,
@@ -71,7 +74,7 @@ pub async fn start_with_runtime(
     let app = api::server::with_timeouts(api::router(state.clone()), &http);
     let token = shutdown.clone();
     let task = tokio::spawn(async move { api::server::serve(listener, app, &http, token).await });
-    // Config is loaded and the listener is up; a scheduler joining later adds its own gate.
+    // Config is loaded, the scheduler runs and the listener is up (D7).
     state.health.set_ready();
     tracing::info!(
         address = %addr,
@@ -84,6 +87,22 @@ pub async fn start_with_runtime(
         shutdown,
         task,
     })
+}
+
+impl Running {
+    /// Clean shutdown: no new backups; running ones get `grace` to finish, then are canceled
+    /// (their files removed); then the HTTP server stops.
+    ///
+    /// # Errors
+    /// The HTTP server's own failure, if it had one.
+    pub async fn stop(self, grace: Duration) -> std::io::Result<crate::scheduler::ShutdownReport> {
+        let report = self.state.scheduler.shutdown(grace).await;
+        self.shutdown.cancel();
+        match self.task.await {
+            Ok(r) => r.map(|()| report),
+            Err(e) => Err(std::io::Error::other(format!("HTTP server task: {e}"))),
+        }
+    }
 }
 
 /// Follows config changes: refreshes per-routine metric series and cluster reachability.

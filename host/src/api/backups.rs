@@ -116,6 +116,33 @@ pub struct RoutineState {
     pub last_full: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_incremental: Option<String>,
+    /// Next scheduled full backup (RFC 3339); omitted when none is scheduled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_full: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_incremental: Option<String>,
+    /// Ours: how the last full run (or skipped request) ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_full_result: Option<LastRun>,
+    /// Ours: how the last incremental run (or skipped request) ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_incremental_result: Option<LastRun>,
+    /// Ours: why the routine's storage could not be read (start-up check, config change).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<String>,
+}
+
+/// How a run ended (our extension of dto.RoutineState).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct LastRun {
+    /// `success`, `failure`, `canceled` or `skip`.
+    pub outcome: String,
+    /// When it ended (RFC 3339).
+    pub time: String,
+    /// The failure or skip reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -331,11 +358,13 @@ async fn trigger(
     q: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     let delay = parse_delay(q)?;
-    match state.backups.trigger(name, kind, delay).await {
-        // ABS answers 202 for a skipped run too; the skip is logged and counted.
-        Ok(Trigger::Started | Trigger::Scheduled | Trigger::Skipped(_)) => {
-            Ok(StatusCode::ACCEPTED.into_response())
-        }
+    match state.scheduler.trigger(name, kind, delay).await {
+        Ok(Trigger::Started | Trigger::Scheduled) => Ok(StatusCode::ACCEPTED.into_response()),
+        // ABS answers 202 and only logs the skip; we say why (docs/API-DIFFERENCES.md).
+        Ok(Trigger::Skipped(why)) => Err(ApiError::Conflict(format!(
+            "{} backup of routine {name} skipped: {why}",
+            kind.label().to_lowercase()
+        ))),
         Err(JobError::UnknownRoutine(r)) => {
             Err(ApiError::NotFound(format!("routine {r} not found")))
         }
@@ -348,7 +377,8 @@ async fn trigger(
     params(("name" = String, Path, description = "Routine"),
         ("delay" = Option<u64>, Query, description = "Delay before the start, ms")),
     responses((status = 202, description = "Accepted"), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Skipped by the overlap rules; `error` says why", body = ErrorBody)))]
 pub async fn schedule(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -362,7 +392,8 @@ pub async fn schedule(
     params(("name" = String, Path, description = "Routine"),
         ("delay" = Option<u64>, Query, description = "Delay before the start, ms")),
     responses((status = 202, description = "Accepted"), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Skipped by the overlap rules; `error` says why", body = ErrorBody)))]
 pub async fn start_full(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -376,7 +407,8 @@ pub async fn start_full(
     params(("name" = String, Path, description = "Routine"),
         ("delay" = Option<u64>, Query, description = "Delay before the start, ms")),
     responses((status = 202, description = "Accepted"), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody)))]
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Skipped by the overlap rules; `error` says why", body = ErrorBody)))]
 pub async fn start_incremental(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -433,11 +465,27 @@ pub async fn current_backup(
         Some(t) => Some(rfc3339(t)),
         None => stored_last(BackupKind::Incremental).await,
     };
+    let sched = state.scheduler.view(&name);
+    let result = |kind| {
+        v.last_result
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, r)| LastRun {
+                outcome: r.outcome.to_string(),
+                time: rfc3339(r.at),
+                message: r.message.clone(),
+            })
+    };
     Ok(Json(RoutineState {
-        full: v.full.map(running),
-        incremental: v.incremental.map(running),
+        full: v.full.clone().map(running),
+        incremental: v.incremental.clone().map(running),
         last_full,
         last_incremental,
+        next_full: sched.next_full.map(rfc3339),
+        next_incremental: sched.next_incremental.map(rfc3339),
+        last_full_result: result(BackupKind::Full),
+        last_incremental_result: result(BackupKind::Incremental),
+        storage_error: sched.storage_problem,
     }))
 }
 

@@ -74,10 +74,12 @@ pub struct AppState {
     pub limiter: Arc<ratelimit::RateLimiter>,
     /// `service.http.context-path` at start, normalised (`/` or `/abs/`).
     pub context_path: Arc<str>,
-    /// On-demand backup jobs (issue 6).
+    /// Backup jobs (state, cancel); starts go through `scheduler`.
     pub backups: crate::engine::jobs::JobRegistry,
     /// Restore jobs (issue 11).
     pub restores: crate::engine::restore_jobs::RestoreJobs,
+    /// Cron triggers and on-demand runs, with the overlap rules.
+    pub scheduler: crate::scheduler::Scheduler,
 }
 
 impl AppState {
@@ -112,6 +114,12 @@ impl AppState {
             Some(metrics.clone()),
             backups.clone(),
         );
+        let scheduler = crate::scheduler::Scheduler::new(
+            backups.clone(),
+            store.clone(),
+            Arc::new(crate::scheduler::SystemTimer),
+            Some(metrics.clone()),
+        );
         Self {
             store,
             metrics,
@@ -120,7 +128,32 @@ impl AppState {
             context_path: context_path.into(),
             restores,
             backups,
+            scheduler,
         }
+    }
+
+    /// Replaces the scheduler (and its job registry), e.g. with one on a manual clock.
+    /// Restores are rebuilt on the new registry so a restore still sees running backups.
+    pub fn set_scheduler(&mut self, scheduler: crate::scheduler::Scheduler) {
+        self.backups = scheduler.jobs().clone();
+        self.restores = crate::engine::restore_jobs::RestoreJobs::new(
+            self.store.clone(),
+            Some(self.metrics.clone()),
+            self.backups.clone(),
+        );
+        self.scheduler = scheduler;
+    }
+
+    /// Replaces the job registry, under a scheduler on the system clock (tests whose
+    /// backups run on demand only).
+    pub fn set_jobs(&mut self, jobs: crate::engine::jobs::JobRegistry) {
+        let scheduler = crate::scheduler::Scheduler::new(
+            jobs,
+            self.store.clone(),
+            Arc::new(crate::scheduler::SystemTimer),
+            Some(self.metrics.clone()),
+        );
+        self.set_scheduler(scheduler);
     }
 }
 

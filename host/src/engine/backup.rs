@@ -31,7 +31,7 @@ use super::files::{
 };
 use super::layout::{
     self, BackupKind, BackupMetadata, METADATA_FILE, PIPELINE_FILE, metadata_asb_name,
-    namespace_folder,
+    namespace_folder_named,
 };
 use super::progress::Progress;
 use super::scan::{self, EncodedBatch, RateLimiter, ScanRange, ScanSpec};
@@ -144,7 +144,19 @@ pub async fn run_job(
             encryption,
         },
         sidecar,
-        window: Window { from, created, ts },
+        window: Window {
+            from,
+            created,
+            ts,
+            name: layout::folder_name(
+                ts,
+                spec.config
+                    .service
+                    .backup
+                    .as_ref()
+                    .and_then(|b| b.timestamp_format),
+            ),
+        },
         written: Arc::new(Written::default()),
         progress,
         cancel,
@@ -168,11 +180,13 @@ struct Labels {
     encryption: &'static str,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Window {
     from: Option<DateTime<Utc>>,
     created: DateTime<Utc>,
     ts: i64,
+    /// The folder name: `<ts>`, or `<ts>_<time>` with `timestamp-format`.
+    name: String,
 }
 
 /// Gives the job's folder timestamp back when the job ends, however it ends.
@@ -340,7 +354,7 @@ impl BackupRun<'_> {
 
     /// `configuration/aerospike_<i>.conf`, one per node (D19).
     async fn write_configurations(&self, namespaces: &[String]) -> Result<(), EngineError> {
-        let folder = layout::backup_folder(&self.routine.name, self.kind, self.window.ts);
+        let folder = layout::backup_folder_named(&self.routine.name, self.kind, &self.window.name);
         for (i, text) in cluster::cluster_configurations(&self.client, namespaces)
             .await?
             .into_iter()
@@ -360,8 +374,8 @@ impl BackupRun<'_> {
         stats: NamespaceStats,
         finished: DateTime<Utc>,
     ) -> Result<NamespaceReport, EngineError> {
-        let window = self.window;
-        let folder = namespace_folder(&self.routine.name, self.kind, window.ts, ns);
+        let window = &self.window;
+        let folder = namespace_folder_named(&self.routine.name, self.kind, &window.name, ns);
         let metadata = BackupMetadata {
             created: window.created,
             finished: Some(finished),
@@ -406,7 +420,7 @@ impl BackupRun<'_> {
         let r = self.routine;
         let files = FileSpec {
             namespace: nsr.ns.to_string(),
-            folder: namespace_folder(&r.name, self.kind, self.window.ts, nsr.ns),
+            folder: namespace_folder_named(&r.name, self.kind, &self.window.name, nsr.ns),
             counter: Arc::new(AtomicU64::new(1)),
             file_limit: r.policy.file_limit_mb().max(1) * FILE_LIMIT_UNIT,
             pipeline: self.pipeline.clone(),
@@ -498,7 +512,7 @@ impl BackupRun<'_> {
         files: FileSpec,
         stats: &mut NamespaceStats,
     ) -> Result<(), EngineError> {
-        let (r, ns, window, kind) = (self.routine, nsr.ns, self.window, self.kind);
+        let (r, ns, window, kind) = (self.routine, nsr.ns, &self.window, self.kind);
         let sets = &r.routine.set_list;
         let spec = Arc::new(ScanSpec {
             namespace: ns.to_string(),

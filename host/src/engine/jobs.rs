@@ -1,9 +1,9 @@
-//! On-demand backup jobs: start (with ABS's skip rules), cancel, status and completion.
+//! The registry of backup jobs: start, cancel, status, completion, retention after a full.
 //!
-//! Rules (ABS §4, DESIGN §7): a full is skipped while a full of the routine runs (it starts
-//! even while an incremental runs); an incremental is skipped while any backup of the routine
-//! runs (unless the policy sets `concurrent-incremental`) and until a full backup exists.
-//! Skips, runs, failures and durations go to the metrics.
+//! Whether a job may start is not decided here: the caller passes its overlap rule
+//! ([`Admission`], the scheduler's `rules::decide`), which this registry applies to the
+//! routine's [`Activity`] under the same lock that claims the job's slot, so two starts can
+//! never both pass. Skips, runs, failures, durations, records and bytes go to the metrics.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,7 @@ use super::backup::{
 };
 use super::layout::{self, BackupKind};
 use super::progress::{Progress, ProgressSnapshot};
+use super::retention;
 
 /// How often the progress gauge of a running job is refreshed (ABS refreshes every 1 s).
 const PROGRESS_GAUGE_INTERVAL: Duration = Duration::from_secs(1);
@@ -59,6 +60,20 @@ pub enum Trigger {
     Skipped(String),
 }
 
+/// What the overlap rule sees of a routine when a job of it is asked to start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Activity {
+    pub full_running: bool,
+    pub incremental_running: bool,
+    /// A full backup of the routine succeeded (in this process, or is found in storage).
+    pub full_succeeded: bool,
+    /// The routine's policy sets `concurrent-incremental`.
+    pub concurrent_incremental: bool,
+}
+
+/// An overlap rule: `Err(reason)` skips the job.
+pub type Admission = fn(BackupKind, &Activity) -> Result<(), String>;
+
 /// Why a request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -81,6 +96,18 @@ pub struct RoutineView {
     pub incremental: Option<RunningView>,
     pub last_full: Option<DateTime<Utc>>,
     pub last_incremental: Option<DateTime<Utc>>,
+    /// How the last full and the last incremental request ended, and when.
+    pub last_result: Vec<(BackupKind, LastResult)>,
+}
+
+/// How the last job (or skipped request) of one type ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastResult {
+    /// `success`, `failure`, `canceled` or `skip` (the metrics' outcomes).
+    pub outcome: &'static str,
+    /// The failure or skip reason.
+    pub message: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 struct Running {
@@ -95,7 +122,7 @@ struct RoutineJobs {
     incremental: Option<Running>,
     last_full: Option<DateTime<Utc>>,
     last_incremental: Option<DateTime<Utc>>,
-    last_outcome: HashMap<&'static str, JobOutcome>,
+    last_outcome: HashMap<&'static str, (JobOutcome, DateTime<Utc>)>,
 }
 
 impl RoutineJobs {
@@ -117,6 +144,10 @@ struct Inner {
     routines: Mutex<HashMap<String, RoutineJobs>>,
     /// Held for writing by the start-up sweep; a job starts only once it can read it.
     gate: Arc<tokio::sync::RwLock<()>>,
+    /// Set at shutdown: no job starts any more.
+    stopping: std::sync::atomic::AtomicBool,
+    /// Bumped whenever a job ends, so shutdown can wait for the registry to empty.
+    ended: watch::Sender<u64>,
 }
 
 /// One progress line of a running job.
@@ -213,6 +244,8 @@ impl JobRegistry {
                 factory,
                 routines: Mutex::new(HashMap::new()),
                 gate: Arc::new(tokio::sync::RwLock::new(())),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+                ended: watch::channel(0).0,
             }),
         }
     }
@@ -237,15 +270,16 @@ impl JobRegistry {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts a backup of `routine` now, or after `delay`.
+    /// Starts a backup of `routine` now if `admit` lets it, given what the routine is
+    /// doing; a refused start is a skip (logged, counted, remembered as the last result).
     ///
     /// # Errors
     /// [`JobError::UnknownRoutine`]; engine errors only while loading the plugins.
-    pub async fn trigger(
+    pub async fn start(
         &self,
         routine: &str,
         kind: BackupKind,
-        delay: Duration,
+        admit: Admission,
     ) -> Result<Trigger, JobError> {
         if !self
             .inner
@@ -256,21 +290,11 @@ impl JobRegistry {
         {
             return Err(JobError::UnknownRoutine(routine.to_string()));
         }
-        if delay.is_zero() {
-            return self.start_now(routine, kind).await;
+        if self.is_stopping() {
+            let why = "the service is shutting down";
+            self.record_skip(routine, kind, why);
+            return Ok(Trigger::Skipped(why.to_string()));
         }
-        let this = self.clone();
-        let routine = routine.to_string();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            if let Err(e) = this.start_now(&routine, kind).await {
-                tracing::warn!(routine = %routine, error = %e, "Delayed backup did not start.");
-            }
-        });
-        Ok(Trigger::Scheduled)
-    }
-
-    async fn start_now(&self, routine: &str, kind: BackupKind) -> Result<Trigger, JobError> {
         // Wait for the start-up sweep, if one runs.
         drop(self.inner.gate.read().await);
         let config = self.inner.store.current();
@@ -281,25 +305,25 @@ impl JobRegistry {
             }
             e => JobError::Engine(e),
         })?;
-        // "No full ever succeeded" is known from storage after a restart.
+        // "A full succeeded" is known from storage after a restart, or before the start-up
+        // recovery has read it.
         let needs_full_check = kind == BackupKind::Incremental
             && self
                 .lock()
                 .get(routine)
                 .is_none_or(|r| r.last_full.is_none());
-        let mut no_full = false;
+        let mut stored_full = None;
         if needs_full_check {
             let storage = match ctx.plugins_for(&config).await {
                 Ok(plugins) => open_storage(&plugins, &resolved.storage),
                 Err(e) => Err(e),
             };
-            no_full = match storage {
-                Ok(storage) => layout::list_backups(&storage, routine, BackupKind::Full)
+            if let Ok(storage) = storage {
+                stored_full = layout::list_backups(&storage, routine, BackupKind::Full)
                     .await
-                    .map(|b| b.is_empty())
-                    .unwrap_or(true),
-                Err(_) => true,
-            };
+                    .ok()
+                    .and_then(|b| b.last().map(|b| b.metadata.created));
+            }
         }
         let concurrent = resolved.policy.concurrent_incremental.unwrap_or(false);
         let spec = JobSpec {
@@ -313,25 +337,19 @@ impl JobRegistry {
         {
             let mut routines = self.lock();
             let jobs = routines.entry(routine.to_string()).or_default();
-            let skip = match kind {
-                BackupKind::Full if jobs.full.is_some() => {
-                    Some("a full backup of the routine is running")
-                }
-                BackupKind::Incremental if jobs.incremental.is_some() => {
-                    Some("an incremental backup of the routine is running")
-                }
-                BackupKind::Incremental if jobs.full.is_some() && !concurrent => {
-                    Some("a full backup of the routine is running")
-                }
-                BackupKind::Incremental if no_full && jobs.last_full.is_none() => {
-                    Some("no full backup of the routine has succeeded yet")
-                }
-                _ => None,
+            if jobs.last_full.is_none() {
+                jobs.last_full = stored_full;
+            }
+            let activity = Activity {
+                full_running: jobs.full.is_some(),
+                incremental_running: jobs.incremental.is_some(),
+                full_succeeded: jobs.last_full.is_some(),
+                concurrent_incremental: concurrent,
             };
-            if let Some(why) = skip {
+            if let Err(why) = admit(kind, &activity) {
                 drop(routines);
-                self.record_skip(routine, kind, why);
-                return Ok(Trigger::Skipped(why.to_string()));
+                self.record_skip(routine, kind, &why);
+                return Ok(Trigger::Skipped(why));
             }
             *jobs.slot(kind) = Some(Running {
                 progress: progress.clone(),
@@ -365,10 +383,98 @@ impl JobRegistry {
                 Err(EngineError::Cancelled) => JobOutcome::Canceled,
                 Err(e) => JobOutcome::Failure(e.to_string()),
             };
+            if let JobOutcome::Success(report) = &outcome
+                && kind == BackupKind::Full
+            {
+                // Still holding the full's slot: no other full can prune beside this one.
+                retention::after_full(&ctx, &spec, report.timestamp_ms).await;
+            }
             this.finish(&spec.routine, kind, &outcome, started.elapsed(), &progress);
             let _ = done_tx.send(Some(outcome));
+            this.inner.ended.send_modify(|n| *n += 1);
         });
         Ok(Trigger::Started)
+    }
+
+    /// True once [`JobRegistry::stop`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.inner
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Refuses every later start (shutdown).
+    pub fn stop(&self) {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many backup jobs run now.
+    pub fn running_count(&self) -> usize {
+        self.lock()
+            .values()
+            .map(|j| usize::from(j.full.is_some()) + usize::from(j.incremental.is_some()))
+            .sum()
+    }
+
+    /// Waits until no job runs.
+    pub async fn wait_idle(&self) {
+        let mut rx = self.inner.ended.subscribe();
+        while self.running_count() > 0 {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Cancels every running job; how many there were.
+    pub fn cancel_all(&self) -> usize {
+        let routines = self.lock();
+        let mut n = 0;
+        for jobs in routines.values() {
+            for r in [&jobs.full, &jobs.incremental].into_iter().flatten() {
+                r.cancel.cancel();
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Reads the routine's last full and incremental backup times from its storage (ABS
+    /// does this at start-up), so the first-full rule and the routine state survive a
+    /// restart. Times already known in this process are kept.
+    ///
+    /// # Errors
+    /// The storage cannot be opened or listed (the message names it).
+    pub async fn recover(&self, routine: &str) -> Result<(), String> {
+        let config = self.inner.store.current();
+        let Some(r) = config.backup_routines.get(routine) else {
+            return Err(format!("routine {routine} not found"));
+        };
+        let Some(storage_cfg) = config.storage.get(&r.storage) else {
+            return Err(format!("storage {} not found", r.storage));
+        };
+        let ctx = self.context().await.map_err(|e| e.to_string())?;
+        let plugins = ctx.plugins_for(&config).await.map_err(|e| e.to_string())?;
+        let storage = open_storage(&plugins, storage_cfg)
+            .map_err(|e| format!("storage {}: {e}", r.storage))?;
+        let mut last = [None, None];
+        for (i, kind) in [BackupKind::Full, BackupKind::Incremental]
+            .into_iter()
+            .enumerate()
+        {
+            last[i] = layout::list_backups(&storage, routine, kind)
+                .await
+                .map_err(|e| format!("storage {}: {e}", r.storage))?
+                .last()
+                .map(|b| b.metadata.created);
+        }
+        let mut routines = self.lock();
+        let jobs = routines.entry(routine.to_string()).or_default();
+        jobs.last_full = jobs.last_full.or(last[0]);
+        jobs.last_incremental = jobs.last_incremental.or(last[1]);
+        Ok(())
     }
 
     fn publish_progress(&self, routine: &str, kind: BackupKind, progress: &Progress) {
@@ -379,7 +485,16 @@ impl JobRegistry {
         }
     }
 
+    /// "Now" on the engine's clock (the system clock before the plugins are loaded).
+    fn now(&self) -> DateTime<Utc> {
+        self.inner
+            .ctx
+            .get()
+            .map_or_else(Utc::now, |c| c.clock.now())
+    }
+
     fn record_skip(&self, routine: &str, kind: BackupKind, why: &str) {
+        let now = self.now();
         tracing::info!(routine = %routine, kind = kind.label(), reason = why, "Backup skipped.");
         if let Some(m) = &self.inner.metrics {
             m.backup_events
@@ -394,7 +509,7 @@ impl JobRegistry {
             .entry(routine.to_string())
             .or_default()
             .last_outcome
-            .insert(kind.label(), JobOutcome::Skipped(why.to_string()));
+            .insert(kind.label(), (JobOutcome::Skipped(why.to_string()), now));
     }
 
     fn finish(
@@ -437,6 +552,10 @@ impl JobRegistry {
             let full = kind == BackupKind::Full;
             match outcome {
                 JobOutcome::Success(r) => {
+                    m.backup_records
+                        .with_label_values(&labels)
+                        .inc_by(snap.records);
+                    m.backup_bytes.with_label_values(&labels).inc_by(snap.bytes);
                     m.last_successful_backup
                         .with_label_values(&labels)
                         .set(r.timestamp_ms / 1000);
@@ -467,7 +586,8 @@ impl JobRegistry {
                 }
             }
         }
-        jobs.last_outcome.insert(kind.label(), outcome.clone());
+        jobs.last_outcome
+            .insert(kind.label(), (outcome.clone(), self.now()));
     }
 
     /// Cancels the running backups of `routine`; true if there was one.
@@ -495,11 +615,30 @@ impl JobRegistry {
                 progress: r.progress.snapshot(),
             })
         };
+        let last_result = [BackupKind::Full, BackupKind::Incremental]
+            .into_iter()
+            .filter_map(|kind| {
+                let (o, at) = jobs.last_outcome.get(kind.label())?;
+                let message = match o {
+                    JobOutcome::Failure(m) | JobOutcome::Skipped(m) => Some(m.clone()),
+                    _ => None,
+                };
+                Some((
+                    kind,
+                    LastResult {
+                        outcome: o.label(),
+                        message,
+                        at: *at,
+                    },
+                ))
+            })
+            .collect();
         RoutineView {
             full: view(&jobs.full),
             incremental: view(&jobs.incremental),
             last_full: jobs.last_full,
             last_incremental: jobs.last_incremental,
+            last_result,
         }
     }
 
@@ -511,7 +650,7 @@ impl JobRegistry {
             let jobs = routines.get_mut(routine)?;
             match jobs.slot(kind) {
                 Some(r) => r.done.clone(),
-                None => return jobs.last_outcome.get(kind.label()).cloned(),
+                None => return jobs.last_outcome.get(kind.label()).map(|(o, _)| o.clone()),
             }
         };
         let mut rx = rx;

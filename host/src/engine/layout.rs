@@ -18,6 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::TimestampFormat;
 use crate::plugins::{PluginError, Storage};
 
 /// Name of the per-namespace completion marker.
@@ -26,6 +27,8 @@ pub const METADATA_FILE: &str = "metadata.yaml";
 pub const PIPELINE_FILE: &str = "pipeline.yaml";
 /// Objects asked for per listing page.
 const LIST_PAGE: u32 = 1000;
+/// Objects looked at to tell whether a backup folder exists.
+const FOLDER_PROBE: u32 = 16;
 /// Largest `metadata.yaml` we read; a real one is a few hundred bytes.
 const MAX_METADATA_BYTES: u64 = 64 * 1024;
 
@@ -57,6 +60,32 @@ impl BackupKind {
 /// `<routine>/<backup|incremental>/<ts>`.
 pub fn backup_folder(routine: &str, kind: BackupKind, ts_ms: i64) -> String {
     format!("{routine}/{}/{ts_ms}", kind.dir())
+}
+
+/// A backup folder's name: `<ts>`, or with `service.backup.timestamp-format` (ABS 3.4+)
+/// `<ts>_<UTC start time>` as ABS formats it (ISO `2006-01-02T15-04-05`, EU
+/// `02-Jan-2006-15-04-05`, US `Jan-02-2006-15-04-05`). Listing reads both.
+pub fn folder_name(ts_ms: i64, format: Option<TimestampFormat>) -> String {
+    let Some(format) = format else {
+        return ts_ms.to_string();
+    };
+    let t = Utc.timestamp_millis_opt(ts_ms).single().unwrap_or_default();
+    let pattern = match format {
+        TimestampFormat::Iso => "%Y-%m-%dT%H-%M-%S",
+        TimestampFormat::Eu => "%d-%b-%Y-%H-%M-%S",
+        TimestampFormat::Us => "%b-%d-%Y-%H-%M-%S",
+    };
+    format!("{ts_ms}_{}", t.format(pattern))
+}
+
+/// `<routine>/<backup|incremental>/<name>` for a [`folder_name`].
+pub fn backup_folder_named(routine: &str, kind: BackupKind, name: &str) -> String {
+    format!("{routine}/{}/{name}", kind.dir())
+}
+
+/// `<routine>/<backup|incremental>/<name>/data/<ns>` for a [`folder_name`].
+pub fn namespace_folder_named(routine: &str, kind: BackupKind, name: &str, ns: &str) -> String {
+    format!("{}/data/{ns}", backup_folder_named(routine, kind, name))
 }
 
 /// `<routine>/<backup|incremental>/<ts>/data/<ns>`: a BackupDetails `key`.
@@ -361,7 +390,8 @@ pub async fn incomplete_folders(
     Ok(out)
 }
 
-/// True when anything exists under `<routine>/<kind>/<ts>/` (a timestamp is taken).
+/// True when the routine has a `<kind>` folder for `ts_ms`, named `<ts>` or `<ts>_<time>`
+/// (a timestamp is taken).
 ///
 /// # Errors
 /// What the storage reports.
@@ -371,9 +401,15 @@ pub async fn folder_exists(
     kind: BackupKind,
     ts_ms: i64,
 ) -> Result<bool, PluginError> {
-    let prefix = format!("{}/", backup_folder(routine, kind, ts_ms));
-    let page = storage.list(&prefix, true, None, 1).await?;
-    Ok(!page.objects.is_empty())
+    let prefix = backup_folder(routine, kind, ts_ms);
+    // `<ts>` followed by `/` or `_`; a longer number sharing the digits is another folder.
+    let page = storage.list(&prefix, true, None, FOLDER_PROBE).await?;
+    Ok(page.objects.iter().any(|o| {
+        o.key[prefix.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c == '/' || c == '_')
+    }))
 }
 
 #[cfg(test)]
@@ -392,6 +428,30 @@ mod tests {
         );
         assert_eq!(data_file_name(0, "test", 1), "0_test_1.asb");
         assert_eq!(metadata_asb_name("test", 3), "metadata_test_3.asb");
+    }
+
+    #[test]
+    fn timestamp_format_suffixes_folder_names_as_abs_does() {
+        let ts = 1_707_915_600_000; // 2024-02-14T13:00:00Z
+        assert_eq!(folder_name(ts, None), "1707915600000");
+        assert_eq!(
+            folder_name(ts, Some(TimestampFormat::Iso)),
+            "1707915600000_2024-02-14T13-00-00"
+        );
+        assert_eq!(
+            folder_name(ts, Some(TimestampFormat::Eu)),
+            "1707915600000_14-Feb-2024-13-00-00"
+        );
+        assert_eq!(
+            folder_name(ts, Some(TimestampFormat::Us)),
+            "1707915600000_Feb-14-2024-13-00-00"
+        );
+        let name = folder_name(ts, Some(TimestampFormat::Iso));
+        assert_eq!(folder_timestamp(&name), Some(ts));
+        assert_eq!(
+            namespace_folder_named("r", BackupKind::Full, &name, "test"),
+            "r/backup/1707915600000_2024-02-14T13-00-00/data/test"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod layout;
 pub mod progress;
 pub mod restore;
 pub mod restore_jobs;
+pub mod retention;
 pub mod scan;
 pub mod wiring;
 pub mod writer;

@@ -15,6 +15,7 @@ use abs::engine::jobs::{JobOutcome, JobRegistry, Trigger};
 use abs::engine::layout::{BackupKind, BackupMetadata};
 use abs::metrics::Metrics;
 use abs::plugins::{Registry, Runtime, RuntimeConfig};
+use abs::scheduler::rules::admission;
 use aerospike::query::{PartitionFilter, Statement};
 use aerospike::{
     AdminPolicy, Bins, Client, ClientPolicy, CollectionIndexType, Expiration, IndexType, Key,
@@ -32,7 +33,7 @@ fn key_pem() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden/key.pem")
 }
 
-fn plugins() -> Arc<Registry> {
+pub(super) fn plugins() -> Arc<Registry> {
     static REG: OnceLock<Arc<Registry>> = OnceLock::new();
     REG.get_or_init(|| {
         let rt = Runtime::new(RuntimeConfig {
@@ -113,7 +114,7 @@ impl Harness {
     async fn run(&self, kind: BackupKind) -> JobOutcome {
         let t = self
             .jobs
-            .trigger("r", kind, Duration::ZERO)
+            .start("r", kind, admission)
             .await
             .expect("trigger");
         if let Trigger::Skipped(why) = t {
@@ -174,7 +175,7 @@ fn files(dir: &Path) -> Vec<String> {
 }
 
 /// Decodes every `.asb` file of a namespace folder through the policy's pipeline.
-fn decode_folder(store: &ConfigStore, folder: &Path) -> (Vec<AsbRecord>, Vec<AsbItem>) {
+pub(super) fn decode_folder(store: &ConfigStore, folder: &Path) -> (Vec<AsbRecord>, Vec<AsbItem>) {
     decode_folder_with(&plugins(), store, folder)
 }
 
@@ -211,7 +212,7 @@ fn metadata(folder: &Path) -> BackupMetadata {
     serde_yaml::from_slice(&std::fs::read(folder.join("metadata.yaml")).unwrap()).unwrap()
 }
 
-async fn connect(node: &AerospikeNode) -> Client {
+pub(super) async fn connect(node: &AerospikeNode) -> Client {
     Client::new(&ClientPolicy::default(), &node.hosts())
         .await
         .unwrap()
@@ -279,7 +280,7 @@ async fn create_int_index(node: &AerospikeNode) {
         .unwrap();
 }
 
-fn seed(node: &AerospikeNode, records: usize) {
+pub(super) fn seed(node: &AerospikeNode, records: usize) {
     fixtures::fill(
         node,
         &FixtureSpec {
@@ -704,21 +705,21 @@ async fn running_full_blocks_a_second_full_and_incrementals_and_cancel_cleans_up
     let h = harness(&node, "parallel: 2, records-per-second: 40", "");
     assert_eq!(
         h.jobs
-            .trigger("r", BackupKind::Full, Duration::ZERO)
+            .start("r", BackupKind::Full, admission)
             .await
             .unwrap(),
         Trigger::Started
     );
     assert!(matches!(
         h.jobs
-            .trigger("r", BackupKind::Full, Duration::ZERO)
+            .start("r", BackupKind::Full, admission)
             .await
             .unwrap(),
         Trigger::Skipped(_)
     ));
     assert!(matches!(
         h.jobs
-            .trigger("r", BackupKind::Incremental, Duration::ZERO)
+            .start("r", BackupKind::Incremental, admission)
             .await
             .unwrap(),
         Trigger::Skipped(_)
@@ -783,11 +784,11 @@ async fn rest_endpoints_start_follow_and_list_backups() {
     let metrics = Arc::new(Metrics::new());
     let mut state = AppState::new(store.clone(), metrics.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    state.backups = JobRegistry::with_context(
+    state.set_jobs(JobRegistry::with_context(
         store.clone(),
         Some(metrics.clone()),
         Arc::new(EngineContext::new(plugins(), clock)),
-    );
+    ));
     let jobs = state.backups.clone();
     let app = api::router(state);
 
@@ -822,9 +823,15 @@ async fn rest_endpoints_start_follow_and_list_backups() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body, serde_json::json!({"r": []}));
 
-    // An incremental before any full is accepted and skipped.
-    let (s, _) = call(&app, "POST", "/v1/backups/incremental/r").await;
-    assert_eq!(s, StatusCode::ACCEPTED);
+    // An incremental before any full is skipped, and the answer says why.
+    let (s, body) = call(&app, "POST", "/v1/backups/incremental/r").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no full backup of the routine has succeeded yet")),
+        "{body}"
+    );
     assert!(matches!(
         jobs.wait("r", BackupKind::Incremental).await,
         Some(JobOutcome::Skipped(_))
@@ -887,11 +894,11 @@ async fn rest_endpoints_start_follow_and_list_backups() {
 
     // A restarted service learns the last full backup from storage.
     let mut fresh = AppState::new(store.clone(), Arc::new(Metrics::new()));
-    fresh.backups = JobRegistry::with_context(
+    fresh.set_jobs(JobRegistry::with_context(
         store.clone(),
         None,
         Arc::new(EngineContext::new(plugins(), Arc::new(SystemClock))),
-    );
+    ));
     let (s, body) = call(&api::router(fresh), "GET", "/v1/backups/currentBackup/r").await;
     assert_eq!(s, StatusCode::OK);
     let created = call(&app, "GET", "/v1/backups/full/r").await.1[0]["created"].clone();
@@ -1097,7 +1104,7 @@ async fn user_plugin_named_in_plugins_runs_in_a_pipeline_and_is_listed() {
 
     // The listing shows the pipeline (D10) beside the ABS fields.
     let mut state = AppState::new(h.store.clone(), Arc::new(Metrics::new()));
-    state.backups = h.jobs.clone();
+    state.set_jobs(h.jobs.clone());
     let (s, body) = call(&api::router(state), "GET", "/v1/backups/full/r").await;
     assert_eq!(s, StatusCode::OK, "{body}");
     let b = &body[0];
@@ -1131,7 +1138,7 @@ async fn start_up_sweep_removes_incomplete_backups_and_keeps_complete_and_runnin
     // A running job's folder looks incomplete, but is not swept.
     assert_eq!(
         h.jobs
-            .trigger("r", BackupKind::Full, Duration::ZERO)
+            .start("r", BackupKind::Full, admission)
             .await
             .unwrap(),
         Trigger::Started
@@ -1223,7 +1230,7 @@ async fn start_up_sweep_removes_incomplete_backups_and_keeps_complete_and_runnin
 
     // Both complete backups are still listed; a second sweep finds nothing.
     let mut state = AppState::new(h.store.clone(), Arc::new(Metrics::new()));
-    state.backups = fresh.clone();
+    state.set_jobs(fresh.clone());
     let (_, body) = call(&api::router(state), "GET", "/v1/backups/full/r").await;
     let listed: Vec<i64> = body
         .as_array()
@@ -1245,7 +1252,7 @@ async fn start_up_sweep_removes_incomplete_backups_and_keeps_complete_and_runnin
     let sweep = restarted.sweep_incomplete_at_start();
     assert_eq!(
         restarted
-            .trigger("r", BackupKind::Full, Duration::ZERO)
+            .start("r", BackupKind::Full, admission)
             .await
             .unwrap(),
         Trigger::Started
@@ -1270,7 +1277,7 @@ async fn records_per_second_paces_the_backup() {
     let started = std::time::Instant::now();
     assert_eq!(
         h.jobs
-            .trigger("r", BackupKind::Full, Duration::ZERO)
+            .start("r", BackupKind::Full, admission)
             .await
             .unwrap(),
         Trigger::Started

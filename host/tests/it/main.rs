@@ -8,4 +8,5 @@ mod plugins;
 mod restore;
 mod secrets;
 mod self_contained;
+mod scheduler;
 mod service;

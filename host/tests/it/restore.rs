@@ -922,8 +922,7 @@ async fn rest_endpoints_start_follow_list_and_cancel_restores() {
     let path = h.backup_key(BackupKind::Full).await;
     let metrics = Arc::new(Metrics::new());
     let mut state = AppState::new(h.store.clone(), metrics.clone());
-    state.backups = h.jobs.clone();
-    state.restores = RestoreJobs::new(h.store.clone(), Some(metrics.clone()), h.jobs.clone());
+    state.set_jobs(h.jobs.clone());
     let restores = state.restores.clone();
     let app = api::router(state);
 
