@@ -298,18 +298,20 @@ pub async fn retrieve_configuration(
     let fulls = layout::list_backups(&storage, &name, BackupKind::Full)
         .await
         .map_err(|e| internal(e.to_string()))?;
-    let mut stamps: Vec<i64> = fulls
+    // Folders from the listing, newest first: with `timestamp-format` a folder's name is
+    // `<ts>_<time>`, so it cannot be rebuilt from the timestamp alone.
+    let mut folders: Vec<(i64, String)> = fulls
         .iter()
-        .map(|b| b.timestamp_ms)
-        .filter(|t| *t <= ts)
+        .filter(|b| b.timestamp_ms <= ts)
+        .map(|b| {
+            let folder = b.key.rsplit_once("/data/").map_or(b.key.as_str(), |(f, _)| f);
+            (b.timestamp_ms, folder.to_string())
+        })
         .collect();
-    stamps.sort_unstable();
-    stamps.dedup();
-    for t in stamps.into_iter().rev() {
-        let prefix = format!(
-            "{}/configuration/",
-            layout::backup_folder(&name, BackupKind::Full, t)
-        );
+    folders.sort_unstable();
+    folders.dedup();
+    for (_, folder) in folders.into_iter().rev() {
+        let prefix = format!("{folder}/configuration/");
         let keys = layout::list_keys(&storage, &prefix)
             .await
             .map_err(|e| internal(e.to_string()))?;
