@@ -13,6 +13,7 @@ pub mod files;
 pub mod jobs;
 pub mod layout;
 pub mod progress;
+pub mod node_reader;
 pub mod restore;
 pub mod restore_jobs;
 pub mod retention;

@@ -1,9 +1,11 @@
 //! Partition scans: which partitions each worker reads, the filter expression of a routine,
-//! and one worker's scan loop with resume after a dropped connection.
+//! and one worker's scan loop with resume after a dropped connection or node change.
 //!
-//! Records are delivered through the client's callback API, which commits the resume cursor
-//! as each record is handed over (exactly-once). The callback renders each record as `.asb`
-//! text on the spot (no intermediate model, no hand-off per record) into a batch of
+//! Records come off the nodes as raw particles through our own connections
+//! ([`super::node_reader`]; the crate's client would decode them into `Value` trees and lose
+//! CDT flags). Each partition's cursor moves as its records are rendered, so a resume
+//! continues after the last record taken (exactly-once). Records are rendered as `.asb` text
+//! on the spot (no intermediate model, no hand-off per record) into a batch of
 //! [`BATCH_BYTES`]; full batches go into a bounded channel, so a slow codec or storage slows
 //! the node streams, never grows a buffer.
 
@@ -12,8 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aerospike::expressions::{self as exp, Expression};
-use aerospike::query::{PartitionFilter, Statement};
-use aerospike::{Bins, Client, QueryPolicy, Record, Replica};
+use aerospike::{Client, Node};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +22,10 @@ use crate::config::validate::{PartitionSpec, parse_partition_list};
 
 use super::EngineError;
 use super::asb::EncoderOptions;
-use super::asb::encode::encode_client_record;
+use super::asb::encode::encode_raw_record;
+use super::node_reader::{
+    Credentials, Message, NodeConn, RawRecord, ReadError, ScanRequest, next_message,
+};
 use super::progress::Progress;
 
 /// Partitions of a namespace.
@@ -59,8 +63,6 @@ impl EncodedBatch {
 #[derive(Debug)]
 struct Batcher {
     batch: EncodedBatch,
-    /// Scratch for list/map particles.
-    cdt: Vec<u8>,
     /// The first record that could not be encoded; it fails the scan.
     error: Option<String>,
     progress: Arc<Progress>,
@@ -73,9 +75,8 @@ struct Batcher {
 
 impl Batcher {
     /// Adds a record; returns the batch when it is full.
-    fn add(&mut self, record: &Record, options: EncoderOptions) -> Option<EncodedBatch> {
-        if let Err(e) = encode_client_record(&mut self.batch.bytes, record, options, &mut self.cdt)
-        {
+    fn add(&mut self, record: &RawRecord<'_>, options: EncoderOptions) -> Option<EncodedBatch> {
+        if let Err(e) = encode_raw_record(&mut self.batch.bytes, record, options) {
             self.error.get_or_insert_with(|| e.to_string());
             return None;
         }
@@ -104,19 +105,6 @@ pub enum ScanRange {
 }
 
 impl ScanRange {
-    pub fn filter(&self) -> PartitionFilter {
-        match self {
-            ScanRange::Partitions { begin, count } => {
-                PartitionFilter::by_range(*begin as usize, *count as usize)
-            }
-            ScanRange::AfterDigest(d) => {
-                let mut pf = PartitionFilter::by_id(partition_of(d) as usize);
-                pf.digest = Some(*d);
-                pf
-            }
-        }
-    }
-
     /// Partitions covered (a digest range counts as its one partition).
     pub fn partition_count(&self) -> u32 {
         match self {
@@ -177,6 +165,17 @@ pub fn split_ranges(partition_list: Option<&str>, parallel: u32) -> Result<Vec<S
 /// # Errors
 /// A namespace missing from the answer, or a bitmap that does not decode.
 pub fn mastered_partitions(replicas: &str, namespace: &str) -> Result<Vec<u16>, String> {
+    let bitmaps = replica_bitmaps(replicas, namespace)?;
+    let master = bitmaps.first().map(Vec::as_slice).unwrap_or_default();
+    Ok((0..PARTITIONS).filter(|p| bit(master, *p)).collect())
+}
+
+/// The partition bitmaps of `namespace` in a `replicas` answer: the master copy's first, then
+/// each replica's (bit p, most significant first, is partition p).
+///
+/// # Errors
+/// A namespace missing from the answer, or a bitmap that does not decode.
+pub fn replica_bitmaps(replicas: &str, namespace: &str) -> Result<Vec<Vec<u8>>, String> {
     use base64::Engine as _;
     let entry = replicas
         .split(';')
@@ -185,21 +184,20 @@ pub fn mastered_partitions(replicas: &str, namespace: &str) -> Result<Vec<u16>, 
         .map(|(_, rest)| rest)
         .ok_or_else(|| format!("namespace {namespace} not in the partition map"))?;
     let fields: Vec<&str> = entry.split(',').collect();
-    // Modern form has regime and copy count first; the old one is the bitmap alone.
-    let bitmap = if fields.len() >= 3 {
-        fields[2]
+    // Modern form has regime and copy count first; the old one is the master bitmap alone.
+    let bitmaps = if fields.len() >= 3 {
+        &fields[2..]
     } else {
-        fields[0]
+        &fields[..1]
     };
-    let bits = base64::engine::general_purpose::STANDARD
-        .decode(bitmap.trim())
-        .map_err(|e| format!("partition bitmap of {namespace}: {e}"))?;
-    Ok((0..PARTITIONS)
-        .filter(|p| {
-            bits.get(usize::from(*p) / 8)
-                .is_some_and(|b| b & (0x80 >> (p % 8)) != 0)
+    bitmaps
+        .iter()
+        .map(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .map_err(|e| format!("partition bitmap of {namespace}: {e}"))
         })
-        .collect())
+        .collect()
 }
 
 /// The nodes a `racks:` info answer lists for `racks` in `namespace`
@@ -357,29 +355,6 @@ pub struct ScanSpec {
     pub resume_attempts: u32,
 }
 
-impl ScanSpec {
-    fn statement(&self) -> Statement {
-        let bins = match &self.bins {
-            Some(b) if !b.is_empty() => Bins::Some(b.clone()),
-            _ => Bins::All,
-        };
-        Statement::new(self.namespace.clone(), self.set.clone(), bins)
-    }
-
-    fn policy(&self) -> QueryPolicy {
-        let mut qp = QueryPolicy::default();
-        qp.base_policy.filter_expression = self.filter.clone();
-        qp.base_policy.socket_timeout = self.socket_timeout_ms;
-        qp.base_policy.total_timeout = self.total_timeout_ms;
-        if self.prefer_rack {
-            qp.base_policy.replica = Replica::PreferRack;
-        }
-        qp.max_concurrent_nodes = self.max_concurrent_nodes;
-        qp.base_policy.use_compression = self.compress;
-        qp
-    }
-}
-
 /// Scans ranges taken from `queue` until it is empty, sending encoded batches into `tx`.
 /// Each scan holds a permit of the cluster's `max-parallel-scans`.
 ///
@@ -398,145 +373,450 @@ pub async fn run_worker(
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Result<(), EngineError> {
-    let batcher = Arc::new(Mutex::new(Batcher {
-        batch: EncodedBatch::with_capacity(),
-        cdt: Vec::with_capacity(256),
-        error: None,
-        progress,
-        uncounted: 0,
-        count_every: if limiter.is_some() { 1 } else { 64 },
-    }));
+    let scan_err = |m: String| EngineError::Scan {
+        namespace: spec.namespace.clone(),
+        message: m,
+    };
+    let filter = match &spec.filter {
+        Some(e) => {
+            use base64::Engine as _;
+            let b64 = e.base64().map_err(|e| scan_err(format!("filter expression: {e}")))?;
+            Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| scan_err(format!("filter expression: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let paced = limiter.is_some();
+    let worker = Worker {
+        client,
+        spec: spec.clone(),
+        filter,
+        credentials: tokio::sync::OnceCell::new(),
+        conns: Mutex::new(Vec::new()),
+        owners: Mutex::new(None),
+        limiter,
+        tx,
+        batcher: Mutex::new(Batcher {
+            batch: EncodedBatch::with_capacity(),
+            error: None,
+            progress,
+            uncounted: 0,
+            count_every: if paced { 1 } else { 64 },
+        }),
+        cancel,
+    };
     loop {
         let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
         let Some(range) = next else { break };
         let _permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.map_err(|_| EngineError::Cancelled)?,
-            () = cancel.cancelled() => return Err(EngineError::Cancelled),
+            () = worker.cancel.cancelled() => return Err(EngineError::Cancelled),
         };
-        scan_range(
-            &client,
-            &spec,
-            range.filter(),
-            &limiter,
-            &batcher,
-            &tx,
-            &cancel,
-        )
-        .await?;
+        worker.scan_range(&range).await?;
     }
     let rest = {
-        let mut b = batcher.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = worker.batcher_mut();
         b.count();
         std::mem::take(&mut b.batch)
     };
-    if !rest.is_empty() && tx.send(rest).await.is_err() {
+    if !rest.is_empty() && worker.tx.send(rest).await.is_err() {
         return Err(EngineError::Cancelled);
     }
     Ok(())
 }
 
-async fn scan_range(
-    client: &Client,
-    spec: &Arc<ScanSpec>,
-    mut filter: PartitionFilter,
-    limiter: &Option<Arc<RateLimiter>>,
-    batcher: &Arc<Mutex<Batcher>>,
-    tx: &mpsc::Sender<EncodedBatch>,
-    cancel: &CancellationToken,
-) -> Result<(), EngineError> {
-    let scan_err = |m: String| EngineError::Scan {
-        namespace: spec.namespace.clone(),
-        message: m,
-    };
-    let mut attempt = 0;
-    loop {
-        let sender = tx.clone();
-        let token = cancel.clone();
-        let limiter = limiter.clone();
-        let state = batcher.clone();
-        let options = spec.encoder;
-        // Per record: encode under the worker's lock, then (rarely) a send of a full batch.
-        // No select, no cancellation future: a full channel cannot block for ever, because
-        // the writer drains until every sender is gone, and cancellation ends the query from
-        // `scan_range` below.
-        let callback = move |r: aerospike::Result<Record>| {
-            let (go_on, full) = match r {
-                Ok(rec) => {
-                    let mut b = state.lock().unwrap_or_else(|p| p.into_inner());
-                    let full = b.add(&rec, options);
-                    // Cancellation is looked at once per batch (the token takes a lock);
-                    // `scan_range` also ends the query itself when it fires.
-                    let stop = full.is_some() && token.is_cancelled();
-                    (b.error.is_none() && !stop, full)
-                }
-                // The error also ends the query and comes back from `wait`.
-                Err(_) => (true, None),
-            };
-            let limiter = if go_on { limiter.clone() } else { None };
-            let sender = full.as_ref().map(|_| sender.clone());
-            async move {
-                if let Some(l) = &limiter {
-                    l.acquire().await;
-                }
-                match (sender, full) {
-                    (Some(tx), Some(batch)) => go_on && tx.send(batch).await.is_ok(),
-                    _ => go_on,
-                }
-            }
+/// Where a partition of a range stands.
+#[derive(Debug, Clone, Copy)]
+struct PartStatus {
+    id: u16,
+    /// The last record received: a resume continues after it.
+    digest: Option<[u8; 20]>,
+    done: bool,
+}
+
+/// Why a round of a range's scan stopped early.
+#[derive(Debug)]
+enum RoundError {
+    /// Retry from the partitions' cursors (dropped connection, node change, timeout).
+    Failed(String),
+    /// Do not retry: a record cannot be encoded, or the consumer is gone.
+    Stop,
+}
+
+impl From<ReadError> for RoundError {
+    fn from(e: ReadError) -> Self {
+        RoundError::Failed(e.to_string())
+    }
+}
+
+/// Which node serves each partition, from the nodes' `replicas` answers; valid while every
+/// node keeps its partition generation.
+#[derive(Debug)]
+struct Owners {
+    generations: Vec<(String, isize)>,
+    /// Per partition, the node index (into `nodes`) that serves it.
+    serving: Vec<Option<usize>>,
+    nodes: Vec<Arc<Node>>,
+}
+
+/// One scan worker: its batch, its own node connections, its view of the partition map.
+struct Worker {
+    client: Arc<Client>,
+    spec: Arc<ScanSpec>,
+    /// The packed filter expression.
+    filter: Option<Vec<u8>>,
+    /// Hashed once (bcrypt is slow) on the first connection.
+    credentials: tokio::sync::OnceCell<Credentials>,
+    /// Idle connections, reused across ranges and resumes.
+    conns: Mutex<Vec<NodeConn>>,
+    owners: Mutex<Option<Arc<Owners>>>,
+    limiter: Option<Arc<RateLimiter>>,
+    tx: mpsc::Sender<EncodedBatch>,
+    /// Shared by the node streams of a range that run at once; held per frame, never across
+    /// an await.
+    batcher: Mutex<Batcher>,
+    cancel: CancellationToken,
+}
+
+impl Worker {
+    fn batcher_mut(&self) -> std::sync::MutexGuard<'_, Batcher> {
+        self.batcher.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn scan_err(&self, message: String) -> EngineError {
+        EngineError::Scan {
+            namespace: self.spec.namespace.clone(),
+            message,
+        }
+    }
+
+    /// Scans one range to its end, resuming unfinished partitions from their last record.
+    async fn scan_range(&self, range: &ScanRange) -> Result<(), EngineError> {
+        let mut parts: Vec<PartStatus> = match range {
+            ScanRange::Partitions { begin, count } => (*begin..begin + count)
+                .map(|id| PartStatus {
+                    id,
+                    digest: None,
+                    done: false,
+                })
+                .collect(),
+            ScanRange::AfterDigest(d) => vec![PartStatus {
+                id: partition_of(d),
+                digest: Some(*d),
+                done: false,
+            }],
         };
-        let mut handle = client
-            .query_foreach(&spec.policy(), filter.clone(), spec.statement(), callback)
-            .await
-            .map_err(|e| scan_err(e.to_string()))?;
-        // A stalled node never calls back, so cancellation must not wait for a record.
-        let result = tokio::select! {
-            r = handle.wait() => r,
-            () = cancel.cancelled() => {
-                handle.cancel();
+        let mut attempt = 0;
+        loop {
+            // The total timeout ends a round from inside its node streams, so the partition
+            // cursors of what they already took come back (dropping them would re-read those
+            // records on the resume).
+            let deadline = (self.spec.total_timeout_ms > 0).then(|| {
+                tokio::time::Instant::now()
+                    + Duration::from_millis(u64::from(self.spec.total_timeout_ms))
+            });
+            let outcome = tokio::select! {
+                r = self.round(&mut parts, deadline) => r,
+                () = self.cancel.cancelled() => return Err(EngineError::Cancelled),
+            };
+            if let Some(e) = self.batcher_mut().error.take() {
+                return Err(self.scan_err(format!("a record cannot be backed up: {e}")));
+            }
+            if self.cancel.is_cancelled() || self.tx.is_closed() {
                 return Err(EngineError::Cancelled);
             }
+            let why = match outcome {
+                Err(RoundError::Stop) => return Err(EngineError::Cancelled),
+                Ok(()) if parts.iter().all(|p| p.done) => return Ok(()),
+                Ok(()) => "the scan ended with partitions unfinished".to_string(),
+                Err(RoundError::Failed(why)) => why,
+            };
+            attempt += 1;
+            if attempt > self.spec.resume_attempts {
+                return Err(self.scan_err(format!("gave up after {attempt} attempts: {why}")));
+            }
+            tracing::warn!(
+                namespace = %self.spec.namespace,
+                attempt,
+                error = %why,
+                "Scan interrupted; resuming from the last record received."
+            );
+            // The partition map may be what changed.
+            *self.owners.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            let pause = SCAN_RESUME_BACKOFF * 2u32.pow((attempt - 1).min(6));
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.cancel.cancelled() => return Err(EngineError::Cancelled),
+            }
+        }
+    }
+
+    /// One pass over the unfinished partitions: one stream per serving node, at most
+    /// `max-concurrent-nodes` at once.
+    async fn round(
+        &self,
+        parts: &mut [PartStatus],
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), RoundError> {
+        use futures::StreamExt as _;
+        let owners = self.owners().await?;
+        // Each node stream works on its own copy of its partitions; merged back below.
+        let mut groups: Vec<(usize, Vec<PartStatus>)> = Vec::new();
+        for p in parts.iter().filter(|p| !p.done) {
+            let node = owners.serving[usize::from(p.id)].ok_or_else(|| {
+                RoundError::Failed(format!("partition {} has no node in the partition map", p.id))
+            })?;
+            match groups.iter_mut().find(|(n, _)| *n == node) {
+                Some((_, g)) => g.push(*p),
+                None => groups.push((node, vec![*p])),
+            }
+        }
+        let limit = match self.spec.max_concurrent_nodes {
+            0 => groups.len().max(1),
+            n => n,
         };
-        if let Some(e) = batcher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .error
-            .take()
-        {
-            return Err(scan_err(format!("a record cannot be backed up: {e}")));
-        }
-        if cancel.is_cancelled() || tx.is_closed() {
-            return Err(EngineError::Cancelled);
-        }
-        let cursor = handle.partition_filter();
-        match result {
-            Ok(()) if cursor.as_ref().is_none_or(PartitionFilter::done) => return Ok(()),
-            outcome => {
-                attempt += 1;
-                let why = match outcome {
-                    Err(e) => e.to_string(),
-                    Ok(()) => "the scan ended with partitions unfinished".into(),
-                };
-                if attempt > spec.resume_attempts {
-                    return Err(scan_err(format!("gave up after {attempt} attempts: {why}")));
+        let streams: Vec<_> = groups
+            .into_iter()
+            .map(|(node, group)| self.scan_node(owners.nodes[node].clone(), group, deadline))
+            .collect();
+        let finished: Vec<(Vec<PartStatus>, Result<(), RoundError>)> =
+            futures::stream::iter(streams)
+                .buffer_unordered(limit)
+                .collect()
+                .await;
+        let mut results = Vec::with_capacity(finished.len());
+        for (group, result) in finished {
+            for g in group {
+                // `parts` is in partition order (see `scan_range`).
+                if let Ok(i) = parts.binary_search_by_key(&g.id, |p| p.id) {
+                    parts[i] = g;
                 }
-                let Some(cursor) = cursor else {
-                    return Err(scan_err(format!("no resume cursor after: {why}")));
+            }
+            results.push(result);
+        }
+        // A stop wins over a failure: it must not be retried.
+        let mut first: Option<RoundError> = None;
+        for r in results {
+            match r {
+                Ok(()) => {}
+                Err(RoundError::Stop) => return Err(RoundError::Stop),
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// The partition map, refreshed when a node's partition generation moved.
+    async fn owners(&self) -> Result<Arc<Owners>, RoundError> {
+        let nodes = self.client.nodes();
+        if nodes.is_empty() {
+            return Err(RoundError::Failed("the cluster has no active node".into()));
+        }
+        let mut generations: Vec<(String, isize)> = nodes
+            .iter()
+            .map(|n| (n.name().to_string(), n.partition_generation()))
+            .collect();
+        generations.sort();
+        if let Some(o) = &*self.owners.lock().unwrap_or_else(|p| p.into_inner())
+            && o.generations == generations
+        {
+            return Ok(o.clone());
+        }
+        let ns = &self.spec.namespace;
+        let racks: Vec<usize> = if self.spec.prefer_rack {
+            nodes[0].client_policy().rack_ids.clone().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        // serving[p] = (replica index, node): the master unless a replica is in a preferred rack.
+        let mut best: Vec<Option<((bool, usize), usize)>> = vec![None; usize::from(PARTITIONS)];
+        for (i, node) in nodes.iter().enumerate() {
+            let answer = node
+                .info(&aerospike::AdminPolicy::default(), &["replicas"])
+                .await
+                .map_err(|e| RoundError::Failed(format!("info replicas on {}: {e}", node.name())))?;
+            let text = answer.get("replicas").map(String::as_str).unwrap_or_default();
+            let bitmaps = replica_bitmaps(text, ns).map_err(RoundError::Failed)?;
+            let in_rack = racks.iter().any(|r| node.has_rack(ns, *r));
+            for (copy, bits) in bitmaps.iter().enumerate() {
+                for p in 0..PARTITIONS {
+                    if !bit(bits, p) {
+                        continue;
+                    }
+                    let slot = &mut best[usize::from(p)];
+                    // Rank: a preferred-rack copy first, then the lowest copy index (master).
+                    let rank = (!in_rack, copy);
+                    if slot.is_none_or(|(r, _)| rank < r) {
+                        *slot = Some((rank, i));
+                    }
+                }
+            }
+        }
+        let owners = Arc::new(Owners {
+            generations,
+            serving: best.into_iter().map(|b| b.map(|(_, n)| n)).collect(),
+            nodes,
+        });
+        *self.owners.lock().unwrap_or_else(|p| p.into_inner()) = Some(owners.clone());
+        Ok(owners)
+    }
+
+    async fn connection(&self, node: &Node) -> Result<NodeConn, RoundError> {
+        let idle = {
+            let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+            conns
+                .iter()
+                .position(|c| c.node() == node.name())
+                .map(|i| conns.swap_remove(i))
+        };
+        if let Some(c) = idle {
+            return Ok(c);
+        }
+        let policy = node.client_policy();
+        let credentials = self
+            .credentials
+            .get_or_try_init(|| async {
+                let policy = policy.clone();
+                tokio::task::spawn_blocking(move || Credentials::from_policy(&policy))
+                    .await
+                    .map_err(|e| e.to_string())?
+            })
+            .await
+            .map_err(|e| RoundError::Failed(format!("credentials: {e}")))?;
+        let connect = Duration::from_millis(u64::from(match policy.connect_timeout {
+            0 => policy.timeout.max(1000),
+            t => t,
+        }));
+        let socket = (self.spec.socket_timeout_ms > 0)
+            .then(|| Duration::from_millis(u64::from(self.spec.socket_timeout_ms)));
+        Ok(NodeConn::open(node.name(), node.address(), connect, socket, credentials).await?)
+    }
+
+    /// Streams the partitions `parts` from `node`, encoding records into the worker's batch
+    /// and moving each partition's cursor as its records are taken.
+    async fn scan_node(
+        &self,
+        node: Arc<Node>,
+        mut parts: Vec<PartStatus>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> (Vec<PartStatus>, Result<(), RoundError>) {
+        let result = self.stream_node(&node, &mut parts, deadline).await;
+        (parts, result)
+    }
+
+    async fn stream_node(
+        &self,
+        node: &Node,
+        parts: &mut [PartStatus],
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), RoundError> {
+        let mut conn = self.connection(node).await?;
+        let full: Vec<u16> = parts.iter().filter(|p| p.digest.is_none()).map(|p| p.id).collect();
+        let resume: Vec<[u8; 20]> = parts.iter().filter_map(|p| p.digest).collect();
+        // Partition id → index in `parts`.
+        let mut index = vec![u16::MAX; usize::from(PARTITIONS)];
+        for (i, p) in parts.iter().enumerate() {
+            index[usize::from(p.id)] = i as u16;
+        }
+        let request = ScanRequest {
+            namespace: &self.spec.namespace,
+            set: &self.spec.set,
+            bins: self.spec.bins.as_deref().filter(|b| !b.is_empty()),
+            filter: self.filter.as_deref(),
+            socket_timeout_ms: self.spec.socket_timeout_ms,
+            task_id: rand::random(),
+            partitions: &full,
+            resume: &resume,
+            compress: self.spec.compress,
+        }
+        .encode();
+        conn.write(&request).await?;
+        let options = self.spec.encoder;
+        let paced = self.limiter.is_some();
+        loop {
+            let frame = match deadline {
+                None => conn.read_frame().await?,
+                Some(at) => tokio::time::timeout_at(at, conn.read_frame())
+                    .await
+                    .map_err(|_| {
+                        RoundError::Failed(format!(
+                            "no end within the total timeout of {} ms",
+                            self.spec.total_timeout_ms
+                        ))
+                    })??,
+            };
+            let mut pos = 0;
+            while pos < frame.len() {
+                // Under the lock: messages up to a full batch (or one record when paced).
+                let (full_batch, records, last) = {
+                    let mut b = self.batcher_mut();
+                    let mut records = 0u64;
+                    let mut full_batch = None;
+                    let mut last = false;
+                    while pos < frame.len() {
+                        let message = next_message(frame, &mut pos).map_err(|m| {
+                            RoundError::Failed(format!("node {}: {m}", node.name()))
+                        })?;
+                        match message {
+                            Message::Record(r) => {
+                                let i = index[usize::from(partition_of(&r.digest))];
+                                if let Some(p) = parts.get_mut(usize::from(i)) {
+                                    p.digest = Some(r.digest);
+                                }
+                                full_batch = b.add(&r, options);
+                                if b.error.is_some() {
+                                    return Err(RoundError::Stop);
+                                }
+                                records += 1;
+                                if full_batch.is_some() || paced {
+                                    break;
+                                }
+                            }
+                            Message::PartitionDone { partition, ok } => {
+                                let i = index[usize::from(partition % PARTITIONS)];
+                                if let Some(p) = parts.get_mut(usize::from(i)) {
+                                    p.done = ok;
+                                }
+                            }
+                            Message::Skipped => {}
+                            Message::Last => {
+                                last = true;
+                                break;
+                            }
+                        }
+                    }
+                    (full_batch, records, last)
                 };
-                tracing::warn!(
-                    namespace = %spec.namespace,
-                    attempt,
-                    error = %why,
-                    "Scan interrupted; resuming from the last record received."
-                );
-                filter = cursor;
-                let pause = SCAN_RESUME_BACKOFF * 2u32.pow((attempt - 1).min(6));
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    () = cancel.cancelled() => return Err(EngineError::Cancelled),
+                if let Some(batch) = full_batch {
+                    // Cancellation is looked at once per batch; `scan_range` also drops this
+                    // stream when it fires.
+                    if self.cancel.is_cancelled() || self.tx.send(batch).await.is_err() {
+                        return Err(RoundError::Stop);
+                    }
+                }
+                if let Some(l) = &self.limiter {
+                    l.acquire_n(records).await;
+                }
+                if last {
+                    self.conns
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(conn);
+                    return Ok(());
                 }
             }
         }
     }
+}
+
+fn bit(bits: &[u8], p: u16) -> bool {
+    bits.get(usize::from(p) / 8)
+        .is_some_and(|b| b & (0x80 >> (p % 8)) != 0)
 }
 
 #[cfg(test)]
@@ -571,9 +851,8 @@ mod tests {
         let ScanRange::AfterDigest(digest) = r[0] else {
             panic!("digest expected")
         };
-        let pf = r[0].filter();
-        assert_eq!(pf.digest, Some(digest));
-        assert_eq!(pf.begin, partition_of(&digest) as usize);
+        assert_eq!(digest[..4], [0, 1, 2, 3]);
+        assert_eq!(r[0].partition_count(), 1);
         assert!(split_ranges(Some("5000"), 1).is_err());
     }
 

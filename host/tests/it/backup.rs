@@ -9,7 +9,7 @@ use std::time::Duration;
 use abs::api::{self, AppState};
 use abs::config::{Config, ConfigStore, Format};
 use abs::engine::asb::convert::record_from_client;
-use abs::engine::asb::{AsbDecoder, AsbItem, AsbRecord};
+use abs::engine::asb::{AsbDecoder, AsbItem, AsbRecord, BinValue};
 use abs::engine::backup::{Clock, EngineContext, ManualClock, SystemClock, build_pipeline};
 use abs::engine::jobs::{JobOutcome, JobRegistry, Trigger};
 use abs::engine::layout::{BackupKind, BackupMetadata};
@@ -218,8 +218,11 @@ pub(super) async fn connect(node: &AerospikeNode) -> Client {
         .unwrap()
 }
 
-/// The namespace as the client scans it, converted to the backup model, by digest.
-async fn scan_all(client: &Client) -> BTreeMap<[u8; 20], AsbRecord> {
+/// The namespace as the node stores it, by digest: what the client scans, converted to the
+/// backup model, with each list and map bin replaced by the exact msgpack particle the node
+/// holds (the client decodes CDTs into values and re-encodes them, which loses order flags
+/// and the integer widths the writer chose; a backup keeps the stored bytes).
+async fn scan_all(node: &AerospikeNode, client: &Client) -> BTreeMap<[u8; 20], AsbRecord> {
     let rs = client
         .query(
             &QueryPolicy::default(),
@@ -231,10 +234,22 @@ async fn scan_all(client: &Client) -> BTreeMap<[u8; 20], AsbRecord> {
     let mut out = BTreeMap::new();
     let mut s = rs.into_stream();
     while let Some(r) = s.next().await {
-        let rec = record_from_client(&r.unwrap()).unwrap();
+        let mut rec = record_from_client(&r.unwrap()).unwrap();
+        for bin in &mut rec.bins {
+            if let BinValue::List(b) | BinValue::Map(b) = &mut bin.value {
+                *b = stored_particle(node, &rec.digest, &bin.name);
+            }
+        }
         out.insert(rec.digest, rec);
     }
     out
+}
+
+/// A bin's particle bytes as the test node stores them.
+fn stored_particle(node: &AerospikeNode, digest: &[u8; 20], bin: &str) -> Vec<u8> {
+    let ns = node.store().ns(b"test").unwrap();
+    let part = testkit::node::store::read(ns.part(digest));
+    part.get(digest).unwrap().bin(bin.as_bytes()).unwrap().data.to_vec()
 }
 
 fn by_digest(records: Vec<AsbRecord>) -> BTreeMap<[u8; 20], AsbRecord> {
@@ -330,7 +345,7 @@ async fn backup_full_of_every_type_decodes_back_record_by_record() {
         .wait_till_complete(None)
         .await
         .unwrap();
-    let want = scan_all(&client).await;
+    let want = scan_all(&node, &client).await;
     assert_eq!(want.len(), 601);
 
     let h = harness(&node, "parallel: 3", "");
@@ -400,7 +415,7 @@ async fn backup_set_bin_and_partition_filters_select_exactly() {
     let node = AerospikeNode::start().unwrap();
     seed(&node, 900);
     let client = connect(&node).await;
-    let all = scan_all(&client).await;
+    let all = scan_all(&node, &client).await;
     let h = harness(
         &node,
         "parallel: 2",
@@ -589,7 +604,7 @@ async fn every_codec_pipeline_backs_up_and_decodes_back() {
     let node = AerospikeNode::start().unwrap();
     seed(&node, 500);
     let client = connect(&node).await;
-    let want = scan_all(&client).await;
+    let want = scan_all(&node, &client).await;
     let key = key_pem();
     let key = key.display();
     let cases = [
@@ -659,6 +674,176 @@ async fn every_codec_pipeline_backs_up_and_decodes_back() {
         let (records, _) = decode_folder(&h.store, &folder);
         assert_same_records(&by_digest(records), &want);
     }
+}
+
+/// Writes one record with a raw list or map particle straight over the wire, as a client
+/// holding an ordered CDT sends it (the Rust client cannot: it encodes from `Value`s and has
+/// no order flags for lists). Returns the record's digest.
+async fn put_raw_particle(node: &AerospikeNode, key: &str, ptype: u8, particle: &[u8]) -> [u8; 20] {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let digest = Key::new("test", "cdt", Value::from(key)).unwrap().digest();
+    let field = |out: &mut Vec<u8>, ty: u8, data: &[u8]| {
+        out.extend_from_slice(&(data.len() as u32 + 1).to_be_bytes());
+        out.push(ty);
+        out.extend_from_slice(data);
+    };
+    let mut msg = vec![0u8; 8];
+    // header: size 22, info1 0, info2 WRITE, info3 0, _, result, gen, ttl, timeout, 4 fields, 1 op
+    msg.extend_from_slice(&[22, 0, 1, 0, 0, 0]);
+    msg.extend_from_slice(&[0; 12]);
+    msg.extend_from_slice(&4u16.to_be_bytes());
+    msg.extend_from_slice(&1u16.to_be_bytes());
+    field(&mut msg, 0, b"test");
+    field(&mut msg, 1, b"cdt");
+    let mut user_key = vec![3u8]; // string particle
+    user_key.extend_from_slice(key.as_bytes());
+    field(&mut msg, 2, &user_key);
+    field(&mut msg, 4, &digest);
+    let name = b"cdt";
+    msg.extend_from_slice(&((4 + name.len() + particle.len()) as u32).to_be_bytes());
+    msg.extend_from_slice(&[2, ptype, 0, name.len() as u8]); // op WRITE
+    msg.extend_from_slice(name);
+    msg.extend_from_slice(particle);
+    let size = (msg.len() - 8) as u64 | (2u64 << 56) | (3u64 << 48);
+    msg[..8].copy_from_slice(&size.to_be_bytes());
+    let mut sock = tokio::net::TcpStream::connect(node.addr()).await.unwrap();
+    sock.write_all(&msg).await.unwrap();
+    let mut hdr = [0u8; 8];
+    sock.read_exact(&mut hdr).await.unwrap();
+    let mut body = vec![0u8; (u64::from_be_bytes(hdr) & 0xFFFF_FFFF_FFFF) as usize];
+    sock.read_exact(&mut body).await.unwrap();
+    assert_eq!(body[5], 0, "write of {key} failed");
+    digest
+}
+
+#[tokio::test]
+async fn lists_and_maps_are_backed_up_as_the_exact_msgpack_the_node_stores() {
+    const LIST: u8 = 20;
+    const MAP: u8 = 19;
+    // (key, particle type, msgpack); flags: list 1 = ordered, map 1 = key-ordered,
+    // 3 = key-value-ordered, 0x10 = persisted index.
+    let cases: &[(&str, u8, &[u8])] = &[
+        ("unordered list", LIST, &[0x93, 0x01, 0x02, 0x03]),
+        ("ordered list", LIST, &[0x94, 0xc7, 0x00, 0x01, 0x01, 0x02, 0x03]),
+        ("ordered list, persisted index", LIST, &[0x93, 0xc7, 0x00, 0x11, 0x01, 0x02]),
+        // Integer widths the writer chose (int64 for 1) are kept, not re-minimised.
+        ("wide ints", LIST, &[0x92, 0xd3, 0, 0, 0, 0, 0, 0, 0, 1, 0xcc, 0x02]),
+        ("unordered map", MAP, &[0x82, 0xa1, b'b', 0x02, 0xa1, b'a', 0x01]),
+        ("key-ordered map", MAP, &[0x83, 0xc7, 0x00, 0x01, 0xc0, 0xa1, b'a', 0x01, 0xa1, b'b', 0x02]),
+        ("key-value-ordered map", MAP, &[0x83, 0xc7, 0x00, 0x03, 0xc0, 0xa1, b'a', 0x02, 0xa1, b'b', 0x01]),
+        (
+            "nested ordered in unordered list",
+            LIST,
+            &[
+                0x92, 0x94, 0xc7, 0x00, 0x01, 0x01, 0x02, 0x03, 0x82, 0xc7, 0x00, 0x03, 0xc0, 0xa1,
+                b'k', 0x07,
+            ],
+        ),
+        (
+            "nested ordered in unordered map",
+            MAP,
+            &[
+                // Keys already in order, so the node's key sort keeps the bytes.
+                0x82, 0xa1, b'a', 0x82, 0xc7, 0x00, 0x01, 0xc0, 0x01, 0x02, 0xa1, b'z', 0x93, 0xc7,
+                0x00, 0x01, 0x05, 0x06,
+            ],
+        ),
+        ("empty list", LIST, &[0x90]),
+        ("empty ordered list", LIST, &[0x91, 0xc7, 0x00, 0x01]),
+        ("empty map", MAP, &[0x80]),
+        ("empty key-ordered map", MAP, &[0x81, 0xc7, 0x00, 0x01, 0xc0]),
+    ];
+    let node = AerospikeNode::start().unwrap();
+    let mut digests = BTreeMap::new();
+    for (key, ptype, particle) in cases {
+        digests.insert(put_raw_particle(&node, key, *ptype, particle).await, (*key, *ptype, *particle));
+    }
+    for compact in [false, true] {
+        let h = harness(&node, &format!("parallel: 2, compact: {compact}"), "");
+        let report = h.run_ok(BackupKind::Full).await;
+        let folder = h.data_folder(report.timestamp_ms);
+        let (records, _) = decode_folder(&h.store, &folder);
+        let records = by_digest(records);
+        assert_eq!(records.len(), cases.len());
+        let text: Vec<u8> = asb_files(&folder)
+            .iter()
+            .flat_map(|f| std::fs::read(f).unwrap())
+            .collect();
+        for (digest, (key, ptype, written)) in &digests {
+            let stored = stored_particle(&node, digest, "cdt");
+            let rec = &records[digest];
+            assert_eq!(rec.bins.len(), 1, "{key}");
+            let (label, got) = match &rec.bins[0].value {
+                BinValue::List(b) => ('L', b),
+                BinValue::Map(b) => ('M', b),
+                other => panic!("{key}: {other:?}"),
+            };
+            assert_eq!(label, if *ptype == LIST { 'L' } else { 'M' }, "{key}");
+            assert_eq!(got, &stored, "{key}: the backup holds the node's particle");
+            // The node keeps what it was sent, except that it key-sorts unordered maps.
+            if *key != "unordered map" {
+                assert_eq!(&stored, written, "{key}");
+            }
+            // And the .asb line carries those bytes (raw with compact, else base64).
+            let line = if compact {
+                let mut l = format!("- {label}! cdt {} ", stored.len()).into_bytes();
+                l.extend_from_slice(&stored);
+                l.push(b'\n');
+                l
+            } else {
+                use base64::Engine as _;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(&stored);
+                format!("- {label} cdt {} {b64}\n", b64.len()).into_bytes()
+            };
+            assert!(
+                text.windows(line.len()).any(|w| w == line.as_slice()),
+                "{key}: no line {:?}",
+                String::from_utf8_lossy(&line)
+            );
+        }
+    }
+    // The issue's example: asbackup writes an ordered [1, 2, 3] as `- L l 12 lMcAAQECAw==`.
+    let h = harness(&node, "parallel: 1", "");
+    let report = h.run_ok(BackupKind::Full).await;
+    let text: Vec<u8> = asb_files(&h.data_folder(report.timestamp_ms))
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap())
+        .collect();
+    let line = b"- L cdt 12 lMcAAQECAw==\n";
+    assert!(text.windows(line.len()).any(|w| w == line));
+}
+
+#[tokio::test]
+async fn secured_node_and_compressed_replies_back_up_every_record() {
+    let node = AerospikeNode::start_with(NodeConfig {
+        user: Some(("backup".into(), "s3cret".into())),
+        ..NodeConfig::default()
+    })
+    .unwrap();
+    seed(&node, 600);
+    let client = Client::new(
+        &ClientPolicy {
+            auth_mode: aerospike::AuthMode::Internal("backup".into(), "s3cret".into()),
+            ..ClientPolicy::default()
+        },
+        &node.hosts(),
+    )
+    .await
+    .unwrap();
+    let want = scan_all(&node, &client).await;
+    let h = harness(&node, "parallel: 2, use-scan-compression: true", "");
+    let mut cfg = (*h.store.current()).clone();
+    cfg.aerospike_clusters.get_mut("c").unwrap().credentials = Some(abs::config::Credentials {
+        user: Some("backup".into()),
+        password: Some(abs::config::Secret::new("s3cret")),
+        ..Default::default()
+    });
+    h.store.replace(cfg).await.unwrap();
+    let report = h.run_ok(BackupKind::Full).await;
+    let (records, _) = decode_folder(&h.store, &h.data_folder(report.timestamp_ms));
+    // The node answers scans on a connection that has not logged in with "not
+    // authenticated", so every record here came over a connection of ours that did.
+    assert_same_records(&by_digest(records), &want);
 }
 
 #[tokio::test]
@@ -961,7 +1146,7 @@ async fn three_node_cluster_full_and_node_list_backups() {
     .unwrap();
     seed(&node, 1200);
     let client = connect(&node).await;
-    let want = scan_all(&client).await;
+    let want = scan_all(&node, &client).await;
     assert_eq!(want.len(), 1200);
 
     // Whole cluster, reading rack-local copies, with each node's configuration.
@@ -971,10 +1156,20 @@ async fn three_node_cluster_full_and_node_list_backups() {
         cfg.aerospike_clusters.get_mut("c").unwrap().prefer_racks = Some(vec![1]);
         h.store.replace(cfg).await.unwrap();
     }
+    let scans_on = |i: usize| {
+        node.stats(i)
+            .scans
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before: Vec<u64> = (0..3).map(scans_on).collect();
     let report = h.run_ok(BackupKind::Full).await;
     let folder = h.data_folder(report.timestamp_ms);
     let (records, _) = decode_folder(&h.store, &folder);
     assert_same_records(&by_digest(records), &want);
+    // Copies of partition p live on nodes p % 3 and (p + 1) % 3, and nodes 0 and 2 are in
+    // rack 1: every partition has a rack-1 copy, so node 1 (rack 2) is never scanned.
+    assert_eq!(scans_on(1), before[1], "node 1 is not in a preferred rack");
+    assert!(scans_on(0) > before[0] && scans_on(2) > before[2]);
     let conf = h
         .root()
         .join(format!("r/backup/{}/configuration", report.timestamp_ms));
@@ -1035,7 +1230,7 @@ fn lz4_section(path: &Path, sha: &str) -> String {
 async fn user_plugin_named_in_plugins_runs_in_a_pipeline_and_is_listed() {
     let node = AerospikeNode::start().unwrap();
     seed(&node, 500);
-    let want = scan_all(&connect(&node).await).await;
+    let want = scan_all(&node, &connect(&node).await).await;
     let (example, sha) = lz4_plugin();
     let plugin_dir = tempfile::tempdir().unwrap();
     let path = plugin_dir.path().join("lz4.wasm");

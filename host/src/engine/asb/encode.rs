@@ -11,9 +11,8 @@ use std::io::{self, Write};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-use aerospike::Value;
-
-use super::convert::{ConvertError, encode_cdt_into, type_name};
+use super::super::node_reader::RawRecord;
+use super::convert::ConvertError;
 use super::{
     ASB_VERSION, AsbRecord, BinValue, BlobKind, DIGEST_LEN, SecondaryIndex, Udf, UserKey, particle,
 };
@@ -94,7 +93,7 @@ impl<W: Write> AsbEncoder<W> {
         Ok(len)
     }
 
-    /// Writes records already rendered by [`encode_client_record`] (whole records only).
+    /// Writes records already rendered by [`encode_raw_record`] (whole records only).
     pub fn write_encoded(&mut self, bytes: &[u8], records: u64) -> io::Result<()> {
         self.emit_static(bytes)?;
         self.records_written += records;
@@ -239,120 +238,118 @@ pub fn encode_record(buf: &mut Vec<u8>, record: &AsbRecord, options: EncoderOpti
     }
 }
 
-/// Renders a record straight from a client scan result: the same bytes as
-/// [`encode_record`] of [`record_from_client`](super::convert::record_from_client), without
-/// building the intermediate [`AsbRecord`] (no per-bin copies or allocations; this is the
-/// backup hot path). `cdt` is scratch space for list/map particles, reused across calls.
+/// Renders a record straight from the raw scan reader's wire fields and bin particles
+/// ([`RawRecord`]): lists and maps are written as the exact msgpack the server holds (order
+/// flags, ext types, nesting), HLLs as stored, scalars from their particles. No value tree is
+/// built. Nil particles are skipped, as no server stores them. For every value the model can
+/// hold this writes the same bytes as [`encode_record`].
 ///
 /// # Errors
-/// What [`record_from_client`](super::convert::record_from_client) rejects; `buf` is then
-/// left as it was.
-pub fn encode_client_record(
+/// A generation over 16 bits, a particle or stored key the format cannot carry, or a
+/// particle whose size does not fit its type; `buf` is then left as it was.
+pub fn encode_raw_record(
     buf: &mut Vec<u8>,
-    record: &aerospike::Record,
+    record: &RawRecord<'_>,
     options: EncoderOptions,
-    cdt: &mut Vec<u8>,
 ) -> Result<(), ConvertError> {
     let start = buf.len();
-    let result = encode_client_record_inner(buf, record, options, cdt);
+    let result = encode_raw_record_inner(buf, record, options);
     if result.is_err() {
         buf.truncate(start);
     }
     result
 }
 
-fn encode_client_record_inner(
+fn encode_raw_record_inner(
     buf: &mut Vec<u8>,
-    record: &aerospike::Record,
+    record: &RawRecord<'_>,
     options: EncoderOptions,
-    cdt: &mut Vec<u8>,
 ) -> Result<(), ConvertError> {
-    let key = record.key.as_ref().ok_or(ConvertError::MissingKey)?;
     let generation = u16::try_from(record.generation)
         .map_err(|_| ConvertError::GenerationOutOfRange(record.generation))?;
-    // The mapping is `user_key_from_value`'s.
-    let user_key = match key.user_key() {
+    let key = match record.key {
         None => None,
-        Some(Value::Int(v)) => Some(KeyRef::Int(*v)),
-        Some(Value::Float(f)) => Some(KeyRef::Double(f64::from(f))),
-        Some(Value::String(s)) => Some(KeyRef::String(s.as_bytes())),
-        Some(Value::Unknown(particle::STRING, b)) => Some(KeyRef::String(b)),
-        Some(Value::Blob(b)) => Some(KeyRef::Bytes(b)),
-        Some(other) => {
-            return Err(ConvertError::UserKey(format!(
-                "a {} cannot be a stored key",
-                type_name(other)
-            )));
-        }
+        Some((ptype, data)) => Some(match ptype {
+            particle::INTEGER => KeyRef::Int(i64::from_be_bytes(
+                be8(data).ok_or_else(|| ConvertError::UserKey("integer key is not 8 bytes".into()))?,
+            )),
+            particle::FLOAT => KeyRef::Double(f64::from_be_bytes(
+                be8(data).ok_or_else(|| ConvertError::UserKey("double key is not 8 bytes".into()))?,
+            )),
+            particle::STRING => KeyRef::String(data),
+            particle::BLOB => KeyRef::Bytes(data),
+            other => {
+                return Err(ConvertError::UserKey(format!(
+                    "particle type {other} cannot be a stored key"
+                )));
+            }
+        }),
     };
-    let digest = key.digest();
+    let bins = record
+        .bins()
+        .filter(|b| b.particle_type != particle::NULL)
+        .count();
     let head = RecordHead {
-        key: user_key,
-        namespace: key.namespace().as_bytes(),
-        digest: &digest,
-        set: Some(key.set_name().as_bytes()).filter(|s| !s.is_empty()),
+        key,
+        namespace: record.namespace,
+        digest: &record.digest,
+        set: record.set,
         generation,
-        void_time: record.expiration(),
-        bins: record.bins.len(),
+        void_time: record.void_time,
+        bins,
     };
     write_head(buf, &head, options);
-    for (name, value) in &record.bins {
-        let bin = client_bin(value, cdt).map_err(|message| ConvertError::Bin {
-            bin: name.clone(),
+    for bin in record.bins() {
+        if bin.particle_type == particle::NULL {
+            continue;
+        }
+        let value = raw_bin(bin.particle_type, bin.data).map_err(|message| ConvertError::Bin {
+            bin: String::from_utf8_lossy(bin.name).into_owned(),
             message,
         })?;
-        write_bin(buf, name.as_bytes(), bin, options);
+        write_bin(buf, bin.name, value, options);
     }
     Ok(())
 }
 
-/// A client value as a bin line needs it; the mapping is [`bin_value_from_value`]'s. Lists
-/// and maps are packed into `cdt`.
-///
-/// [`bin_value_from_value`]: super::convert::bin_value_from_value
-fn client_bin<'a>(value: &'a Value, cdt: &'a mut Vec<u8>) -> Result<BinRef<'a>, String> {
-    Ok(match value {
-        Value::Nil => BinRef::Nil,
-        Value::Bool(v) => BinRef::Bool(*v),
-        Value::Int(v) => BinRef::Int(*v),
-        Value::Float(f) => BinRef::Double(f64::from(f)),
-        Value::String(s) => BinRef::Text(b'S', s.as_bytes()),
-        Value::GeoJson(s) => BinRef::Text(b'G', s.as_bytes()),
-        Value::Blob(b) => BinRef::Blob(b'B', b),
-        Value::Hll(b) => BinRef::Blob(b'Y', b),
-        Value::List(_)
-        | Value::HashMap(_)
-        | Value::OrderedMap(_)
-        | Value::SortedMap(_)
-        | Value::KeyValueList(_) => {
-            cdt.clear();
-            encode_cdt_into(cdt, value).map_err(|e| e.to_string())?;
-            let label = if matches!(value, Value::List(_)) {
-                b'L'
-            } else {
-                b'M'
-            };
-            BinRef::Blob(label, cdt)
-        }
-        Value::Unknown(code, bytes) => match *code {
-            particle::STRING => BinRef::Text(b'S', bytes),
-            particle::LIST => BinRef::Blob(b'L', bytes),
-            particle::MAP => BinRef::Blob(b'M', bytes),
-            code => match BlobKind::from_particle_type(code) {
-                Some(kind) => BinRef::Blob(kind.label(), bytes),
-                None => {
-                    return Err(format!(
-                        "particle type {code} has no representation in the backup format"
-                    ));
-                }
-            },
+fn be8(data: &[u8]) -> Option<[u8; 8]> {
+    data.try_into().ok()
+}
+
+/// A raw particle as a bin line needs it.
+fn raw_bin(ptype: u8, data: &[u8]) -> Result<BinRef<'_>, String> {
+    let fixed = |what: &str| format!("{what} particle of {} bytes, not 8", data.len());
+    Ok(match ptype {
+        particle::INTEGER => BinRef::Int(i64::from_be_bytes(be8(data).ok_or_else(|| fixed("integer"))?)),
+        particle::FLOAT => BinRef::Double(f64::from_be_bytes(be8(data).ok_or_else(|| fixed("double"))?)),
+        particle::STRING => BinRef::Text(b'S', data),
+        particle::BOOL => match data {
+            [b] => BinRef::Bool(*b != 0),
+            _ => return Err(format!("boolean particle of {} bytes, not 1", data.len())),
         },
-        other => {
-            return Err(format!(
-                "a {} is not a storable bin value",
-                type_name(other)
-            ));
+        // GeoJSON particles start with a flag byte and a cell count, then the cells the server
+        // indexed (8 bytes each), then the text the client sent: only the text is backed up.
+        particle::GEOJSON => {
+            let cells = data
+                .get(1..3)
+                .map(|c| usize::from(u16::from_be_bytes([c[0], c[1]])))
+                .ok_or("GeoJSON particle shorter than its header")?;
+            let text = data
+                .get(3 + cells * 8..)
+                .ok_or("GeoJSON particle shorter than its cells")?;
+            BinRef::Text(b'G', text)
         }
+        particle::HLL => BinRef::Blob(b'Y', data),
+        particle::LIST => BinRef::Blob(b'L', data),
+        particle::MAP => BinRef::Blob(b'M', data),
+        code => match BlobKind::from_particle_type(code) {
+            Some(kind) => BinRef::Blob(kind.label(), data),
+            None => {
+                return Err(format!(
+                    "particle type {code} has no representation in the backup format"
+                ));
+            }
+        },
     })
 }
 
@@ -984,95 +981,182 @@ mod tests {
         assert_eq!(enc.records_written(), 0);
     }
 
-    /// The direct encoder must write exactly what the model path writes, errors included.
-    mod direct {
+    /// The raw-particle encoder must write exactly what the model path writes.
+    mod raw {
         use super::*;
-        use crate::engine::asb::convert::record_from_client;
-        use aerospike::{FloatValue, IndexMap, Key};
+        use crate::engine::node_reader::RawRecord;
         use proptest::prelude::*;
 
-        fn scalar() -> impl Strategy<Value = Value> {
+        fn value() -> impl Strategy<Value = BinValue> {
+            let bytes = || proptest::collection::vec(any::<u8>(), 0..20);
             prop_oneof![
-                Just(Value::Nil),
-                any::<bool>().prop_map(Value::Bool),
-                any::<i64>().prop_map(Value::Int),
-                any::<u64>().prop_map(|b| Value::Float(FloatValue::F64(b))),
-                "[ a-z\\\\\n]{0,12}".prop_map(Value::String),
-                proptest::collection::vec(any::<u8>(), 0..20).prop_map(Value::Blob),
-                "[a-z ]{0,8}".prop_map(|s| Value::GeoJson(format!("{{\"type\":\"{s}\"}}"))),
-                proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::Hll),
-                (
-                    proptest::sample::select(vec![3u8, 4, 7, 8, 9, 10, 11, 12, 19, 20, 99]),
-                    proptest::collection::vec(any::<u8>(), 0..6)
-                )
-                    .prop_map(|(c, b)| Value::Unknown(c, b)),
+                any::<bool>().prop_map(BinValue::Bool),
+                any::<i64>().prop_map(BinValue::Int),
+                any::<u64>().prop_map(|b| BinValue::Double(f64::from_bits(b))),
+                bytes().prop_map(BinValue::String),
+                "[a-z ]{0,8}".prop_map(|s| BinValue::GeoJson(format!("{{\"t\":\"{s}\"}}").into_bytes())),
+                (proptest::sample::select(BlobKind::ALL.to_vec()), bytes())
+                    .prop_map(|(k, b)| BinValue::Blob(k, b)),
+                bytes().prop_map(BinValue::Hll),
+                bytes().prop_map(BinValue::List),
+                bytes().prop_map(BinValue::Map),
             ]
         }
 
-        fn value() -> impl Strategy<Value = Value> {
+        fn key() -> impl Strategy<Value = Option<UserKey>> {
             prop_oneof![
-                4 => scalar(),
-                1 => proptest::collection::vec(scalar(), 0..4).prop_map(Value::List),
-                1 => proptest::collection::vec((any::<i64>(), scalar()), 0..4).prop_map(|kv| {
-                    Value::HashMap(kv.into_iter().map(|(k, v)| (Value::Int(k), v)).collect())
-                }),
+                Just(None),
+                any::<i64>().prop_map(|v| Some(UserKey::Int(v))),
+                any::<u64>().prop_map(|b| Some(UserKey::Double(f64::from_bits(b)))),
+                proptest::collection::vec(any::<u8>(), 0..6).prop_map(|b| Some(UserKey::String(b))),
+                proptest::collection::vec(any::<u8>(), 0..6).prop_map(|b| Some(UserKey::Bytes(b))),
             ]
         }
 
-        fn record() -> impl Strategy<Value = aerospike::Record> {
+        fn record() -> impl Strategy<Value = (AsbRecord, u16)> {
             (
-                prop_oneof![
-                    Just(None),
-                    any::<i64>().prop_map(|v| Some(Value::Int(v))),
-                    "[a-z ]{0,6}".prop_map(|s| Some(Value::String(s))),
-                    proptest::collection::vec(any::<u8>(), 0..6).prop_map(|b| Some(Value::Blob(b))),
-                    Just(Some(Value::Bool(true))),
-                ],
-                "[a-z ]{0,4}",
+                key(),
+                "[a-z \\\\]{0,4}",
                 any::<[u8; 20]>(),
-                proptest::collection::vec(("[a-z \\\\]{1,6}", value()), 0..6),
-                0u32..70_000,
+                proptest::collection::vec(("[a-z \\\\\n]{1,6}", value()), 0..6),
+                any::<u16>(),
                 any::<u32>(),
+                0u16..3,
             )
-                .prop_map(|(user_key, set, digest, bins, generation, ttl)| {
-                    let key = Key::with_digest("test ns", set, user_key, digest);
-                    let bins: IndexMap<String, Value> = bins.into_iter().collect();
-                    aerospike::Record::new(Some(key), bins, None, generation, ttl)
+                .prop_map(|(key, set, digest, bins, generation, void_time, cells)| {
+                    let record = AsbRecord {
+                        key,
+                        namespace: "test ns".into(),
+                        digest,
+                        set: Some(set).filter(|s| !s.is_empty()),
+                        generation,
+                        void_time,
+                        bins: bins.into_iter().map(|(n, v)| Bin::new(n, v)).collect(),
+                    };
+                    (record, cells)
                 })
+        }
+
+        /// A bin as the server sends it; GeoJSON gets a header with `cells` index cells.
+        fn particle(value: &BinValue, cells: u16) -> (u8, Vec<u8>) {
+            match value {
+                BinValue::Nil => (particle::NULL, Vec::new()),
+                BinValue::Bool(b) => (particle::BOOL, vec![u8::from(*b)]),
+                BinValue::Int(v) => (particle::INTEGER, v.to_be_bytes().to_vec()),
+                BinValue::Double(v) => (particle::FLOAT, v.to_be_bytes().to_vec()),
+                BinValue::String(s) => (particle::STRING, s.clone()),
+                BinValue::GeoJson(s) => {
+                    let mut p = vec![0];
+                    p.extend_from_slice(&cells.to_be_bytes());
+                    p.extend(std::iter::repeat_n(0xee, usize::from(cells) * 8));
+                    p.extend_from_slice(s);
+                    (particle::GEOJSON, p)
+                }
+                BinValue::Blob(k, b) => (k.particle_type(), b.clone()),
+                BinValue::Hll(b) => (particle::HLL, b.clone()),
+                BinValue::List(b) => (particle::LIST, b.clone()),
+                BinValue::Map(b) => (particle::MAP, b.clone()),
+            }
+        }
+
+        fn push_op(ops: &mut Vec<u8>, name: &[u8], ptype: u8, data: &[u8]) {
+            ops.extend_from_slice(&((4 + name.len() + data.len()) as u32).to_be_bytes());
+            ops.extend_from_slice(&[1, ptype, 0, name.len() as u8]);
+            ops.extend_from_slice(name);
+            ops.extend_from_slice(data);
+        }
+
+        fn key_particle(key: &UserKey) -> (u8, Vec<u8>) {
+            match key {
+                UserKey::Int(v) => (particle::INTEGER, v.to_be_bytes().to_vec()),
+                UserKey::Double(v) => (particle::FLOAT, v.to_be_bytes().to_vec()),
+                UserKey::String(s) => (particle::STRING, s.clone()),
+                UserKey::Bytes(b) => (particle::BLOB, b.clone()),
+            }
         }
 
         proptest! {
             #[test]
-            fn matches_the_model_path(rec in record(), compact in any::<bool>()) {
-                let options = EncoderOptions { compact };
-                let mut direct = b"prefix".to_vec();
-                let mut cdt = Vec::new();
-                let got = encode_client_record(&mut direct, &rec, options, &mut cdt);
-                match record_from_client(&rec) {
-                    Ok(model) => {
-                        prop_assert!(got.is_ok(), "{got:?}");
-                        let mut want = b"prefix".to_vec();
-                        encode_record(&mut want, &model, options);
-                        prop_assert_eq!(direct, want);
-                    }
-                    Err(e) => {
-                        // Both refuse the record; with two faults they may name different ones.
-                        prop_assert!(got.is_err(), "model refused with {e}, direct accepted");
-                        prop_assert_eq!(direct, b"prefix".to_vec(), "nothing half-written");
-                    }
+            fn matches_the_model_path((model, cells) in record(), compact in any::<bool>(), nil in any::<bool>()) {
+                let mut ops = Vec::new();
+                for bin in &model.bins {
+                    let (t, d) = particle(&bin.value, cells);
+                    push_op(&mut ops, bin.name.as_bytes(), t, &d);
                 }
+                // A nil particle (never stored by a server) is not a bin of the backup.
+                if nil {
+                    push_op(&mut ops, b"gone", particle::NULL, &[]);
+                }
+                let key = model.key.as_ref().map(key_particle);
+                let raw = RawRecord {
+                    namespace: model.namespace.as_bytes(),
+                    set: model.set.as_deref().map(str::as_bytes),
+                    digest: model.digest,
+                    key: key.as_ref().map(|(t, d)| (*t, d.as_slice())),
+                    generation: u32::from(model.generation),
+                    void_time: model.void_time,
+                    n_ops: (model.bins.len() + usize::from(nil)) as u16,
+                    ops: &ops,
+                };
+                let options = EncoderOptions { compact };
+                let mut got = b"prefix".to_vec();
+                encode_raw_record(&mut got, &raw, options).unwrap();
+                let mut want = b"prefix".to_vec();
+                encode_record(&mut want, &model, options);
+                prop_assert_eq!(got, want);
             }
         }
 
+        fn one_bin(ptype: u8, data: &[u8], generation: u32) -> Result<Vec<u8>, ConvertError> {
+            let mut ops = Vec::new();
+            push_op(&mut ops, b"b", ptype, data);
+            let raw = RawRecord {
+                namespace: b"test",
+                set: None,
+                digest: [0; 20],
+                key: None,
+                generation,
+                void_time: 0,
+                n_ops: 1,
+                ops: &ops,
+            };
+            let mut buf = b"prefix".to_vec();
+            let r = encode_raw_record(&mut buf, &raw, EncoderOptions::default());
+            if r.is_err() {
+                assert_eq!(buf, b"prefix", "nothing half-written");
+            }
+            r.map(|()| buf)
+        }
+
         #[test]
-        fn a_record_without_key_is_an_error() {
-            let rec = aerospike::Record::new(None, IndexMap::new(), None, 1, 0);
-            let mut buf = Vec::new();
+        fn lists_and_maps_are_written_as_stored() {
+            // An ordered list [1, 2, 3]: the ext header with the order flag stays.
+            let ordered = [0x94, 0xc7, 0x00, 0x01, 0x01, 0x02, 0x03];
+            let text = one_bin(particle::LIST, &ordered, 1).unwrap();
+            assert!(text.ends_with(b"- L b 12 lMcAAQECAw==\n"), "{}", String::from_utf8_lossy(&text));
+            let kv_ordered = [0x82, 0xc7, 0x00, 0x03, 0xc0, 0xa1, b'a', 0x01];
+            let text = one_bin(particle::MAP, &kv_ordered, 1).unwrap();
+            let b64 = STANDARD.encode(kv_ordered);
+            assert!(text.ends_with(format!("- M b {} {b64}\n", b64.len()).as_bytes()));
+        }
+
+        #[test]
+        fn particles_the_format_cannot_carry_are_errors() {
+            for (ptype, data) in [
+                (particle::INTEGER, &[1u8, 2][..]),
+                (particle::FLOAT, &[0; 9][..]),
+                (particle::BOOL, &[][..]),
+                (particle::GEOJSON, &[0, 0][..]),
+                (particle::GEOJSON, &[0, 0, 2, 1][..]),
+                (99, &[1][..]),
+            ] {
+                let e = one_bin(ptype, data, 1).unwrap_err();
+                assert!(matches!(e, ConvertError::Bin { .. }), "{ptype}: {e}");
+            }
             assert_eq!(
-                encode_client_record(&mut buf, &rec, EncoderOptions::default(), &mut Vec::new()),
-                Err(ConvertError::MissingKey)
+                one_bin(particle::INTEGER, &[0; 8], 70_000).unwrap_err(),
+                ConvertError::GenerationOutOfRange(70_000)
             );
-            assert!(buf.is_empty());
         }
     }
 }
