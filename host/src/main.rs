@@ -58,7 +58,8 @@ enum PluginCommand {
         /// The `.wasm` component.
         path: PathBuf,
         /// Options (JSON) to create it with; defaults to `{}` for codecs and a temporary
-        /// directory for storage plugins.
+        /// directory for storage plugins. A storage plugin's secrets come from environment
+        /// variables `ABS_PLUGIN_SECRET_<NAME>` (`..._ACCESS_KEY_ID` → `access-key-id`).
         #[arg(long, value_name = "JSON")]
         options: Option<String>,
     },

@@ -16,6 +16,10 @@
 //! checked mechanically (object keys, call order after `finish`/errors, idempotent
 //! `finish`, abort on drop) and stamps [`API_VERSION`] into `plugin-info`.
 //!
+//! A storage backend that talks to an object store over HTTP(S) enables feature `http`
+//! (which implies `storage`) and uses [`http`]: its component then imports
+//! `wasi:http/outgoing-handler`, and the host admits only the backend's `allowed-hosts()`.
+//!
 //! On a native target the same code compiles for unit tests: [`crypto`] then runs in
 //! software over keys made with [`crypto::Key::from_bytes`], and [`testing`] offers
 //! round-trip helpers.
@@ -31,6 +35,8 @@ pub mod options;
 mod codec;
 #[cfg(feature = "codec")]
 pub mod crypto;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "storage")]
 mod storage;
 

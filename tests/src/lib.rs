@@ -2,11 +2,13 @@
 //!
 //! - [`AerospikeNode`]: an in-process Aerospike wire-protocol server (one or more nodes)
 //!   that the official clients talk to unmodified; see `docs/TEST-NODE.md`.
+//! - [`emulators`]: launchers for the S3 / Azure / GCS stand-ins on free ports.
 //! - [`fixtures`]: deterministic records of every particle type for tests and benches.
 //! - [`secret_agent`]: a Secret Agent test double (TCP, TLS, unix socket).
 //! - [`demo`]: the README demo's sample data and background writer.
 
 pub mod demo;
+pub mod emulators;
 pub mod fixtures;
 pub mod node;
 pub mod secret_agent;

@@ -7,6 +7,7 @@
 
 pub mod asb;
 pub mod backup;
+pub mod cloud;
 pub mod cluster;
 pub mod context;
 pub mod files;

@@ -11,7 +11,9 @@ use crate::config::{
 };
 use crate::plugins::keys::KeySource;
 use crate::plugins::layers::{RetryPolicy, standard_stack};
-use crate::plugins::pipeline::LOCAL_STORAGE_PLUGIN;
+use crate::plugins::pipeline::{
+    AZURE_STORAGE_PLUGIN, GCS_STORAGE_PLUGIN, LOCAL_STORAGE_PLUGIN, S3_STORAGE_PLUGIN,
+};
 use crate::plugins::{
     CompressionSpec, EncryptionSpec, Pipeline, Registry, StepSpec, Storage, StorageSecrets,
 };
@@ -24,7 +26,7 @@ const STORAGE_CONCURRENCY: usize = 16;
 /// A backend for a storage config, wrapped in the standard retry/concurrency layers.
 ///
 /// # Errors
-/// A storage kind without a plugin in this build, or what the plugin reports.
+/// Unresolvable credentials, or what the plugin reports.
 pub fn open_storage(
     plugins: &Registry,
     storage: &StorageConfig,
@@ -35,6 +37,20 @@ pub fn open_storage(
             &json!({ "path": l.path }),
             StorageSecrets::default(),
         ),
+        StorageConfig::S3Storage(s3) => {
+            let (options, secrets) =
+                super::cloud::s3_plugin_config(s3, &super::cloud::AwsEnvironment::from_process())?;
+            plugins.open_storage(S3_STORAGE_PLUGIN, &options, secrets)
+        }
+        StorageConfig::AzureStorage(a) => {
+            let (options, secrets) = super::cloud::azure_plugin_config(a)?;
+            plugins.open_storage(AZURE_STORAGE_PLUGIN, &options, secrets)
+        }
+        StorageConfig::GcpStorage(g) => {
+            let token = std::env::var("CLOUDSDK_AUTH_ACCESS_TOKEN").ok();
+            let (options, secrets) = super::cloud::gcp_plugin_config(g, token)?;
+            plugins.open_storage(GCS_STORAGE_PLUGIN, &options, secrets)
+        }
         StorageConfig::PluginStorage(p) => plugins.open_storage(
             &p.plugin,
             &p.options,
@@ -45,12 +61,6 @@ pub fn open_storage(
                     .collect(),
             ),
         ),
-        other => {
-            return Err(EngineError::Config(format!(
-                "{} has no storage plugin in this build yet",
-                other.kind()
-            )));
-        }
     }
     .map_err(|e| EngineError::plugin("opening storage", e))?;
     Ok(standard_stack(

@@ -42,6 +42,23 @@ pub fn plugin_list(registry: &Registry) -> String {
     out
 }
 
+/// Prefix of the environment variables that hand `plugin check` a storage plugin's
+/// secrets: `ABS_PLUGIN_SECRET_ACCESS_KEY_ID` becomes secret `access-key-id` (kept off the
+/// command line, where other users could read it).
+pub const SECRET_ENV_PREFIX: &str = "ABS_PLUGIN_SECRET_";
+
+/// The secrets named by [`SECRET_ENV_PREFIX`] variables.
+pub fn secrets_from_env(vars: impl Iterator<Item = (String, String)>) -> StorageSecrets {
+    let mut out: Vec<(String, String)> = vars
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix(SECRET_ENV_PREFIX)?;
+            (!name.is_empty()).then(|| (name.to_ascii_lowercase().replace('_', "-"), v))
+        })
+        .collect();
+    out.sort();
+    StorageSecrets(out)
+}
+
 /// `plugin check <file.wasm>`: loads the component (import and version checks), prints its
 /// info, validates its options schema, then runs the codec round-trip properties or the
 /// storage behaviour suite against a temporary root. `options` defaults to `{}` for codecs
@@ -138,15 +155,18 @@ pub async fn plugin_check(
                     format!("options {opts} rejected by the plugin's own schema: {e}"),
                 );
             }
-            let backend = match storage.open_backend(&opts.to_string(), StorageSecrets::default()) {
+            let secrets = secrets_from_env(std::env::vars());
+            let backend = match storage.open_backend(&opts.to_string(), secrets) {
                 Ok(b) => b,
                 Err(e) => return fail(out, format!("backend.create: {e}")),
             };
             let suite = SuiteOptions {
                 prefix: "plugin-check/".into(),
+                // A network backend's `path` is a key prefix, not a directory.
                 local_root: opts
                     .get("path")
                     .and_then(|p| p.as_str())
+                    .filter(|_| !storage.uses_network())
                     .map(std::path::PathBuf::from),
                 large_object_bytes: 0,
             };

@@ -11,6 +11,7 @@ pub mod error;
 pub mod keys;
 pub mod layers;
 pub mod metrics;
+pub mod net;
 pub mod pipeline;
 pub mod registry;
 pub mod runtime;

@@ -23,6 +23,12 @@ pub const ZSTD_PLUGIN: &str = "compression-zstd";
 pub const AES_PLUGIN: &str = "encryption-aes";
 /// Registry name of the default storage plugin.
 pub const LOCAL_STORAGE_PLUGIN: &str = "storage-local";
+/// Registry name of the S3 (and S3-compatible) storage plugin.
+pub const S3_STORAGE_PLUGIN: &str = "storage-s3";
+/// Registry name of the Azure Blob storage plugin.
+pub const AZURE_STORAGE_PLUGIN: &str = "storage-azure";
+/// Registry name of the Google Cloud Storage plugin.
+pub const GCS_STORAGE_PLUGIN: &str = "storage-gcs";
 
 /// The registry name a config's plugin name refers to: registered names first, then the
 /// short names of the defaults (`zstd`, `aes`, `local`) that configs may use.
@@ -34,6 +40,9 @@ pub fn resolve_plugin_name<'a>(registry: &Registry, name: &'a str) -> &'a str {
         "zstd" => ZSTD_PLUGIN,
         "aes" => AES_PLUGIN,
         "local" => LOCAL_STORAGE_PLUGIN,
+        "s3" => S3_STORAGE_PLUGIN,
+        "azure" => AZURE_STORAGE_PLUGIN,
+        "gcs" => GCS_STORAGE_PLUGIN,
         other => other,
     }
 }

@@ -37,6 +37,18 @@ pub const DEFAULT_PLUGINS: &[(&str, &[u8])] = &[
         "storage-local",
         include_bytes!("../../assets/plugins/storage-local.wasm"),
     ),
+    (
+        "storage-s3",
+        include_bytes!("../../assets/plugins/storage-s3.wasm"),
+    ),
+    (
+        "storage-azure",
+        include_bytes!("../../assets/plugins/storage-azure.wasm"),
+    ),
+    (
+        "storage-gcs",
+        include_bytes!("../../assets/plugins/storage-gcs.wasm"),
+    ),
 ];
 
 /// What kind of plugin a component is.

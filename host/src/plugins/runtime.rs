@@ -169,6 +169,20 @@ pub(crate) struct HostState {
     pub(crate) crypto: CryptoState,
     /// Host path of the one preopened directory (storage plugins only).
     pub(crate) storage_root: Option<PathBuf>,
+    /// wasi:http state; only storage plugins have it linked.
+    pub(crate) http: wasmtime_wasi_http::WasiHttpCtx,
+    /// Where this store's wasi:http requests may go (nowhere until a backend says).
+    pub(crate) net: super::net::NetGuard,
+}
+
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.net,
+        }
+    }
 }
 
 impl WasiView for HostState {
@@ -296,6 +310,9 @@ impl Runtime {
         )
         .map_err(runtime_err)?;
         wasmtime_wasi::p2::add_to_linker_sync(&mut storage_linker).map_err(runtime_err)?;
+        // Network for storage plugins: every request passes `NetGuard` (DESIGN §4).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut storage_linker)
+            .map_err(runtime_err)?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
@@ -445,6 +462,8 @@ impl Runtime {
                     seed.wrapping_add(self.inner.stores.fetch_add(1, Ordering::Relaxed))
                 })),
                 storage_root: preopen.map(Path::to_path_buf),
+                http: wasmtime_wasi_http::WasiHttpCtx::new(),
+                net: super::net::NetGuard::deny_all("<unnamed>"),
             };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -580,14 +599,14 @@ pub(crate) fn check_imports(
         let allowed = match iface_pkg {
             "wasi:cli" | "wasi:io" | "wasi:clocks" | "wasi:random" => true,
             "wasi:filesystem" => world == World::Storage,
+            // Filtered per request by `net::NetGuard` against the backend's allowed hosts.
+            "wasi:http" => world == World::Storage,
             "aerospike:backup-plugin" => matches!(
                 (world, unversioned),
                 (_, "aerospike:backup-plugin/types")
                     | (World::Codec, "aerospike:backup-plugin/crypto")
                     | (World::Storage, "aerospike:backup-plugin/storage-host")
             ),
-            // wasi:http (storage-http-plugin) arrives with the cloud storage issue; until the
-            // host enforces allowed-hosts it links nothing with network access.
             _ => false,
         };
         if !allowed {

@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -17,6 +17,7 @@ use wasmtime::component::{Component, ResourceAny};
 
 use super::bindings::storage as wit;
 use super::error::{PluginError, PluginResult};
+use super::net::NetPolicy;
 use super::registry::{PluginInfo, PluginKind};
 use super::runtime::{HostState, Runtime, World};
 
@@ -179,6 +180,9 @@ pub struct WasmStoragePlugin {
     name: String,
     info: PluginInfo,
     pre: wit::StoragePluginPre<HostState>,
+    /// Imports wasi:http: a network backend, whose `path` option is a key prefix rather
+    /// than a directory to preopen.
+    network: bool,
 }
 
 impl fmt::Debug for WasmStoragePlugin {
@@ -205,6 +209,10 @@ impl WasmStoragePlugin {
             .instantiate_pre(component)
             .map_err(|e| load(format!("{e:#}")))?;
         let pre = wit::StoragePluginPre::new(ip).map_err(|e| load(format!("{e:#}")))?;
+        let network = component
+            .component_type()
+            .imports(runtime.engine())
+            .any(|(name, _)| name.starts_with("wasi:http/"));
         let mut store = runtime.new_store(World::Storage, None)?;
         let b = runtime.guarded(&mut store, World::Storage, name, |s| pre.instantiate(s))?;
         let info = runtime.guarded(&mut store, World::Storage, name, |s| {
@@ -215,7 +223,13 @@ impl WasmStoragePlugin {
             name: name.to_string(),
             info: info_from_wit(info),
             pre,
+            network,
         })
+    }
+
+    /// Whether the component talks to the network (imports wasi:http).
+    pub fn uses_network(&self) -> bool {
+        self.network
     }
 
     /// The plugin's self-description.
@@ -252,7 +266,13 @@ impl WasmStoragePlugin {
         options: &str,
         secrets: StorageSecrets,
     ) -> PluginResult<Arc<dyn Storage>> {
-        let root = storage_root(options)?;
+        let parsed: serde_json::Value = serde_json::from_str(options)
+            .map_err(|e| PluginError::InvalidConfig(format!("options are not JSON: {e}")))?;
+        let root = if self.network {
+            None
+        } else {
+            storage_root(options)?
+        };
         if let Some(r) = &root {
             std::fs::create_dir_all(r).map_err(|e| {
                 PluginError::Other(format!("cannot create storage root {}: {e}", r.display()))
@@ -265,6 +285,7 @@ impl WasmStoragePlugin {
             options: options.to_string(),
             secrets,
             root,
+            net: OnceLock::new(),
         });
         let mut control = shared.instantiate()?;
         let (caps, hosts) = {
@@ -282,6 +303,14 @@ impl WasmStoragePlugin {
                 })?;
             (caps, hosts)
         };
+        // From now on every instance of this backend (this one included) may reach the
+        // hosts it declared, and only those.
+        let policy = NetPolicy::new(&hosts, &parsed);
+        control.store.data_mut().net.policy = policy.clone();
+        let _ = shared.net.set(policy);
+        if !hosts.is_empty() {
+            tracing::debug!(plugin = %shared.name, hosts = ?hosts, "storage backend network allowlist");
+        }
         Ok(Arc::new(WasmStorage {
             shared,
             control: Arc::new(Mutex::new(Some(control))),
@@ -304,6 +333,8 @@ struct Shared {
     options: String,
     secrets: StorageSecrets,
     root: Option<PathBuf>,
+    /// Set once the backend declared its hosts; until then requests are refused.
+    net: OnceLock<NetPolicy>,
 }
 
 struct StorageInstance {
@@ -317,6 +348,11 @@ impl Shared {
         let mut store = self
             .runtime
             .new_store(World::Storage, self.root.as_deref())?;
+        {
+            let net = &mut store.data_mut().net;
+            net.plugin.clone_from(&self.name);
+            net.policy = self.net.get().cloned().unwrap_or_default();
+        }
         let b = self
             .runtime
             .guarded(&mut store, World::Storage, &self.name, |s| {

@@ -29,11 +29,11 @@ use testkit::fixtures::{self, FixtureSpec};
 use testkit::{AerospikeNode, NodeConfig};
 use tower::ServiceExt;
 
-fn key_pem() -> PathBuf {
+pub(crate) fn key_pem() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden/key.pem")
 }
 
-pub(super) fn plugins() -> Arc<Registry> {
+pub(crate) fn plugins() -> Arc<Registry> {
     static REG: OnceLock<Arc<Registry>> = OnceLock::new();
     REG.get_or_init(|| {
         let rt = Runtime::new(RuntimeConfig {
@@ -212,7 +212,7 @@ fn metadata(folder: &Path) -> BackupMetadata {
     serde_yaml::from_slice(&std::fs::read(folder.join("metadata.yaml")).unwrap()).unwrap()
 }
 
-pub(super) async fn connect(node: &AerospikeNode) -> Client {
+pub(crate) async fn connect(node: &AerospikeNode) -> Client {
     Client::new(&ClientPolicy::default(), &node.hosts())
         .await
         .unwrap()
@@ -222,7 +222,7 @@ pub(super) async fn connect(node: &AerospikeNode) -> Client {
 /// backup model, with each list and map bin replaced by the exact msgpack particle the node
 /// holds (the client decodes CDTs into values and re-encodes them, which loses order flags
 /// and the integer widths the writer chose; a backup keeps the stored bytes).
-async fn scan_all(node: &AerospikeNode, client: &Client) -> BTreeMap<[u8; 20], AsbRecord> {
+pub(crate) async fn scan_all(node: &AerospikeNode, client: &Client) -> BTreeMap<[u8; 20], AsbRecord> {
     let rs = client
         .query(
             &QueryPolicy::default(),
@@ -252,7 +252,7 @@ fn stored_particle(node: &AerospikeNode, digest: &[u8; 20], bin: &str) -> Vec<u8
     part.get(digest).unwrap().bin(bin.as_bytes()).unwrap().data.to_vec()
 }
 
-fn by_digest(records: Vec<AsbRecord>) -> BTreeMap<[u8; 20], AsbRecord> {
+pub(crate) fn by_digest(records: Vec<AsbRecord>) -> BTreeMap<[u8; 20], AsbRecord> {
     let n = records.len();
     let map: BTreeMap<_, _> = records.into_iter().map(|r| (r.digest, r)).collect();
     assert_eq!(map.len(), n, "a record was backed up twice");
@@ -260,7 +260,10 @@ fn by_digest(records: Vec<AsbRecord>) -> BTreeMap<[u8; 20], AsbRecord> {
 }
 
 /// Compares records ignoring bin order (a property of the scan, not of the data).
-fn assert_same_records(got: &BTreeMap<[u8; 20], AsbRecord>, want: &BTreeMap<[u8; 20], AsbRecord>) {
+pub(crate) fn assert_same_records(
+    got: &BTreeMap<[u8; 20], AsbRecord>,
+    want: &BTreeMap<[u8; 20], AsbRecord>,
+) {
     assert_eq!(got.len(), want.len(), "record count");
     for (d, w) in want {
         let g = got.get(d).unwrap_or_else(|| panic!("missing record {d:?}"));
@@ -295,7 +298,7 @@ async fn create_int_index(node: &AerospikeNode) {
         .unwrap();
 }
 
-pub(super) fn seed(node: &AerospikeNode, records: usize) {
+pub(crate) fn seed(node: &AerospikeNode, records: usize) {
     fixtures::fill(
         node,
         &FixtureSpec {

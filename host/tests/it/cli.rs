@@ -234,6 +234,38 @@ fn readme_commands_are_true() {
     );
 }
 
+/// `plugin check` of a cloud storage plugin against a stand-in, secrets from the environment.
+#[test]
+fn plugin_check_runs_the_storage_suite_on_a_stand_in() {
+    let moto = testkit::emulators::moto().expect("moto stand-in (installed by scripts/test)");
+    moto.create_bucket("plugin-check-bucket").unwrap();
+    let options = serde_json::json!({
+        "bucket": "plugin-check-bucket", "s3-region": "us-east-1",
+        "s3-endpoint-override": moto.endpoint(), "path": "checked",
+    })
+    .to_string();
+    let wasm = repo().join("host/assets/plugins/storage-s3.wasm");
+    let out = Command::new(BIN)
+        .args(["plugin".as_ref(), "check".as_ref(), wasm.as_os_str()])
+        .args(["--options", &options])
+        .env(
+            "ABS_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
+        .env("ABS_PLUGIN_SECRET_ACCESS_KEY_ID", "AKIDCHECK")
+        .env("ABS_PLUGIN_SECRET_SECRET_ACCESS_KEY", "not-a-real-secret")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("9 passed, 0 failed"), "{stdout}");
+    assert!(!stdout.contains("not-a-real-secret"), "{stdout}");
+}
+
 /// `plugin list` and `plugin check`, as a third-party author runs them.
 #[test]
 fn plugin_subcommands() {

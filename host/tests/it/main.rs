@@ -3,6 +3,7 @@
 mod api_config;
 mod backup;
 mod cli;
+mod cloud;
 mod openapi;
 mod plugins;
 mod restore;

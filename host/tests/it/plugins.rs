@@ -150,11 +150,18 @@ fn default_plugins_can_come_from_a_directory() {
     }
     let err = Registry::with_defaults_from(runtime(), Some(dir.path())).unwrap_err();
     assert!(err.to_string().contains("storage-local.wasm"), "{err}");
-    std::fs::copy(
-        assets.join("storage-local.wasm"),
-        dir.path().join("storage-local.wasm"),
-    )
-    .unwrap();
+    for name in [
+        "storage-local",
+        "storage-s3",
+        "storage-azure",
+        "storage-gcs",
+    ] {
+        std::fs::copy(
+            assets.join(format!("{name}.wasm")),
+            dir.path().join(format!("{name}.wasm")),
+        )
+        .unwrap();
+    }
     let reg = Registry::with_defaults_from(runtime(), Some(dir.path())).unwrap();
     for p in reg.plugins() {
         assert_eq!(

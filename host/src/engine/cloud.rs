@@ -1,0 +1,395 @@
+//! ABS cloud storage configs → storage plugin options and secrets.
+//!
+//! Credentials are resolved here, in the host, and reach the plugin only as `secrets` (never
+//! in options, logs or errors): literal values, `env:VAR`, `file:PATH`, and for S3 the AWS
+//! credential chain that the service's own environment provides (`AWS_ACCESS_KEY_ID` /
+//! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, then the shared credentials file with
+//! `s3-profile`, `AWS_PROFILE` or `default`).
+
+use std::path::PathBuf;
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{AzureStorage, GcpStorage, S3Storage, Secret};
+use crate::plugins::StorageSecrets;
+
+use super::EngineError;
+
+/// The value of a secret field: literal, `env:VAR` or `file:PATH` (trimmed). `field` names
+/// the config field in errors; the value itself is never part of one.
+///
+/// # Errors
+/// A missing variable or unreadable file, or a Secret Agent reference (not supported yet).
+pub fn resolve_secret(secret: &Secret, field: &str) -> Result<String, EngineError> {
+    let raw = secret.expose();
+    if secret.is_agent_reference() {
+        return Err(EngineError::Config(format!(
+            "{field}: Secret Agent references are not supported yet"
+        )));
+    }
+    if let Some(var) = raw.strip_prefix("env:") {
+        return std::env::var(var).map_err(|_| {
+            EngineError::Config(format!("{field}: environment variable {var} is not set"))
+        });
+    }
+    if let Some(path) = raw.strip_prefix("file:") {
+        return std::fs::read_to_string(path)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| EngineError::Config(format!("{field}: cannot read {path}: {e}")));
+    }
+    Ok(raw.to_string())
+}
+
+/// AWS keys found by the host.
+#[derive(Clone, PartialEq, Eq)]
+struct AwsKeys {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+}
+
+impl std::fmt::Debug for AwsKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AwsKeys({}, **redacted**)", self.access_key_id)
+    }
+}
+
+/// Where the AWS chain looks, taken from the process (tests pass their own).
+#[derive(Debug, Clone, Default)]
+pub struct AwsEnvironment {
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub profile: Option<String>,
+    pub credentials_file: Option<PathBuf>,
+}
+
+impl AwsEnvironment {
+    /// The service's own environment.
+    pub fn from_process() -> Self {
+        let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+        AwsEnvironment {
+            access_key_id: var("AWS_ACCESS_KEY_ID"),
+            secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
+            session_token: var("AWS_SESSION_TOKEN"),
+            profile: var("AWS_PROFILE"),
+            credentials_file: var("AWS_SHARED_CREDENTIALS_FILE")
+                .map(PathBuf::from)
+                .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".aws/credentials"))),
+        }
+    }
+}
+
+/// `[profile]` section of an AWS shared credentials file.
+fn profile_keys(text: &str, profile: &str) -> Option<AwsKeys> {
+    let mut in_section = false;
+    let (mut id, mut secret, mut token) = (None, None, None);
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let name = name.trim();
+            in_section = name == profile || name.strip_prefix("profile ") == Some(profile);
+            continue;
+        }
+        if !in_section {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim().to_string();
+            match k.trim() {
+                "aws_access_key_id" => id = Some(v),
+                "aws_secret_access_key" => secret = Some(v),
+                "aws_session_token" => token = Some(v),
+                _ => {}
+            }
+        }
+    }
+    Some(AwsKeys {
+        access_key_id: id?,
+        secret_access_key: secret?,
+        session_token: token,
+    })
+}
+
+fn aws_chain(s3: &S3Storage, env: &AwsEnvironment) -> Result<Option<AwsKeys>, EngineError> {
+    if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
+        return Ok(Some(AwsKeys {
+            access_key_id: id.clone(),
+            secret_access_key: resolve_secret(secret, "s3-storage.secret-access-key")?,
+            session_token: None,
+        }));
+    }
+    if s3.s3_profile.is_none()
+        && let (Some(id), Some(secret)) = (&env.access_key_id, &env.secret_access_key)
+    {
+        return Ok(Some(AwsKeys {
+            access_key_id: id.clone(),
+            secret_access_key: secret.clone(),
+            session_token: env.session_token.clone(),
+        }));
+    }
+    let profile = s3
+        .s3_profile
+        .clone()
+        .or_else(|| env.profile.clone())
+        .unwrap_or_else(|| "default".into());
+    let from_file = env
+        .credentials_file
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| profile_keys(&text, &profile));
+    match from_file {
+        Some(k) => Ok(Some(k)),
+        None if s3.s3_profile.is_some() => Err(EngineError::Config(format!(
+            "s3-storage.s3-profile: no credentials for profile {profile:?} in the shared credentials file"
+        ))),
+        // No credentials anywhere: unsigned requests (public buckets); S3 answers 403 otherwise.
+        None => Ok(None),
+    }
+}
+
+/// `storage-s3` options and secrets for an ABS `s3-storage`.
+///
+/// # Errors
+/// Unresolvable secrets or profile.
+pub fn s3_plugin_config(
+    s3: &S3Storage,
+    env: &AwsEnvironment,
+) -> Result<(Value, StorageSecrets), EngineError> {
+    let mut o = Map::new();
+    o.insert("bucket".into(), json!(s3.bucket));
+    o.insert("s3-region".into(), json!(s3.s3_region));
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            o.insert(k.into(), v);
+        }
+    };
+    put("path", s3.path.clone().map(Value::from));
+    put(
+        "s3-endpoint-override",
+        s3.s3_endpoint_override
+            .clone()
+            .filter(|e| !e.trim().is_empty())
+            .map(Value::from),
+    );
+    put("min-part-size", s3.min_part_size.map(Value::from));
+    put(
+        "max-async-connections",
+        s3.max_async_connections.map(Value::from),
+    );
+    put("storage-class", s3.storage_class.clone().map(Value::from));
+    let mut secrets = Vec::new();
+    if let Some(k) = aws_chain(s3, env)? {
+        secrets.push(("access-key-id".to_string(), k.access_key_id));
+        secrets.push(("secret-access-key".to_string(), k.secret_access_key));
+        if let Some(t) = k.session_token {
+            secrets.push(("session-token".to_string(), t));
+        }
+    }
+    Ok((Value::Object(o), StorageSecrets(secrets)))
+}
+
+/// `storage-azure` options and secrets for an ABS `azure-storage` (Shared Key).
+///
+/// # Errors
+/// Unresolvable secrets, or AAD client-secret credentials (not supported yet).
+pub fn azure_plugin_config(a: &AzureStorage) -> Result<(Value, StorageSecrets), EngineError> {
+    if a.client_secret.is_some() || a.tenant_id.is_some() || a.client_id.is_some() {
+        return Err(EngineError::Config(
+            "azure-storage: tenant-id/client-id/client-secret (AAD) credentials are not supported yet; use account-name/account-key".into(),
+        ));
+    }
+    let key = a.account_key.as_ref().ok_or_else(|| {
+        EngineError::Config("azure-storage.account-key: is required (Shared Key)".into())
+    })?;
+    let mut o = Map::new();
+    o.insert("endpoint".into(), json!(a.endpoint));
+    o.insert("container-name".into(), json!(a.container_name));
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            o.insert(k.into(), v);
+        }
+    };
+    put("path", a.path.clone().map(Value::from));
+    put("account-name", a.account_name.clone().map(Value::from));
+    put("min-part-size", a.min_part_size.map(Value::from));
+    put("storage-class", a.storage_class.clone().map(Value::from));
+    let secrets = vec![(
+        "account-key".to_string(),
+        resolve_secret(key, "azure-storage.account-key")?,
+    )];
+    Ok((Value::Object(o), StorageSecrets(secrets)))
+}
+
+/// `storage-gcs` options and secrets for an ABS `gcp-storage`. The bearer token, if any,
+/// comes from `CLOUDSDK_AUTH_ACCESS_TOKEN` (gcloud's variable for a ready access token);
+/// without one requests are unauthenticated (emulators, public buckets).
+///
+/// # Errors
+/// Service-account keys (`key`, `key-file-path`): the token exchange is not supported yet.
+pub fn gcp_plugin_config(
+    g: &GcpStorage,
+    access_token: Option<String>,
+) -> Result<(Value, StorageSecrets), EngineError> {
+    if g.key.is_some() || g.key_file_path.is_some() {
+        return Err(EngineError::Config(
+            "gcp-storage: service-account keys (key, key-file-path) are not supported yet; provide an access token in CLOUDSDK_AUTH_ACCESS_TOKEN".into(),
+        ));
+    }
+    let mut o = Map::new();
+    o.insert("bucket-name".into(), json!(g.bucket_name));
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            o.insert(k.into(), v);
+        }
+    };
+    put("path", g.path.clone().map(Value::from));
+    put("endpoint", g.endpoint.clone().map(Value::from));
+    put("min-part-size", g.min_part_size.map(Value::from));
+    put("storage-class", g.storage_class.clone().map(Value::from));
+    let secrets = access_token
+        .filter(|t| !t.is_empty())
+        .map(|t| vec![("access-token".to_string(), t)])
+        .unwrap_or_default();
+    Ok((Value::Object(o), StorageSecrets(secrets)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3() -> S3Storage {
+        S3Storage {
+            bucket: "b".into(),
+            s3_region: "eu-west-1".into(),
+            ..S3Storage::default()
+        }
+    }
+
+    fn names(s: &StorageSecrets) -> Vec<(&str, &str)> {
+        s.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+
+    #[test]
+    fn config_keys_win_and_stay_out_of_the_options() {
+        let mut c = s3();
+        c.access_key_id = Some("AKID".into());
+        c.secret_access_key = Some(Secret::new("sekrit"));
+        c.path = Some("backups".into());
+        c.s3_endpoint_override = Some(String::new());
+        let env = AwsEnvironment {
+            access_key_id: Some("ENVKEY".into()),
+            secret_access_key: Some("envsecret".into()),
+            ..AwsEnvironment::default()
+        };
+        let (o, s) = s3_plugin_config(&c, &env).unwrap();
+        assert_eq!(
+            o,
+            json!({"bucket": "b", "s3-region": "eu-west-1", "path": "backups"})
+        );
+        assert_eq!(
+            names(&s),
+            [("access-key-id", "AKID"), ("secret-access-key", "sekrit")]
+        );
+        assert!(!format!("{s:?}").contains("sekrit"));
+    }
+
+    #[test]
+    fn environment_then_profile_file() {
+        let env = AwsEnvironment {
+            access_key_id: Some("ENVKEY".into()),
+            secret_access_key: Some("envsecret".into()),
+            session_token: Some("tok".into()),
+            ..AwsEnvironment::default()
+        };
+        let (_, s) = s3_plugin_config(&s3(), &env).unwrap();
+        assert_eq!(
+            names(&s),
+            [
+                ("access-key-id", "ENVKEY"),
+                ("secret-access-key", "envsecret"),
+                ("session-token", "tok")
+            ]
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credentials");
+        std::fs::write(
+            &file,
+            "[default]\naws_access_key_id = D\naws_secret_access_key = DS\n\n[backup]\n# comment\naws_access_key_id=B\naws_secret_access_key=BS\n",
+        )
+        .unwrap();
+        let env = AwsEnvironment {
+            credentials_file: Some(file),
+            ..AwsEnvironment::default()
+        };
+        let (_, s) = s3_plugin_config(&s3(), &env).unwrap();
+        assert_eq!(names(&s)[0], ("access-key-id", "D"));
+        let mut c = s3();
+        c.s3_profile = Some("backup".into());
+        let (_, s) = s3_plugin_config(&c, &env).unwrap();
+        assert_eq!(names(&s)[1], ("secret-access-key", "BS"));
+        c.s3_profile = Some("missing".into());
+        let e = s3_plugin_config(&c, &env).unwrap_err();
+        assert!(e.to_string().contains("s3-profile"), "{e}");
+        let (_, s) = s3_plugin_config(&s3(), &AwsEnvironment::default()).unwrap();
+        assert!(s.0.is_empty());
+    }
+
+    #[test]
+    fn azure_shared_key_goes_to_secrets_and_aad_is_refused_by_name() {
+        let mut a = AzureStorage {
+            endpoint: "https://acct.blob.core.windows.net".into(),
+            container_name: "c".into(),
+            account_name: Some("acct".into()),
+            account_key: Some(Secret::new("a2V5")),
+            storage_class: Some("Cool".into()),
+            ..AzureStorage::default()
+        };
+        let (o, s) = azure_plugin_config(&a).unwrap();
+        assert_eq!(
+            o,
+            json!({"endpoint": "https://acct.blob.core.windows.net", "container-name": "c",
+                   "account-name": "acct", "storage-class": "Cool"})
+        );
+        assert_eq!(names(&s), [("account-key", "a2V5")]);
+        a.account_key = None;
+        a.tenant_id = Some("t".into());
+        let e = azure_plugin_config(&a).unwrap_err();
+        assert!(e.to_string().contains("AAD"), "{e}");
+    }
+
+    #[test]
+    fn gcp_options_and_token() {
+        let mut g = GcpStorage {
+            bucket_name: "b".into(),
+            endpoint: Some("http://127.0.0.1:4443".into()),
+            ..GcpStorage::default()
+        };
+        let (o, s) = gcp_plugin_config(&g, Some("tok".into())).unwrap();
+        assert_eq!(
+            o,
+            json!({"bucket-name": "b", "endpoint": "http://127.0.0.1:4443"})
+        );
+        assert_eq!(names(&s), [("access-token", "tok")]);
+        g.key_file_path = Some("sa.json".into());
+        let e = gcp_plugin_config(&g, None).unwrap_err();
+        assert!(e.to_string().contains("key-file-path"), "{e}");
+    }
+
+    #[test]
+    fn secrets_from_env_and_file_name_the_field_when_missing() {
+        let e = resolve_secret(&Secret::new("env:ABS_TEST_SURELY_UNSET_VAR"), "x.key").unwrap_err();
+        assert!(
+            e.to_string().contains("x.key") && e.to_string().contains("ABS_TEST_SURELY_UNSET_VAR")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("k");
+        std::fs::write(&f, "value\n").unwrap();
+        let s = Secret::new(format!("file:{}", f.display()));
+        assert_eq!(resolve_secret(&s, "x").unwrap(), "value");
+        assert_eq!(resolve_secret(&Secret::new("plain"), "x").unwrap(), "plain");
+    }
+}

@@ -1,0 +1,308 @@
+//! Which network destinations a storage plugin may reach (DESIGN §4).
+//!
+//! A backend declares the hosts its options imply (`allowed-hosts()`); the host admits a
+//! request only if its authority matches one of them, and only over HTTPS unless the options
+//! themselves name that authority with an `http://` URL (an emulator or a MinIO on a
+//! private network). Everything else is refused before a byte leaves the process.
+
+use std::time::Duration;
+
+/// Bounds every request of a storage plugin, whatever the plugin asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetLimits {
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub between_bytes_timeout: Duration,
+}
+
+impl Default for NetLimits {
+    fn default() -> Self {
+        NetLimits {
+            connect_timeout: Duration::from_secs(30),
+            first_byte_timeout: Duration::from_secs(120),
+            between_bytes_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The destinations one backend may reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetPolicy {
+    /// `host`, `host:port` or `*.suffix[:port]`, lowercase.
+    hosts: Vec<String>,
+    /// Authorities (`host:port`, lowercase, port explicit) that the options name with
+    /// `http://`: the only ones reachable without TLS.
+    plain_http: Vec<String>,
+}
+
+/// Why a request was refused (logged; the plugin only sees "denied").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    HostNotAllowed(String),
+    PlainHttp(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::HostNotAllowed(a) => write!(f, "{a} is not among the backend's allowed hosts"),
+            Refusal::PlainHttp(a) => write!(
+                f,
+                "plain http to {a} refused: the storage options do not name it with http://"
+            ),
+        }
+    }
+}
+
+impl NetPolicy {
+    /// No network at all (storage-local, and every backend before `allowed-hosts()`).
+    pub fn deny_all() -> Self {
+        NetPolicy::default()
+    }
+
+    /// The policy of a backend: its declared hosts, plus plain http for the authorities
+    /// that `options` (the JSON document) names as `http://` URLs.
+    pub fn new(allowed_hosts: &[String], options: &serde_json::Value) -> Self {
+        let mut plain_http = Vec::new();
+        collect_http_authorities(options, &mut plain_http);
+        NetPolicy {
+            hosts: allowed_hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            plain_http,
+        }
+    }
+
+    /// Whether a request to `authority` (as in the URL, `host[:port]`) may go out.
+    ///
+    /// # Errors
+    /// The reason it may not.
+    pub fn check(&self, https: bool, authority: &str) -> Result<(), Refusal> {
+        let Some((host, port)) = split_authority(authority, https) else {
+            return Err(Refusal::HostNotAllowed(authority.to_string()));
+        };
+        let full = format!("{host}:{port}");
+        if !self
+            .hosts
+            .iter()
+            .any(|p| pattern_matches(p, &host, port, https))
+        {
+            return Err(Refusal::HostNotAllowed(full));
+        }
+        if !https && !self.plain_http.contains(&full) {
+            return Err(Refusal::PlainHttp(full));
+        }
+        Ok(())
+    }
+}
+
+/// `host[:port]` → (lowercase host, port with the scheme's default). IPv6 literals keep
+/// their brackets.
+fn split_authority(authority: &str, https: bool) -> Option<(String, u16)> {
+    let a = authority.trim().to_ascii_lowercase();
+    if a.is_empty() || a.contains('@') || a.contains('/') {
+        return None;
+    }
+    let default = if https { 443 } else { 80 };
+    let (host, port) = if a.starts_with('[') {
+        let end = a.find(']')?;
+        let rest = &a[end + 1..];
+        let port = match rest.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if rest.is_empty() => default,
+            None => return None,
+        };
+        (a[..=end].to_string(), port)
+    } else {
+        match a.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().ok()?),
+            None => (a.clone(), default),
+        }
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// A pattern without a port admits the scheme's default port only: a backend that talks
+/// to `s3.amazonaws.com` has no business on its port 22.
+fn pattern_matches(pattern: &str, host: &str, port: u16, https: bool) -> bool {
+    let Some((p_host, p_port)) = split_authority(pattern, https) else {
+        return false;
+    };
+    if p_port != port {
+        return false;
+    }
+    match p_host.strip_prefix("*.") {
+        Some(suffix) => host.strip_suffix(suffix).is_some_and(|label| {
+            label.len() > 1 && label.ends_with('.') && !label[..label.len() - 1].contains('.')
+        }),
+        None => p_host == host,
+    }
+}
+
+fn collect_http_authorities(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let Some(rest) = s.trim().strip_prefix("http://") {
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+                if let Some((h, p)) = split_authority(authority, false) {
+                    out.push(format!("{h}:{p}"));
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_http_authorities(x, out)),
+        serde_json::Value::Object(m) => m.values().for_each(|x| collect_http_authorities(x, out)),
+        _ => {}
+    }
+}
+
+/// The `wasi:http` hooks of one store: every outgoing request passes [`NetPolicy::check`]
+/// and gets the host's timeouts as upper bounds; the transfer itself (DNS, TLS, hyper) is
+/// wasmtime-wasi-http's default sender.
+pub(crate) struct NetGuard {
+    pub(crate) plugin: String,
+    pub(crate) policy: NetPolicy,
+    pub(crate) limits: NetLimits,
+}
+
+impl NetGuard {
+    pub(crate) fn deny_all(plugin: &str) -> Self {
+        NetGuard {
+            plugin: plugin.to_string(),
+            policy: NetPolicy::deny_all(),
+            limits: NetLimits::default(),
+        }
+    }
+}
+
+fn bounded(asked: Option<Duration>, cap: Duration) -> Option<Duration> {
+    Some(asked.map_or(cap, |d| d.min(cap)))
+}
+
+type IoFuture = Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
+type SendFuture = Box<
+    dyn std::future::Future<
+            Output = Result<
+                (http::Response<wasmtime_wasi_http::WasiBody>, IoFuture),
+                wasmtime_wasi_http::Error,
+            >,
+        > + Send,
+>;
+
+impl wasmtime_wasi_http::WasiHttpHooks for NetGuard {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: IoFuture,
+    ) -> SendFuture {
+        let uri = request.uri();
+        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
+        let verdict = self.policy.check(https, &authority);
+        let plugin = self.plugin.clone();
+        let limits = self.limits;
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            if let Err(why) = verdict {
+                // The plugin sees only `denied`; the operator learns where it tried to go.
+                tracing::warn!(plugin = %plugin, reason = %why, "storage plugin request refused");
+                return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
+            }
+            let options = wasmtime_wasi_http::RequestOptions {
+                connect_timeout: bounded(
+                    options.and_then(|o| o.connect_timeout),
+                    limits.connect_timeout,
+                ),
+                first_byte_timeout: bounded(
+                    options.and_then(|o| o.first_byte_timeout),
+                    limits.first_byte_timeout,
+                ),
+                between_bytes_timeout: bounded(
+                    options.and_then(|o| o.between_bytes_timeout),
+                    limits.between_bytes_timeout,
+                ),
+            };
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as IoFuture,
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy(hosts: &[&str], options: serde_json::Value) -> NetPolicy {
+        let hosts: Vec<String> = hosts.iter().map(|h| (*h).to_string()).collect();
+        NetPolicy::new(&hosts, &options)
+    }
+
+    #[test]
+    fn only_declared_hosts_on_their_port_pass() {
+        let p = policy(
+            &["b.s3.eu-west-1.amazonaws.com", "sts.amazonaws.com:8443"],
+            json!({}),
+        );
+        assert!(p.check(true, "b.s3.eu-west-1.amazonaws.com").is_ok());
+        assert!(p.check(true, "B.S3.EU-WEST-1.amazonaws.com:443").is_ok());
+        assert!(p.check(true, "sts.amazonaws.com:8443").is_ok());
+        for bad in [
+            "b.s3.eu-west-1.amazonaws.com:22",
+            "sts.amazonaws.com",
+            "evil.example.com",
+            "b.s3.eu-west-1.amazonaws.com.evil.com",
+            "user@b.s3.eu-west-1.amazonaws.com",
+            "",
+        ] {
+            assert!(
+                matches!(p.check(true, bad), Err(Refusal::HostNotAllowed(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn wildcards_match_one_label() {
+        let p = policy(&["*.blob.core.windows.net"], json!({}));
+        assert!(p.check(true, "acct.blob.core.windows.net").is_ok());
+        assert!(p.check(true, "blob.core.windows.net").is_err());
+        assert!(p.check(true, "a.b.blob.core.windows.net").is_err());
+        assert!(p.check(true, "xblob.core.windows.net").is_err());
+    }
+
+    #[test]
+    fn plain_http_only_where_the_options_say_http() {
+        let opts = json!({"s3-endpoint-override": "http://127.0.0.1:9000/", "bucket": "b"});
+        let p = policy(&["127.0.0.1:9000", "s3.amazonaws.com"], opts);
+        assert!(p.check(false, "127.0.0.1:9000").is_ok());
+        assert!(p.check(true, "127.0.0.1:9000").is_ok());
+        assert_eq!(
+            p.check(false, "s3.amazonaws.com"),
+            Err(Refusal::PlainHttp("s3.amazonaws.com:80".into()))
+        );
+        assert!(matches!(
+            p.check(false, "evil.com"),
+            Err(Refusal::HostNotAllowed(_))
+        ));
+        let p = policy(&["s3.amazonaws.com:80"], json!({}));
+        assert_eq!(
+            p.check(false, "s3.amazonaws.com"),
+            Err(Refusal::PlainHttp("s3.amazonaws.com:80".into()))
+        );
+    }
+
+    #[test]
+    fn deny_all_denies() {
+        assert!(NetPolicy::deny_all().check(true, "localhost").is_err());
+    }
+}

@@ -1,0 +1,598 @@
+//! `storage-s3`: objects in an Amazon S3 bucket, or any S3-compatible service (MinIO, Ceph,
+//! moto) named by `s3-endpoint-override`.
+//!
+//! Transport is `wasi:http` through the SDK's [`http`] client: the host resolves DNS, does
+//! TLS and admits only [`Storage::allowed_hosts`]. Requests are signed with AWS Signature V4
+//! in query-string form by `rusty-s3` (pure Rust, no I/O), with credentials that the host
+//! resolved (static keys from the config, or its environment / profile file) and passes as
+//! secrets.
+//!
+//! Uploads are S3 multipart uploads with exactly one S3 part per `write-part`: the upload
+//! is created on the first part, a re-sent part replaces the earlier one (S3 keeps the
+//! latest part of a number), `finish` completes it and `abort` aborts it, which frees the
+//! stored parts. Zero parts publish an empty object with a plain PUT.
+
+use std::time::Duration;
+
+use aerospike_backup_plugin::http::{self, Method, Request, Timeouts, status_error};
+use aerospike_backup_plugin::{
+    Capabilities, Download, Error, ListPage, ObjectInfo, Plugin, Result, Storage, Upload,
+    export_plugin, options,
+};
+use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2};
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use serde::Deserialize;
+
+mod xml;
+
+/// S3 limits: every part but the last ≥ 5 MiB, ≤ 5 GiB, at most 10 000 parts.
+const S3_MIN_PART: u64 = 5 * 1024 * 1024;
+const S3_MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
+const S3_MAX_PARTS: u32 = 10_000;
+/// Lifetime of a presigned URL: it is used at once, so short.
+const SIGNATURE_TTL: Duration = Duration::from_secs(15 * 60);
+/// Largest XML/JSON document read from S3 (a listing page of 1000 keys is ~350 KiB).
+const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
+/// How much of an error body goes into a message.
+const ERROR_EXCERPT: usize = 300;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Options {
+    bucket: String,
+    s3_region: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    s3_endpoint_override: Option<String>,
+    #[serde(default)]
+    min_part_size: Option<u64>,
+    #[serde(default)]
+    max_async_connections: Option<u32>,
+    #[serde(default)]
+    storage_class: Option<String>,
+}
+
+impl Options {
+    fn parse(text: &str) -> Result<Self> {
+        let o: Options = options::parse(text)?;
+        if o.bucket.trim().is_empty() {
+            return Err(Error::invalid_config("bucket: must not be empty"));
+        }
+        if o.s3_region.trim().is_empty() {
+            return Err(Error::invalid_config("s3-region: must not be empty"));
+        }
+        if let Some(ep) = o.endpoint() {
+            http::split_url(ep).map_err(|_| {
+                Error::invalid_config(format!(
+                    "s3-endpoint-override: {ep:?} is not an http(s) URL"
+                ))
+            })?;
+        }
+        if o.min_part_size.is_some_and(|s| s < S3_MIN_PART) {
+            return Err(Error::invalid_config(format!(
+                "min-part-size: S3 needs at least {S3_MIN_PART} bytes"
+            )));
+        }
+        if o.min_part_size.is_some_and(|s| s > S3_MAX_PART) {
+            return Err(Error::invalid_config(format!(
+                "min-part-size: S3 accepts at most {S3_MAX_PART} bytes"
+            )));
+        }
+        if o.max_async_connections == Some(0) {
+            return Err(Error::invalid_config(
+                "max-async-connections: must be at least 1",
+            ));
+        }
+        if let Some(c) = &o.storage_class
+            && (c.is_empty() || !c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+        {
+            return Err(Error::invalid_config(format!(
+                "storage-class: {c:?} is not an S3 storage class (e.g. STANDARD_IA)"
+            )));
+        }
+        Ok(o)
+    }
+
+    /// The override, with the ABS rule that an empty string means AWS.
+    fn endpoint(&self) -> Option<&str> {
+        self.s3_endpoint_override
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// The plugin type exported below.
+#[derive(Debug)]
+pub struct S3Storage {
+    conn: S3Ref,
+    min_part_size: u64,
+    max_concurrency: Option<u32>,
+    authority: String,
+}
+
+impl Plugin for S3Storage {
+    const NAME: &'static str = "storage-s3";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const OPTIONS_SCHEMA: &'static str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "storage-s3 options (ABS s3-storage; credentials come as secrets)",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["bucket", "s3-region"],
+  "properties": {
+    "bucket": {"type": "string", "minLength": 1},
+    "s3-region": {"type": "string", "minLength": 1},
+    "path": {"type": "string", "description": "key prefix inside the bucket"},
+    "s3-endpoint-override": {"type": "string",
+      "description": "S3-compatible endpoint (MinIO...); path-style requests; http:// allowed only here"},
+    "min-part-size": {"type": "integer", "minimum": 5242880, "maximum": 5368709120},
+    "max-async-connections": {"type": "integer", "minimum": 1},
+    "storage-class": {"type": "string", "description": "e.g. STANDARD, STANDARD_IA, GLACIER_IR"}
+  }
+}"#;
+
+    fn validate_options(options: &str) -> Result<()> {
+        Options::parse(options).map(|_| ())
+    }
+}
+
+fn secret<'a>(secrets: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    secrets
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+fn timeouts() -> Timeouts {
+    Timeouts::default()
+}
+
+/// Object metadata from the headers of a HEAD (or GET) response.
+fn info_from_head(key: &str, resp: &http::Response) -> ObjectInfo {
+    ObjectInfo {
+        key: key.to_string(),
+        size: resp
+            .header("content-length")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
+        modified_ms: resp.header("last-modified").and_then(xml::http_date_ms),
+        etag: resp.header("etag").map(|e| e.trim_matches('"').to_string()),
+    }
+}
+
+impl Storage for S3Storage {
+    type Upload = S3Upload;
+    type Download = S3Download;
+
+    fn create(options: &str, secrets: Vec<(String, String)>) -> Result<Self> {
+        let o = Options::parse(options)?;
+        let (endpoint, style) = match o.endpoint() {
+            // S3-compatible services are addressed path-style: MinIO and friends rarely
+            // have wildcard DNS for bucket subdomains.
+            Some(ep) => (ep.trim_end_matches('/').to_string(), UrlStyle::Path),
+            None => (
+                format!("https://s3.{}.amazonaws.com", o.s3_region.trim()),
+                UrlStyle::VirtualHost,
+            ),
+        };
+        let url: url::Url = endpoint
+            .parse()
+            .map_err(|e| Error::invalid_config(format!("s3-endpoint-override: {e}")))?;
+        let bucket = Bucket::new(
+            url,
+            style,
+            o.bucket.trim().to_string(),
+            o.s3_region.trim().to_string(),
+        )
+        .map_err(|e| Error::invalid_config(format!("bucket: {e}")))?;
+        let authority = http::split_url(bucket.base_url().as_str())?
+            .authority
+            .to_string();
+        let credentials = match (
+            secret(&secrets, "access-key-id"),
+            secret(&secrets, "secret-access-key"),
+        ) {
+            (Some(k), Some(s)) => Some(match secret(&secrets, "session-token") {
+                Some(t) => Credentials::new_with_token(k, s, t),
+                None => Credentials::new(k, s),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(Error::invalid_config(
+                    "access-key-id and secret-access-key must be given together",
+                ));
+            }
+        };
+        let root = match o.path.as_deref().map(|p| p.trim_matches('/')) {
+            Some(p) if !p.is_empty() => format!("{p}/"),
+            _ => String::new(),
+        };
+        Ok(S3Storage {
+            conn: S3Ref {
+                bucket,
+                credentials,
+                root,
+                storage_class: o.storage_class,
+            },
+            min_part_size: o.min_part_size.unwrap_or(S3_MIN_PART),
+            max_concurrency: o.max_async_connections,
+            authority,
+        })
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            min_part_size: self.min_part_size,
+            max_part_size: S3_MAX_PART,
+            max_parts: S3_MAX_PARTS,
+            range_reads: true,
+            max_concurrency: self.max_concurrency,
+        }
+    }
+
+    fn allowed_hosts(&self) -> Vec<String> {
+        vec![self.authority.clone()]
+    }
+
+    fn begin_upload(&self, key: &str, _size_hint: Option<u64>) -> Result<S3Upload> {
+        Ok(S3Upload {
+            backend: self.conn.clone(),
+            key: key.to_string(),
+            upload_id: None,
+            etags: Vec::new(),
+        })
+    }
+
+    fn open(&self, key: &str, offset: u64, len: Option<u64>) -> Result<S3Download> {
+        if len == Some(0) {
+            // Existence still matters: a missing key is not-found even for 0 bytes.
+            self.stat(key)?;
+            return Ok(S3Download { resp: None });
+        }
+        let url = self
+            .conn
+            .bucket
+            .get_object(self.conn.credentials.as_ref(), &self.conn.object_key(key))
+            .sign(SIGNATURE_TTL);
+        let range = match len {
+            Some(n) => format!("bytes={offset}-{}", offset.saturating_add(n) - 1),
+            None => format!("bytes={offset}-"),
+        };
+        let req = Request::new(Method::Get, url.as_str()).header("range", range);
+        let resp = http::send(&req, &[], timeouts())?;
+        match resp.status {
+            200 | 206 => Ok(S3Download { resp: Some(resp) }),
+            // Offset at or past the end of an existing object: an empty read.
+            416 => Ok(S3Download { resp: None }),
+            status => {
+                let mut resp = resp;
+                let text = resp.text(64 * 1024).unwrap_or_default();
+                Err(status_error(
+                    "get object",
+                    status,
+                    &xml::error_summary(&text, ERROR_EXCERPT),
+                ))
+            }
+        }
+    }
+
+    fn list(
+        &self,
+        prefix: &str,
+        recursive: bool,
+        cursor: Option<&str>,
+        max_results: u32,
+    ) -> Result<ListPage> {
+        let full_prefix = self.conn.object_key(prefix);
+        let max_keys = max_results.clamp(1, 1000) as usize;
+        let mut action = self
+            .conn
+            .bucket
+            .list_objects_v2(self.conn.credentials.as_ref());
+        action.with_prefix(full_prefix.as_str());
+        action.with_max_keys(max_keys);
+        if !recursive {
+            action.with_delimiter("/");
+        }
+        if let Some(c) = cursor {
+            action.with_continuation_token(c);
+        }
+        let url = action.sign(SIGNATURE_TTL);
+        let mut resp =
+            self.conn
+                .send("list objects", Request::new(Method::Get, url.as_str()), &[])?;
+        let text = resp.text(MAX_DOCUMENT)?;
+        let parsed = ListObjectsV2::parse_response(&text)
+            .map_err(|e| Error::other(format!("list objects: unreadable response: {e}")))?;
+        // rusty-s3 has already decoded the `encoding-type=url` keys.
+        let strip = |k: &str| k.strip_prefix(&self.conn.root).map(str::to_string);
+        let mut objects: Vec<ObjectInfo> = parsed
+            .contents
+            .iter()
+            .filter_map(|c| {
+                Some(ObjectInfo {
+                    key: strip(&c.key)?,
+                    size: c.size.unwrap_or(0),
+                    modified_ms: c.last_modified.as_deref().and_then(xml::iso_date_ms),
+                    etag: c.etag.as_deref().map(|e| e.trim_matches('"').to_string()),
+                })
+            })
+            // A "directory marker" object (key ending in `/`) is not a valid key.
+            .filter(|o| !o.key.is_empty() && !o.key.ends_with('/'))
+            .collect();
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut prefixes: Vec<String> = parsed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| strip(&p.prefix))
+            .collect();
+        prefixes.sort();
+        Ok(ListPage {
+            objects,
+            prefixes,
+            next_cursor: parsed.next_continuation_token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    fn stat(&self, key: &str) -> Result<ObjectInfo> {
+        let url = self
+            .conn
+            .bucket
+            .head_object(self.conn.credentials.as_ref(), &self.conn.object_key(key))
+            .sign(SIGNATURE_TTL);
+        let resp = self
+            .conn
+            .send("head object", Request::new(Method::Head, url.as_str()), &[])?;
+        Ok(info_from_head(key, &resp))
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let url = self
+            .conn
+            .bucket
+            .delete_object(self.conn.credentials.as_ref(), &self.conn.object_key(key))
+            .sign(SIGNATURE_TTL);
+        // S3 answers 204 whether or not the key existed: deleting is idempotent.
+        match self.conn.send(
+            "delete object",
+            Request::new(Method::Delete, url.as_str()),
+            &[],
+        ) {
+            Ok(_) | Err(Error::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// What an upload needs of its backend (the SDK gives uploads no borrow of it).
+#[derive(Debug, Clone)]
+struct S3Ref {
+    bucket: Bucket,
+    credentials: Option<Credentials>,
+    root: String,
+    storage_class: Option<String>,
+}
+
+impl S3Ref {
+    fn object_key(&self, key: &str) -> String {
+        format!("{}{key}", self.root)
+    }
+
+    fn send(&self, what: &str, req: Request, body: &[u8]) -> Result<http::Response> {
+        let mut resp = http::send(&req, body, timeouts())?;
+        if (200..300).contains(&resp.status) {
+            return Ok(resp);
+        }
+        let status = resp.status;
+        let text = resp.text(64 * 1024).unwrap_or_default();
+        Err(status_error(
+            what,
+            status,
+            &xml::error_summary(&text, ERROR_EXCERPT),
+        ))
+    }
+
+    fn with_class(&self, req: Request) -> Request {
+        match &self.storage_class {
+            Some(c) => req.header("x-amz-storage-class", c.clone()),
+            None => req,
+        }
+    }
+}
+
+/// A multipart upload; created on the first part.
+#[derive(Debug)]
+pub struct S3Upload {
+    backend: S3Ref,
+    key: String,
+    upload_id: Option<String>,
+    /// ETag of part n at index n-1.
+    etags: Vec<String>,
+}
+
+impl S3Upload {
+    fn object_key(&self) -> String {
+        self.backend.object_key(&self.key)
+    }
+
+    fn upload_id(&mut self) -> Result<String> {
+        if let Some(id) = &self.upload_id {
+            return Ok(id.clone());
+        }
+        let key = self.object_key();
+        let mut action = self
+            .backend
+            .bucket
+            .create_multipart_upload(self.backend.credentials.as_ref(), &key);
+        if let Some(c) = &self.backend.storage_class {
+            // Signed with the request, as S3 requires for x-amz-* headers of presigned URLs.
+            action
+                .headers_mut()
+                .insert("x-amz-storage-class", c.clone());
+        }
+        let url = action.sign(SIGNATURE_TTL);
+        let req = self
+            .backend
+            .with_class(Request::new(Method::Post, url.as_str()));
+        let mut resp = self.backend.send("create multipart upload", req, &[])?;
+        let text = resp.text(MAX_DOCUMENT)?;
+        let parsed = CreateMultipartUpload::parse_response(&text).map_err(|e| {
+            Error::other(format!("create multipart upload: unreadable response: {e}"))
+        })?;
+        let id = parsed.upload_id().to_string();
+        self.upload_id = Some(id.clone());
+        Ok(id)
+    }
+}
+
+impl Upload for S3Upload {
+    fn write_part(&mut self, part_number: u32, data: Vec<u8>) -> Result<()> {
+        let n = u16::try_from(part_number)
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                Error::other(format!(
+                    "part {part_number}: S3 allows parts 1 to {S3_MAX_PARTS}"
+                ))
+            })?;
+        let index = part_number as usize - 1;
+        if index > self.etags.len() {
+            return Err(Error::other(format!(
+                "part {part_number} after part {}: parts must come in order",
+                self.etags.len()
+            )));
+        }
+        let id = self.upload_id()?;
+        let key = self.object_key();
+        let url = self
+            .backend
+            .bucket
+            .upload_part(self.backend.credentials.as_ref(), &key, n, &id)
+            .sign(SIGNATURE_TTL);
+        let resp = self.backend.send(
+            "upload part",
+            Request::new(Method::Put, url.as_str()),
+            &data,
+        )?;
+        let etag = resp
+            .header("etag")
+            .map(str::to_string)
+            .ok_or_else(|| Error::Temporary("upload part: response without ETag".into()))?;
+        if index == self.etags.len() {
+            self.etags.push(etag);
+        } else {
+            // A re-sent part: S3 keeps the latest upload of a part number.
+            self.etags[index] = etag;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<ObjectInfo> {
+        let key = self.object_key();
+        let Some(id) = self.upload_id.clone() else {
+            // No part was written: an empty object.
+            let mut action = self
+                .backend
+                .bucket
+                .put_object(self.backend.credentials.as_ref(), &key);
+            if let Some(c) = &self.backend.storage_class {
+                action
+                    .headers_mut()
+                    .insert("x-amz-storage-class", c.clone());
+            }
+            let url = action.sign(SIGNATURE_TTL);
+            let req = self
+                .backend
+                .with_class(Request::new(Method::Put, url.as_str()));
+            let resp = self.backend.send("put object", req, &[])?;
+            return Ok(ObjectInfo {
+                key: self.key.clone(),
+                size: 0,
+                modified_ms: None,
+                etag: resp.header("etag").map(|e| e.trim_matches('"').to_string()),
+            });
+        };
+        let action = self.backend.bucket.complete_multipart_upload(
+            self.backend.credentials.as_ref(),
+            &key,
+            &id,
+            self.etags.iter().map(String::as_str),
+        );
+        let url = action.sign(SIGNATURE_TTL);
+        let body = action.body();
+        let mut resp = self.backend.send(
+            "complete multipart upload",
+            Request::new(Method::Post, url.as_str()).header("content-type", "application/xml"),
+            body.as_bytes(),
+        )?;
+        // S3 can report a failed completion inside a 200 response.
+        let text = resp.text(MAX_DOCUMENT)?;
+        if let Some(err) = xml::embedded_error(&text, ERROR_EXCERPT) {
+            return Err(Error::Temporary(format!(
+                "complete multipart upload: {err}"
+            )));
+        }
+        let head = self
+            .backend
+            .bucket
+            .head_object(self.backend.credentials.as_ref(), &key)
+            .sign(SIGNATURE_TTL);
+        let resp = self.backend.send(
+            "head object",
+            Request::new(Method::Head, head.as_str()),
+            &[],
+        )?;
+        Ok(info_from_head(&self.key, &resp))
+    }
+
+    fn abort(&mut self) -> Result<()> {
+        let Some(id) = self.upload_id.take() else {
+            return Ok(());
+        };
+        let key = self.object_key();
+        let url = self
+            .backend
+            .bucket
+            .abort_multipart_upload(self.backend.credentials.as_ref(), &key, &id)
+            .sign(SIGNATURE_TTL);
+        match self.backend.send(
+            "abort multipart upload",
+            Request::new(Method::Delete, url.as_str()),
+            &[],
+        ) {
+            // Already gone (aborted by an earlier try): nothing left behind.
+            Ok(_) | Err(Error::NotFound) => Ok(()),
+            Err(e) => {
+                self.upload_id = Some(id);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A ranged GET being read.
+#[derive(Debug)]
+pub struct S3Download {
+    resp: Option<http::Response>,
+}
+
+impl Download for S3Download {
+    fn next(&mut self, max: u32) -> Result<Option<Vec<u8>>> {
+        let Some(resp) = &mut self.resp else {
+            return Ok(None);
+        };
+        let chunk = resp.read_chunk(max.max(1) as usize)?;
+        if chunk.is_none() {
+            self.resp = None;
+        }
+        Ok(chunk)
+    }
+}
+
+export_plugin!(storage: S3Storage);
+
+#[cfg(test)]
+mod tests;

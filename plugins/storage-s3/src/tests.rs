@@ -1,0 +1,134 @@
+use super::*;
+
+fn opts(extra: &str) -> String {
+    format!(r#"{{"bucket": "my-bucket", "s3-region": "eu-west-1"{extra}}}"#)
+}
+
+fn keys() -> Vec<(String, String)> {
+    vec![
+        ("access-key-id".into(), "AKIDEXAMPLE".into()),
+        (
+            "secret-access-key".into(),
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+        ),
+    ]
+}
+
+#[test]
+fn aws_endpoint_is_virtual_hosted_and_https() {
+    let s = S3Storage::create(&opts(""), keys()).unwrap();
+    assert_eq!(
+        s.allowed_hosts(),
+        vec!["my-bucket.s3.eu-west-1.amazonaws.com".to_string()]
+    );
+    let url = s
+        .conn
+        .bucket
+        .get_object(s.conn.credentials.as_ref(), "a/b")
+        .sign(SIGNATURE_TTL);
+    assert!(
+        url.as_str()
+            .starts_with("https://my-bucket.s3.eu-west-1.amazonaws.com/a/b?"),
+        "{url}"
+    );
+    assert!(url.as_str().contains("X-Amz-Signature="));
+}
+
+#[test]
+fn endpoint_override_is_path_style() {
+    let s = S3Storage::create(
+        &opts(r#", "s3-endpoint-override": "http://127.0.0.1:9000/", "path": "/backups/""#),
+        keys(),
+    )
+    .unwrap();
+    assert_eq!(s.allowed_hosts(), vec!["127.0.0.1:9000".to_string()]);
+    assert_eq!(s.conn.root, "backups/");
+    let url = s
+        .conn
+        .bucket
+        .get_object(s.conn.credentials.as_ref(), &s.conn.object_key("x.asb"))
+        .sign(SIGNATURE_TTL);
+    assert!(
+        url.as_str()
+            .starts_with("http://127.0.0.1:9000/my-bucket/backups/x.asb?"),
+        "{url}"
+    );
+}
+
+#[test]
+fn empty_override_means_aws() {
+    let s = S3Storage::create(&opts(r#", "s3-endpoint-override": "  ""#), keys()).unwrap();
+    assert_eq!(
+        s.allowed_hosts(),
+        vec!["my-bucket.s3.eu-west-1.amazonaws.com".to_string()]
+    );
+}
+
+#[test]
+fn options_are_checked_with_their_names() {
+    for (extra, field) in [
+        (r#", "min-part-size": 1024"#, "min-part-size"),
+        (r#", "max-async-connections": 0"#, "max-async-connections"),
+        (r#", "storage-class": "cheap please""#, "storage-class"),
+        (
+            r#", "s3-endpoint-override": "ftp://x""#,
+            "s3-endpoint-override",
+        ),
+        (r#", "colour": "red""#, "colour"),
+    ] {
+        let e = S3Storage::validate_options(&opts(extra)).unwrap_err();
+        assert!(e.to_string().contains(field), "{extra}: {e}");
+    }
+    let e = S3Storage::validate_options(r#"{"bucket": "", "s3-region": "r"}"#).unwrap_err();
+    assert!(e.to_string().contains("bucket"), "{e}");
+    S3Storage::validate_options(&opts(
+        r#", "min-part-size": 5242880, "storage-class": "STANDARD_IA""#,
+    ))
+    .unwrap();
+}
+
+#[test]
+fn half_a_key_pair_is_refused() {
+    let e =
+        S3Storage::create(&opts(""), vec![("access-key-id".into(), "AKID".into())]).unwrap_err();
+    assert!(matches!(e, Error::InvalidConfig(_)), "{e}");
+}
+
+#[test]
+fn capabilities_follow_the_options() {
+    let s = S3Storage::create(
+        &opts(r#", "min-part-size": 8388608, "max-async-connections": 4"#),
+        keys(),
+    )
+    .unwrap();
+    let c = s.capabilities();
+    assert_eq!(
+        (c.min_part_size, c.max_parts, c.max_concurrency),
+        (8 << 20, 10_000, Some(4))
+    );
+    let c = S3Storage::create(&opts(""), keys()).unwrap().capabilities();
+    assert_eq!(c.min_part_size, 5 << 20);
+}
+
+#[test]
+fn text_helpers() {
+    assert_eq!(xml::iso_date_ms("1970-01-02T00:00:01.5Z"), Some(86_401_500));
+    assert_eq!(
+        xml::http_date_ms("Thu, 01 Jan 1970 00:01:00 GMT"),
+        Some(60_000)
+    );
+    assert_eq!(
+        xml::iso_date_ms("2020-12-01T20:43:11.794Z"),
+        Some(1_606_855_391_794)
+    );
+    let doc = "<?xml?><Error><Code>SlowDown</Code><Message>Reduce your rate</Message></Error>";
+    assert_eq!(xml::error_summary(doc, 100), "SlowDown: Reduce your rate");
+    assert_eq!(
+        xml::embedded_error(doc, 100).as_deref(),
+        Some("SlowDown: Reduce your rate")
+    );
+    assert_eq!(
+        xml::embedded_error("<CompleteMultipartUploadResult/>", 100),
+        None
+    );
+}

