@@ -360,7 +360,7 @@ async fn bench(records: usize) {
             .get_mut("c")
             .expect("cluster")
             .seed_nodes[0]
-            .port = dest.port;
+            .port = u32::from(dest.port);
         let storage = open_storage(&plugins, &cfg.storage["s"]).expect("storage");
         let folders = restore::plan_path(&storage, folder).await.expect("plan");
         let mut policy: RestorePolicy =

@@ -7,6 +7,6 @@ pub mod logging;
 pub mod metrics;
 pub mod plugin_check;
 pub mod plugins;
-pub mod secrets;
 pub mod scheduler;
+pub mod secrets;
 pub mod service;

@@ -49,12 +49,13 @@ pub fn load(node: &AerospikeNode, namespace: &str) -> io::Result<Loaded> {
         node.addr(),
         &format!("sindex-create:ns={namespace};set=orders;indexname={INDEX};indexdata=int,numeric"),
     )?;
+    // As clients send it: `content-len` is the length of the base64 text.
+    let content = B64.encode(UDF_SOURCE);
     info(
         node.addr(),
         &format!(
-            "udf-put:filename={UDF};content={};content-len={};udf-type=LUA;",
-            B64.encode(UDF_SOURCE),
-            UDF_SOURCE.len()
+            "udf-put:filename={UDF};content={content};content-len={};udf-type=LUA;",
+            content.len()
         ),
     )?;
     Ok(Loaded {
@@ -187,7 +188,11 @@ mod tests {
     #[test]
     fn an_error_answer_is_an_error() {
         let node = AerospikeNode::start().unwrap();
-        let err = info(node.addr(), "sindex-create:ns=nope;indexname=x").unwrap_err();
-        assert!(err.to_string().contains("namespace not found"), "{err}");
+        let err = info(
+            node.addr(),
+            "sindex-create:ns=nope;indexname=x;indexdata=b,numeric",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("ERROR:"), "{err}");
     }
 }

@@ -304,7 +304,10 @@ pub async fn retrieve_configuration(
         .iter()
         .filter(|b| b.timestamp_ms <= ts)
         .map(|b| {
-            let folder = b.key.rsplit_once("/data/").map_or(b.key.as_str(), |(f, _)| f);
+            let folder = b
+                .key
+                .rsplit_once("/data/")
+                .map_or(b.key.as_str(), |(f, _)| f);
             (b.timestamp_ms, folder.to_string())
         })
         .collect();

@@ -92,7 +92,10 @@ pub enum ReadError {
 pub enum Credentials {
     None,
     /// User and bcrypt hash of the password (internal users).
-    Internal { user: String, hash: String },
+    Internal {
+        user: String,
+        hash: String,
+    },
     /// External (LDAP) users send the clear password as well.
     External {
         user: String,
@@ -165,7 +168,9 @@ impl ScanRequest<'_> {
     /// The request as one proto frame.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
-            64 + self.partitions.len() * 2 + self.resume.len() * 20 + self.filter.map_or(0, <[u8]>::len),
+            64 + self.partitions.len() * 2
+                + self.resume.len() * 20
+                + self.filter.map_or(0, <[u8]>::len),
         );
         out.extend_from_slice(&[0; 8]);
         let mut info1 = INFO1_READ;
@@ -315,7 +320,10 @@ fn split_op(b: &[u8]) -> Option<(RawBin<'_>, &[u8])> {
 pub enum Message<'a> {
     Record(RawRecord<'a>),
     /// The node finished (`ok`) or could not serve (`!ok`: retry elsewhere) a partition.
-    PartitionDone { partition: u16, ok: bool },
+    PartitionDone {
+        partition: u16,
+        ok: bool,
+    },
     /// A record the node skipped (not found, filtered out).
     Skipped,
     /// The end of the stream.
@@ -464,11 +472,18 @@ impl NodeConn {
         &self.node
     }
 
-    async fn login(&mut self, credentials: &Credentials, timeout: Duration) -> Result<(), ReadError> {
+    async fn login(
+        &mut self,
+        credentials: &Credentials,
+        timeout: Duration,
+    ) -> Result<(), ReadError> {
         let fields: Vec<(u8, &[u8])> = match credentials {
             Credentials::None => return Ok(()),
             Credentials::Internal { user, hash } => {
-                vec![(ADMIN_USER, user.as_bytes()), (ADMIN_CREDENTIAL, hash.as_bytes())]
+                vec![
+                    (ADMIN_USER, user.as_bytes()),
+                    (ADMIN_CREDENTIAL, hash.as_bytes()),
+                ]
             }
             Credentials::External {
                 user,
@@ -547,7 +562,9 @@ impl NodeConn {
 
     fn inflate(&mut self) -> Result<(), ReadError> {
         let z = &self.compressed;
-        let Some(size) = z.get(..8).map(|s| u64::from_be_bytes(s.try_into().unwrap_or_default()))
+        let Some(size) = z
+            .get(..8)
+            .map(|s| u64::from_be_bytes(s.try_into().unwrap_or_default()))
         else {
             return Err(self.malformed("compressed frame cut short"));
         };
@@ -610,7 +627,14 @@ where
 mod tests {
     use super::*;
 
-    fn reply_header(out: &mut Vec<u8>, info3: u8, result: u8, generation: u32, fields: u16, ops: u16) {
+    fn reply_header(
+        out: &mut Vec<u8>,
+        info3: u8,
+        result: u8,
+        generation: u32,
+        fields: u16,
+        ops: u16,
+    ) {
         out.extend_from_slice(&[MSG_HEADER as u8, 0, 0, info3, 0, result]);
         out.extend_from_slice(&generation.to_be_bytes());
         out.extend_from_slice(&7u32.to_be_bytes());
@@ -637,7 +661,14 @@ mod tests {
         op(&mut f, 20, b"l", &[0x94, 0xc7, 0, 1, 1, 2, 3]);
         op(&mut f, 1, b"i", &5i64.to_be_bytes());
         reply_header(&mut f, INFO3_PARTITION_DONE, 0, 17, 0, 0);
-        reply_header(&mut f, INFO3_PARTITION_DONE, RC_PARTITION_UNAVAILABLE, 18, 0, 0);
+        reply_header(
+            &mut f,
+            INFO3_PARTITION_DONE,
+            RC_PARTITION_UNAVAILABLE,
+            18,
+            0,
+            0,
+        );
         reply_header(&mut f, 0, RC_FILTERED_OUT, 0, 0, 0);
         reply_header(&mut f, INFO3_LAST, 0, 0, 0, 0);
         let mut pos = 0;
@@ -669,7 +700,10 @@ mod tests {
                 ok: false
             }
         ));
-        assert!(matches!(next_message(&f, &mut pos).unwrap(), Message::Skipped));
+        assert!(matches!(
+            next_message(&f, &mut pos).unwrap(),
+            Message::Skipped
+        ));
         assert!(matches!(next_message(&f, &mut pos).unwrap(), Message::Last));
         assert_eq!(pos, f.len());
     }
@@ -745,6 +779,9 @@ mod tests {
         };
         assert!(hash.starts_with("$2a$10$7EqJtq98hPqEX7fNZaFWoO"), "{hash}");
         let shown = format!("{c:?}");
-        assert!(!shown.contains("secret") && !shown.contains(hash.as_str()), "{shown}");
+        assert!(
+            !shown.contains("secret") && !shown.contains(hash.as_str()),
+            "{shown}"
+        );
     }
 }

@@ -380,7 +380,9 @@ pub async fn run_worker(
     let filter = match &spec.filter {
         Some(e) => {
             use base64::Engine as _;
-            let b64 = e.base64().map_err(|e| scan_err(format!("filter expression: {e}")))?;
+            let b64 = e
+                .base64()
+                .map_err(|e| scan_err(format!("filter expression: {e}")))?;
             Some(
                 base64::engine::general_purpose::STANDARD
                     .decode(b64)
@@ -567,7 +569,10 @@ impl Worker {
         let mut groups: Vec<(usize, Vec<PartStatus>)> = Vec::new();
         for p in parts.iter().filter(|p| !p.done) {
             let node = owners.serving[usize::from(p.id)].ok_or_else(|| {
-                RoundError::Failed(format!("partition {} has no node in the partition map", p.id))
+                RoundError::Failed(format!(
+                    "partition {} has no node in the partition map",
+                    p.id
+                ))
             })?;
             match groups.iter_mut().find(|(n, _)| *n == node) {
                 Some((_, g)) => g.push(*p),
@@ -629,7 +634,11 @@ impl Worker {
         }
         let ns = &self.spec.namespace;
         let racks: Vec<usize> = if self.spec.prefer_rack {
-            nodes[0].client_policy().rack_ids.clone().unwrap_or_default()
+            nodes[0]
+                .client_policy()
+                .rack_ids
+                .clone()
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -639,8 +648,13 @@ impl Worker {
             let answer = node
                 .info(&aerospike::AdminPolicy::default(), &["replicas"])
                 .await
-                .map_err(|e| RoundError::Failed(format!("info replicas on {}: {e}", node.name())))?;
-            let text = answer.get("replicas").map(String::as_str).unwrap_or_default();
+                .map_err(|e| {
+                    RoundError::Failed(format!("info replicas on {}: {e}", node.name()))
+                })?;
+            let text = answer
+                .get("replicas")
+                .map(String::as_str)
+                .unwrap_or_default();
             let bitmaps = replica_bitmaps(text, ns).map_err(RoundError::Failed)?;
             let in_rack = racks.iter().any(|r| node.has_rack(ns, *r));
             for (copy, bits) in bitmaps.iter().enumerate() {
@@ -716,7 +730,11 @@ impl Worker {
         deadline: Option<tokio::time::Instant>,
     ) -> Result<(), RoundError> {
         let mut conn = self.connection(node).await?;
-        let full: Vec<u16> = parts.iter().filter(|p| p.digest.is_none()).map(|p| p.id).collect();
+        let full: Vec<u16> = parts
+            .iter()
+            .filter(|p| p.digest.is_none())
+            .map(|p| p.id)
+            .collect();
         let resume: Vec<[u8; 20]> = parts.iter().filter_map(|p| p.digest).collect();
         // Partition id → index in `parts`.
         let mut index = vec![u16::MAX; usize::from(PARTITIONS)];

@@ -222,7 +222,10 @@ pub(crate) async fn connect(node: &AerospikeNode) -> Client {
 /// backup model, with each list and map bin replaced by the exact msgpack particle the node
 /// holds (the client decodes CDTs into values and re-encodes them, which loses order flags
 /// and the integer widths the writer chose; a backup keeps the stored bytes).
-pub(crate) async fn scan_all(node: &AerospikeNode, client: &Client) -> BTreeMap<[u8; 20], AsbRecord> {
+pub(crate) async fn scan_all(
+    node: &AerospikeNode,
+    client: &Client,
+) -> BTreeMap<[u8; 20], AsbRecord> {
     let rs = client
         .query(
             &QueryPolicy::default(),
@@ -249,7 +252,12 @@ pub(crate) async fn scan_all(node: &AerospikeNode, client: &Client) -> BTreeMap<
 fn stored_particle(node: &AerospikeNode, digest: &[u8; 20], bin: &str) -> Vec<u8> {
     let ns = node.store().ns(b"test").unwrap();
     let part = testkit::node::store::read(ns.part(digest));
-    part.get(digest).unwrap().bin(bin.as_bytes()).unwrap().data.to_vec()
+    part.get(digest)
+        .unwrap()
+        .bin(bin.as_bytes())
+        .unwrap()
+        .data
+        .to_vec()
 }
 
 pub(crate) fn by_digest(records: Vec<AsbRecord>) -> BTreeMap<[u8; 20], AsbRecord> {
@@ -723,43 +731,89 @@ async fn put_raw_particle(node: &AerospikeNode, key: &str, ptype: u8, particle: 
 async fn lists_and_maps_are_backed_up_as_the_exact_msgpack_the_node_stores() {
     const LIST: u8 = 20;
     const MAP: u8 = 19;
-    // (key, particle type, msgpack); flags: list 1 = ordered, map 1 = key-ordered,
-    // 3 = key-value-ordered, 0x10 = persisted index.
-    let cases: &[(&str, u8, &[u8])] = &[
-        ("unordered list", LIST, &[0x93, 0x01, 0x02, 0x03]),
-        ("ordered list", LIST, &[0x94, 0xc7, 0x00, 0x01, 0x01, 0x02, 0x03]),
-        ("ordered list, persisted index", LIST, &[0x93, 0xc7, 0x00, 0x11, 0x01, 0x02]),
-        // Integer widths the writer chose (int64 for 1) are kept, not re-minimised.
-        ("wide ints", LIST, &[0x92, 0xd3, 0, 0, 0, 0, 0, 0, 0, 1, 0xcc, 0x02]),
-        ("unordered map", MAP, &[0x82, 0xa1, b'b', 0x02, 0xa1, b'a', 0x01]),
-        ("key-ordered map", MAP, &[0x83, 0xc7, 0x00, 0x01, 0xc0, 0xa1, b'a', 0x01, 0xa1, b'b', 0x02]),
-        ("key-value-ordered map", MAP, &[0x83, 0xc7, 0x00, 0x03, 0xc0, 0xa1, b'a', 0x02, 0xa1, b'b', 0x01]),
+    // (key, particle type, msgpack sent, msgpack the node stores when it differs); flags:
+    // list 1 = ordered, map 1 = key-ordered, 3 = key-value-ordered, 0x10 = persisted index.
+    // Strings inside CDTs carry their particle type (3) first, as clients send them.
+    type Case<'a> = (&'a str, u8, &'a [u8], Option<&'a [u8]>);
+    let cases: &[Case] = &[
+        ("unordered list", LIST, &[0x93, 0x01, 0x02, 0x03], None),
+        (
+            "ordered list",
+            LIST,
+            &[0x94, 0xc7, 0x00, 0x01, 0x01, 0x02, 0x03],
+            None,
+        ),
+        // The server strips the persisted-index bit and keeps the order flag.
+        (
+            "ordered list, persisted index",
+            LIST,
+            &[0x93, 0xc7, 0x00, 0x11, 0x01, 0x02],
+            Some(&[0x93, 0xc7, 0x00, 0x01, 0x01, 0x02]),
+        ),
+        // The server re-encodes integers in their shortest form.
+        (
+            "wide ints",
+            LIST,
+            &[0x92, 0xd3, 0, 0, 0, 0, 0, 0, 0, 1, 0xcc, 0x02],
+            Some(&[0x92, 0x01, 0x02]),
+        ),
+        // ... and key-sorts unordered maps.
+        (
+            "unordered map",
+            MAP,
+            &[0x82, 0xa2, 3, b'b', 0x02, 0xa2, 3, b'a', 0x01],
+            Some(&[0x82, 0xa2, 3, b'a', 0x01, 0xa2, 3, b'b', 0x02]),
+        ),
+        (
+            "key-ordered map",
+            MAP,
+            &[
+                0x83, 0xc7, 0x00, 0x01, 0xc0, 0xa2, 3, b'a', 0x01, 0xa2, 3, b'b', 0x02,
+            ],
+            None,
+        ),
+        (
+            "key-value-ordered map",
+            MAP,
+            &[
+                0x83, 0xc7, 0x00, 0x03, 0xc0, 0xa2, 3, b'a', 0x02, 0xa2, 3, b'b', 0x01,
+            ],
+            None,
+        ),
         (
             "nested ordered in unordered list",
             LIST,
             &[
-                0x92, 0x94, 0xc7, 0x00, 0x01, 0x01, 0x02, 0x03, 0x82, 0xc7, 0x00, 0x03, 0xc0, 0xa1,
-                b'k', 0x07,
+                0x92, 0x94, 0xc7, 0x00, 0x01, 0x01, 0x02, 0x03, 0x82, 0xc7, 0x00, 0x03, 0xc0, 0xa2,
+                3, b'k', 0x07,
             ],
+            None,
         ),
         (
             "nested ordered in unordered map",
             MAP,
             &[
                 // Keys already in order, so the node's key sort keeps the bytes.
-                0x82, 0xa1, b'a', 0x82, 0xc7, 0x00, 0x01, 0xc0, 0x01, 0x02, 0xa1, b'z', 0x93, 0xc7,
-                0x00, 0x01, 0x05, 0x06,
+                0x82, 0xa2, 3, b'a', 0x82, 0xc7, 0x00, 0x01, 0xc0, 0x01, 0x02, 0xa2, 3, b'z', 0x93,
+                0xc7, 0x00, 0x01, 0x05, 0x06,
             ],
+            None,
         ),
-        ("empty list", LIST, &[0x90]),
-        ("empty ordered list", LIST, &[0x91, 0xc7, 0x00, 0x01]),
-        ("empty map", MAP, &[0x80]),
-        ("empty key-ordered map", MAP, &[0x81, 0xc7, 0x00, 0x01, 0xc0]),
+        ("empty list", LIST, &[0x90], None),
+        ("empty ordered list", LIST, &[0x91, 0xc7, 0x00, 0x01], None),
+        ("empty map", MAP, &[0x80], None),
+        (
+            "empty key-ordered map",
+            MAP,
+            &[0x81, 0xc7, 0x00, 0x01, 0xc0],
+            None,
+        ),
     ];
     let node = AerospikeNode::start().unwrap();
     let mut digests = BTreeMap::new();
-    for (key, ptype, particle) in cases {
-        digests.insert(put_raw_particle(&node, key, *ptype, particle).await, (*key, *ptype, *particle));
+    for (key, ptype, particle, canonical) in cases {
+        let d = put_raw_particle(&node, key, *ptype, particle).await;
+        digests.insert(d, (*key, *ptype, canonical.unwrap_or(particle)));
     }
     for compact in [false, true] {
         let h = harness(&node, &format!("parallel: 2, compact: {compact}"), "");
@@ -772,7 +826,7 @@ async fn lists_and_maps_are_backed_up_as_the_exact_msgpack_the_node_stores() {
             .iter()
             .flat_map(|f| std::fs::read(f).unwrap())
             .collect();
-        for (digest, (key, ptype, written)) in &digests {
+        for (digest, (key, ptype, canonical)) in &digests {
             let stored = stored_particle(&node, digest, "cdt");
             let rec = &records[digest];
             assert_eq!(rec.bins.len(), 1, "{key}");
@@ -783,10 +837,8 @@ async fn lists_and_maps_are_backed_up_as_the_exact_msgpack_the_node_stores() {
             };
             assert_eq!(label, if *ptype == LIST { 'L' } else { 'M' }, "{key}");
             assert_eq!(got, &stored, "{key}: the backup holds the node's particle");
-            // The node keeps what it was sent, except that it key-sorts unordered maps.
-            if *key != "unordered map" {
-                assert_eq!(&stored, written, "{key}");
-            }
+            // The node keeps what it was sent, or the server's canonical form of it.
+            assert_eq!(&stored, canonical, "{key}");
             // And the .asb line carries those bytes (raw with compact, else base64).
             let line = if compact {
                 let mut l = format!("- {label}! cdt {} ", stored.len()).into_bytes();

@@ -315,7 +315,7 @@ backup-routines:
     ));
     let jobs = JobRegistry::with_context(store.clone(), Some(Arc::new(Metrics::new())), ctx);
     let t = jobs
-        .trigger("r", BackupKind::Full, std::time::Duration::ZERO)
+        .start("r", BackupKind::Full, abs::scheduler::rules::admission)
         .await
         .unwrap();
     assert!(!matches!(t, Trigger::Skipped(_)), "{t:?}");

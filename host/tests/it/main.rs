@@ -7,7 +7,7 @@ mod cloud;
 mod openapi;
 mod plugins;
 mod restore;
+mod scheduler;
 mod secrets;
 mod self_contained;
-mod scheduler;
 mod service;

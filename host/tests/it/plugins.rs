@@ -114,7 +114,23 @@ fn asb_like(n: usize) -> Vec<u8> {
 #[test]
 fn default_plugins_are_registered_with_their_info() {
     let names: Vec<&str> = registry().plugins().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, vec![ZSTD_PLUGIN, AES_PLUGIN, LOCAL_STORAGE_PLUGIN]);
+    assert_eq!(
+        names,
+        vec![
+            ZSTD_PLUGIN,
+            AES_PLUGIN,
+            "storage-azure",
+            "storage-gcs",
+            LOCAL_STORAGE_PLUGIN,
+            "storage-s3"
+        ]
+    );
+    for cloud in ["storage-azure", "storage-gcs", "storage-s3"] {
+        assert!(
+            registry().storage(cloud).is_ok(),
+            "{cloud} is a storage plugin"
+        );
+    }
     for p in registry().plugins() {
         let info = p.plugin.info();
         assert_eq!(info.name, p.name);

@@ -120,7 +120,11 @@ fn harness_with(node: &AerospikeNode, policy: &str, top: &str) -> Harness {
 
 impl Harness {
     async fn backup(&self, kind: BackupKind) -> abs::engine::backup::JobReport {
-        let t = self.jobs.trigger("r", kind, Duration::ZERO).await.unwrap();
+        let t = self
+            .jobs
+            .start("r", kind, abs::scheduler::rules::admission)
+            .await
+            .unwrap();
         assert!(!matches!(t, Trigger::Skipped(_)), "{t:?}");
         match self.jobs.wait("r", kind).await {
             Some(JobOutcome::Success(r)) => r,
@@ -1080,7 +1084,7 @@ async fn a_restore_into_a_namespace_a_running_backup_reads_is_refused() {
     h.clock.set_ms(T0 + 10_000);
     let t = h
         .jobs
-        .trigger("r", BackupKind::Full, Duration::ZERO)
+        .start("r", BackupKind::Full, abs::scheduler::rules::admission)
         .await
         .unwrap();
     assert_eq!(t, Trigger::Started);

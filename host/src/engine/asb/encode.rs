@@ -270,12 +270,16 @@ fn encode_raw_record_inner(
     let key = match record.key {
         None => None,
         Some((ptype, data)) => Some(match ptype {
-            particle::INTEGER => KeyRef::Int(i64::from_be_bytes(
-                be8(data).ok_or_else(|| ConvertError::UserKey("integer key is not 8 bytes".into()))?,
-            )),
-            particle::FLOAT => KeyRef::Double(f64::from_be_bytes(
-                be8(data).ok_or_else(|| ConvertError::UserKey("double key is not 8 bytes".into()))?,
-            )),
+            particle::INTEGER => {
+                KeyRef::Int(i64::from_be_bytes(be8(data).ok_or_else(|| {
+                    ConvertError::UserKey("integer key is not 8 bytes".into())
+                })?))
+            }
+            particle::FLOAT => {
+                KeyRef::Double(f64::from_be_bytes(be8(data).ok_or_else(|| {
+                    ConvertError::UserKey("double key is not 8 bytes".into())
+                })?))
+            }
             particle::STRING => KeyRef::String(data),
             particle::BLOB => KeyRef::Bytes(data),
             other => {
@@ -320,8 +324,12 @@ fn be8(data: &[u8]) -> Option<[u8; 8]> {
 fn raw_bin(ptype: u8, data: &[u8]) -> Result<BinRef<'_>, String> {
     let fixed = |what: &str| format!("{what} particle of {} bytes, not 8", data.len());
     Ok(match ptype {
-        particle::INTEGER => BinRef::Int(i64::from_be_bytes(be8(data).ok_or_else(|| fixed("integer"))?)),
-        particle::FLOAT => BinRef::Double(f64::from_be_bytes(be8(data).ok_or_else(|| fixed("double"))?)),
+        particle::INTEGER => BinRef::Int(i64::from_be_bytes(
+            be8(data).ok_or_else(|| fixed("integer"))?,
+        )),
+        particle::FLOAT => BinRef::Double(f64::from_be_bytes(
+            be8(data).ok_or_else(|| fixed("double"))?,
+        )),
         particle::STRING => BinRef::Text(b'S', data),
         particle::BOOL => match data {
             [b] => BinRef::Bool(*b != 0),
@@ -994,7 +1002,8 @@ mod tests {
                 any::<i64>().prop_map(BinValue::Int),
                 any::<u64>().prop_map(|b| BinValue::Double(f64::from_bits(b))),
                 bytes().prop_map(BinValue::String),
-                "[a-z ]{0,8}".prop_map(|s| BinValue::GeoJson(format!("{{\"t\":\"{s}\"}}").into_bytes())),
+                "[a-z ]{0,8}"
+                    .prop_map(|s| BinValue::GeoJson(format!("{{\"t\":\"{s}\"}}").into_bytes())),
                 (proptest::sample::select(BlobKind::ALL.to_vec()), bytes())
                     .prop_map(|(k, b)| BinValue::Blob(k, b)),
                 bytes().prop_map(BinValue::Hll),
@@ -1133,7 +1142,11 @@ mod tests {
             // An ordered list [1, 2, 3]: the ext header with the order flag stays.
             let ordered = [0x94, 0xc7, 0x00, 0x01, 0x01, 0x02, 0x03];
             let text = one_bin(particle::LIST, &ordered, 1).unwrap();
-            assert!(text.ends_with(b"- L b 12 lMcAAQECAw==\n"), "{}", String::from_utf8_lossy(&text));
+            assert!(
+                text.ends_with(b"- L b 12 lMcAAQECAw==\n"),
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
             let kv_ordered = [0x82, 0xc7, 0x00, 0x03, 0xc0, 0xa1, b'a', 0x01];
             let text = one_bin(particle::MAP, &kv_ordered, 1).unwrap();
             let b64 = STANDARD.encode(kv_ordered);
