@@ -771,8 +771,10 @@ mod tests {
 
     #[test]
     fn credentials_hash_like_the_client_and_never_print() {
-        let mut p = ClientPolicy::default();
-        p.auth_mode = AuthMode::Internal("u".into(), "secret".into());
+        let p = ClientPolicy {
+            auth_mode: AuthMode::Internal("u".into(), "secret".into()),
+            ..ClientPolicy::default()
+        };
         let c = Credentials::from_policy(&p).unwrap();
         let Credentials::Internal { hash, .. } = &c else {
             panic!("internal expected")
