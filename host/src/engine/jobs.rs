@@ -546,6 +546,10 @@ impl JobRegistry {
             m.backup_events
                 .with_label_values(&[routine, kind.label(), outcome.label()])
                 .inc();
+            // Each scan resume is one retry, whatever the job's outcome.
+            m.backup_events
+                .with_label_values(&[routine, kind.label(), "retry"])
+                .inc_by(progress.retries());
             m.backup_duration
                 .with_label_values(&labels)
                 .observe(elapsed.as_secs_f64());

@@ -18,6 +18,8 @@ pub struct Progress {
     files: AtomicU64,
     /// Estimated records of the whole job (namespace object counts); 0 = unknown.
     estimated_total: AtomicU64,
+    /// Scan resumes after a failure (ABS's `retry` outcome).
+    retries: AtomicU64,
 }
 
 /// A point-in-time view of [`Progress`].
@@ -45,6 +47,7 @@ impl Progress {
             bytes: AtomicU64::new(0),
             files: AtomicU64::new(0),
             estimated_total: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
         }
     }
 
@@ -62,6 +65,14 @@ impl Progress {
 
     pub fn add_estimate(&self, n: u64) {
         self.estimated_total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn add_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     pub fn records(&self) -> u64 {

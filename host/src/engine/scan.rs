@@ -546,6 +546,7 @@ impl Worker {
                 error = %why,
                 "Scan interrupted; resuming from the last record received."
             );
+            self.batcher_mut().progress.add_retry();
             // The partition map may be what changed.
             *self.owners.lock().unwrap_or_else(|p| p.into_inner()) = None;
             let pause = SCAN_RESUME_BACKOFF * 2u32.pow((attempt - 1).min(6));

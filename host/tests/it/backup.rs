@@ -81,6 +81,7 @@ backup-routines:
 
 struct Harness {
     jobs: JobRegistry,
+    metrics: Arc<Metrics>,
     store: Arc<ConfigStore>,
     clock: Arc<ManualClock>,
     dir: tempfile::TempDir,
@@ -102,8 +103,10 @@ fn harness_with(node: &AerospikeNode, policy: &str, routine: &str, top: &str) ->
     )));
     let clock = Arc::new(ManualClock::at_ms(1_800_000_000_000));
     let ctx = Arc::new(EngineContext::new(plugins(), clock.clone()));
+    let metrics = Arc::new(Metrics::new());
     Harness {
-        jobs: JobRegistry::with_context(store.clone(), Some(Arc::new(Metrics::new())), ctx),
+        jobs: JobRegistry::with_context(store.clone(), Some(metrics.clone()), ctx),
+        metrics,
         store,
         clock,
         dir,
@@ -918,6 +921,14 @@ async fn dropped_connection_mid_scan_resumes_without_loss_or_duplicates() {
     let (records, _) = decode_folder(&h.store, &folder);
     assert_eq!(by_digest(records).len(), 1500);
     assert_eq!(metadata(&folder).record_count, 1500);
+    // The resume is counted as ABS's `retry` outcome, beside the success.
+    let events = |outcome: &str| {
+        h.metrics
+            .backup_events
+            .with_label_values(&["r", "Full", outcome])
+            .get()
+    };
+    assert_eq!((events("success"), events("retry")), (1, 1));
 }
 
 #[tokio::test]

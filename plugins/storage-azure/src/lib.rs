@@ -470,6 +470,18 @@ impl AzureUpload {
 }
 
 impl AzureUpload {
+    /// Stages the held latest part; on failure it stays held, so a re-sent part or a
+    /// retried finish can stage it again.
+    fn stage_held(&mut self) -> Result<()> {
+        if let Some((n, prev)) = self.last.take()
+            && let Err(e) = self.stage(n, &prev)
+        {
+            self.last = Some((n, prev));
+            return Err(e);
+        }
+        Ok(())
+    }
+
     fn stage(&mut self, part: u32, data: &[u8]) -> Result<()> {
         let q = format!(
             "comp=block&blockid={}",
@@ -505,12 +517,7 @@ impl Upload for AzureUpload {
                 "part {part_number} after part {latest}: parts come in order, 1 to {MAX_BLOCKS}"
             )));
         }
-        if let Some((n, prev)) = self.last.take() {
-            if let Err(e) = self.stage(n, &prev) {
-                self.last = Some((n, prev));
-                return Err(e);
-            }
-        }
+        self.stage_held()?;
         self.last = Some((part_number, data));
         Ok(())
     }
@@ -529,12 +536,7 @@ impl Upload for AzureUpload {
             );
             self.conn.send("put blob", req, data)?;
         } else {
-            if let Some((n, prev)) = self.last.take() {
-                if let Err(e) = self.stage(n, &prev) {
-                    self.last = Some((n, prev));
-                    return Err(e);
-                }
-            }
+            self.stage_held()?;
             let mut body = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
             for n in 1..=self.parts {
                 body.push_str(&format!("<Latest>{}</Latest>", self.block_id(n)));
