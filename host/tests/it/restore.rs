@@ -1204,3 +1204,47 @@ async fn a_running_restore_can_be_cancelled_and_tps_paces_it() {
         "records written stay; not all"
     );
 }
+
+#[tokio::test]
+async fn no_records_no_indexes_and_no_udfs_leave_out_exactly_their_part() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 120);
+    let client = connect(&node).await;
+    add_index_and_udf(&client).await;
+    let h = harness(&node, "parallel: 2");
+    let key = h.backup_key(BackupKind::Full).await;
+    let store = node.store();
+    let has_index = || {
+        store
+            .sindexes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|i| i.name == "idx")
+    };
+    let has_udf = || store.udfs.lock().unwrap().contains_key("one.lua");
+
+    wipe(&node);
+    let v = h
+        .restore_ok(&key, serde_json::json!({"no-records": true}))
+        .await;
+    assert_eq!(node.record_count("test"), 0, "no-records writes none");
+    assert_eq!(v.counters.inserted_records, 0);
+    assert!(has_index() && has_udf(), "indexes and UDFs still restored");
+
+    wipe(&node);
+    let v = h
+        .restore_ok(&key, serde_json::json!({"no-indexes": true}))
+        .await;
+    assert_eq!(node.record_count("test"), 120);
+    assert_eq!((v.counters.index_count, v.counters.udf_count), (0, 1));
+    assert!(!has_index() && has_udf(), "only the index is left out");
+
+    wipe(&node);
+    let v = h
+        .restore_ok(&key, serde_json::json!({"no-udfs": true}))
+        .await;
+    assert_eq!(node.record_count("test"), 120);
+    assert_eq!((v.counters.index_count, v.counters.udf_count), (1, 0));
+    assert!(has_index() && !has_udf(), "only the UDF is left out");
+}
