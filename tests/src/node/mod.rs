@@ -1,7 +1,7 @@
 //! `AerospikeNode`: an in-process server speaking the Aerospike wire protocol, with one or
 //! more nodes sharing one in-memory store. See `docs/TEST-NODE.md` for what it implements.
 
-mod cdt;
+pub(crate) mod cdt;
 mod exec;
 pub mod exp;
 mod info;
