@@ -48,6 +48,14 @@ fn check_readable(errs: &mut Vec<ConfigError>, field: String, file: &str) {
 
 /// Checks that need local files: password files, key files, plugin files and their sha256.
 pub fn resolve(cfg: &Config, plugins: Option<&dyn PluginCheck>) -> Vec<ConfigError> {
+    let mut errs = resolve_files(cfg);
+    errs.extend(resolve_plugins(cfg, plugins));
+    errs
+}
+
+/// Password and key files: a file that is missing at load may be mounted later (a job that
+/// needs it fails clearly), so loading a file only warns about these; API changes refuse them.
+pub fn resolve_files(cfg: &Config) -> Vec<ConfigError> {
     let mut errs = Vec::new();
     for (name, c) in &cfg.aerospike_clusters {
         if let Some(p) = c
@@ -71,7 +79,14 @@ pub fn resolve(cfg: &Config, plugins: Option<&dyn PluginCheck>) -> Vec<ConfigErr
             }
         }
     }
-    let before_plugins = errs.len();
+    errs
+}
+
+/// Plugin files, their pinned sha256 and the options the plugins accept. The point of a pin
+/// is that a swapped plugin never runs, so every path refuses these alike: `validate`, start
+/// (exit with the errors), `POST /v1/config/apply` and API changes (400).
+pub fn resolve_plugins(cfg: &Config, plugins: Option<&dyn PluginCheck>) -> Vec<ConfigError> {
+    let mut errs = Vec::new();
     for (name, def) in &cfg.plugins {
         match std::fs::read(&def.path) {
             Err(e) => errs.push(ConfigError::new(
@@ -91,7 +106,7 @@ pub fn resolve(cfg: &Config, plugins: Option<&dyn PluginCheck>) -> Vec<ConfigErr
     }
     // The registry loads the same files; with one of them missing or altered it would only
     // report the same problem again, under the same path.
-    if let Some(p) = plugins.filter(|_| errs.len() == before_plugins) {
+    if let Some(p) = plugins.filter(|_| errs.is_empty()) {
         errs.extend(p.check(cfg));
     }
     errs
@@ -132,8 +147,9 @@ pub struct Loaded {
 }
 
 impl ConfigStore {
-    /// Loads and validates the file at `path`. Deprecated keys and missing local files are
-    /// warnings here (a job that needs them fails clearly); invalid config is an error.
+    /// Loads and validates the file at `path`. Deprecated keys and missing password or key
+    /// files are warnings here (a job that needs them fails clearly); invalid config and any
+    /// plugin problem (missing file, sha256 mismatch, options the plugin refuses) are errors.
     pub fn load_file(
         path: impl Into<PathBuf>,
         plugins: Option<Arc<dyn PluginCheck>>,
@@ -147,11 +163,11 @@ impl ConfigStore {
         };
         let (cfg, mut warnings) =
             load_str(&text, format).map_err(|e| LoadError::Invalid(path.clone(), e))?;
-        warnings.extend(
-            resolve(&cfg, plugins.as_deref())
-                .into_iter()
-                .map(|e| e.to_string()),
-        );
+        let refused = resolve_plugins(&cfg, plugins.as_deref());
+        if !refused.is_empty() {
+            return Err(LoadError::Invalid(path, refused));
+        }
+        warnings.extend(resolve_files(&cfg).into_iter().map(|e| e.to_string()));
         Ok(Loaded {
             store: Self::with_source(cfg, Source::File(path), plugins),
             warnings,
@@ -216,11 +232,11 @@ impl ConfigStore {
         };
         let text = tokio::fs::read_to_string(path).await?;
         let (cfg, mut warnings) = load_str(&text, Format::Yaml).map_err(ChangeError::Invalid)?;
-        warnings.extend(
-            resolve(&cfg, self.plugins.as_deref())
-                .into_iter()
-                .map(|e| e.to_string()),
-        );
+        let refused = resolve_plugins(&cfg, self.plugins.as_deref());
+        if !refused.is_empty() {
+            return Err(ChangeError::Invalid(refused));
+        }
+        warnings.extend(resolve_files(&cfg).into_iter().map(|e| e.to_string()));
         self.tx.send_replace(Arc::new(cfg));
         Ok(warnings)
     }

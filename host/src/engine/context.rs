@@ -100,8 +100,11 @@ impl EngineContext {
     /// section changes; a job keeps the `Arc` it got, so a config change never swaps the
     /// plugins of a running job.
     ///
+    /// A configured plugin that cannot be read, fails its hash or does not load is refused
+    /// by name when asked for, not by the whole registry.
+    ///
     /// # Errors
-    /// A configured plugin that cannot be read, fails its hash or does not load.
+    /// Only if the loader task itself fails.
     pub async fn plugins_for(&self, config: &Config) -> Result<Arc<Registry>, EngineError> {
         if config.plugins.is_empty() {
             return Ok(self.plugins.clone());
@@ -114,18 +117,24 @@ impl EngineContext {
         }
         let defaults = self.plugins.clone();
         let user = crate::plugin_check::user_plugin_specs(config);
-        let registry = tokio::task::spawn_blocking(move || defaults.with_user_plugins(&user))
-            .await
-            .map_err(|e| EngineError::Config(format!("plugin loader: {e}")))?
-            .map_err(|errs| {
-                let errs: Vec<String> = errs.iter().map(ToString::to_string).collect();
-                EngineError::Config(format!(
-                    "loading the configured plugins: {}",
-                    errs.join("; ")
-                ))
-            })?;
+        let (registry, refused) =
+            tokio::task::spawn_blocking(move || defaults.with_user_plugins_or_refused(&user))
+                .await
+                .map_err(|e| EngineError::Config(format!("plugin loader: {e}")))?;
+        // Checked when the config was accepted, so this is a file changed on disk since: the
+        // jobs that need the plugin fail naming it, the rest go on.
+        for e in &refused {
+            tracing::error!(
+                plugin = %e.plugin,
+                error = %e,
+                "A configured plugin no longer loads; jobs that use it will fail."
+            );
+        }
         let registry = Arc::new(registry);
-        *cached = Some((config.plugins.clone(), registry.clone()));
+        // Not kept while something is refused, so that a restored file is picked up.
+        if refused.is_empty() {
+            *cached = Some((config.plugins.clone(), registry.clone()));
+        }
         Ok(registry)
     }
 

@@ -232,6 +232,9 @@ pub fn load_component(
 pub struct Registry {
     runtime: Runtime,
     plugins: BTreeMap<String, RegisteredPlugin>,
+    /// User plugins that failed to load (name → why), from [`Registry::with_user_plugins_or_refused`]:
+    /// asking for one is an error that names it, while everything else keeps working.
+    refused: BTreeMap<String, String>,
 }
 
 impl Registry {
@@ -281,6 +284,7 @@ impl Registry {
             );
         }
         Ok(Registry {
+            refused: BTreeMap::new(),
             runtime: runtime.clone(),
             plugins,
         })
@@ -315,7 +319,21 @@ impl Registry {
         &self,
         user: &BTreeMap<String, UserPluginSpec>,
     ) -> Result<Registry, Vec<RegistryError>> {
+        let (reg, errors) = self.build_user(user);
+        if errors.is_empty() {
+            Ok(reg)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The defaults plus every user plugin that loads, and the errors of those that do not.
+    fn build_user(
+        &self,
+        user: &BTreeMap<String, UserPluginSpec>,
+    ) -> (Registry, Vec<RegistryError>) {
         let mut reg = Registry {
+            refused: BTreeMap::new(),
             runtime: self.runtime.clone(),
             plugins: self
                 .plugins
@@ -344,11 +362,27 @@ impl Registry {
                 });
             }
         }
-        if errors.is_empty() {
-            Ok(reg)
-        } else {
-            Err(errors)
+        (reg, errors)
+    }
+
+    /// As [`Registry::with_user_plugins`], but a user plugin that fails to load (a file
+    /// changed on disk since the config was checked, say) is refused by name when a job asks
+    /// for it, instead of failing the whole registry: jobs and listings that do not need it
+    /// keep working. The failures are returned for the log.
+    pub fn with_user_plugins_or_refused(
+        &self,
+        user: &BTreeMap<String, UserPluginSpec>,
+    ) -> (Registry, Vec<RegistryError>) {
+        let (mut reg, errors) = self.build_user(user);
+        // A name taken by a built-in keeps the built-in.
+        for e in errors
+            .iter()
+            .filter(|e| !self.plugins.contains_key(&e.plugin))
+        {
+            reg.refused
+                .insert(e.plugin.clone(), format!("{}: {}", e.field, e.error));
         }
+        (reg, errors)
     }
 
     fn add_user(
@@ -432,6 +466,12 @@ impl Registry {
 
     /// A plugin by name.
     pub fn get(&self, name: &str) -> PluginResult<&RegisteredPlugin> {
+        if let Some(why) = self.refused.get(name) {
+            return Err(PluginError::Load {
+                plugin: name.to_string(),
+                message: format!("refused since the configuration was checked ({why})"),
+            });
+        }
         self.plugins
             .get(name)
             .ok_or_else(|| PluginError::UnknownPlugin(name.to_string()))

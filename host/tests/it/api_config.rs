@@ -744,4 +744,19 @@ async fn plugin_references_are_checked_before_saving() {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
+
+    // The same pin, edited into the file and applied: refused the same way, and the running
+    // config keeps what it had.
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "plugins:\n  x: {{path: \"{}\", sha256: \"{}\"}}\n",
+        wasm.display(),
+        "ab".repeat(32)
+    ));
+    std::fs::write(&path, text).unwrap();
+    let (s, b) = call(&app, "POST", "/v1/config/apply", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["field"], "plugins.x.sha256", "{b}");
+    let (_, running) = call(&app, "GET", "/v1/config", None).await;
+    assert!(running["plugins"].get("x").is_none(), "{running}");
 }

@@ -310,3 +310,128 @@ fn plugin_subcommands() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A config with the lz4 example as a user plugin, pinned by `sha` at `path`, used by a policy
+/// with `block-size` as its option.
+fn lz4_config(dir: &Path, name: &str, path: &Path, sha: &str, block_size: u64) -> PathBuf {
+    let port = free_port();
+    let cfg = dir.join(format!("{name}.yml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"service: {{http: {{address: 127.0.0.1, port: {port}}}}}
+plugins:
+  codec-lz4: {{path: "{}", sha256: "{sha}"}}
+aerospike-clusters:
+  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: 3000}}]}}
+storage:
+  s: {{local-storage: {{path: "{}"}}}}
+backup-policies:
+  p: {{pipeline: [{{plugin: codec-lz4, options: {{block-size: {block_size}}}}}]}}
+backup-routines:
+  r: {{interval-cron: "@daily", source-cluster: c, storage: s, backup-policy: p, namespaces: [test]}}
+"#,
+            path.display(),
+            dir.join("backups").display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn a_wrong_pin_a_missing_plugin_or_a_refused_option_is_an_error_for_validate_and_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache");
+    let lz4 = repo().join("host/assets/plugins/examples/codec-lz4.wasm");
+    let sha = abs::plugins::registry::sha256_hex(&std::fs::read(&lz4).unwrap());
+    let wrong = "0".repeat(64);
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::new(BIN)
+            .args(args)
+            .env("ABS_CACHE_DIR", &cache)
+            .env_remove("ABS_PLUGIN_DIR")
+            .output()
+            .unwrap()
+    };
+    let validate = |cfg: &Path| run(&["validate".as_ref(), cfg.as_os_str()]);
+
+    let good = lz4_config(dir.path(), "good", &lz4, &sha, 65536);
+    let out = validate(&good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let missing = dir.path().join("gone.wasm");
+    for (cfg, field) in [
+        (
+            lz4_config(dir.path(), "pin", &lz4, &wrong, 65536),
+            "plugins.codec-lz4.sha256",
+        ),
+        (
+            lz4_config(dir.path(), "gone", &missing, &sha, 65536),
+            "plugins.codec-lz4.path",
+        ),
+        // Below the plugin's schema minimum (4096).
+        (
+            lz4_config(dir.path(), "option", &lz4, &sha, 100),
+            "backup-policies.p.pipeline[0]",
+        ),
+    ] {
+        let out = validate(&cfg);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{field}: {err}");
+        assert!(err.contains(field), "{field}: {err}");
+        assert!(!err.contains("warning:"), "an error, not a warning: {err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("valid"));
+
+        // The service refuses to start on it: it exits with the same error, never listens.
+        let port = free_port();
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let cfg_port = dir.path().join("start.yml");
+        std::fs::write(
+            &cfg_port,
+            text.lines()
+                .map(|l| {
+                    if l.starts_with("service:") {
+                        format!("service: {{http: {{address: 127.0.0.1, port: {port}}}}}")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+        .unwrap();
+        let mut child = Command::new(BIN)
+            .args(["-c".as_ref(), cfg_port.as_os_str()])
+            .env("ABS_CACHE_DIR", &cache)
+            .env_remove("ABS_PLUGIN_DIR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline && get(port, "/health").is_none(),
+                "{field}: the service started on a refused config"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!(status.code(), Some(1), "{field}: {err}");
+        assert!(err.contains(field), "{field}: {err}");
+    }
+}
