@@ -173,7 +173,8 @@ macro_rules! section_routes {
         #[doc = concat!("Creates a ", $noun, "; the whole resulting config is validated and saved.")]
         #[utoipa::path(post, path = $item_path, tag = $tag, request_body = $item,
             params(("name" = String, Path, description = concat!("Name of the new ", $noun))),
-            responses((status = 201, description = "Created"), (status = 400, body = ErrorBody)))]
+            responses((status = 201, description = "Created"), (status = 400, body = ErrorBody),
+                (status = 415, description = "Content-Type is not JSON or YAML", body = ErrorBody)))]
         pub async fn create(
             State(state): State<AppState>,
             Path(name): Path<String>,
@@ -186,7 +187,7 @@ macro_rules! section_routes {
         #[utoipa::path(put, path = $item_path, tag = $tag, request_body = $item,
             params(("name" = String, Path, description = concat!("Name of the ", $noun))),
             responses((status = 200, description = "Updated"), (status = 400, body = ErrorBody),
-                (status = 404, body = ErrorBody)))]
+                (status = 404, body = ErrorBody), (status = 415, description = "Content-Type is not JSON or YAML", body = ErrorBody)))]
         pub async fn update(
             State(state): State<AppState>,
             Path(name): Path<String>,
