@@ -42,5 +42,9 @@ struct ApiDoc;
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    doc
+    // The validator's ranges go into the schemas from the one table both read; utoipa's
+    // attributes would be a second copy of every bound.
+    let mut value = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
+    crate::config::limits::publish(&mut value["components"]["schemas"]);
+    serde_json::from_value(value).expect("the OpenAPI document reads back")
 }

@@ -103,3 +103,127 @@ fn every_body_taking_operation_documents_415() {
     }
     assert!(seen >= 14, "only {seen} operations take a body");
 }
+
+/// Out-of-range numbers in an entity body are 400 naming the field, and nothing is saved.
+#[tokio::test]
+async fn out_of_range_numbers_are_400_naming_the_field() {
+    let f = fixture();
+    let before = std::fs::read(&f.path).unwrap();
+    let cases = [
+        (
+            "/v1/config/policies/x",
+            json!({"retry-delay": 2066540437521813504u64}),
+            "backup-policies.x.retry-delay",
+        ),
+        (
+            "/v1/config/policies/x",
+            json!({"parallel": 0}),
+            "backup-policies.x.parallel",
+        ),
+        (
+            "/v1/config/policies/x",
+            json!({"parallel": 100000}),
+            "backup-policies.x.parallel",
+        ),
+        (
+            "/v1/config/policies/x",
+            json!({"retry-policy": {"max-retries": 1000000}}),
+            "backup-policies.x.retry-policy.max-retries",
+        ),
+        (
+            "/v1/config/policies/x",
+            json!({"retention": {"full": 0}}),
+            "backup-policies.x.retention.full",
+        ),
+        (
+            "/v1/config/policies/x",
+            json!({"socket-timeout": 604800001u64}),
+            "backup-policies.x.socket-timeout",
+        ),
+        (
+            "/v1/config/clusters/x",
+            json!({"seed-nodes": [{"host-name": "h", "port": 70000}]}),
+            "aerospike-clusters.x.seed-nodes[0].port",
+        ),
+        (
+            "/v1/config/secret-agents/x",
+            json!({"connection-type": "tcp", "address": "h", "port": 5000, "timeout": 0}),
+            "secret-agents.x.timeout",
+        ),
+        (
+            "/v1/config/storage/x",
+            json!({"s3-storage": {"bucket": "b", "s3-region": "r", "max-async-connections": 0}}),
+            "storage.x.s3-storage.max-async-connections",
+        ),
+    ];
+    for (uri, body, field) in cases {
+        let (s, got) = call(&f.app, "POST", uri, Some(body.clone())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri} {body}: {got}");
+        assert_eq!(got["field"], field, "{uri} {body}: {got}");
+        assert!(
+            got["error"].as_str().unwrap().contains("must be between"),
+            "{got}"
+        );
+    }
+    assert_eq!(std::fs::read(&f.path).unwrap(), before, "nothing saved");
+    // The bounds themselves are accepted.
+    let (s, got) = call(
+        &f.app,
+        "POST",
+        "/v1/config/policies/edge",
+        Some(
+            json!({"parallel": 4096, "retry-delay": 604800000u64, "bandwidth": 0,
+            "records-per-second": 0, "retention": {"full": 1, "incremental": 0}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{got}");
+}
+
+/// A restore request's policy is held to the same ranges before anything starts.
+#[tokio::test]
+async fn restore_policy_numbers_are_bounded() {
+    let f = fixture();
+    let (s, got) = call(
+        &f.app,
+        "POST",
+        "/v1/restore/full",
+        Some(json!({"backup-data-path": "x", "destination-name": "main",
+            "source-name": "disk", "policy": {"total-timeout": 9223372036854775807u64}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{got}");
+    assert_eq!(got["field"], "policy.total-timeout", "{got}");
+}
+
+/// `validate` names every out-of-range field of a config file and fails.
+#[test]
+fn validate_refuses_out_of_range_numbers_in_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "service:\n  http: {port: 8080, idle-timeout: 999999999999}\n\
+         aerospike-clusters:\n  c: {seed-nodes: [{host-name: h, port: 0}], conn-timeout: 0}\n\
+         backup-policies:\n  p: {parallel: 0, retry-delay: 2066540437521813504, bandwidth: 5000000}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aerospike-backup-service"))
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for field in [
+        "service.http.idle-timeout: must be between 1 and 604800000",
+        "aerospike-clusters.c.seed-nodes[0].port: must be between 1 and 65535",
+        "aerospike-clusters.c.conn-timeout",
+        "backup-policies.p.parallel",
+        // The deprecated key is read as its 3.x spelling (with a warning), and named so.
+        "backup-policies.p.retry-policy.base-timeout",
+        "backup-policies.p.bandwidth",
+    ] {
+        assert!(err.contains(field), "{field} missing from: {err}");
+    }
+}
