@@ -92,17 +92,49 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<ConfigError>> {
     if e.0.is_empty() { Ok(()) } else { Err(e.0) }
 }
 
-/// Checks a single entity as if it were stored under `name` in `cfg` (for the REST API, which
-/// then validates the whole resulting config).
+/// The names an entity may have, as the OpenAPI `pattern` of names (same rule as
+/// [`name_problem`]): they become folder names in storage and keys in the YAML file, so only
+/// characters safe in every file system and object store are allowed.
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}$";
+/// Longest entity name, in bytes.
+pub const NAME_MAX: usize = 255;
+
+/// Why `name` is not a valid entity name, or `None` when it is: 1..=255 ASCII letters, digits,
+/// `-`, `_` and `.`, not starting with a dot (no hidden folders, no `.`/`..`).
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("names must not be empty".into());
+    }
+    if name.len() > NAME_MAX {
+        return Some(format!("names are at most {NAME_MAX} characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Some(format!(
+            "name {:?} has the character {c:?}; names are made of letters, digits, '-', '_' and '.'",
+            name
+        ));
+    }
+    if name.starts_with('.') {
+        return Some(format!("name {name:?} must not start with '.'"));
+    }
+    None
+}
+
+/// The config path of a named entity, printable even when the name is not.
+pub fn entity_path(section: &str, name: &str) -> String {
+    if name_problem(name).is_none() {
+        format!("{section}.{name}")
+    } else {
+        format!("{section}.{}", name.escape_default())
+    }
+}
+
 fn check_name(e: &mut Errors, section: &str, name: &str) {
-    if name.trim().is_empty() {
-        e.push(section, "names must not be empty");
-    } else if name.contains('/') || name == "." || name == ".." {
-        // Names become folders in storage (ABS 3.7 requires a single path segment).
-        e.push(
-            format!("{section}.{name}"),
-            "name must be a single path segment",
-        );
+    if let Some(m) = name_problem(name) {
+        e.push(entity_path(section, name), m);
     }
 }
 
@@ -892,12 +924,51 @@ backup-routines:
     }
 
     #[test]
-    fn names_must_be_path_segments() {
+    fn names_are_limited_to_the_safe_set() {
+        // The published pattern (as a JSON Schema validator reads it) agrees with the check.
+        let schema = serde_json::json!({"type": "string", "pattern": NAME_PATTERN});
+        let pattern = jsonschema::validator_for(&schema).unwrap();
+        for ok in [
+            "a",
+            "daily-1",
+            "abs_cluster.v2",
+            "A9",
+            "-x",
+            &"n".repeat(255),
+        ] {
+            assert_eq!(name_problem(ok), None, "{ok}");
+            assert!(pattern.is_valid(&serde_json::json!(ok)), "{ok}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "\u{87}\u{84}",
+            "tab\t",
+            "é",
+            "a\n",
+            &"n".repeat(256),
+        ] {
+            assert!(name_problem(bad).is_some(), "{bad:?}");
+            assert!(!pattern.is_valid(&serde_json::json!(bad)), "{bad:?}");
+        }
         let mut c = base();
         let s = c.storage.remove("s").unwrap();
-        c.storage.insert("a/b".into(), s);
+        c.storage.insert("a/b".into(), s.clone());
+        c.storage.insert("\u{87}".into(), s);
         let errs = errors(&c);
-        assert!(errs.contains(&"storage.a/b: name must be a single path segment".to_string()));
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("storage.a/b: name \"a/b\" has the character '/'")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with("storage.\\u{87}: ")),
+            "the path is printable: {errs:?}"
+        );
     }
 
     #[test]

@@ -227,3 +227,97 @@ fn validate_refuses_out_of_range_numbers_in_files() {
         assert!(err.contains(field), "{field} missing from: {err}");
     }
 }
+
+/// Names outside the safe set are refused in API paths and in bodies (400 naming the field),
+/// and the document publishes the rule.
+#[tokio::test]
+async fn entity_names_are_limited_to_the_safe_set() {
+    let f = fixture();
+    let before = std::fs::read(&f.path).unwrap();
+    for name in [
+        "%87%84",
+        ".hidden",
+        "a%20b",
+        "tab%09",
+        "caf%C3%A9",
+        &"n".repeat(256),
+    ] {
+        for method in ["POST", "PUT"] {
+            let (s, got) = call(
+                &f.app,
+                method,
+                &format!("/v1/config/policies/{name}"),
+                Some(json!({"parallel": 1})),
+            )
+            .await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{method} {name}: {got}");
+            assert_eq!(got["field"], "name", "{method} {name}: {got}");
+        }
+    }
+    // Inside a whole config, the map key is named (printably).
+    let (_, mut cfg) = call(&f.app, "GET", "/v1/config", None).await;
+    cfg["backup-policies"]["\u{87}\u{84}"] = json!({"parallel": 1});
+    let (s, got) = call(&f.app, "PUT", "/v1/config", Some(cfg)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{got}");
+    assert_eq!(got["field"], "backup-policies.\\u{87}\\u{84}", "{got}");
+    assert_eq!(std::fs::read(&f.path).unwrap(), before, "nothing saved");
+    // Names of the ABS sample configs keep working.
+    for name in ["dailyLocalBackupRoutine", "abs-cluster", "policy_1.v2"] {
+        let (s, got) = call(
+            &f.app,
+            "POST",
+            &format!("/v1/config/policies/{name}"),
+            Some(json!({"parallel": 1})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{name}: {got}");
+    }
+
+    let doc = serde_json::to_value(abs::api::openapi::document()).unwrap();
+    let param = &doc["paths"]["/v1/config/policies/{name}"]["post"]["parameters"][0];
+    assert_eq!(
+        param["schema"]["pattern"],
+        abs::config::validate::NAME_PATTERN
+    );
+    let keys = &doc["components"]["schemas"]["Config"]["properties"]["backup-routines"];
+    assert_eq!(
+        keys["propertyNames"]["pattern"],
+        abs::config::validate::NAME_PATTERN
+    );
+}
+
+/// Every entity name in the upstream sample configs passes the rule.
+#[test]
+fn upstream_sample_names_are_valid() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/upstream-config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yml") {
+            continue;
+        }
+        let doc: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for section in [
+            "aerospike-clusters",
+            "storage",
+            "backup-policies",
+            "backup-routines",
+            "secret-agents",
+            "secret-agent",
+        ] {
+            for key in doc[section].as_mapping().into_iter().flat_map(|m| m.keys()) {
+                let name = key.as_str().unwrap();
+                seen += 1;
+                assert_eq!(
+                    abs::config::validate::name_problem(name),
+                    None,
+                    "{}: {name}",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(seen > 20, "only {seen} names found");
+}
