@@ -138,6 +138,21 @@ fn check_name(e: &mut Errors, section: &str, name: &str) {
     }
 }
 
+/// The problems of a cluster given inline (a restore request's `destination`), checked as if it
+/// were stored at `path` of `cfg`.
+pub fn inline_cluster(cfg: &Config, path: &str, c: &AerospikeCluster) -> Vec<ConfigError> {
+    let mut e = Errors::default();
+    cluster(&mut e, cfg, path, c);
+    e.0
+}
+
+/// The problems of a storage given inline (a restore request's `source`).
+pub fn inline_storage(cfg: &Config, path: &str, s: &Storage) -> Vec<ConfigError> {
+    let mut e = Errors::default();
+    storage(&mut e, cfg, path, s);
+    e.0
+}
+
 fn service(e: &mut Errors, s: &ServiceConfig) {
     let h = &s.http;
     if h.disabled {

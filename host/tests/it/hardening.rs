@@ -180,7 +180,8 @@ async fn out_of_range_numbers_are_400_naming_the_field() {
     assert_eq!(s, StatusCode::CREATED, "{got}");
 }
 
-/// A restore request's policy is held to the same ranges before anything starts.
+/// A restore request's policy, inline cluster and inline storage are held to the same ranges
+/// before anything starts.
 #[tokio::test]
 async fn restore_policy_numbers_are_bounded() {
     let f = fixture();
@@ -194,6 +195,27 @@ async fn restore_policy_numbers_are_bounded() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{got}");
     assert_eq!(got["field"], "policy.total-timeout", "{got}");
+    // Inline clusters and storages follow the rules of stored ones.
+    let (s, got) = call(
+        &f.app,
+        "POST",
+        "/v1/restore/full",
+        Some(json!({"backup-data-path": "x", "source-name": "disk",
+            "destination": {"seed-nodes": [{"host-name": "h", "port": 0}]}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{got}");
+    assert_eq!(got["field"], "destination.seed-nodes[0].port", "{got}");
+    let (s, got) = call(
+        &f.app,
+        "POST",
+        "/v1/restore/full",
+        Some(json!({"backup-data-path": "x", "destination-name": "main",
+            "source": {"gcp-storage": {"bucket-name": "b", "min-part-size": 0}}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{got}");
+    assert_eq!(got["field"], "source.gcp-storage.min-part-size", "{got}");
 }
 
 /// `validate` names every out-of-range field of a config file and fails.
