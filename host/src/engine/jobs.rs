@@ -729,7 +729,7 @@ impl JobRegistry {
             }
         };
         // One registry for every routine: they all run with this config.
-        let plugins = ctx.plugins_for(&config).await.map_err(|e| e.to_string());
+        let plugins = ctx.plugins_for(config).await.map_err(|e| e.to_string());
         let mut removed = Vec::new();
         for (routine, r) in &config.backup_routines {
             let Some(storage_cfg) = config.storage.get(&r.storage) else {
