@@ -53,9 +53,10 @@ impl<S: Send + Sync, T: DeserializeOwned + PartialSchema> FromRequest<S> for Bod
 }
 
 /// The format a `Content-Type` names. Absent means JSON: ABS reads every body as JSON whatever
-/// the header, and clients that send none (scripts, `curl --data-binary @f` with `-H` left out of
-/// a pipe) keep working. An explicit type that is neither JSON nor YAML, `curl -d`'s
-/// `application/x-www-form-urlencoded` included, is refused with 415 rather than guessed at.
+/// the header, so HTTP clients that write a body without one keep working. An explicit type that
+/// is neither JSON nor YAML is refused with 415 rather than guessed at; that includes
+/// `application/x-www-form-urlencoded`, which `curl -d` and `--data-binary` send unless told
+/// otherwise (the message says how).
 pub fn body_format(header: Option<&HeaderValue>) -> Result<Format, ApiError> {
     let Some(header) = header else {
         return Ok(Format::Json);
