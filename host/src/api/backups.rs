@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use crate::api::entity::Name;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -324,7 +325,7 @@ pub async fn list_incremental(
         (status = 404, body = ErrorBody), (status = 500, body = ErrorBody)))]
 pub async fn list_full_routine(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Name(name): Name,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<BackupDetails>>, ApiError> {
     let bounds = TimeBounds::parse(&q)?;
@@ -342,7 +343,7 @@ pub async fn list_full_routine(
         (status = 404, body = ErrorBody), (status = 500, body = ErrorBody)))]
 pub async fn list_incremental_routine(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Name(name): Name,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<BackupDetails>>, ApiError> {
     let bounds = TimeBounds::parse(&q)?;
@@ -381,7 +382,7 @@ async fn trigger(
         (status = 409, description = "Skipped by the overlap rules; `error` says why", body = ErrorBody)))]
 pub async fn schedule(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Name(name): Name,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     trigger(&state, &name, BackupKind::Full, &q).await
@@ -396,7 +397,7 @@ pub async fn schedule(
         (status = 409, description = "Skipped by the overlap rules; `error` says why", body = ErrorBody)))]
 pub async fn start_full(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Name(name): Name,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     trigger(&state, &name, BackupKind::Full, &q).await
@@ -411,7 +412,7 @@ pub async fn start_full(
         (status = 409, description = "Skipped by the overlap rules; `error` says why", body = ErrorBody)))]
 pub async fn start_incremental(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Name(name): Name,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     trigger(&state, &name, BackupKind::Incremental, &q).await
@@ -438,7 +439,7 @@ fn running(v: RunningView) -> RunningJob {
     responses((status = 200, body = RoutineState), (status = 404, body = ErrorBody)))]
 pub async fn current_backup(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Name(name): Name,
 ) -> Result<Json<RoutineState>, ApiError> {
     if !state.store.current().backup_routines.contains_key(&name) {
         return Err(ApiError::NotFound(format!("routine {name} not found")));
@@ -493,10 +494,7 @@ pub async fn current_backup(
 #[utoipa::path(post, path = "/v1/backups/cancel/{name}", tag = "Backup",
     params(("name" = String, Path, description = "Routine")),
     responses((status = 202, description = "Accepted"), (status = 404, body = ErrorBody)))]
-pub async fn cancel(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn cancel(State(state): State<AppState>, Name(name): Name) -> Result<Response, ApiError> {
     if !state.store.current().backup_routines.contains_key(&name) {
         return Err(ApiError::NotFound(format!("routine {name} not found")));
     }

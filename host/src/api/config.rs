@@ -18,7 +18,8 @@ pub async fn get_config(State(state): State<AppState>) -> Json<Config> {
 
 /// Replaces the whole configuration, applies it and saves it to the config file.
 #[utoipa::path(put, path = "/v1/config", tag = "Configuration", request_body = Config,
-    responses((status = 200, description = "Applied and saved"), (status = 400, body = ErrorBody)))]
+    responses((status = 200, description = "Applied and saved"), (status = 400, body = ErrorBody),
+        (status = 415, description = "Content-Type is not JSON or YAML", body = ErrorBody)))]
 pub async fn put_config(
     State(state): State<AppState>,
     body: Result<Body<Config>, ApiError>,

@@ -62,7 +62,7 @@ async fn set_disabled(
     responses((status = 204, description = "Disabled"), (status = 404, body = ErrorBody)))]
 pub async fn disable(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Name(name): Name,
 ) -> Result<Response, ApiError> {
     set_disabled(&state, name, true).await
 }
@@ -71,10 +71,7 @@ pub async fn disable(
 #[utoipa::path(put, path = "/v1/config/routines/{name}/enable", tag = "Configuration",
     params(("name" = String, Path, description = "Name of the routine")),
     responses((status = 204, description = "Enabled"), (status = 404, body = ErrorBody)))]
-pub async fn enable(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn enable(State(state): State<AppState>, Name(name): Name) -> Result<Response, ApiError> {
     set_disabled(&state, name, false).await
 }
 

@@ -37,6 +37,25 @@ pub trait Section: 'static {
     fn keep_secrets(_new: &mut Self::Item, _old: Option<&Self::Item>) {}
 }
 
+/// The `{name}` of a path, with a malformed one (bytes that are not UTF-8) refused in our error
+/// shape naming `name`, where axum's own rejection would be plain text.
+#[derive(Debug)]
+pub struct Name(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Name {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|p| Name(p.0))
+            .map_err(|e| ApiError::bad_field("name", e.body_text()))
+    }
+}
+
 pub async fn list<S: Section>(state: &AppState) -> Json<BTreeMap<String, S::Item>> {
     let cfg = state.store.current();
     Json(
@@ -59,10 +78,15 @@ fn not_found<S: Section>(name: &str) -> ApiError {
     ApiError::NotFound(format!("{} {name} not found", S::NOUN))
 }
 
+/// The body of a create or update, after the name in the path: a name outside the safe set is
+/// a 400 naming the `name` parameter before the body is looked at.
 fn body<S: Section>(
     name: &str,
     body: Result<Body<S::Item>, ApiError>,
 ) -> Result<S::Item, ApiError> {
+    if let Some(problem) = crate::config::validate::name_problem(name) {
+        return Err(ApiError::bad_field("name", problem));
+    }
     body.map(|b| b.0)
         .map_err(|e| under(&format!("{}.{name}", S::KEY), e))
 }
@@ -148,7 +172,8 @@ macro_rules! section_routes {
         use crate::api::entity;
         use crate::api::error::{ApiError, ErrorBody};
         use axum::Json;
-        use axum::extract::{Path, State};
+        use crate::api::entity::Name;
+        use axum::extract::State;
         use axum::response::Response;
         use std::collections::BTreeMap;
 
@@ -165,7 +190,7 @@ macro_rules! section_routes {
             responses((status = 200, body = $item), (status = 404, body = ErrorBody)))]
         pub async fn get(
             State(state): State<AppState>,
-            Path(name): Path<String>,
+            Name(name): Name,
         ) -> Result<Json<$item>, ApiError> {
             entity::get::<$section>(&state, &name).await
         }
@@ -173,10 +198,11 @@ macro_rules! section_routes {
         #[doc = concat!("Creates a ", $noun, "; the whole resulting config is validated and saved.")]
         #[utoipa::path(post, path = $item_path, tag = $tag, request_body = $item,
             params(("name" = String, Path, description = concat!("Name of the new ", $noun))),
-            responses((status = 201, description = "Created"), (status = 400, body = ErrorBody)))]
+            responses((status = 201, description = "Created"), (status = 400, body = ErrorBody),
+                (status = 415, description = "Content-Type is not JSON or YAML", body = ErrorBody)))]
         pub async fn create(
             State(state): State<AppState>,
-            Path(name): Path<String>,
+            Name(name): Name,
             body: Result<Body<$item>, ApiError>,
         ) -> Result<Response, ApiError> {
             entity::create::<$section>(&state, name, body).await
@@ -186,10 +212,10 @@ macro_rules! section_routes {
         #[utoipa::path(put, path = $item_path, tag = $tag, request_body = $item,
             params(("name" = String, Path, description = concat!("Name of the ", $noun))),
             responses((status = 200, description = "Updated"), (status = 400, body = ErrorBody),
-                (status = 404, body = ErrorBody)))]
+                (status = 404, body = ErrorBody), (status = 415, description = "Content-Type is not JSON or YAML", body = ErrorBody)))]
         pub async fn update(
             State(state): State<AppState>,
-            Path(name): Path<String>,
+            Name(name): Name,
             body: Result<Body<$item>, ApiError>,
         ) -> Result<Response, ApiError> {
             entity::update::<$section>(&state, name, body).await
@@ -202,7 +228,7 @@ macro_rules! section_routes {
                 (status = 409, description = "In use", body = ErrorBody)))]
         pub async fn delete(
             State(state): State<AppState>,
-            Path(name): Path<String>,
+            Name(name): Name,
         ) -> Result<Response, ApiError> {
             entity::delete::<$section>(&state, name).await
         }

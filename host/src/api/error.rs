@@ -23,6 +23,9 @@ pub enum ApiError {
     /// The change conflicts with the current state (entity in use). 409.
     #[error("{0}")]
     Conflict(String),
+    /// The body's `Content-Type` is neither JSON nor YAML. 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The client sent too many requests. 429.
     #[error("Too Many Requests")]
     TooManyRequests,
@@ -52,6 +55,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -123,6 +127,11 @@ impl IntoResponse for ApiError {
                     errors: vec![],
                 }
             }
+            ApiError::UnsupportedMediaType(m) => ErrorBody {
+                error: m.clone(),
+                field: Some("Content-Type".into()),
+                errors: vec![],
+            },
             other => ErrorBody {
                 error: other.to_string(),
                 field: None,

@@ -42,5 +42,60 @@ struct ApiDoc;
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    doc
+    // The validator's ranges go into the schemas from the one table both read; utoipa's
+    // attributes would be a second copy of every bound.
+    let mut value = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
+    crate::config::limits::publish(&mut value["components"]["schemas"]);
+    publish_names(&mut value);
+    serde_json::from_value(value).expect("the OpenAPI document reads back")
+}
+
+/// The safe set of entity names as a string schema.
+fn name_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "string",
+        "pattern": crate::config::validate::NAME_PATTERN,
+        "minLength": 1,
+        "maxLength": crate::config::validate::NAME_MAX,
+    })
+}
+
+/// Puts the name rule on every `{name}` path parameter and on the keys of the config's named
+/// sections, so generated clients and fuzzers know which names the validator accepts.
+fn publish_names(doc: &mut serde_json::Value) {
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            for op in item
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|o| o.values_mut())
+            {
+                for param in op
+                    .get_mut("parameters")
+                    .and_then(|p| p.as_array_mut())
+                    .into_iter()
+                    .flatten()
+                {
+                    if param["name"] == "name" && param["in"] == "path" {
+                        param["schema"] = name_schema();
+                    }
+                }
+            }
+        }
+    }
+    let config = &mut doc["components"]["schemas"]["Config"]["properties"];
+    for section in [
+        "aerospike-clusters",
+        "storage",
+        "backup-policies",
+        "backup-routines",
+        "secret-agents",
+        "plugins",
+    ] {
+        let prop = config
+            .get_mut(section)
+            .and_then(|p| p.as_object_mut())
+            .unwrap_or_else(|| panic!("Config has no property {section}"));
+        prop.insert("propertyNames".into(), name_schema());
+    }
 }

@@ -108,7 +108,8 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
 /// Restores a full backup folder (or every namespace of a backup).
 #[utoipa::path(post, path = "/v1/restore/full", tag = "Restore", request_body = RestoreRequest,
     responses((status = 202, body = i64, description = "The job id"),
-        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 415, description = "Content-Type is not JSON or YAML", body = ErrorBody)))]
 pub async fn restore_full(
     State(state): State<AppState>,
     Body(req): Body<RestoreRequest>,
@@ -125,7 +126,8 @@ pub async fn restore_full(
 #[utoipa::path(post, path = "/v1/restore/incremental", tag = "Restore",
     request_body = RestoreRequest,
     responses((status = 202, body = i64, description = "The job id"),
-        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 415, description = "Content-Type is not JSON or YAML", body = ErrorBody)))]
 pub async fn restore_incremental(
     State(state): State<AppState>,
     Body(req): Body<RestoreRequest>,
@@ -143,7 +145,8 @@ pub async fn restore_incremental(
 #[utoipa::path(post, path = "/v1/restore/timestamp", tag = "Restore",
     request_body = RestoreTimestampRequest,
     responses((status = 202, body = i64, description = "The job id"),
-        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 415, description = "Content-Type is not JSON or YAML", body = ErrorBody)))]
 pub async fn restore_timestamp(
     State(state): State<AppState>,
     Body(req): Body<RestoreTimestampRequest>,

@@ -2,6 +2,7 @@
 //! persists changes atomically.
 
 pub mod cron;
+pub mod limits;
 pub mod model;
 pub mod restore;
 pub(crate) mod serde_util;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::limits;
 use super::model::{
     AerospikeCluster, CompressionPolicy, EncryptionMode, EncryptionPolicy, RetryPolicy,
     SecretAgent, Storage,
@@ -169,17 +170,27 @@ impl RestorePolicy {
                 "replace and unique are contradictory: choose one".into(),
             ));
         }
-        if self.parallel == Some(0) {
-            return Err(("policy.parallel".into(), "must be at least 1".into()));
+        let numbers: [(&str, Option<u64>); 8] = [
+            ("parallel", self.parallel.map(u64::from)),
+            ("socket-timeout", self.socket_timeout),
+            ("total-timeout", self.total_timeout),
+            ("max-async-batches", self.max_async_batches.map(u64::from)),
+            ("batch-size", self.batch_size.map(u64::from)),
+            ("bandwidth", self.bandwidth),
+            ("tps", self.tps),
+            ("extra-ttl", self.extra_ttl),
+        ];
+        for (field, v) in numbers {
+            if let Some(m) = v.and_then(|v| limits::range("RestorePolicy", field).check_int(v)) {
+                return Err((format!("policy.{field}"), m));
+            }
         }
-        if self.batch_size == Some(0) {
-            return Err(("policy.batch-size".into(), "must be at least 1".into()));
-        }
-        if self.max_async_batches == Some(0) {
-            return Err((
-                "policy.max-async-batches".into(),
-                "must be at least 1".into(),
-            ));
+        if let Some((field, m)) = self
+            .retry_policy
+            .as_ref()
+            .and_then(super::validate::retry_policy_error)
+        {
+            return Err((format!("policy.retry-policy.{field}"), m));
         }
         if let Some(ns) = &self.namespace
             && (ns.source.is_empty() || ns.destination.is_empty())

@@ -1,6 +1,7 @@
 //! Pure validation of a whole configuration: no I/O, every error reported with its path.
 
 use super::cron::CronSchedule;
+use super::limits;
 use super::model::*;
 use std::fmt;
 use std::net::IpAddr;
@@ -41,9 +42,12 @@ impl Errors {
         self.0.push(ConfigError::new(path, msg));
     }
 
-    fn positive<T: PartialOrd + Default + Copy>(&mut self, path: String, v: Option<T>) {
-        if v.is_some_and(|v| v <= T::default()) {
-            self.push(path, "must be positive");
+    /// Checks `v` against the range of `schema.field` in [`limits::RANGES`].
+    fn range<T: Into<i128>>(&mut self, path: String, schema: &str, field: &str, v: Option<T>) {
+        if let Some(v) = v
+            && let Some(m) = limits::range(schema, field).check_int(v)
+        {
+            self.push(path, m);
         }
     }
 }
@@ -88,18 +92,65 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<ConfigError>> {
     if e.0.is_empty() { Ok(()) } else { Err(e.0) }
 }
 
-/// Checks a single entity as if it were stored under `name` in `cfg` (for the REST API, which
-/// then validates the whole resulting config).
-fn check_name(e: &mut Errors, section: &str, name: &str) {
-    if name.trim().is_empty() {
-        e.push(section, "names must not be empty");
-    } else if name.contains('/') || name == "." || name == ".." {
-        // Names become folders in storage (ABS 3.7 requires a single path segment).
-        e.push(
-            format!("{section}.{name}"),
-            "name must be a single path segment",
-        );
+/// The names an entity may have, as the OpenAPI `pattern` of names (same rule as
+/// [`name_problem`]): they become folder names in storage and keys in the YAML file, so only
+/// characters safe in every file system and object store are allowed.
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,254}$";
+/// Longest entity name, in bytes.
+pub const NAME_MAX: usize = 255;
+
+/// Why `name` is not a valid entity name, or `None` when it is: 1..=255 ASCII letters, digits,
+/// `-`, `_` and `.`, not starting with a dot (no hidden folders, no `.`/`..`).
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("names must not be empty".into());
     }
+    if name.len() > NAME_MAX {
+        return Some(format!("names are at most {NAME_MAX} characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Some(format!(
+            "name {:?} has the character {c:?}; names are made of letters, digits, '-', '_' and '.'",
+            name
+        ));
+    }
+    if name.starts_with('.') {
+        return Some(format!("name {name:?} must not start with '.'"));
+    }
+    None
+}
+
+/// The config path of a named entity, printable even when the name is not.
+pub fn entity_path(section: &str, name: &str) -> String {
+    if name_problem(name).is_none() {
+        format!("{section}.{name}")
+    } else {
+        format!("{section}.{}", name.escape_default())
+    }
+}
+
+fn check_name(e: &mut Errors, section: &str, name: &str) {
+    if let Some(m) = name_problem(name) {
+        e.push(entity_path(section, name), m);
+    }
+}
+
+/// The problems of a cluster given inline (a restore request's `destination`), checked as if it
+/// were stored at `path` of `cfg`.
+pub fn inline_cluster(cfg: &Config, path: &str, c: &AerospikeCluster) -> Vec<ConfigError> {
+    let mut e = Errors::default();
+    cluster(&mut e, cfg, path, c);
+    e.0
+}
+
+/// The problems of a storage given inline (a restore request's `source`).
+pub fn inline_storage(cfg: &Config, path: &str, s: &Storage) -> Vec<ConfigError> {
+    let mut e = Errors::default();
+    storage(&mut e, cfg, path, s);
+    e.0
 }
 
 fn service(e: &mut Errors, s: &ServiceConfig) {
@@ -111,9 +162,12 @@ fn service(e: &mut Errors, s: &ServiceConfig) {
             "the HTTP listener cannot be disabled: HTTPS is not supported yet",
         );
     }
-    if h.port == Some(0) {
-        e.push("service.http.port", "must be between 1 and 65535");
-    }
+    e.range(
+        "service.http.port".into(),
+        "HttpServerConfig",
+        "port",
+        h.port,
+    );
     if let Some(cp) = &h.context_path
         && !cp.starts_with('/')
     {
@@ -128,13 +182,32 @@ fn service(e: &mut Errors, s: &ServiceConfig) {
             format!("\"{a}\" is not an IP address"),
         );
     }
-    e.positive("service.http.timeout".into(), h.timeout);
-    e.positive("service.http.read-timeout".into(), h.read_timeout);
-    e.positive("service.http.write-timeout".into(), h.write_timeout);
-    e.positive("service.http.idle-timeout".into(), h.idle_timeout);
+    for (field, v) in [
+        ("timeout", h.timeout),
+        ("read-timeout", h.read_timeout),
+        ("write-timeout", h.write_timeout),
+        ("idle-timeout", h.idle_timeout),
+    ] {
+        e.range(
+            format!("service.http.{field}"),
+            "HttpServerConfig",
+            field,
+            v,
+        );
+    }
     if let Some(r) = &h.rate {
-        e.positive("service.http.rate.tps".into(), r.tps);
-        e.positive("service.http.rate.size".into(), r.size);
+        e.range(
+            "service.http.rate.tps".into(),
+            "RateLimiterConfig",
+            "tps",
+            r.tps,
+        );
+        e.range(
+            "service.http.rate.size".into(),
+            "RateLimiterConfig",
+            "size",
+            r.size,
+        );
         for (i, w) in r.white_list.iter().enumerate() {
             if parse_cidr(w).is_none() {
                 e.push(
@@ -148,7 +221,18 @@ fn service(e: &mut Errors, s: &ServiceConfig) {
         if f.filename.trim().is_empty() {
             e.push("service.logger.file-writer.filename", "must not be empty");
         }
-        e.positive("service.logger.file-writer.maxsize".into(), f.maxsize);
+        for (field, v) in [
+            ("maxsize", f.maxsize),
+            ("maxage", f.maxage),
+            ("maxbackups", f.maxbackups),
+        ] {
+            e.range(
+                format!("service.logger.file-writer.{field}"),
+                "FileLoggerConfig",
+                field,
+                v,
+            );
+        }
     }
     if let Some(b) = &s.backup
         && let Some(tz) = &b.schedule_timezone
@@ -179,10 +263,6 @@ pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     (len <= max).then_some((ip, len))
 }
 
-fn port_ok(p: u32) -> bool {
-    (1..=65535).contains(&p)
-}
-
 fn cluster(e: &mut Errors, cfg: &Config, path: &str, c: &AerospikeCluster) {
     if c.seed_nodes.is_empty() {
         e.push(
@@ -197,17 +277,33 @@ fn cluster(e: &mut Errors, cfg: &Config, path: &str, c: &AerospikeCluster) {
                 "must not be empty",
             );
         }
-        if !port_ok(n.port) {
-            e.push(
-                format!("{path}.seed-nodes[{i}].port"),
-                "must be between 1 and 65535",
-            );
-        }
+        e.range(
+            format!("{path}.seed-nodes[{i}].port"),
+            "SeedNode",
+            "port",
+            Some(n.port),
+        );
     }
-    e.positive(format!("{path}.conn-timeout"), c.conn_timeout);
-    e.positive(format!("{path}.max-parallel-scans"), c.max_parallel_scans);
+    e.range(
+        format!("{path}.conn-timeout"),
+        "AerospikeCluster",
+        "conn-timeout",
+        c.conn_timeout,
+    );
+    e.range(
+        format!("{path}.max-parallel-scans"),
+        "AerospikeCluster",
+        "max-parallel-scans",
+        c.max_parallel_scans,
+    );
     if let Some(racks) = &c.prefer_racks {
-        check_racks(e, &format!("{path}.prefer-racks"), racks);
+        check_racks(
+            e,
+            &format!("{path}.prefer-racks"),
+            "AerospikeCluster",
+            "prefer-racks",
+            racks,
+        );
     }
     if let Some(cr) = &c.credentials {
         let p = format!("{path}.credentials");
@@ -235,11 +331,9 @@ fn cluster(e: &mut Errors, cfg: &Config, path: &str, c: &AerospikeCluster) {
     }
 }
 
-fn check_racks(e: &mut Errors, path: &str, racks: &[u32]) {
+fn check_racks(e: &mut Errors, path: &str, schema: &str, field: &str, racks: &[u32]) {
     for (i, r) in racks.iter().enumerate() {
-        if *r > 1_000_000 {
-            e.push(format!("{path}[{i}]"), "rack ids are between 0 and 1000000");
-        }
+        e.range(format!("{path}[{i}]"), schema, field, Some(*r));
     }
 }
 
@@ -282,9 +376,16 @@ fn storage(e: &mut Errors, cfg: &Config, path: &str, s: &Storage) {
         Storage::S3Storage(s3) => {
             required(e, format!("{p}.bucket"), &s3.bucket);
             required(e, format!("{p}.s3-region"), &s3.s3_region);
-            e.positive(format!("{p}.min-part-size"), s3.min_part_size);
-            e.positive(
+            e.range(
+                format!("{p}.min-part-size"),
+                "S3Storage",
+                "min-part-size",
+                s3.min_part_size,
+            );
+            e.range(
                 format!("{p}.max-async-connections"),
+                "S3Storage",
+                "max-async-connections",
                 s3.max_async_connections,
             );
             if s3.secret_access_key.is_some() != s3.access_key_id.is_some() {
@@ -321,7 +422,12 @@ fn storage(e: &mut Errors, cfg: &Config, path: &str, s: &Storage) {
             if a.account_key.is_some() && a.account_name.is_none() {
                 e.push(format!("{p}.account-name"), "is required with account-key");
             }
-            e.positive(format!("{p}.min-part-size"), a.min_part_size);
+            e.range(
+                format!("{p}.min-part-size"),
+                "AzureStorage",
+                "min-part-size",
+                a.min_part_size,
+            );
             agent_refs(
                 e,
                 cfg,
@@ -338,7 +444,12 @@ fn storage(e: &mut Errors, cfg: &Config, path: &str, s: &Storage) {
             if let Some(ep) = &g.endpoint {
                 check_url(e, format!("{p}.endpoint"), ep);
             }
-            e.positive(format!("{p}.min-part-size"), g.min_part_size);
+            e.range(
+                format!("{p}.min-part-size"),
+                "GcpStorage",
+                "min-part-size",
+                g.min_part_size,
+            );
             agent_refs(
                 e,
                 cfg,
@@ -367,26 +478,41 @@ fn check_url(e: &mut Errors, path: String, url: &str) {
 }
 
 fn policy(e: &mut Errors, path: &str, p: &BackupPolicy) {
-    e.positive(format!("{path}.parallel"), p.parallel);
-    e.positive(format!("{path}.parallel-write"), p.parallel_write);
-    e.positive(format!("{path}.file-limit"), p.file_limit);
-    e.positive(
-        format!("{path}.max-concurrent-nodes"),
-        p.max_concurrent_nodes,
-    );
+    let bp = "BackupPolicy";
+    for (field, v) in [
+        ("parallel", p.parallel),
+        ("parallel-write", p.parallel_write),
+        ("max-concurrent-nodes", p.max_concurrent_nodes),
+        ("max-retries", p.max_retries),
+    ] {
+        e.range(format!("{path}.{field}"), bp, field, v);
+    }
+    for (field, v) in [
+        ("socket-timeout", p.socket_timeout),
+        ("total-timeout", p.total_timeout),
+        ("records-per-second", p.records_per_second),
+        ("bandwidth", p.bandwidth),
+        ("file-limit", p.file_limit),
+        ("retry-delay", p.retry_delay),
+    ] {
+        e.range(format!("{path}.{field}"), bp, field, v);
+    }
     if let Some(r) = &p.retry_policy {
-        e.positive(format!("{path}.retry-policy.base-timeout"), r.base_timeout);
-        if r.multiplier.is_some_and(|m| !(m >= 1.0 && m.is_finite())) {
-            e.push(
-                format!("{path}.retry-policy.multiplier"),
-                "must be at least 1",
-            );
-        }
+        retry_policy(e, &format!("{path}.retry-policy"), r);
     }
     if let Some(r) = &p.retention {
-        if r.full == Some(0) {
-            e.push(format!("{path}.retention.full"), "must be at least 1");
-        }
+        e.range(
+            format!("{path}.retention.full"),
+            "RetentionPolicy",
+            "full",
+            r.full,
+        );
+        e.range(
+            format!("{path}.retention.incremental"),
+            "RetentionPolicy",
+            "incremental",
+            r.incremental,
+        );
         if let (Some(f), Some(i)) = (r.full, r.incremental)
             && i > f
         {
@@ -402,13 +528,12 @@ fn policy(e: &mut Errors, path: &str, p: &BackupPolicy) {
             "remove-files (deprecated) and retention are both set; keep only retention",
         );
     }
-    if let Some(c) = &p.compression
-        && let Some(l) = c.level
-        && !(-1..=22).contains(&l)
-    {
-        e.push(
+    if let Some(c) = &p.compression {
+        e.range(
             format!("{path}.compression.level"),
-            "must be between -1 and 22",
+            "CompressionPolicy",
+            "level",
+            c.level,
         );
     }
     if let Some(enc) = &p.encryption {
@@ -525,10 +650,22 @@ fn routine(e: &mut Errors, cfg: &Config, path: &str, r: &BackupRoutine) {
         e.push(format!("{path}.partition-list"), m);
     }
     if let Some(racks) = &r.rack_list {
-        check_racks(e, &format!("{path}.rack-list"), racks);
+        check_racks(
+            e,
+            &format!("{path}.rack-list"),
+            "BackupRoutine",
+            "rack-list",
+            racks,
+        );
     }
     if let Some(racks) = &r.prefer_racks {
-        check_racks(e, &format!("{path}.prefer-racks"), racks);
+        check_racks(
+            e,
+            &format!("{path}.prefer-racks"),
+            "BackupRoutine",
+            "prefer-racks",
+            racks,
+        );
     }
     let cluster_racks =
         cluster.is_some_and(|c| c.prefer_racks.as_ref().is_some_and(|r| !r.is_empty()));
@@ -566,14 +703,43 @@ fn routine(e: &mut Errors, cfg: &Config, path: &str, r: &BackupRoutine) {
 
 fn secret_agent(e: &mut Errors, path: &str, a: &SecretAgent) {
     required(e, format!("{path}.address"), &a.address);
-    match (a.connection_type, a.port) {
-        (ConnectionType::Tcp, None) => e.push(format!("{path}.port"), "is required for tcp"),
-        (_, Some(p)) if !port_ok(p) => {
-            e.push(format!("{path}.port"), "must be between 1 and 65535")
-        }
-        _ => {}
+    if a.connection_type == ConnectionType::Tcp && a.port.is_none() {
+        e.push(format!("{path}.port"), "is required for tcp");
     }
-    e.positive(format!("{path}.timeout"), a.timeout);
+    e.range(format!("{path}.port"), "SecretAgent", "port", a.port);
+    e.range(
+        format!("{path}.timeout"),
+        "SecretAgent",
+        "timeout",
+        a.timeout,
+    );
+}
+
+/// `retry-policy` of a backup policy; restore requests check theirs with [`retry_policy_error`].
+fn retry_policy(e: &mut Errors, path: &str, r: &RetryPolicy) {
+    if let Some((field, m)) = retry_policy_error(r) {
+        e.push(format!("{path}.{field}"), m);
+    }
+}
+
+/// The first out-of-range field of a retry policy, as `(field, message)`.
+pub fn retry_policy_error(r: &RetryPolicy) -> Option<(&'static str, String)> {
+    let rp = "RetryPolicy";
+    if let Some(m) = r
+        .base_timeout
+        .and_then(|v| limits::range(rp, "base-timeout").check_int(v))
+    {
+        return Some(("base-timeout", m));
+    }
+    if let Some(m) = r
+        .multiplier
+        .and_then(|v| limits::range(rp, "multiplier").check(v))
+    {
+        return Some(("multiplier", m));
+    }
+    r.max_retries
+        .and_then(|v| limits::range(rp, "max-retries").check_int(v))
+        .map(|m| ("max-retries", m))
 }
 
 /// One element of a routine's `partition-list`.
@@ -677,7 +843,9 @@ backup-routines:
             errs.iter()
                 .any(|e| e.starts_with("backup-routines.r.interval-cron: expected 6 or 7"))
         );
-        assert!(errs.contains(&"backup-policies.p.parallel: must be positive".to_string()));
+        assert!(
+            errs.contains(&"backup-policies.p.parallel: must be between 1 and 4096".to_string())
+        );
         assert_eq!(errs.len(), 4, "{errs:?}");
     }
 
@@ -771,12 +939,51 @@ backup-routines:
     }
 
     #[test]
-    fn names_must_be_path_segments() {
+    fn names_are_limited_to_the_safe_set() {
+        // The published pattern (as a JSON Schema validator reads it) agrees with the check.
+        let schema = serde_json::json!({"type": "string", "pattern": NAME_PATTERN});
+        let pattern = jsonschema::validator_for(&schema).unwrap();
+        for ok in [
+            "a",
+            "daily-1",
+            "abs_cluster.v2",
+            "A9",
+            "-x",
+            &"n".repeat(255),
+        ] {
+            assert_eq!(name_problem(ok), None, "{ok}");
+            assert!(pattern.is_valid(&serde_json::json!(ok)), "{ok}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            ".",
+            "..",
+            "a/b",
+            "a b",
+            "\u{87}\u{84}",
+            "tab\t",
+            "é",
+            "a\n",
+            &"n".repeat(256),
+        ] {
+            assert!(name_problem(bad).is_some(), "{bad:?}");
+            assert!(!pattern.is_valid(&serde_json::json!(bad)), "{bad:?}");
+        }
         let mut c = base();
         let s = c.storage.remove("s").unwrap();
-        c.storage.insert("a/b".into(), s);
+        c.storage.insert("a/b".into(), s.clone());
+        c.storage.insert("\u{87}".into(), s);
         let errs = errors(&c);
-        assert!(errs.contains(&"storage.a/b: name must be a single path segment".to_string()));
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("storage.a/b: name \"a/b\" has the character '/'")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with("storage.\\u{87}: ")),
+            "the path is printable: {errs:?}"
+        );
     }
 
     #[test]

@@ -146,6 +146,9 @@ struct Inner {
     gate: Arc<tokio::sync::RwLock<()>>,
     /// Set at shutdown: no job starts any more.
     stopping: std::sync::atomic::AtomicBool,
+    /// When this registry was made: staged upload parts older than this belong to no job of
+    /// this process (see [`super::partial_uploads`]).
+    created: std::time::SystemTime,
     /// Bumped whenever a job ends, so shutdown can wait for the registry to empty.
     ended: watch::Sender<u64>,
 }
@@ -245,6 +248,7 @@ impl JobRegistry {
                 routines: Mutex::new(HashMap::new()),
                 gate: Arc::new(tokio::sync::RwLock::new(())),
                 stopping: std::sync::atomic::AtomicBool::new(false),
+                created: std::time::SystemTime::now(),
                 ended: watch::channel(0).0,
             }),
         }
@@ -688,9 +692,39 @@ impl JobRegistry {
     /// skipped. Each removed folder is logged (warn) with its routine and key; a storage
     /// that cannot be opened or listed is logged and left alone.
     ///
+    /// Then removes the partial uploads of killed processes from local storages' staging
+    /// directories ([`super::partial_uploads`]).
+    ///
     /// Returns the removed folders.
     pub async fn sweep_incomplete(&self) -> Vec<String> {
         let config = self.inner.store.current();
+        let removed = self.sweep_folders(&config).await;
+        self.sweep_partial_uploads(&config).await;
+        removed
+    }
+
+    /// Removes staged upload parts older than this registry from every local storage.
+    async fn sweep_partial_uploads(&self, config: &crate::config::Config) {
+        use super::partial_uploads::{local_staging_dirs, remove_stale_parts};
+        let before = self.inner.created;
+        for (storage, dir) in local_staging_dirs(config) {
+            let d = dir.clone();
+            let result = tokio::task::spawn_blocking(move || remove_stale_parts(&d, before))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r);
+            match result {
+                Ok(r) if r.files > 0 => tracing::warn!(storage = %storage, dir = %dir.display(),
+                    files = r.files, bytes = r.bytes,
+                    "Removed partial uploads (the service stopped while writing them)."),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(storage = %storage, dir = %dir.display(), error = %e,
+                    "Cannot remove partial uploads."),
+            }
+        }
+    }
+
+    async fn sweep_folders(&self, config: &crate::config::Config) -> Vec<String> {
         let ctx = match self.context().await {
             Ok(c) => c,
             Err(e) => {
@@ -699,7 +733,7 @@ impl JobRegistry {
             }
         };
         // One registry for every routine: they all run with this config.
-        let plugins = ctx.plugins_for(&config).await.map_err(|e| e.to_string());
+        let plugins = ctx.plugins_for(config).await.map_err(|e| e.to_string());
         let mut removed = Vec::new();
         for (routine, r) in &config.backup_routines {
             let Some(storage_cfg) = config.storage.get(&r.storage) else {

@@ -14,6 +14,7 @@ pub mod files;
 pub mod jobs;
 pub mod layout;
 pub mod node_reader;
+pub mod partial_uploads;
 pub mod progress;
 pub mod restore;
 pub mod restore_jobs;

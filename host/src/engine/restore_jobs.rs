@@ -138,11 +138,12 @@ fn resolve_destination(
         .map_err(|(f, m)| RequestError::new(f, m))?;
     match (inline, name) {
         (Some(c), _) => {
-            if c.seed_nodes.is_empty() {
-                return Err(RequestError::new(
-                    "destination.seed-nodes",
-                    "at least one seed node is required",
-                ));
+            // The rules of a stored cluster (seed nodes, port and timeout ranges, ...).
+            if let Some(e) = crate::config::validate::inline_cluster(config, "destination", c)
+                .into_iter()
+                .next()
+            {
+                return Err(RequestError::new(e.path, e.message));
             }
             Ok(("(inline destination)".to_string(), c.clone()))
         }
@@ -163,7 +164,15 @@ fn resolve_source(
 ) -> Result<StorageConfig, RequestError> {
     exactly_one(inline, name, "source", "source-name").map_err(|(f, m)| RequestError::new(f, m))?;
     match (inline, name) {
-        (Some(s), _) => Ok(s.clone()),
+        (Some(s), _) => {
+            if let Some(e) = crate::config::validate::inline_storage(config, "source", s)
+                .into_iter()
+                .next()
+            {
+                return Err(RequestError::new(e.path, e.message));
+            }
+            Ok(s.clone())
+        }
         (None, Some(n)) => config
             .storage
             .get(n)

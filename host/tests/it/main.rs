@@ -4,6 +4,8 @@ mod api_config;
 mod backup;
 mod cli;
 mod cloud;
+mod crash;
+mod hardening;
 mod openapi;
 mod plugins;
 mod restore;

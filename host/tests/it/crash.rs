@@ -1,0 +1,202 @@
+//! `kill -9` of the real service binary mid-backup, then a restart on the same config and
+//! storage: nothing incomplete is listed, the start-up sweep removes the partial backup folder
+//! and every partial upload the killed process left in `<storage>/.abs-tmp/`, and the next
+//! backup succeeds (issue 15, fault matrix).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use testkit::AerospikeNode;
+use testkit::fixtures::{self, FixtureSpec, Shape};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aerospike-backup-service");
+/// Generous: a deadline for a wait, not a measurement (the first run compiles the plugins).
+const PATIENCE: Duration = Duration::from_secs(180);
+const RECORDS: usize = 40_000;
+
+/// One HTTP/1.1 request; `(status, body)`, or `None` when nothing listens.
+fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.get(9..12)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < PATIENCE, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every file (recursively) under `dir`.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+struct Service {
+    child: Child,
+    port: u16,
+}
+
+impl Service {
+    fn start(dir: &Path, config: &Path, port: u16, log: &str) -> Service {
+        let log = std::fs::File::create(dir.join(log)).unwrap();
+        let child = Command::new(BIN)
+            .arg("-c")
+            .arg(config)
+            .current_dir(dir)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        let mut svc = Service { child, port };
+        wait_for("the service answers /health", || {
+            if let Some(status) = svc.child.try_wait().unwrap() {
+                panic!("service exited with {status}");
+            }
+            http(port, "GET", "/health", None).is_some_and(|(s, _)| s == 200)
+        });
+        svc
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let (s, b) = http(self.port, method, path, body).expect("the service answers");
+        (
+            s,
+            serde_json::from_str(&b).unwrap_or(serde_json::Value::String(b)),
+        )
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn kill_mid_backup_then_restart_sweeps_partial_folder_and_uploads() {
+    let node = AerospikeNode::start().unwrap();
+    let spec = FixtureSpec {
+        records: RECORDS,
+        shape: Shape::Small,
+        ..FixtureSpec::default()
+    };
+    assert_eq!(fixtures::fill(&node, &spec), RECORDS);
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("backups");
+    let staging = root.join(".abs-tmp");
+    let folders = root.join("r/backup");
+    let port = testkit::emulators::free_port().unwrap();
+    let config = dir.path().join("abs.yml");
+    // One scan, 1 MB files and a records-per-second throttle: the backup finishes files
+    // one after another for many seconds, so a kill lands between finished files and a
+    // staged one.
+    std::fs::write(
+        &config,
+        format!(
+            "service:\n  http: {{address: 127.0.0.1, port: {port}}}\n\
+             aerospike-clusters:\n  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {}}}]}}\n\
+             storage:\n  disk: {{local-storage: {{path: {}}}}}\n\
+             backup-policies:\n  slow: {{parallel: 1, file-limit: 1, records-per-second: 2000}}\n\
+             backup-routines:\n  r: {{interval-cron: \"@yearly\", source-cluster: c, storage: disk, \
+             backup-policy: slow, namespaces: [test]}}\n",
+            node.port(),
+            root.display()
+        ),
+    )
+    .unwrap();
+
+    let svc = Service::start(dir.path(), &config, port, "first.log");
+    let (s, body) = svc.call("POST", "/v1/backups/full/r", None);
+    assert_eq!(s, 202, "{body}");
+    wait_for("a finished data file and a staged one", || {
+        let finished = files(&folders)
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "asb"));
+        finished && !files(&staging).is_empty()
+    });
+    let (_, state) = svc.call("GET", "/v1/backups/currentBackup/r", None);
+    assert!(!state["full"].is_null(), "the backup still runs: {state}");
+    let mut svc = svc;
+    svc.child.kill().unwrap(); // SIGKILL
+    svc.child.wait().unwrap();
+    drop(svc);
+    let partial: Vec<PathBuf> = files(&staging);
+    assert!(!partial.is_empty(), "the killed job left a partial upload");
+    assert!(
+        files(&folders)
+            .iter()
+            .all(|f| !f.ends_with("metadata.yaml")),
+        "killed before any metadata.yaml"
+    );
+
+    let svc = Service::start(dir.path(), &config, port, "second.log");
+    // Never listed, before or after the sweep.
+    let (s, listed) = svc.call("GET", "/v1/backups/full/r", None);
+    assert_eq!(
+        (s, listed.clone()),
+        (200, serde_json::json!([])),
+        "{listed}"
+    );
+    wait_for("the sweep removes the partial folder and uploads", || {
+        files(&folders).is_empty() && files(&staging).is_empty()
+    });
+    for p in &partial {
+        assert!(!p.exists(), "{} survived the restart", p.display());
+    }
+    let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
+    assert!(log.contains("Removed an incomplete backup"), "{log}");
+    assert!(log.contains("Removed partial uploads"), "{log}");
+
+    // The next backup, unthrottled, succeeds and is the only one.
+    let (s, body) = svc.call(
+        "PUT",
+        "/v1/config/policies/slow",
+        Some(r#"{"parallel": 1, "file-limit": 1}"#),
+    );
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = svc.call("POST", "/v1/backups/full/r", None);
+    assert_eq!(s, 202, "{body}");
+    let mut listed = serde_json::Value::Null;
+    wait_for("the next backup is listed", || {
+        listed = svc.call("GET", "/v1/backups/full/r", None).1;
+        listed.as_array().is_some_and(|a| !a.is_empty())
+    });
+    let backups = listed.as_array().unwrap();
+    assert_eq!(backups.len(), 1, "{listed}");
+    assert_eq!(backups[0]["record-count"], RECORDS as u64, "{listed}");
+    assert!(files(&staging).is_empty(), "{:?}", files(&staging));
+    let folders_now: Vec<_> = std::fs::read_dir(&folders).unwrap().flatten().collect();
+    assert_eq!(folders_now.len(), 1, "only the new backup's folder");
+}
