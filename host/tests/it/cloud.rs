@@ -517,21 +517,17 @@ async fn storage_gcs_passes_the_behaviour_suite_on_fake_gcs_server() {
 
 // ---- backup → restore through each cloud stand-in -----------------------------------------
 
-/// A ZSTD+AES256 full backup of 300 records to `storage_yaml` (the `s` storage entry), then a
-/// restore of it into the emptied node: every record comes back, and the objects sit under
-/// `<routine>/backup/<ts>/data/<namespace>/` as ABS lays them out (`backend` lists them, rooted
-/// at the configured path).
-async fn cloud_round_trip(what: &str, storage_yaml: &str, backend: Arc<dyn Storage>) {
+/// A routine `r` backing up `test` of `node` with ZSTD+AES256 to `storage_yaml` (the `s`
+/// storage entry), on a manual clock at [`ROUND_TRIP_TS`].
+fn cloud_jobs(
+    node: &testkit::AerospikeNode,
+    storage_yaml: &str,
+) -> (
+    Arc<abs::config::ConfigStore>,
+    abs::engine::jobs::JobRegistry,
+) {
     use abs::config::{Config, ConfigStore, Format};
     use abs::engine::backup::{EngineContext, ManualClock};
-    use abs::engine::jobs::{JobOutcome, JobRegistry};
-    use abs::engine::layout::BackupKind;
-    use abs::engine::restore_jobs::{RestoreJobs, RestoreStatus};
-    use abs::metrics::Metrics;
-    use testkit::AerospikeNode;
-
-    let node = AerospikeNode::start().unwrap();
-    crate::backup::seed(&node, 300);
     let key = crate::backup::key_pem();
     let yaml = format!(
         r#"
@@ -550,17 +546,42 @@ backup-routines:
     );
     let cfg = abs::config::parse::<Config>(&yaml, Format::Yaml).expect("config parses");
     let store = Arc::new(ConfigStore::in_memory(cfg));
-    let ts = 1_800_000_000_000_i64;
     let ctx = Arc::new(EngineContext::new(
         crate::backup::plugins(),
-        Arc::new(ManualClock::at_ms(ts)),
+        Arc::new(ManualClock::at_ms(ROUND_TRIP_TS)),
     ));
-    let metrics = Some(Arc::new(Metrics::new()));
-    let jobs = JobRegistry::with_context(store.clone(), metrics.clone(), ctx);
+    let metrics = Some(Arc::new(abs::metrics::Metrics::new()));
+    let jobs = abs::engine::jobs::JobRegistry::with_context(store.clone(), metrics, ctx);
+    (store, jobs)
+}
+
+const ROUND_TRIP_TS: i64 = 1_800_000_000_000;
+
+/// Runs one full backup of the routine and returns its outcome.
+async fn run_full(jobs: &abs::engine::jobs::JobRegistry) -> abs::engine::jobs::JobOutcome {
+    use abs::engine::layout::BackupKind;
     jobs.start("r", BackupKind::Full, abs::scheduler::rules::admission)
         .await
         .unwrap();
-    let report = match jobs.wait("r", BackupKind::Full).await.unwrap() {
+    jobs.wait("r", BackupKind::Full).await.unwrap()
+}
+
+/// A ZSTD+AES256 full backup of 300 records to `storage_yaml` (the `s` storage entry), then a
+/// restore of it into the emptied node: every record comes back, and the objects sit under
+/// `<routine>/backup/<ts>/data/<namespace>/` as ABS lays them out (`backend` lists them, rooted
+/// at the configured path).
+async fn cloud_round_trip(what: &str, storage_yaml: &str, backend: Arc<dyn Storage>) {
+    use abs::engine::jobs::JobOutcome;
+    use abs::engine::restore_jobs::{RestoreJobs, RestoreStatus};
+    use abs::metrics::Metrics;
+    use testkit::AerospikeNode;
+
+    let node = AerospikeNode::start().unwrap();
+    crate::backup::seed(&node, 300);
+    let key = crate::backup::key_pem();
+    let ts = ROUND_TRIP_TS;
+    let (store, jobs) = cloud_jobs(&node, storage_yaml);
+    let report = match run_full(&jobs).await {
         JobOutcome::Success(r) => r,
         other => panic!("{what}: backup failed: {other:?}"),
     };
@@ -592,7 +613,7 @@ backup-routines:
         }
     }
     assert_eq!(node.record_count("test"), 0);
-    let restores = RestoreJobs::new(store.clone(), metrics, jobs.clone());
+    let restores = RestoreJobs::new(store.clone(), Some(Arc::new(Metrics::new())), jobs.clone());
     let req = serde_json::from_value(serde_json::json!({
         "backup-data-path": data_key,
         "destination-name": "c",
@@ -653,4 +674,88 @@ async fn gcs_backup_restores_every_record() {
         )
         .expect("open gcs backend");
     cloud_round_trip("gcs", &storage, backend).await;
+}
+
+// ---- faults between a storage plugin and its stand-in -------------------------------------
+
+fn s3_storage_yaml(endpoint: &str, bucket: &str) -> String {
+    format!(
+        "    s3-storage: {{bucket: {bucket}, s3-region: us-east-1, path: abs/rt, s3-endpoint-override: \"{endpoint}\", access-key-id: AKIDTEST, secret-access-key: test-secret-not-real}}"
+    )
+}
+
+/// True for the uploads of backup data files (PUT of a `.asb` object or one of its parts).
+fn is_data_upload(h: &testkit::fault_proxy::RequestHead) -> bool {
+    h.method == "PUT" && h.target.contains(".asb")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_503s_and_connection_resets_mid_upload_are_retried_and_nothing_is_lost() {
+    use std::sync::atomic::AtomicU64;
+    use testkit::fault_proxy::{Fault, FaultProxy};
+    let (moto, bucket) = moto_with_bucket("faults");
+    // The first data upload gets a 503, the second is cut halfway through its body.
+    let uploads = Arc::new(AtomicU64::new(0));
+    let seen = uploads.clone();
+    let proxy = FaultProxy::start(moto.port(), move |h, _| {
+        if !is_data_upload(h) {
+            return Fault::Pass;
+        }
+        match seen.fetch_add(1, Ordering::SeqCst) {
+            0 => Fault::Status(503),
+            1 => Fault::Reset,
+            _ => Fault::Pass,
+        }
+    })
+    .unwrap();
+    let backend = s3_backend(&moto, &bucket, "abs/rt");
+    cloud_round_trip(
+        "s3 with faults",
+        &s3_storage_yaml(&proxy.endpoint(), &bucket),
+        backend,
+    )
+    .await;
+    assert_eq!(proxy.faults(), 2, "both faults were met");
+    assert!(
+        uploads.load(Ordering::SeqCst) >= 3,
+        "the broken uploads were sent again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_uploads_that_keep_failing_fail_the_job_and_nothing_is_listed() {
+    use abs::engine::jobs::JobOutcome;
+    use testkit::fault_proxy::{Fault, FaultProxy};
+    let (moto, bucket) = moto_with_bucket("down");
+    let proxy = FaultProxy::start(moto.port(), |h, _| {
+        if is_data_upload(h) {
+            Fault::Status(503)
+        } else {
+            Fault::Pass
+        }
+    })
+    .unwrap();
+    let node = testkit::AerospikeNode::start().unwrap();
+    crate::backup::seed(&node, 100);
+    let (_store, jobs) = cloud_jobs(&node, &s3_storage_yaml(&proxy.endpoint(), &bucket));
+    match run_full(&jobs).await {
+        JobOutcome::Failure(e) => {
+            assert!(e.contains("503"), "the job names the cause: {e}");
+            assert!(!e.contains("test-secret-not-real"), "{e}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert!(proxy.faults() > 1, "each part was retried before giving up");
+    // Nothing is listed, and no metadata (the completion marker) was written.
+    let backend = s3_backend(&moto, &bucket, "abs/rt");
+    let page = backend.list("r/", true, None, 1000).await.unwrap();
+    assert!(
+        !page
+            .objects
+            .iter()
+            .any(|o| o.key.ends_with("metadata.yaml")),
+        "{:?}",
+        page.objects
+    );
+    assert!(jobs.state("r").last_full.is_none());
 }
