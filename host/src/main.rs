@@ -142,6 +142,25 @@ fn plugin_command(cmd: &PluginCommand, config: Option<&PathBuf>) -> ExitCode {
     }
 }
 
+/// `-r`: the `--config` file is a storage descriptor; the configuration is read from (and
+/// saved to) the file it names, through the default storage plugins.
+fn load_remote(
+    runtime: &tokio::runtime::Runtime,
+    descriptor_path: &std::path::Path,
+    plugins: &Runtime,
+    checker: Arc<dyn PluginCheck>,
+) -> Result<abs::config::store::Loaded, String> {
+    let descriptor = std::fs::read_to_string(descriptor_path)
+        .map_err(|e| format!("cannot read {}: {e}", descriptor_path.display()))?;
+    let registry = abs::plugins::Registry::with_defaults(plugins)
+        .map_err(|e| format!("cannot load the storage plugins: {e}"))?;
+    let doc = abs::engine::remote_config::open(&descriptor, &registry)
+        .map_err(|e| format!("{}: {e}", descriptor_path.display()))?;
+    runtime
+        .block_on(ConfigStore::load_remote(Arc::new(doc), Some(checker)))
+        .map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.version {
@@ -184,14 +203,19 @@ fn main() -> ExitCode {
         eprintln!("error: --config is required (see --help)");
         return ExitCode::from(2);
     };
-    if cli.remote {
-        eprintln!(
-            "error: --remote is not supported yet: it needs the storage plugins to fetch the \
-             configuration. Pass the configuration file itself with --config."
-        );
-        return ExitCode::from(2);
-    }
-    let loaded = match ConfigStore::load_file(&config_path, Some(checker)) {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let loaded = if cli.remote {
+        load_remote(&runtime, &config_path, &plugins, checker)
+    } else {
+        ConfigStore::load_file(&config_path, Some(checker)).map_err(|e| e.to_string())
+    };
+    let loaded = match loaded {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: {e}");
@@ -224,13 +248,6 @@ fn main() -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     runtime.block_on(async move {
         tracing::info!(
             config = %config_path.display(),

@@ -11,7 +11,7 @@ pub mod validate;
 
 pub use model::*;
 pub use restore::*;
-pub use store::{ChangeError, ConfigStore, PluginCheck};
+pub use store::{ChangeError, ConfigStore, PluginCheck, RemoteDocument};
 pub use validate::{ConfigError, validate};
 
 use serde::de::DeserializeOwned;

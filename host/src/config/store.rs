@@ -3,6 +3,7 @@
 
 use super::validate::{ConfigError, validate};
 use super::{Config, Format, load_str};
+use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -112,11 +113,25 @@ pub fn resolve_plugins(cfg: &Config, plugins: Option<&dyn PluginCheck>) -> Vec<C
     errs
 }
 
+/// A configuration document kept in a storage backend (`-r`, ABS "remote config"). The
+/// config module sees whole documents only; the engine implements this over a storage plugin.
+pub trait RemoteDocument: Send + Sync + std::fmt::Debug {
+    /// Where it lives, for logs and errors (never a secret).
+    fn describe(&self) -> String;
+    /// The whole document.
+    fn read(&self) -> BoxFuture<'_, Result<Vec<u8>, String>>;
+    /// Replaces the whole document; a failed write leaves the old one (object stores replace
+    /// an object whole, local storage stages and renames).
+    fn write(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), String>>;
+}
+
 /// Where the configuration lives.
 #[derive(Debug, Clone)]
 pub enum Source {
     /// A local YAML file, rewritten on every change.
     File(PathBuf),
+    /// A document in a storage backend, rewritten on every change.
+    Remote(Arc<dyn RemoteDocument>),
     /// In memory only (tests, or `service.http` checks); changes are not persisted.
     Memory,
 }
@@ -174,6 +189,38 @@ impl ConfigStore {
         })
     }
 
+    /// Loads and validates the document `remote` holds, with the same rules as
+    /// [`ConfigStore::load_file`]; changes are written back to it.
+    pub async fn load_remote(
+        remote: Arc<dyn RemoteDocument>,
+        plugins: Option<Arc<dyn PluginCheck>>,
+    ) -> Result<Loaded, LoadError> {
+        let origin = PathBuf::from(remote.describe());
+        let bytes = remote
+            .read()
+            .await
+            .map_err(|e| LoadError::Read(origin.clone(), std::io::Error::other(e)))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            LoadError::Read(origin.clone(), std::io::Error::other("not UTF-8 text"))
+        })?;
+        let format = if remote.describe().ends_with(".json") {
+            Format::Json
+        } else {
+            Format::Yaml
+        };
+        let (cfg, mut warnings) =
+            load_str(&text, format).map_err(|e| LoadError::Invalid(origin.clone(), e))?;
+        let refused = resolve_plugins(&cfg, plugins.as_deref());
+        if !refused.is_empty() {
+            return Err(LoadError::Invalid(origin, refused));
+        }
+        warnings.extend(resolve_files(&cfg).into_iter().map(|e| e.to_string()));
+        Ok(Loaded {
+            store: Self::with_source(cfg, Source::Remote(remote), plugins),
+            warnings,
+        })
+    }
+
     /// A store that keeps changes in memory only.
     pub fn in_memory(cfg: Config) -> Self {
         Self::with_source(cfg, Source::Memory, None)
@@ -227,10 +274,15 @@ impl ConfigStore {
     /// Re-reads the file and applies it (POST /v1/config/apply).
     pub async fn reload(&self) -> Result<Vec<String>, ChangeError> {
         let _guard = self.write_lock.lock().await;
-        let Source::File(path) = &self.source else {
-            return Ok(vec![]);
+        let text = match &self.source {
+            Source::File(path) => tokio::fs::read_to_string(path).await?,
+            Source::Remote(r) => {
+                let bytes = r.read().await.map_err(std::io::Error::other)?;
+                String::from_utf8(bytes)
+                    .map_err(|_| std::io::Error::other(format!("{}: not UTF-8", r.describe())))?
+            }
+            Source::Memory => return Ok(vec![]),
         };
-        let text = tokio::fs::read_to_string(path).await?;
         let (cfg, mut warnings) = load_str(&text, Format::Yaml).map_err(ChangeError::Invalid)?;
         let refused = resolve_plugins(&cfg, self.plugins.as_deref());
         if !refused.is_empty() {
@@ -257,13 +309,23 @@ impl ConfigStore {
         if !errs.is_empty() {
             return Err(ChangeError::Invalid(errs));
         }
-        if let Source::File(path) = &self.source {
-            let yaml = serde_yaml::to_string(&cfg)
-                .map_err(|e| std::io::Error::other(format!("serialising: {e}")))?;
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || write_atomically(&path, yaml.as_bytes()))
-                .await
-                .map_err(std::io::Error::other)??;
+        match &self.source {
+            Source::File(path) => {
+                let yaml = serde_yaml::to_string(&cfg)
+                    .map_err(|e| std::io::Error::other(format!("serialising: {e}")))?;
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || write_atomically(&path, yaml.as_bytes()))
+                    .await
+                    .map_err(std::io::Error::other)??;
+            }
+            Source::Remote(r) => {
+                let yaml = serde_yaml::to_string(&cfg)
+                    .map_err(|e| std::io::Error::other(format!("serialising: {e}")))?;
+                r.write(yaml.into_bytes())
+                    .await
+                    .map_err(|e| std::io::Error::other(format!("{}: {e}", r.describe())))?;
+            }
+            Source::Memory => {}
         }
         self.tx.send_replace(Arc::new(cfg));
         Ok(())

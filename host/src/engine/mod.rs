@@ -16,6 +16,7 @@ pub mod layout;
 pub mod node_reader;
 pub mod partial_uploads;
 pub mod progress;
+pub mod remote_config;
 pub mod restore;
 pub mod restore_jobs;
 pub mod retention;

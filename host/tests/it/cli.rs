@@ -151,8 +151,13 @@ fn cli_flags() {
         .arg("-r")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--remote is not supported yet"));
+    // With -r the file must be a storage descriptor, not a configuration.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expected one storage entry"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let out = Command::new(BIN)
         .arg("validate")
@@ -434,4 +439,143 @@ fn a_wrong_pin_a_missing_plugin_or_a_refused_option_is_an_error_for_validate_and
         assert_eq!(status.code(), Some(1), "{field}: {err}");
         assert!(err.contains(field), "{field}: {err}");
     }
+}
+
+fn post_json(port: u16, path: &str, body: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Starts the service with `-r -c descriptor` on `port` and waits for `/health`.
+fn start_remote(descriptor: &Path, port: u16, envs: &[(&str, &str)]) -> Service {
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["-r".as_ref(), "-c".as_ref(), descriptor.as_os_str()])
+        .env("ABS_CACHE_DIR", &cache)
+        .env_remove("ABS_PLUGIN_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut svc = Service(cmd.spawn().unwrap());
+    let start = Instant::now();
+    while get(port, "/health").is_none() {
+        if let Some(status) = svc.0.try_wait().unwrap() {
+            let mut err = String::new();
+            svc.0
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("service exited with {status}: {err}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no answer on /health"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    svc
+}
+
+fn remote_config_text(port: u16, backups: &Path) -> String {
+    format!(
+        r#"service: {{http: {{address: 127.0.0.1, port: {port}}}}}
+aerospike-clusters:
+  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: 3000}}]}}
+storage:
+  s: {{local-storage: {{path: "{}"}}}}
+backup-policies:
+  p: {{parallel: 1}}
+backup-routines:
+  r: {{interval-cron: "@daily", source-cluster: c, storage: s, backup-policy: p, namespaces: [test]}}
+"#,
+        backups.display()
+    )
+}
+
+/// `-r` with a local-storage descriptor: the configuration comes from the file it names, and
+/// an API change is saved back to that file.
+#[test]
+fn remote_config_on_local_storage_loads_and_saves_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = dir.path().join("remote/abs.yml");
+    std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
+    std::fs::write(&conf, remote_config_text(port, &dir.path().join("backups"))).unwrap();
+    let descriptor = dir.path().join("descriptor.yml");
+    std::fs::write(
+        &descriptor,
+        format!("local-storage:\n  path: \"{}\"\n", conf.display()),
+    )
+    .unwrap();
+    let _svc = start_remote(&descriptor, port, &[]);
+    let cfg = get(port, "/v1/config").unwrap();
+    assert!(cfg.contains("\"r\""), "{cfg}");
+    let created = post_json(port, "/v1/config/policies/added", r#"{"parallel": 3}"#).unwrap();
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let saved = std::fs::read_to_string(&conf).unwrap();
+    assert!(
+        saved.contains("added"),
+        "saved back to the remote file: {saved}"
+    );
+    assert!(
+        !std::fs::read_to_string(&descriptor)
+            .unwrap()
+            .contains("added")
+    );
+}
+
+/// `-r` with an s3-storage descriptor against moto: read from the bucket, saved back to it.
+#[test]
+fn remote_config_on_s3_loads_and_saves_back() {
+    let moto =
+        testkit::emulators::moto().expect("the moto stand-in must be installed (scripts/test)");
+    let (status, _) = moto.request("PUT", "/remote-cfg", b"").unwrap();
+    assert_eq!(status, 200, "create bucket");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = remote_config_text(port, &dir.path().join("backups"));
+    let (status, _) = moto
+        .request("PUT", "/remote-cfg/abs/prod/abs.yml", text.as_bytes())
+        .unwrap();
+    assert_eq!(status, 200, "put the config object");
+    let descriptor = dir.path().join("descriptor.yml");
+    std::fs::write(
+        &descriptor,
+        format!(
+            "s3-storage:\n  bucket: remote-cfg\n  s3-region: us-east-1\n  path: abs/prod/abs.yml\n  s3-endpoint-override: \"{}\"\n",
+            moto.endpoint()
+        ),
+    )
+    .unwrap();
+    let _svc = start_remote(
+        &descriptor,
+        port,
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+            ("AWS_SECRET_ACCESS_KEY", "test-secret-not-real"),
+        ],
+    );
+    let cfg = get(port, "/v1/config").unwrap();
+    assert!(cfg.contains("\"r\""), "{cfg}");
+    let created = post_json(port, "/v1/config/policies/added", r#"{"parallel": 3}"#).unwrap();
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let (status, body) = moto
+        .request("GET", "/remote-cfg/abs/prod/abs.yml", b"")
+        .unwrap();
+    assert_eq!(status, 200);
+    let saved = String::from_utf8_lossy(&body);
+    assert!(saved.contains("added"), "saved back to the bucket: {saved}");
 }
