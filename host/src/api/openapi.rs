@@ -47,7 +47,34 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut value = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
     crate::config::limits::publish(&mut value["components"]["schemas"]);
     publish_names(&mut value);
+    publish_rate_limit(&mut value);
     serde_json::from_value(value).expect("the OpenAPI document reads back")
+}
+
+/// Every route sits behind the per-client rate limit (`service.http.rate`), so every
+/// operation can answer 429 in the error shape.
+fn publish_rate_limit(doc: &mut serde_json::Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for op in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+            .filter_map(|op| op.as_object_mut())
+        {
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+                continue;
+            };
+            responses.entry("429").or_insert_with(|| {
+                serde_json::json!({
+                    "description": "Too many requests from this client (service.http.rate)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+                })
+            });
+        }
+    }
 }
 
 /// The safe set of entity names as a string schema.
