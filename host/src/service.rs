@@ -9,6 +9,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// How long the start-up check waits for one storage's first listing.
+const STORAGE_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How often configured clusters are probed for `/ready` and the logs.
 const CLUSTER_PROBE_INTERVAL: Duration = Duration::from_secs(30);
 /// A seed node that does not accept a TCP connection within this is reported unreachable.
@@ -59,6 +62,7 @@ pub async fn start_with_runtime(
 
     // Triggers run from here on; storage reachability is read in the background.
     state.scheduler.start();
+    spawn_storage_probe(state.backups.clone(), store.clone());
 
     let http = cfg.service.http.clone();
     let addr = match bind_override {
@@ -103,6 +107,43 @@ impl Running {
             Err(e) => Err(std::io::Error::other(format!("HTTP server task: {e}"))),
         }
     }
+}
+
+/// Lists each configured storage once at start-up (ABS 3.5+), in the background: one that
+/// cannot be opened or listed is logged with its name and reason; the service runs on.
+/// Routines' storages also show a failure in their routine state (the scheduler's recovery).
+fn spawn_storage_probe(jobs: crate::engine::jobs::JobRegistry, store: Arc<ConfigStore>) {
+    tokio::spawn(async move {
+        let cfg = store.current();
+        let plugins = match jobs.engine().await {
+            Ok(ctx) => ctx.plugins_for(&cfg).await,
+            Err(e) => Err(e),
+        };
+        let plugins = match plugins {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "Storage check skipped: the plugins did not load.");
+                return;
+            }
+        };
+        for (name, storage) in &cfg.storage {
+            let result = match crate::engine::wiring::open_storage(&plugins, storage) {
+                Ok(s) => tokio::time::timeout(STORAGE_PROBE_TIMEOUT, s.list("", false, None, 1))
+                    .await
+                    .map_err(|_| format!("no answer in {STORAGE_PROBE_TIMEOUT:?}"))
+                    .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string())),
+                Err(e) => Err(e.to_string()),
+            };
+            match result {
+                Ok(()) => tracing::debug!(storage = %name, "Storage is reachable."),
+                Err(e) => tracing::warn!(
+                    storage = %name,
+                    error = %e,
+                    "Storage is not reachable; backups and restores that use it will fail until it is."
+                ),
+            }
+        }
+    });
 }
 
 /// Follows config changes: refreshes per-routine metric series and cluster reachability.

@@ -579,3 +579,57 @@ fn remote_config_on_s3_loads_and_saves_back() {
     let saved = String::from_utf8_lossy(&body);
     assert!(saved.contains("added"), "saved back to the bucket: {saved}");
 }
+
+/// ABS 3.5+: each configured storage is checked once at start-up; one that cannot be reached
+/// is logged by name and the service runs on.
+#[test]
+fn an_unreachable_storage_is_logged_by_name_at_start_and_the_service_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let closed = free_port();
+    let cfg = dir.path().join("abs.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"service: {{http: {{address: 127.0.0.1, port: {port}}}}}
+storage:
+  cold-bucket: {{s3-storage: {{bucket: b, s3-region: us-east-1, s3-endpoint-override: "http://127.0.0.1:{closed}", access-key-id: AKIDTEST, secret-access-key: test-secret-not-real}}}}
+  here: {{local-storage: {{path: "{}"}}}}
+"#,
+            dir.path().join("backups").display()
+        ),
+    )
+    .unwrap();
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache");
+    let log = dir.path().join("out.log");
+    let child = Command::new(BIN)
+        .args(["-c".as_ref(), cfg.as_os_str()])
+        .env("ABS_CACHE_DIR", &cache)
+        .env_remove("ABS_PLUGIN_DIR")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _svc = Service(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("Storage is not reachable") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let line = text
+        .lines()
+        .find(|l| l.contains("Storage is not reachable"))
+        .unwrap_or_else(|| panic!("no storage warning: {text}"));
+    assert!(line.contains("cold-bucket"), "{line}");
+    assert!(!line.contains("test-secret-not-real"), "{line}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("not reachable") && l.contains("here")),
+        "{text}"
+    );
+    assert!(get(port, "/health").is_some_and(|h| h.starts_with("HTTP/1.1 200")));
+}
