@@ -108,6 +108,19 @@ impl fmt::Debug for SecretValue {
     }
 }
 
+/// Key material resolved from `key-secret` entries for one job, by entry text.
+#[derive(Debug, Clone, Default)]
+pub struct ResolvedKeys(BTreeMap<String, SecretValue>);
+
+impl ResolvedKeys {
+    pub fn insert(&mut self, entry: &str, value: SecretValue) {
+        self.0.insert(entry.to_string(), value);
+    }
+    pub fn get(&self, entry: &str) -> Option<&SecretValue> {
+        self.0.get(entry)
+    }
+}
+
 /// Why a secret could not be resolved. Messages name the agent and the reference only.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
