@@ -252,7 +252,13 @@ impl SecretAgentClient {
     /// Asks the agent for one secret.
     pub async fn fetch(&self, reference: &SecretRef) -> Result<SecretValue, SecretError> {
         match tokio::time::timeout(self.timeout, self.exchange(reference)).await {
-            Ok(result) => result,
+            Ok(result) => {
+                if result.is_ok() {
+                    // The reference only: the value is never logged.
+                    tracing::debug!(agent = %self.name, reference = %reference, "Secret resolved.");
+                }
+                result
+            }
             Err(_) => Err(SecretError::Timeout {
                 agent: self.name.clone(),
                 reference: reference.to_string(),
