@@ -463,3 +463,83 @@ async fn no_secret_in_debug_logs_job_status_or_metrics() {
     );
     assert_no_secret(&logs, &secrets, "the DEBUG log");
 }
+
+#[tokio::test]
+async fn storage_credentials_resolve_from_the_storages_agent_or_the_default() {
+    use abs::config::{S3Storage, Secret, Storage};
+    use abs::engine::cloud::{AwsEnvironment, s3_plugin_config};
+    use abs::engine::job_secrets::resolve_storage;
+    use abs::secrets::SecretAgentClient;
+
+    let double = SecretAgentDouble::start().unwrap();
+    double.set("aws", "secret", b"S3-sekrit-91b2");
+    let config = abs::config::parse::<Config>(
+        &format!("secret-agents:\n  sa: {{{}}}\n", tcp_agent(&double)),
+        Format::Yaml,
+    )
+    .unwrap();
+    let s3 = S3Storage {
+        bucket: "b".into(),
+        s3_region: "eu-west-1".into(),
+        access_key_id: Some("AKID".into()),
+        secret_access_key: Some(Secret::new("secrets:aws:secret")),
+        secret_agent_name: Some("sa".into()),
+        ..S3Storage::default()
+    };
+    let resolved = resolve_storage(
+        &config.secret_agents,
+        "s",
+        &Storage::S3Storage(s3.clone()),
+        None,
+    )
+    .await
+    .unwrap();
+    let Storage::S3Storage(r) = &resolved else {
+        panic!("{resolved:?}")
+    };
+    // The plugin is handed the agent's value; the config itself still holds the reference.
+    let (_, secrets) = s3_plugin_config(r, &AwsEnvironment::default()).unwrap();
+    assert!(
+        secrets
+            .0
+            .iter()
+            .any(|(k, v)| k == "secret-access-key" && v == "S3-sekrit-91b2")
+    );
+    assert!(!format!("{resolved:?}").contains("S3-sekrit"));
+    assert_eq!(asked(&double), ["aws:secret"]);
+
+    // No agent of its own: the routine's (the default) answers.
+    let mut bare = s3.clone();
+    bare.secret_agent_name = None;
+    let agent = SecretAgentClient::new("routine-agent", &config.secret_agents["sa"]).unwrap();
+    resolve_storage(
+        &config.secret_agents,
+        "s",
+        &Storage::S3Storage(bare.clone()),
+        Some(&agent),
+    )
+    .await
+    .unwrap();
+    assert_eq!(asked(&double).len(), 2);
+    // Neither: the error names the storage and the field.
+    let e = resolve_storage(&config.secret_agents, "s", &Storage::S3Storage(bare), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("storage s")
+            && e.contains("s3-storage.secret-access-key")
+            && e.contains("secrets:aws:secret"),
+        "{e}"
+    );
+    // An unknown key names the reference, not a value.
+    double.remove("aws", "secret");
+    let e = resolve_storage(&config.secret_agents, "s", &Storage::S3Storage(s3), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("secret agent sa") && e.contains("secrets:aws:secret"),
+        "{e}"
+    );
+}
