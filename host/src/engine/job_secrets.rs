@@ -55,10 +55,16 @@ pub async fn resolve_cluster(
         cluster: name.to_string(),
         message: format!("credentials.{field}: {e}"),
     };
-    let needs_agent = c.password_path.is_none()
-        && (c.password_key_secret.is_some()
-            || c.password.as_ref().is_some_and(Secret::is_agent_reference));
-    if needs_agent {
+    // password-path wins (ABS); else password-key-secret, else a `secrets:` password.
+    let ask = match (&c.password_path, &c.password_key_secret, &c.password) {
+        (Some(_), _, _) => None,
+        (None, Some(entry), _) => Some(("password-key-secret", entry.clone())),
+        (None, None, Some(p)) if p.is_agent_reference() => {
+            Some(("password", p.expose().to_string()))
+        }
+        _ => None,
+    };
+    if let Some((field, entry)) = ask {
         let agent = pick_agent(
             agents,
             c.secret_agent.as_ref(),
@@ -66,17 +72,10 @@ pub async fn resolve_cluster(
             default,
         )
         .map_err(|e| fail("secret-agent", e))?;
-        let value = match (&c.password_key_secret, &c.password) {
-            (Some(entry), _) => {
-                secrets::resolve_entry(agent.as_ref(), "password-key-secret", entry)
-                    .await
-                    .map_err(|e| fail("password-key-secret", e))?
-            }
-            (None, Some(p)) => secrets::resolve_field(agent.as_ref(), "password", p)
-                .await
-                .map_err(|e| fail("password", e))?,
-            (None, None) => unreachable!("needs_agent implies one of them"),
-        };
+        // Both forms name an agent entry; `resolve_entry` takes them with or without `secrets:`.
+        let value = secrets::resolve_entry(agent.as_ref(), field, &entry)
+            .await
+            .map_err(|e| fail(field, e))?;
         let text = value.expose_str().map_err(|m| EngineError::Cluster {
             cluster: name.to_string(),
             message: format!("credentials: the password from the secret agent: {m}"),

@@ -210,6 +210,21 @@ async fn backup_and_restore_take_password_and_key_from_the_agent_over_tcp() {
         asked(&double),
         ["db:password", "keys:aes", "db:password", "keys:aes"]
     );
+
+    // A point-in-time restore naming no agent: the routine's agent serves the key.
+    wipe(&node);
+    let req: abs::config::RestoreTimestampRequest = serde_json::from_value(serde_json::json!({
+        "routine": "r",
+        "time": 1_900_000_000_000_i64,
+        "destination-name": "c",
+        "policy": {"encryption": {"mode": "AES256", "key-secret": "keys:aes"}},
+    }))
+    .unwrap();
+    let id = h.restores.start_timestamp(&req).await.unwrap();
+    let v = h.restores.wait(id).await.unwrap();
+    assert_eq!(v.status, RestoreStatus::Success, "{:?}", v.error);
+    assert_eq!(node.record_count("test"), RECORDS);
+    assert_eq!(asked(&double).len(), 6);
 }
 
 #[tokio::test]
@@ -238,6 +253,23 @@ async fn backup_and_restore_over_a_unix_socket_with_base64_and_a_secrets_referen
         asked(&double),
         ["db:password", "keys:aes", "db:password", "keys:aes"]
     );
+
+    // The request's inline `secret-agent` (same socket) serves the key.
+    wipe(&node);
+    let mut req = serde_json::to_value(h.request(&path)).unwrap();
+    let o = req.as_object_mut().unwrap();
+    o.remove("secret-agent-name");
+    o.insert(
+        "secret-agent".into(),
+        serde_json::json!({"connection-type": "unix", "address": sock.display().to_string(),
+            "is-base64": true}),
+    );
+    let req: RestoreRequest = serde_json::from_value(req).unwrap();
+    let id = h.restores.start_request(&req, "full").await.unwrap();
+    let v = h.restores.wait(id).await.unwrap();
+    assert_eq!(v.status, RestoreStatus::Success, "{:?}", v.error);
+    assert_eq!(node.record_count("test"), RECORDS);
+    assert_eq!(asked(&double).len(), 6);
 }
 
 #[tokio::test]
