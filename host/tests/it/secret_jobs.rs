@@ -200,7 +200,11 @@ async fn backup_and_restore_take_password_and_key_from_the_agent_over_tcp() {
         &tcp_agent(&double),
         "password-key-secret: \"db:password\"",
     );
-    // Loading the config asked nothing: references resolve at job start.
+    // Loading and validating the config asks nothing: references resolve at job start.
+    h.store
+        .replace((*h.store.current()).clone())
+        .await
+        .expect("the config validates");
     assert!(double.asked().is_empty());
     let path = h.backup_ok().await;
     assert_eq!(asked(&double), ["db:password", "keys:aes"]);
