@@ -374,6 +374,7 @@ async fn bench(records: usize) {
             policy,
             folders,
             config: Arc::new(cfg),
+            keys: Default::default(),
         };
         reset_peak_rss();
         let base_mib = rss_mib();

@@ -108,6 +108,19 @@ impl fmt::Debug for SecretValue {
     }
 }
 
+/// Key material resolved from `key-secret` entries for one job, by entry text.
+#[derive(Debug, Clone, Default)]
+pub struct ResolvedKeys(BTreeMap<String, SecretValue>);
+
+impl ResolvedKeys {
+    pub fn insert(&mut self, entry: &str, value: SecretValue) {
+        self.0.insert(entry.to_string(), value);
+    }
+    pub fn get(&self, entry: &str) -> Option<&SecretValue> {
+        self.0.get(entry)
+    }
+}
+
 /// Why a secret could not be resolved. Messages name the agent and the reference only.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -239,7 +252,13 @@ impl SecretAgentClient {
     /// Asks the agent for one secret.
     pub async fn fetch(&self, reference: &SecretRef) -> Result<SecretValue, SecretError> {
         match tokio::time::timeout(self.timeout, self.exchange(reference)).await {
-            Ok(result) => result,
+            Ok(result) => {
+                if result.is_ok() {
+                    // The reference only: the value is never logged.
+                    tracing::debug!(agent = %self.name, reference = %reference, "Secret resolved.");
+                }
+                result
+            }
             Err(_) => Err(SecretError::Timeout {
                 agent: self.name.clone(),
                 reference: reference.to_string(),

@@ -249,7 +249,11 @@ async fn list_routine(
         .ok_or_else(|| ApiError::NotFound(format!("storage {} not found", r.storage)))?;
     let ctx = state.backups.engine().await.map_err(engine_error)?;
     let plugins = ctx.plugins_for(&cfg).await.map_err(engine_error)?;
-    let storage = open_storage(&plugins, storage_cfg).map_err(engine_error)?;
+    // Resolved credentials open the storage; the response shows the configured one.
+    let resolved = crate::engine::job_secrets::routine_storage(&cfg, routine)
+        .await
+        .map_err(engine_error)?;
+    let storage = open_storage(&plugins, &resolved).map_err(engine_error)?;
     let found = layout::list_backups(&storage, routine, kind)
         .await
         .map_err(engine_error)?;

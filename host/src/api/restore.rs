@@ -283,7 +283,7 @@ pub async fn retrieve_configuration(
         .backup_routines
         .get(&name)
         .ok_or_else(|| ApiError::NotFound(format!("routine {name} not found")))?;
-    let storage_cfg = config
+    config
         .storage
         .get(&routine.storage)
         .ok_or_else(|| ApiError::NotFound(format!("storage {} not found", routine.storage)))?;
@@ -297,7 +297,10 @@ pub async fn retrieve_configuration(
         .plugins_for(&config)
         .await
         .map_err(|e| internal(e.to_string()))?;
-    let storage = open_storage(&plugins, storage_cfg).map_err(|e| internal(e.to_string()))?;
+    let storage_cfg = crate::engine::job_secrets::routine_storage(&config, &name)
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    let storage = open_storage(&plugins, &storage_cfg).map_err(|e| internal(e.to_string()))?;
     let fulls = layout::list_backups(&storage, &name, BackupKind::Full)
         .await
         .map_err(|e| internal(e.to_string()))?;

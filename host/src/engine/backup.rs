@@ -96,10 +96,14 @@ pub async fn run_job(
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Result<JobReport, EngineError> {
-    let r = resolve_routine(&spec.config, &spec.routine)?;
+    let mut r = resolve_routine(&spec.config, &spec.routine)?;
+    // Secret Agent references are asked now, once per job: a rotated secret is used by the
+    // next job, and nothing below sees a reference.
+    let keys = super::job_secrets::resolve_routine_secrets(&spec.config, &mut r).await?;
     let plugins = ctx.plugins_for(&spec.config).await?;
     let storage = open_storage(&plugins, &r.storage)?;
-    let (pipeline, compression, encryption) = build_pipeline(&plugins, &r.policy)?;
+    let (pipeline, compression, encryption) =
+        super::wiring::build_pipeline_with(&plugins, &r.policy, &keys)?;
     let sidecar = r
         .policy
         .pipeline

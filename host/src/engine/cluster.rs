@@ -26,8 +26,8 @@ const UNLIMITED_SCANS: usize = 1 << 16;
 /// Builds the client policy from a cluster config: credentials, timeouts, peers.
 ///
 /// # Errors
-/// [`EngineError::Cluster`] for settings this build cannot honour (TLS, Secret Agent
-/// references) or a password file that cannot be read; the message never holds a secret.
+/// [`EngineError::Cluster`] for settings this build cannot honour (TLS), Secret Agent
+/// references not resolved by [`super::job_secrets`], or a password file that cannot be read; the message never holds a secret.
 pub fn client_policy(name: &str, cluster: &AerospikeCluster) -> Result<ClientPolicy, EngineError> {
     let fail = |m: String| EngineError::Cluster {
         cluster: name.to_string(),
@@ -47,13 +47,13 @@ pub fn client_policy(name: &str, cluster: &AerospikeCluster) -> Result<ClientPol
         cp.rack_ids = Some(racks.iter().map(|r| *r as usize).collect());
     }
     if let Some(c) = &cluster.credentials {
-        if c.secret_agent.is_some()
-            || c.secret_agent_name.is_some()
-            || c.password_key_secret.is_some()
+        if c.password_key_secret.is_some()
             || c.password.as_ref().is_some_and(|p| p.is_agent_reference())
         {
+            // Jobs resolve these first (engine::job_secrets); an unresolved one here is a
+            // caller that skipped that step.
             return Err(fail(
-                "credentials from a Secret Agent are not supported yet (DESIGN D20)".into(),
+                "credentials name a Secret Agent but were not resolved before connecting".into(),
             ));
         }
         let mode = c.auth_mode.unwrap_or(AuthMode::Internal);

@@ -319,7 +319,10 @@ impl JobRegistry {
         let mut stored_full = None;
         if needs_full_check {
             let storage = match ctx.plugins_for(&config).await {
-                Ok(plugins) => open_storage(&plugins, &resolved.storage),
+                Ok(plugins) => match super::job_secrets::routine_storage(&config, routine).await {
+                    Ok(s) => open_storage(&plugins, &s),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             if let Ok(storage) = storage {
@@ -456,12 +459,15 @@ impl JobRegistry {
         let Some(r) = config.backup_routines.get(routine) else {
             return Err(format!("routine {routine} not found"));
         };
-        let Some(storage_cfg) = config.storage.get(&r.storage) else {
+        if !config.storage.contains_key(&r.storage) {
             return Err(format!("storage {} not found", r.storage));
-        };
+        }
         let ctx = self.context().await.map_err(|e| e.to_string())?;
         let plugins = ctx.plugins_for(&config).await.map_err(|e| e.to_string())?;
-        let storage = open_storage(&plugins, storage_cfg)
+        let storage_cfg = super::job_secrets::routine_storage(&config, routine)
+            .await
+            .map_err(|e| e.to_string())?;
+        let storage = open_storage(&plugins, &storage_cfg)
             .map_err(|e| format!("storage {}: {e}", r.storage))?;
         let mut last = [None, None];
         for (i, kind) in [BackupKind::Full, BackupKind::Incremental]
@@ -736,12 +742,15 @@ impl JobRegistry {
         let plugins = ctx.plugins_for(config).await.map_err(|e| e.to_string());
         let mut removed = Vec::new();
         for (routine, r) in &config.backup_routines {
-            let Some(storage_cfg) = config.storage.get(&r.storage) else {
+            if !config.storage.contains_key(&r.storage) {
                 continue;
-            };
-            let storage = plugins
-                .clone()
-                .and_then(|plugins| open_storage(&plugins, storage_cfg).map_err(|e| e.to_string()));
+            }
+            let storage_cfg = super::job_secrets::routine_storage(&config, routine)
+                .await
+                .map_err(|e| e.to_string());
+            let storage = plugins.clone().and_then(|plugins| {
+                open_storage(&plugins, &storage_cfg?).map_err(|e| e.to_string())
+            });
             let found = match storage {
                 Ok(storage) => layout::incomplete_folders(&storage, routine)
                     .await

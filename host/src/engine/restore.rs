@@ -34,6 +34,7 @@ use super::scan::RateLimiter;
 use super::wiring::{self, key_source};
 use super::writer::{Counters, RecordWriter, WriteRules};
 use super::{EngineError, FirstError};
+use crate::secrets::ResolvedKeys;
 
 /// Record batches waiting for a writer, per file being read: two, so a reader decodes the
 /// next batch while its last one is being written.
@@ -85,6 +86,9 @@ pub struct RestorePlan {
     pub folders: Vec<FolderPlan>,
     /// The config snapshot the job runs with (its plugins).
     pub config: Arc<Config>,
+    /// `key-secret` material asked of the Secret Agent when the request was accepted;
+    /// `cluster` and `storage` hold their resolved credentials likewise.
+    pub keys: ResolvedKeys,
 }
 
 impl RestorePlan {
@@ -329,12 +333,13 @@ pub async fn plan_timestamp(
 pub fn folder_pipeline(
     plugins: &Registry,
     policy: &RestorePolicy,
+    keys: &ResolvedKeys,
     folder: &FolderPlan,
 ) -> Result<Pipeline, RequestError> {
     let key = policy
         .encryption
         .as_ref()
-        .and_then(|e| key_source(&e.key_file, &e.key_env, &e.key_secret));
+        .and_then(|e| key_source(&e.key_file, &e.key_env, &e.key_secret, keys));
     if let Some(steps) = &folder.pipeline {
         let specs: Vec<StepSpec> = steps
             .iter()
@@ -382,7 +387,7 @@ pub fn folder_pipeline(
         encryption,
         ..Default::default()
     };
-    wiring::build_pipeline(plugins, &backup_policy)
+    wiring::build_pipeline_with(plugins, &backup_policy, keys)
         .map(|(p, _, _)| p)
         .map_err(|e| RequestError::new("policy.encryption", e.to_string()))
 }
@@ -410,7 +415,7 @@ pub async fn run_job(
     let mut pipelines = Vec::new();
     for f in &plan.folders {
         pipelines.push(Arc::new(
-            folder_pipeline(&plugins, &plan.policy, f)
+            folder_pipeline(&plugins, &plan.policy, &plan.keys, f)
                 .map_err(|e| EngineError::Config(e.to_string()))?,
         ));
     }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{
     AerospikeCluster, Config, ConfigStore, RestorePolicy, RestoreRequest, RestoreTimestampRequest,
-    Storage as StorageConfig, exactly_one,
+    SecretAgent, Storage as StorageConfig, exactly_one,
 };
 use crate::metrics::Metrics;
 
@@ -21,8 +21,9 @@ use super::EngineError;
 use super::jobs::JobRegistry;
 use super::progress::{Progress, ProgressSnapshot};
 use super::restore::{self, FolderPlan, RequestError, RestorePlan};
-use super::wiring;
 use super::writer::{CounterSnapshot, Counters};
+use super::{job_secrets, wiring};
+use crate::secrets::ResolvedKeys;
 
 /// Finished jobs kept at most (ABS keeps all until restart; we bound it).
 pub const MAX_FINISHED_JOBS: usize = 1000;
@@ -119,6 +120,38 @@ struct Target {
     cluster: AerospikeCluster,
     storage: StorageConfig,
     policy: RestorePolicy,
+    keys: ResolvedKeys,
+}
+
+impl Target {
+    /// Asks the Secret Agent for everything the request's destination, source and key name
+    /// (now: the request is the job's start). The request's `secret-agent` /
+    /// `secret-agent-name`, else `fallback` (the routine's), serves the key and any cluster
+    /// or storage that names no agent of its own.
+    async fn resolve_secrets(
+        mut self,
+        config: &Config,
+        inline: Option<&SecretAgent>,
+        name: Option<&str>,
+        fallback: Option<&str>,
+    ) -> Result<Target, RequestError> {
+        let agents = &config.secret_agents;
+        let agent = crate::secrets::agent_for(agents, inline, name, fallback)
+            .map_err(|e| RequestError::new("secret-agent", e.to_string()))?;
+        self.cluster =
+            job_secrets::resolve_cluster(agents, &self.cluster_name, &self.cluster, agent.as_ref())
+                .await
+                .map_err(|e| RequestError::new("destination", e.to_string()))?;
+        self.storage =
+            job_secrets::resolve_storage(agents, "(restore source)", &self.storage, agent.as_ref())
+                .await
+                .map_err(|e| RequestError::new("source", e.to_string()))?;
+        self.keys =
+            job_secrets::resolve_restore_keys(self.policy.encryption.as_ref(), agent.as_ref())
+                .await
+                .map_err(|e| RequestError::new("policy.encryption", e))?;
+        Ok(self)
+    }
 }
 
 fn check_policy(policy: &Option<RestorePolicy>) -> Result<RestorePolicy, RequestError> {
@@ -243,7 +276,15 @@ impl RestoreJobs {
             cluster,
             storage,
             policy,
-        };
+            keys: ResolvedKeys::default(),
+        }
+        .resolve_secrets(
+            &config,
+            req.secret_agent.as_ref(),
+            req.secret_agent_name.as_deref(),
+            None,
+        )
+        .await?;
         let storage = self.open(&config, &target.storage).await?;
         let folders = restore::plan_path(&storage, &req.backup_data_path).await?;
         self.start(config, target, folders, label).await
@@ -284,7 +325,15 @@ impl RestoreJobs {
             cluster,
             storage,
             policy,
-        };
+            keys: ResolvedKeys::default(),
+        }
+        .resolve_secrets(
+            &config,
+            req.secret_agent.as_ref(),
+            req.secret_agent_name.as_deref(),
+            routine.secret_agent.as_deref(),
+        )
+        .await?;
         let storage = self.open(&config, &target.storage).await?;
         let folders = restore::plan_timestamp(&storage, &req.routine, req.time).await?;
         self.start(config, target, folders, "timestamp").await
@@ -333,7 +382,7 @@ impl RestoreJobs {
         let plugins = ctx.plugins_for(&config).await?;
         // Codecs and keys are checked now, so a wrong key is a 400, not a failed job.
         for f in &folders {
-            restore::folder_pipeline(&plugins, &target.policy, f)?;
+            restore::folder_pipeline(&plugins, &target.policy, &target.keys, f)?;
         }
         let plan = RestorePlan {
             label: label.to_string(),
@@ -343,6 +392,7 @@ impl RestoreJobs {
             policy: target.policy,
             folders,
             config: config.clone(),
+            keys: target.keys,
         };
         // The destination must answer before we accept the job.
         let client = super::cluster::connect(&plan.cluster_name, &plan.cluster)

@@ -170,7 +170,10 @@ pub async fn after_full(ctx: &EngineContext, spec: &JobSpec, new_full_ms: i64) -
             .plugins_for(&spec.config)
             .await
             .map_err(|e| e.to_string())?;
-        let storage = open_storage(&plugins, &r.storage).map_err(|e| e.to_string())?;
+        let storage_cfg = super::job_secrets::routine_storage(&spec.config, &r.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let storage = open_storage(&plugins, &storage_cfg).map_err(|e| e.to_string())?;
         let mut listed = Vec::new();
         for kind in [BackupKind::Full, BackupKind::Incremental] {
             let found = layout::list_backups(&storage, &spec.routine, kind)

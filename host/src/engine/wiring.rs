@@ -17,6 +17,7 @@ use crate::plugins::pipeline::{
 use crate::plugins::{
     CompressionSpec, EncryptionSpec, Pipeline, Registry, StepSpec, Storage, StorageSecrets,
 };
+use crate::secrets::ResolvedKeys;
 
 use super::EngineError;
 
@@ -79,11 +80,23 @@ pub fn build_pipeline(
     plugins: &Registry,
     policy: &BackupPolicy,
 ) -> Result<(Pipeline, &'static str, &'static str), EngineError> {
+    build_pipeline_with(plugins, policy, &ResolvedKeys::default())
+}
+
+/// As [`build_pipeline`], with the `key-secret` material resolved for the job.
+///
+/// # Errors
+/// As [`build_pipeline`]; a `key-secret` not in `keys` is refused by the key loader.
+pub fn build_pipeline_with(
+    plugins: &Registry,
+    policy: &BackupPolicy,
+    keys: &ResolvedKeys,
+) -> Result<(Pipeline, &'static str, &'static str), EngineError> {
     let fail = |e| EngineError::plugin("building the codec pipeline", e);
     if let Some(steps) = &policy.pipeline {
         let specs = steps
             .iter()
-            .map(|s| pipeline_step(plugins, s))
+            .map(|s| pipeline_step(plugins, s, keys))
             .collect::<Vec<_>>();
         return Ok((
             Pipeline::build(plugins, &specs).map_err(fail)?,
@@ -97,7 +110,7 @@ pub fn build_pipeline(
     });
     let encryption = policy.encryption.as_ref().map(|e| EncryptionSpec {
         mode: e.mode.as_str().to_string(),
-        key: key_source(&e.key_file, &e.key_env, &e.key_secret),
+        key: key_source(&e.key_file, &e.key_env, &e.key_secret, keys),
     });
     let pipeline =
         Pipeline::from_policy(plugins, compression.as_ref(), encryption.as_ref()).map_err(fail)?;
@@ -116,9 +129,9 @@ pub fn build_pipeline(
 /// A `pipeline:` entry as a plugin step. The short names `zstd`/`aes` (config docs) name
 /// the defaults. The step's key source (`key-file`, `key-env`, `key-secret`) becomes a key
 /// handle: the plugin gets the key, never where it lives.
-fn pipeline_step(plugins: &Registry, step: &PipelineStep) -> StepSpec {
+fn pipeline_step(plugins: &Registry, step: &PipelineStep, keys: &ResolvedKeys) -> StepSpec {
     let plugin = crate::plugins::pipeline::resolve_plugin_name(plugins, &step.plugin).to_string();
-    let key = key_source(&step.key_file, &step.key_env, &step.key_secret);
+    let key = key_source(&step.key_file, &step.key_env, &step.key_secret, keys);
     StepSpec {
         plugin,
         options: step.options.clone(),
@@ -127,16 +140,20 @@ fn pipeline_step(plugins: &Registry, step: &PipelineStep) -> StepSpec {
 }
 
 /// The key a policy's `encryption` or a `pipeline:` step names (validation allows one source;
-/// the first set one wins here).
+/// the first set one wins here). A `key-secret` becomes the material resolved for the job.
 pub fn key_source(
     file: &Option<String>,
     env: &Option<String>,
     secret: &Option<String>,
+    keys: &ResolvedKeys,
 ) -> Option<KeySource> {
     match (file, env, secret) {
         (Some(f), _, _) => Some(KeySource::File(f.into())),
         (None, Some(v), _) => Some(KeySource::Env(v.clone())),
-        (None, None, Some(s)) => Some(KeySource::Secret(s.clone())),
+        (None, None, Some(s)) => Some(match keys.get(s) {
+            Some(v) => KeySource::Material(v.clone()),
+            None => KeySource::Secret(s.clone()),
+        }),
         _ => None,
     }
 }

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::crypto::{Key, KeyMaterial};
 use super::error::{PluginError, PluginResult};
+use crate::secrets::SecretValue;
 
 /// `rsaEncryption` (1.2.840.113549.1.1.1), the only algorithm PKCS#8 may wrap here.
 const RSA_ENCRYPTION_OID: pkcs8::ObjectIdentifier =
@@ -28,8 +29,11 @@ pub enum KeySource {
     File(PathBuf),
     /// An environment variable holding the key (ABS `key-env`).
     Env(String),
-    /// A secret-agent reference (ABS `key-secret`); not supported yet (DESIGN D20).
+    /// A secret-agent reference (ABS `key-secret`), resolved at job start into
+    /// [`KeySource::Material`]; met unresolved here, it is refused.
     Secret(String),
+    /// The key as the Secret Agent gave it (same encodings as a key file), held in memory.
+    Material(SecretValue),
 }
 
 impl fmt::Debug for KeySource {
@@ -38,6 +42,7 @@ impl fmt::Debug for KeySource {
             KeySource::File(p) => write!(f, "KeySource::File({})", p.display()),
             KeySource::Env(v) => write!(f, "KeySource::Env({v})"),
             KeySource::Secret(s) => write!(f, "KeySource::Secret({s})"),
+            KeySource::Material(_) => f.write_str("KeySource::Material(**redacted**)"),
         }
     }
 }
@@ -57,15 +62,19 @@ pub fn resolve_key(source: &KeySource) -> PluginResult<Key> {
                 ))
             })?
             .into_bytes(),
-        KeySource::Secret(_) => {
-            return Err(PluginError::Key("secret agent not supported yet".into()));
+        KeySource::Secret(s) => {
+            return Err(PluginError::Key(format!(
+                "key-secret {s} was not resolved from a secret agent"
+            )));
         }
+        KeySource::Material(v) => v.expose().to_vec(),
     };
     let der = normalise_to_pkcs1_der(&bytes).map_err(|why| {
         PluginError::Key(match source {
             KeySource::File(p) => format!("{}: {why}", p.display()),
             KeySource::Env(v) => format!("environment variable `{v}`: {why}"),
             KeySource::Secret(_) => why,
+            KeySource::Material(_) => format!("the key from the secret agent: {why}"),
         })
     })?;
     Ok(Arc::new(KeyMaterial::new(Sha256::digest(&der).to_vec())))
@@ -214,12 +223,27 @@ mod tests {
     }
 
     #[test]
+    fn material_from_the_agent_derives_like_the_file() {
+        let key = resolve_key(&KeySource::Material(SecretValue::new(golden_pem()))).unwrap();
+        assert_eq!(hex::encode(key.expose()), GOLDEN_DIGEST);
+        let shown = format!("{:?}", KeySource::Material(SecretValue::new(golden_pem())));
+        assert_eq!(shown, "KeySource::Material(**redacted**)");
+    }
+
+    #[test]
     fn bad_inputs_are_named_errors_without_contents() {
         let err = resolve_key(&KeySource::Secret("vault:k".into())).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "encryption key: secret agent not supported yet"
+            "encryption key: key-secret vault:k was not resolved from a secret agent"
         );
+        let err = resolve_key(&KeySource::Material(SecretValue::new(
+            b"TOPSECRET".to_vec(),
+        )))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("secret agent"), "{err}");
+        assert!(!err.contains("TOPSECRET"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k.pem");
         std::fs::write(&p, "TOPSECRET-not-a-key").unwrap();

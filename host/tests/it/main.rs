@@ -10,6 +10,7 @@ mod openapi;
 mod plugins;
 mod restore;
 mod scheduler;
+mod secret_jobs;
 mod secrets;
 mod self_contained;
 mod service;

@@ -224,7 +224,7 @@ fn assert_same(
 }
 
 /// Empties the node: records, indexes, UDFs.
-fn wipe(node: &AerospikeNode) {
+pub(crate) fn wipe(node: &AerospikeNode) {
     let store = node.store();
     for ns in &store.namespaces {
         for p in &ns.parts {
