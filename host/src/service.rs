@@ -127,7 +127,16 @@ fn spawn_storage_probe(jobs: crate::engine::jobs::JobRegistry, store: Arc<Config
             }
         };
         for (name, storage) in &cfg.storage {
-            let result = match crate::engine::wiring::open_storage(&plugins, storage) {
+            // Credentials from a Secret Agent are asked for as a job would (its own agent).
+            let resolved = crate::engine::job_secrets::resolve_storage(
+                &cfg.secret_agents,
+                &format!("storage {name}"),
+                storage,
+                None,
+            )
+            .await;
+            let opened = resolved.and_then(|s| crate::engine::wiring::open_storage(&plugins, &s));
+            let result = match opened {
                 Ok(s) => tokio::time::timeout(STORAGE_PROBE_TIMEOUT, s.list("", false, None, 1))
                     .await
                     .map_err(|_| format!("no answer in {STORAGE_PROBE_TIMEOUT:?}"))

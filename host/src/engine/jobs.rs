@@ -745,7 +745,7 @@ impl JobRegistry {
             if !config.storage.contains_key(&r.storage) {
                 continue;
             }
-            let storage_cfg = super::job_secrets::routine_storage(&config, routine)
+            let storage_cfg = super::job_secrets::routine_storage(config, routine)
                 .await
                 .map_err(|e| e.to_string());
             let storage = plugins.clone().and_then(|plugins| {
