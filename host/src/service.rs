@@ -21,7 +21,10 @@ const CLUSTER_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug)]
 pub struct Running {
     pub state: AppState,
+    /// The HTTP listener's address (the HTTPS one's when HTTP is disabled).
     pub addr: std::net::SocketAddr,
+    /// The HTTPS listener's address, when `service.https` is set.
+    pub https_addr: Option<std::net::SocketAddr>,
     pub shutdown: CancellationToken,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -44,6 +47,14 @@ pub async fn start_with_runtime(
     runtime: Option<Runtime>,
 ) -> std::io::Result<Running> {
     let cfg = store.current();
+    // A bad certificate or key stops the start before anything runs.
+    let tls = match &cfg.service.https {
+        Some(h) => Some((
+            h.clone(),
+            api::server::tls_acceptor(h).map_err(std::io::Error::other)?,
+        )),
+        None => None,
+    };
     let metrics = Arc::new(Metrics::new());
     metrics.sync_routines(&cfg);
     let state = match runtime {
@@ -65,29 +76,59 @@ pub async fn start_with_runtime(
     spawn_storage_probe(state.backups.clone(), store.clone());
 
     let http = cfg.service.http.clone();
-    let addr = match bind_override {
-        Some(a) => a,
-        None => format!("{}:{}", http.address(), http.port())
-            .parse()
-            .map_err(|e| std::io::Error::other(format!("service.http address: {e}")))?,
-    };
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    let addr = listener.local_addr()?;
     let app = api::server::with_timeouts(api::router(state.clone()), &http);
-    let token = shutdown.clone();
-    let task = tokio::spawn(async move { api::server::serve(listener, app, &http, token).await });
-    // Config is loaded, the scheduler runs and the listener is up (D7).
+    let mut servers = Vec::new();
+    let mut http_addr = None;
+    // Tests bind port 0 through `bind_override`, whatever the config says.
+    if !http.disabled || bind_override.is_some() {
+        let addr = match bind_override {
+            Some(a) => a,
+            None => format!("{}:{}", http.address(), http.port())
+                .parse()
+                .map_err(|e| std::io::Error::other(format!("service.http address: {e}")))?,
+        };
+        let listener = bind(addr).await?;
+        http_addr = Some(listener.local_addr()?);
+        let (app, http, token) = (app.clone(), http.clone(), shutdown.clone());
+        servers.push(tokio::spawn(async move {
+            api::server::serve(listener, app, &http, None, token).await
+        }));
+    }
+    let mut https_addr = None;
+    if let Some((https, acceptor)) = tls {
+        let addr: std::net::SocketAddr = format!("{}:{}", https.address(), https.port())
+            .parse()
+            .map_err(|e| std::io::Error::other(format!("service.https address: {e}")))?;
+        let listener = bind(addr).await?;
+        https_addr = Some(listener.local_addr()?);
+        let (http, token) = (http.clone(), shutdown.clone());
+        servers.push(tokio::spawn(async move {
+            api::server::serve(listener, app, &http, Some(acceptor), token).await
+        }));
+    }
+    let Some(addr) = http_addr.or(https_addr) else {
+        return Err(std::io::Error::other(
+            "no listener: service.http is disabled and service.https is not set",
+        ));
+    };
+    let task = tokio::spawn(async move {
+        for server in servers {
+            server.await.map_err(std::io::Error::other)??;
+        }
+        Ok(())
+    });
+    // Config is loaded, the scheduler runs and the listeners are up (D7).
     state.health.set_ready();
     tracing::info!(
         address = %addr,
+        https = ?https_addr,
         context_path = %state.context_path,
         "Aerospike Backup Service is listening."
     );
     Ok(Running {
         state,
         addr,
+        https_addr,
         shutdown,
         task,
     })
@@ -153,6 +194,12 @@ fn spawn_storage_probe(jobs: crate::engine::jobs::JobRegistry, store: Arc<Config
             }
         }
     });
+}
+
+async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
 /// Follows config changes: refreshes per-routine metric series and cluster reachability.

@@ -112,6 +112,9 @@ pub struct ServiceConfig {
     /// The HTTP listener.
     #[serde(default)]
     pub http: HttpServerConfig,
+    /// An HTTPS listener beside (or, with `http.disabled`, instead of) the HTTP one (ABS 3.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<HttpsServerConfig>,
     /// Logging.
     #[serde(default)]
     pub logger: LoggerConfig,
@@ -204,6 +207,39 @@ impl HttpServerConfig {
     }
     pub fn rate(&self) -> RateLimiterConfig {
         self.rate.clone().unwrap_or_default()
+    }
+}
+
+/// `service.https:` the REST API over TLS. It serves the same routes, context path, timeouts
+/// and rate limit as `service.http`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HttpsServerConfig {
+    /// Address to listen on. Default `0.0.0.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Port to listen on. Default 8443.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The server certificate chain, PEM (required).
+    pub cert_file: String,
+    /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1; required).
+    pub key_file: String,
+    /// Lowest TLS version accepted: `TLS1.2` (default) or `TLS1.3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<String>,
+    /// CA certificates (PEM) that client certificates must chain to; when set, every client
+    /// must present one (mutual TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<String>,
+}
+
+impl HttpsServerConfig {
+    pub fn address(&self) -> &str {
+        self.address.as_deref().unwrap_or("0.0.0.0")
+    }
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(8443)
     }
 }
 

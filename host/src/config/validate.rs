@@ -155,12 +155,41 @@ pub fn inline_storage(cfg: &Config, path: &str, s: &Storage) -> Vec<ConfigError>
 
 fn service(e: &mut Errors, s: &ServiceConfig) {
     let h = &s.http;
-    if h.disabled {
-        // ABS disables HTTP in favour of its HTTPS listener, which we do not have yet.
+    if h.disabled && s.https.is_none() {
         e.push(
             "service.http.disabled",
-            "the HTTP listener cannot be disabled: HTTPS is not supported yet",
+            "disabling HTTP needs a service.https listener, or the API has none",
         );
+    }
+    if let Some(t) = &s.https {
+        if t.port == Some(0) {
+            e.push("service.https.port", "must be 1..=65535");
+        }
+        if !h.disabled && t.port() == h.port() && t.address() == h.address() {
+            e.push("service.https.port", "is the port of service.http");
+        }
+        if let Some(a) = &t.address
+            && a.parse::<IpAddr>().is_err()
+            && a != "localhost"
+        {
+            e.push(
+                "service.https.address",
+                format!("\"{a}\" is not an IP address"),
+            );
+        }
+        for (field, v) in [("cert-file", &t.cert_file), ("key-file", &t.key_file)] {
+            if v.trim().is_empty() {
+                e.push(format!("service.https.{field}"), "is required");
+            }
+        }
+        if let Some(v) = &t.min_version
+            && !matches!(v.to_ascii_uppercase().as_str(), "TLS1.2" | "TLS1.3")
+        {
+            e.push(
+                "service.https.min-version",
+                format!("\"{v}\": expected TLS1.2 or TLS1.3"),
+            );
+        }
     }
     e.range(
         "service.http.port".into(),

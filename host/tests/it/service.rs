@@ -85,3 +85,179 @@ async fn slow_headers_are_cut_off() {
     );
     running.shutdown.cancel();
 }
+
+// ---- HTTPS (service.https) ----------------------------------------------------------------
+
+fn tls_file(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/tls")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A TLS client trusting `ca`, offering `client` (cert, key) when given, limited to `versions`.
+fn tls_client(
+    ca: &str,
+    client: Option<(&str, &str)>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(tls_file(ca)).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(tls_file(cert))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_file(tls_file(key)).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// GET /health over TLS; `Err` when the handshake or the exchange fails.
+async fn https_health(
+    addr: std::net::SocketAddr,
+    connector: &tokio_rustls::TlsConnector,
+) -> Result<String, String> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut s = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.is_empty() {
+        return Err("no answer".into());
+    }
+    Ok(out)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_https(https: &str, http_disabled: bool) -> abs::service::Running {
+    let yaml = format!(
+        "service:\n  http: {{address: 127.0.0.1, port: {}, disabled: {http_disabled}}}\n  https: {https}\n",
+        free_port()
+    );
+    let cfg = abs::config::parse::<abs::config::Config>(&yaml, abs::config::Format::Yaml)
+        .expect("config parses");
+    abs::config::validate(&cfg).expect("config is valid");
+    abs::service::start(Arc::new(ConfigStore::in_memory(cfg)), None)
+        .await
+        .expect("the service starts")
+}
+
+#[tokio::test]
+async fn https_serves_the_api_with_the_configured_certificate_and_minimum_version() {
+    let port = free_port();
+    let running = start_https(
+        &format!(
+            "{{address: 127.0.0.1, port: {port}, cert-file: \"{}\", key-file: \"{}\", min-version: TLS1.3}}",
+            tls_file("server.pem"),
+            tls_file("server.key")
+        ),
+        false,
+    )
+    .await;
+    let addr = running.https_addr.expect("an HTTPS listener");
+    assert_eq!(addr.port(), port);
+    let all = [&rustls::version::TLS12, &rustls::version::TLS13];
+    let ok = https_health(addr, &tls_client("ca.pem", None, &all))
+        .await
+        .unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200") && ok.ends_with("Ok"), "{ok}");
+    // A client that does not trust our CA, and one that only speaks TLS 1.2, are refused.
+    assert!(
+        https_health(addr, &tls_client("other-ca.pem", None, &all))
+            .await
+            .is_err()
+    );
+    let tls12 = [&rustls::version::TLS12];
+    assert!(
+        https_health(addr, &tls_client("ca.pem", None, &tls12))
+            .await
+            .is_err()
+    );
+    // Plain HTTP goes on beside it.
+    let plain = http(
+        running.addr,
+        "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
+    running
+        .stop(std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn https_with_a_client_ca_requires_a_client_certificate_and_http_can_be_off() {
+    let port = free_port();
+    let running = start_https(
+        &format!(
+            "{{address: 127.0.0.1, port: {port}, cert-file: \"{}\", key-file: \"{}\", client-ca-file: \"{}\"}}",
+            tls_file("server.pem"),
+            tls_file("server.key"),
+            tls_file("ca.pem")
+        ),
+        true,
+    )
+    .await;
+    assert_eq!(running.https_addr, Some(running.addr), "HTTPS only");
+    let all = [&rustls::version::TLS12, &rustls::version::TLS13];
+    let with_cert = tls_client("ca.pem", Some(("client.pem", "client.key")), &all);
+    let ok = https_health(running.addr, &with_cert).await.unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let without = tls_client("ca.pem", None, &all);
+    assert!(https_health(running.addr, &without).await.is_err());
+    running
+        .stop(std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_certificate_stops_the_start_naming_the_field() {
+    let yaml = format!(
+        "service:\n  http: {{address: 127.0.0.1, port: {}}}\n  https: {{port: {}, cert-file: \"{}\", key-file: \"{}\"}}\n",
+        free_port(),
+        free_port(),
+        tls_file("gen.sh"),
+        tls_file("server.key")
+    );
+    let cfg = abs::config::parse::<abs::config::Config>(&yaml, abs::config::Format::Yaml).unwrap();
+    let err = abs::service::start(Arc::new(ConfigStore::in_memory(cfg)), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("service.https.cert-file"), "{err}");
+}
