@@ -47,6 +47,10 @@ pub async fn start_with_runtime(
     runtime: Option<Runtime>,
 ) -> std::io::Result<Running> {
     let cfg = store.current();
+    // Unreadable token files stop the start too (the API would otherwise refuse everything).
+    if let Some(a) = &cfg.service.http.auth {
+        api::auth::Authenticator::from_config(a).map_err(std::io::Error::other)?;
+    }
     // A bad certificate or key stops the start before anything runs.
     let tls = match &cfg.service.https {
         Some(h) => Some((

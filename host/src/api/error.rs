@@ -26,6 +26,12 @@ pub enum ApiError {
     /// The body's `Content-Type` is neither JSON nor YAML. 415.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// No valid bearer token (`service.http.auth`). 401.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The token's role does not allow this request. 403.
+    #[error("{0}")]
+    Forbidden(String),
     /// The client sent too many requests. 429.
     #[error("Too Many Requests")]
     TooManyRequests,
@@ -56,6 +62,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -130,6 +138,11 @@ impl IntoResponse for ApiError {
             ApiError::UnsupportedMediaType(m) => ErrorBody {
                 error: m.clone(),
                 field: Some("Content-Type".into()),
+                errors: vec![],
+            },
+            ApiError::Unauthorized(m) | ApiError::Forbidden(m) => ErrorBody {
+                error: m.clone(),
+                field: Some("Authorization".into()),
                 errors: vec![],
             },
             other => ErrorBody {

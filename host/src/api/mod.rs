@@ -1,5 +1,6 @@
 //! The REST API: ABS v3 paths, methods, status codes and JSON shapes.
 
+pub mod auth;
 pub mod backups;
 pub mod body;
 pub mod config;
@@ -80,6 +81,8 @@ pub struct AppState {
     pub restores: crate::engine::restore_jobs::RestoreJobs,
     /// Cron triggers and on-demand runs, with the overlap rules.
     pub scheduler: crate::scheduler::Scheduler,
+    /// `service.http.auth` as the service started with it; `None` = the API is open.
+    pub auth: Option<Arc<auth::Authenticator>>,
 }
 
 impl AppState {
@@ -109,6 +112,13 @@ impl AppState {
         backups: crate::engine::jobs::JobRegistry,
     ) -> Self {
         let context_path = store.current().service.http.context_path();
+        // Like the listener, the API's authentication is read once, at start.
+        let auth = store.current().service.http.auth.as_ref().map(|a| {
+            Arc::new(auth::Authenticator::from_config(a).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "API authentication cannot be set up; refusing every protected request.");
+                auth::Authenticator::deny_all()
+            }))
+        });
         let restores = crate::engine::restore_jobs::RestoreJobs::new(
             store.clone(),
             Some(metrics.clone()),
@@ -129,6 +139,7 @@ impl AppState {
             restores,
             backups,
             scheduler,
+            auth,
         }
     }
 
@@ -170,6 +181,11 @@ pub fn router(state: AppState) -> Router {
         .merge(backups::router())
         .merge(restore::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
+        // Rate limit first (it also slows token guessing), then authentication.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .with_state(state.clone());
     let cp = state.context_path.trim_end_matches('/');

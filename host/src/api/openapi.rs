@@ -52,12 +52,20 @@ pub fn document() -> utoipa::openapi::OpenApi {
 }
 
 /// Every route sits behind the per-client rate limit (`service.http.rate`), so every
-/// operation can answer 429 in the error shape.
+/// operation can answer 429 in the error shape; and behind the optional token check, 401/403.
 fn publish_rate_limit(doc: &mut serde_json::Value) {
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
-    for item in paths.values_mut() {
+    let error = |description: &str| {
+        serde_json::json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        })
+    };
+    for (path, item) in paths.iter_mut() {
+        // With service.http.auth, all but the probes (and, by default, /metrics) need a token.
+        let guarded = !["/health", "/ready", "/metrics"].contains(&path.as_str());
         for op in item
             .as_object_mut()
             .into_iter()
@@ -67,12 +75,17 @@ fn publish_rate_limit(doc: &mut serde_json::Value) {
             let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
                 continue;
             };
-            responses.entry("429").or_insert_with(|| {
-                serde_json::json!({
-                    "description": "Too many requests from this client (service.http.rate)",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-                })
-            });
+            responses
+                .entry("429")
+                .or_insert_with(|| error("Too many requests from this client (service.http.rate)"));
+            if guarded {
+                responses.entry("401").or_insert_with(|| {
+                    error("No valid bearer token (only when service.http.auth is set)")
+                });
+                responses.entry("403").or_insert_with(|| {
+                    error("The token's role does not allow this request (service.http.auth)")
+                });
+            }
         }
     }
 }

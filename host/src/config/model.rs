@@ -171,6 +171,9 @@ pub struct HttpServerConfig {
     /// Do not start the HTTP listener at all. Default false.
     #[serde(default, skip_serializing_if = "is_false")]
     pub disabled: bool,
+    /// Bearer-token authentication of API callers (ours; off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ApiAuthConfig>,
     /// Per-client-IP rate limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<RateLimiterConfig>,
@@ -208,6 +211,37 @@ impl HttpServerConfig {
     pub fn rate(&self) -> RateLimiterConfig {
         self.rate.clone().unwrap_or_default()
     }
+}
+
+/// `service.http.auth:` who may call the API (ours; ABS has no API authentication). With it,
+/// every request but `/health`, `/ready` (and `/metrics` unless `protect-metrics`) needs
+/// `Authorization: Bearer <token>` of one of `tokens`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ApiAuthConfig {
+    /// The accepted tokens (at least one).
+    pub tokens: Vec<ApiToken>,
+    /// Require a token for `/metrics` too. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub protect_metrics: bool,
+}
+
+/// One accepted bearer token: its SHA-256 (the token itself is never stored), or a file that
+/// holds the token.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ApiToken {
+    /// A label for logs (never the token).
+    pub name: String,
+    /// Lowercase hex SHA-256 of the token (`printf %s TOKEN | sha256sum`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// A file holding the token itself (trimmed), read at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
+    /// `admin` (default: everything) or `read-only` (GET and HEAD only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// `service.https:` the REST API over TLS. It serves the same routes, context path, timeouts

@@ -161,6 +161,44 @@ fn service(e: &mut Errors, s: &ServiceConfig) {
             "disabling HTTP needs a service.https listener, or the API has none",
         );
     }
+    if let Some(a) = &h.auth {
+        if a.tokens.is_empty() {
+            e.push("service.http.auth.tokens", "at least one token is required");
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, t) in a.tokens.iter().enumerate() {
+            let at = format!("service.http.auth.tokens[{i}]");
+            if t.name.trim().is_empty() {
+                e.push(format!("{at}.name"), "is required");
+            } else if !names.insert(t.name.as_str()) {
+                e.push(
+                    format!("{at}.name"),
+                    format!("\"{}\" is used twice", t.name),
+                );
+            }
+            match (&t.sha256, &t.token_file) {
+                (Some(h), None) => {
+                    if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        e.push(format!("{at}.sha256"), "must be 64 hex digits");
+                    }
+                }
+                (None, Some(_)) => {}
+                _ => e.push(
+                    at.clone(),
+                    "exactly one of sha256 or token-file is required",
+                ),
+            }
+            if let Some(r) = &t.role
+                && r != "admin"
+                && r != "read-only"
+            {
+                e.push(
+                    format!("{at}.role"),
+                    format!("\"{r}\": expected admin or read-only"),
+                );
+            }
+        }
+    }
     if let Some(t) = &s.https {
         if t.port == Some(0) {
             e.push("service.https.port", "must be 1..=65535");

@@ -1,5 +1,6 @@
 //! The host crate's one integration-test binary (DESIGN D14).
 
+mod api_auth;
 mod api_config;
 mod backup;
 mod cli;
