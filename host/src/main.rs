@@ -133,8 +133,9 @@ fn plugin_command(cmd: &PluginCommand, config: Option<&PathBuf>) -> ExitCode {
                     print!("{report}");
                     ExitCode::SUCCESS
                 }
+                // One stream for the whole report, pass or fail; the exit code tells which.
                 Err(report) => {
-                    eprint!("{report}");
+                    print!("{report}");
                     ExitCode::FAILURE
                 }
             }

@@ -59,10 +59,61 @@ pub fn secrets_from_env(vars: impl Iterator<Item = (String, String)>) -> Storage
     StorageSecrets(out)
 }
 
+/// Options to check a codec with when none are given: the schema's first `examples` entry,
+/// else an object of the properties' `default`s (and first `examples`). Returns them with
+/// where they came from.
+///
+/// # Errors
+/// A required property with neither, naming it and asking for `--options`.
+pub fn options_from_schema(
+    schema: &serde_json::Value,
+) -> Result<(serde_json::Value, &'static str), String> {
+    if let Some(first) = schema
+        .get("examples")
+        .and_then(|e| e.as_array())
+        .and_then(|e| e.first())
+    {
+        return Ok((first.clone(), "examples"));
+    }
+    let mut opts = serde_json::Map::new();
+    if let Some(props) = schema.get("properties").and_then(|p| p.as_object()) {
+        for (name, prop) in props {
+            let value = prop.get("default").cloned().or_else(|| {
+                prop.get("examples")
+                    .and_then(|e| e.as_array())
+                    .and_then(|e| e.first())
+                    .cloned()
+            });
+            if let Some(v) = value {
+                opts.insert(name.clone(), v);
+            }
+        }
+    }
+    let missing: Vec<&str> = schema
+        .get("required")
+        .and_then(|r| r.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str())
+        .filter(|r| !opts.contains_key(*r))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the options schema requires {} with no default or example: pass --options '{{...}}'",
+            missing
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok((serde_json::Value::Object(opts), "defaults"))
+}
+
 /// `plugin check <file.wasm>`: loads the component (import and version checks), prints its
 /// info, validates its options schema, then runs the codec round-trip properties or the
-/// storage behaviour suite against a temporary root. `options` defaults to `{}` for codecs
-/// and to `{"path": <temp dir>}` for storage plugins.
+/// storage behaviour suite against a temporary root. Without `options`, codecs get
+/// [`options_from_schema`] and storage plugins `{"path": <temp dir>}`.
 ///
 /// Returns the report text; `Err` carries the same text ending with the violation.
 ///
@@ -119,7 +170,19 @@ pub async fn plugin_check(
     }
     match plugin {
         LoadedPlugin::Codec(codec) => {
-            let opts = options.unwrap_or_else(|| serde_json::json!({}));
+            let opts = match options {
+                Some(o) => o,
+                None => match options_from_schema(&schema) {
+                    Ok((o, from)) => {
+                        let _ = writeln!(
+                            out,
+                            "options: {o} (from the schema's {from}; pass --options to choose)"
+                        );
+                        o
+                    }
+                    Err(why) => return fail(out, why),
+                },
+            };
             if let Err(e) = validator.validate(&opts) {
                 return fail(
                     out,
@@ -178,4 +241,32 @@ pub async fn plugin_check(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::options_from_schema;
+    use serde_json::json;
+
+    #[test]
+    fn options_come_from_examples_then_defaults_and_a_missing_required_one_is_named() {
+        let with_examples =
+            json!({"examples": [{"byte": 7}], "properties": {"byte": {"default": 1}}});
+        assert_eq!(
+            options_from_schema(&with_examples).unwrap(),
+            (json!({"byte": 7}), "examples")
+        );
+        let defaults = json!({
+            "required": ["level"],
+            "properties": {"level": {"default": 3}, "window": {"examples": [20]}, "x": {}}
+        });
+        assert_eq!(
+            options_from_schema(&defaults).unwrap(),
+            (json!({"level": 3, "window": 20}), "defaults")
+        );
+        let err = options_from_schema(&json!({"required": ["key"], "properties": {"key": {}}}))
+            .unwrap_err();
+        assert!(err.contains("`key`") && err.contains("--options"), "{err}");
+        assert_eq!(options_from_schema(&json!({})).unwrap().0, json!({}));
+    }
 }

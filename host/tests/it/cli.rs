@@ -303,16 +303,23 @@ fn plugin_subcommands() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("codec-lz4"));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("codec-lz4"), "{report}");
+    // Without --options it says which options it used and where they came from.
+    assert!(
+        report.contains(r#"options: {"block-size":1048576} (from the schema's defaults"#),
+        "{report}"
+    );
 
-    // A codec that imports the filesystem breaks the contract: named failure, exit 1.
+    // A codec that imports the filesystem breaks the contract: named failure, exit 1, and
+    // the report on the same stream as a passing one.
     let bad = repo().join("host/tests/fixtures/fs-codec.wasm");
     let out = run(&["plugin".as_ref(), "check".as_ref(), bad.as_os_str()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("filesystem"),
+        String::from_utf8_lossy(&out.stdout).contains("filesystem"),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stdout)
     );
 }
 
