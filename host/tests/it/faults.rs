@@ -58,9 +58,8 @@ impl Drop for Mount {
     }
 }
 
-/// The service's config: a cluster, storage `disk` at `root`, then `rest` (YAML at column 0:
-/// more storage entries indented under `storage:` are not possible here, so `rest` holds the
-/// policies and routines and any extra section).
+/// The service's config: REST on `port`, cluster `c` seeded with `hosts`, storage `disk` at
+/// `root`, then `rest` (top-level YAML: policies, routines, plugins).
 fn write_config(path: &Path, port: u16, hosts: &[u16], root: &Path, rest: &str) {
     let seeds: Vec<String> = hosts
         .iter()
