@@ -444,6 +444,14 @@ fn config_save_on_a_read_only_or_full_disk_is_a_500_with_the_reason_and_changes_
     let port = testkit::emulators::free_port().unwrap();
     write_config(&config, port, &[node.port()], &root, &rest);
     let svc = Service::start(dir.path(), &config, port, "ro.log");
+    // The document says so, in the error shape.
+    let (_, doc) = svc.call("GET", "/api-docs/openapi.json", None);
+    let documented = &doc["paths"]["/v1/config/policies/{name}"]["post"]["responses"]["500"];
+    assert_eq!(
+        documented["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorBody",
+        "{documented}"
+    );
     let ro = Mount::read_only(&ro_dir);
     let probe = std::fs::write(ro_dir.join(".probe"), b"x");
     assert!(
