@@ -38,6 +38,11 @@ pub enum ApiError {
     /// Not ready to serve (503), with the reason.
     #[error("{0}")]
     Unavailable(String),
+    /// The configuration could not be saved (read-only or full disk, storage down). 500 with
+    /// the reason: the operator must act on it, and an OS or storage error holds no secret.
+    /// The previous configuration stays loaded and on disk.
+    #[error("{0}")]
+    SaveFailed(String),
     /// Anything else; the cause is logged, not shown. 500.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -66,7 +71,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::SaveFailed(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -80,9 +85,9 @@ impl From<ChangeError> for ApiError {
                 ApiError::bad_field(what.clone(), format!("item already exists: {what}"))
             }
             e @ ChangeError::InUse { .. } => ApiError::Conflict(e.to_string()),
-            ChangeError::Io(e) => {
-                ApiError::Internal(anyhow::Error::new(e).context("saving the configuration"))
-            }
+            ChangeError::Io(e) => ApiError::SaveFailed(format!(
+                "saving the configuration failed, the previous one stays in effect: {e}"
+            )),
         }
     }
 }
@@ -131,6 +136,14 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = format!("{cause:#}"), "Request failed.");
                 ErrorBody {
                     error: "internal error; see the service log".into(),
+                    field: None,
+                    errors: vec![],
+                }
+            }
+            ApiError::SaveFailed(m) => {
+                tracing::error!(error = %m, "Request failed.");
+                ErrorBody {
+                    error: m.clone(),
                     field: None,
                     errors: vec![],
                 }

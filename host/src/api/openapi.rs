@@ -48,6 +48,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     crate::config::limits::publish(&mut value["components"]["schemas"]);
     publish_names(&mut value);
     publish_rate_limit(&mut value);
+    publish_save_failure(&mut value);
     serde_json::from_value(value).expect("the OpenAPI document reads back")
 }
 
@@ -86,6 +87,33 @@ fn publish_rate_limit(doc: &mut serde_json::Value) {
                     error("The token's role does not allow this request (service.http.auth)")
                 });
             }
+        }
+    }
+}
+
+/// Every configuration change (POST, PUT, DELETE under `/v1/config`, `apply` excepted: it
+/// only reads) saves the file first, so each can answer 500 naming why the save failed.
+fn publish_save_failure(doc: &mut serde_json::Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        if !path.starts_with("/v1/config") || path.ends_with("/apply") {
+            continue;
+        }
+        for (method, op) in item.as_object_mut().into_iter().flat_map(|o| o.iter_mut()) {
+            if !matches!(method.as_str(), "post" | "put" | "delete") {
+                continue;
+            }
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+                continue;
+            };
+            responses.entry("500").or_insert_with(|| {
+                serde_json::json!({
+                    "description": "The configuration could not be saved (the error names the file and the reason); the previous one stays in effect",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+                })
+            });
         }
     }
 }

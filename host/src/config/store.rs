@@ -314,9 +314,13 @@ impl ConfigStore {
                 let yaml = serde_yaml::to_string(&cfg)
                     .map_err(|e| std::io::Error::other(format!("serialising: {e}")))?;
                 let path = path.clone();
-                tokio::task::spawn_blocking(move || write_atomically(&path, yaml.as_bytes()))
-                    .await
-                    .map_err(std::io::Error::other)??;
+                tokio::task::spawn_blocking(move || {
+                    write_atomically(&path, yaml.as_bytes()).map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                    })
+                })
+                .await
+                .map_err(std::io::Error::other)??;
             }
             Source::Remote(r) => {
                 let yaml = serde_yaml::to_string(&cfg)

@@ -14,11 +14,16 @@ use testkit::fixtures::{self, FixtureSpec, Shape};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aerospike-backup-service");
 /// Generous: a deadline for a wait, not a measurement (the first run compiles the plugins).
-const PATIENCE: Duration = Duration::from_secs(180);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(180);
 const RECORDS: usize = 40_000;
 
 /// One HTTP/1.1 request; `(status, body)`, or `None` when nothing listens.
-fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
+pub(crate) fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     let body = body.unwrap_or("");
@@ -36,7 +41,7 @@ fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<(u16,
     Some((status, body))
 }
 
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
         assert!(start.elapsed() < PATIENCE, "gave up waiting: {what}");
@@ -45,7 +50,7 @@ fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
 }
 
 /// Every file (recursively) under `dir`.
-fn files(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
@@ -61,13 +66,13 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-struct Service {
-    child: Child,
-    port: u16,
+pub(crate) struct Service {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
 }
 
 impl Service {
-    fn start(dir: &Path, config: &Path, port: u16, log: &str) -> Service {
+    pub(crate) fn start(dir: &Path, config: &Path, port: u16, log: &str) -> Service {
         let log = std::fs::File::create(dir.join(log)).unwrap();
         let child = Command::new(BIN)
             .arg("-c")
@@ -87,7 +92,12 @@ impl Service {
         svc
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, serde_json::Value) {
         let (s, b) = http(self.port, method, path, body).expect("the service answers");
         (
             s,

@@ -6,6 +6,7 @@ mod backup;
 mod cli;
 mod cloud;
 mod crash;
+mod faults;
 mod hardening;
 mod openapi;
 mod plugins;

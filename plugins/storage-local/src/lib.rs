@@ -9,7 +9,7 @@
 //! So a reader never sees a half-written object, and a crash leaves at most a stray temp file.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
@@ -318,6 +318,41 @@ fn random_u64() -> u64 {
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
+/// Writes all of `data` at `offset` with positioned writes. On WASI a stream write (what
+/// `Write` on a `File` uses) reports every failure as EIO, so a full disk would read "I/O
+/// error"; a positioned write keeps the filesystem's code (ENOSPC, EDQUOT, EROFS, ...).
+#[cfg(target_os = "wasi")]
+fn write_all_at(file: &File, mut data: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    while !data.is_empty() {
+        let at = i64::try_from(offset).map_err(std::io::Error::other)?;
+        // SAFETY: the pointer and length describe `data`, which outlives the call; the fd is
+        // the open file borrowed for the duration of the call.
+        #[allow(unsafe_code)]
+        let n = unsafe { libc::pwrite(file.as_raw_fd(), data.as_ptr().cast(), data.len(), at) };
+        match n {
+            n if n < 0 => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => {
+                data = &data[n.unsigned_abs()..];
+                offset += n.unsigned_abs() as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Native builds (the plugin's unit tests) have the same positioned write in std.
+#[cfg(not(target_os = "wasi"))]
+fn write_all_at(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, data, offset)
+}
+
 /// An upload in progress: a temp file plus the sizes of the parts written so far.
 #[derive(Debug)]
 pub struct LocalUpload {
@@ -366,8 +401,7 @@ impl Upload for LocalUpload {
             // Next part, or a retry of the latest one: cut back to where it starts.
             let file = self.file()?;
             file.set_len(offset)?;
-            file.seek(SeekFrom::Start(offset))?;
-            file.write_all(&data)?;
+            write_all_at(file, &data, offset)?;
             self.parts.truncate(idx);
             self.parts.push(data.len() as u64);
             Ok(())
@@ -381,8 +415,7 @@ impl Upload for LocalUpload {
                 )));
             }
             let file = self.file()?;
-            file.seek(SeekFrom::Start(offset))?;
-            file.write_all(&data)?;
+            write_all_at(file, &data, offset)?;
             Ok(())
         } else {
             Err(Error::other(format!(

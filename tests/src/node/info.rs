@@ -136,11 +136,12 @@ fn edition(node: &NodeShared) -> &'static str {
 /// Partition bitmaps, one per copy (master first), as `replicas` reports them.
 fn replica_bitmaps(node: &NodeShared) -> Vec<String> {
     let n = node.cluster.node_count();
+    let rank = node.cluster.live_rank(node.index);
     (0..node.cluster.replication_factor())
         .map(|r| {
             let mut bitmap = vec![0u8; PARTITIONS / 8];
             for p in 0..PARTITIONS {
-                if (p + r) % n == node.index {
+                if Some((p + r) % n) == rank {
                     bitmap[p >> 3] |= 0x80 >> (p & 7);
                 }
             }

@@ -141,8 +141,21 @@ impl ClusterShared {
             .map(|n| n.name.clone())
             .collect()
     }
+    /// Live nodes: a stopped node leaves the cluster, and its partitions move to the others.
     fn node_count(&self) -> usize {
-        store::lock(&self.nodes).len().max(1)
+        store::lock(&self.nodes)
+            .iter()
+            .filter(|n| n.3)
+            .count()
+            .max(1)
+    }
+    /// A live node's position among the live nodes (what partition ownership follows).
+    fn live_rank(&self, index: usize) -> Option<usize> {
+        let nodes = store::lock(&self.nodes);
+        if !nodes.get(index)?.3 {
+            return None;
+        }
+        Some(nodes[..index].iter().filter(|n| n.3).count())
     }
     fn all_nodes(&self) -> Vec<(usize, String, u16, u32)> {
         store::lock(&self.nodes)
@@ -198,8 +211,9 @@ pub(crate) struct NodeShared {
 impl NodeShared {
     /// Which copy of `partition` this node holds: 0 = master, `r` = replica r.
     fn copy_of(&self, partition: usize) -> Option<usize> {
+        let rank = self.cluster.live_rank(self.index)?;
         let n = self.cluster.node_count();
-        (0..self.cluster.replication_factor()).find(|r| (partition + r) % n == self.index)
+        (0..self.cluster.replication_factor()).find(|r| (partition + r) % n == rank)
     }
 }
 
@@ -373,7 +387,22 @@ impl AerospikeNode {
     }
     /// Which node owns (masters) a partition.
     pub fn owner_of(&self, partition: usize) -> usize {
-        partition % self.nodes.len()
+        let live: Vec<usize> = self.cluster.live_nodes().iter().map(|n| n.0).collect();
+        live[partition % live.len()]
+    }
+
+    /// Node loss: stops node `i` (its listener and every connection close, as when the
+    /// process dies) and takes it out of the cluster, so the survivors' peers and partition
+    /// maps change (new generations) and its partitions are served by the others.
+    pub fn stop_node(&mut self, i: usize) {
+        store::lock(&self.cluster.nodes)[i].3 = false;
+        self.cluster
+            .partition_generation
+            .fetch_add(1, Ordering::Relaxed);
+        self.cluster
+            .peers_generation
+            .fetch_add(1, Ordering::Relaxed);
+        self.nodes[i].stop();
     }
     /// The rack a node was put in.
     pub fn rack_of(&self, node: usize) -> u32 {
