@@ -775,6 +775,10 @@ pub struct GcpStorage {
     /// Service-account JSON key itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Secret>,
+    /// The OAuth access token the service-account key was exchanged for at job start; held
+    /// in the job's resolved copy only, never read from or written to a config.
+    #[serde(skip)]
+    pub access_token: Option<Secret>,
     /// Root prefix inside the bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,

@@ -223,21 +223,28 @@ pub fn azure_plugin_config(a: &AzureStorage) -> Result<(Value, StorageSecrets), 
     Ok((Value::Object(o), StorageSecrets(secrets)))
 }
 
-/// `storage-gcs` options and secrets for an ABS `gcp-storage`. The bearer token, if any,
-/// comes from `CLOUDSDK_AUTH_ACCESS_TOKEN` (gcloud's variable for a ready access token);
-/// without one requests are unauthenticated (emulators, public buckets).
+/// `storage-gcs` options and secrets for an ABS `gcp-storage`. The bearer token is the one a
+/// service-account key (`key`, `key-file-path`) was exchanged for at job start
+/// ([`super::gcp_token`]), else `access_token` (`CLOUDSDK_AUTH_ACCESS_TOKEN`, gcloud's
+/// variable for a ready token); without either, requests are unauthenticated (emulators,
+/// public buckets).
 ///
 /// # Errors
-/// Service-account keys (`key`, `key-file-path`): the token exchange is not supported yet.
+/// A key that was not exchanged first.
 pub fn gcp_plugin_config(
     g: &GcpStorage,
     access_token: Option<String>,
 ) -> Result<(Value, StorageSecrets), EngineError> {
-    if g.key.is_some() || g.key_file_path.is_some() {
-        return Err(EngineError::Config(
-            "gcp-storage: service-account keys (key, key-file-path) are not supported yet; provide an access token in CLOUDSDK_AUTH_ACCESS_TOKEN".into(),
-        ));
-    }
+    // With a service-account key, the token the job exchanged it for (job_secrets).
+    let access_token = match &g.access_token {
+        Some(t) => Some(t.expose().to_string()),
+        None if g.key.is_some() || g.key_file_path.is_some() => {
+            return Err(EngineError::Config(
+                "gcp-storage: the service-account key (key, key-file-path) was not exchanged for a token before the storage was opened".into(),
+            ));
+        }
+        None => access_token,
+    };
     let mut o = Map::new();
     o.insert("bucket-name".into(), json!(g.bucket_name));
     let mut put = |k: &str, v: Option<Value>| {
@@ -377,6 +384,9 @@ mod tests {
         g.key_file_path = Some("sa.json".into());
         let e = gcp_plugin_config(&g, None).unwrap_err();
         assert!(e.to_string().contains("key-file-path"), "{e}");
+        g.access_token = Some(Secret::new("exchanged"));
+        let (_, s) = gcp_plugin_config(&g, Some("env".into())).unwrap();
+        assert_eq!(names(&s), [("access-token", "exchanged")]);
     }
 
     #[test]

@@ -103,6 +103,32 @@ pub async fn resolve_storage(
     storage: &StorageConfig,
     default: Option<&SecretAgentClient>,
 ) -> Result<StorageConfig, EngineError> {
+    let mut out = resolve_storage_references(agents, label, storage, default).await?;
+    // A GCS service-account key is exchanged for a short-lived token here, in the host.
+    if let StorageConfig::GcpStorage(g) = &mut out {
+        let key = match (&g.key, &g.key_file_path) {
+            (Some(k), _) => Some(k.expose().to_string()),
+            (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| {
+                EngineError::Config(format!("{label}: gcp-storage.key-file-path: {path}: {e}"))
+            })?),
+            (None, None) => None,
+        };
+        if let Some(key) = key {
+            let token = super::gcp_token::access_token(&key)
+                .await
+                .map_err(|e| EngineError::Config(format!("{label}: gcp-storage key: {e}")))?;
+            g.access_token = Some(Secret::new(token));
+        }
+    }
+    Ok(out)
+}
+
+async fn resolve_storage_references(
+    agents: &BTreeMap<String, SecretAgent>,
+    label: &str,
+    storage: &StorageConfig,
+    default: Option<&SecretAgentClient>,
+) -> Result<StorageConfig, EngineError> {
     let mut out = storage.clone();
     if let StorageConfig::PluginStorage(p) = &mut out {
         // A plugin storage has no agent of its own: its references go to the default one.

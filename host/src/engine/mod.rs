@@ -11,6 +11,7 @@ pub mod cloud;
 pub mod cluster;
 pub mod context;
 pub mod files;
+pub mod gcp_token;
 pub mod job_secrets;
 pub mod jobs;
 pub mod layout;

@@ -759,3 +759,159 @@ async fn s3_uploads_that_keep_failing_fail_the_job_and_nothing_is_listed() {
     );
     assert!(jobs.state("r").last_full.is_none());
 }
+
+// ---- GCS with a service-account key --------------------------------------------------------
+
+/// A token endpoint of the test's own: checks that the grant is an RS256 JWT signed by the
+/// service account's key with the expected claims, then answers a token. Returns its URL and
+/// the count of grants it accepted.
+fn token_endpoint(public_key_der: Vec<u8>, email: &'static str) -> (String, Arc<AtomicU32>) {
+    use base64::Engine as _;
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    let granted = Arc::new(AtomicU32::new(0));
+    let (g, aud) = (granted.clone(), url.clone());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                line.clear();
+            }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            let body = String::from_utf8(body).unwrap();
+            let jwt = body
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("assertion="))
+                .unwrap_or_default();
+            let parts: Vec<&str> = jwt.split('.').collect();
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let ok = parts.len() == 3
+                && body
+                    .contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer")
+                && ring::signature::UnparsedPublicKey::new(
+                    &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                    &public_key_der,
+                )
+                .verify(
+                    format!("{}.{}", parts[0], parts[1]).as_bytes(),
+                    &b64.decode(parts[2]).unwrap_or_default(),
+                )
+                .is_ok()
+                && {
+                    let claims: serde_json::Value =
+                        serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+                    claims["iss"] == email
+                        && claims["aud"] == aud.as_str()
+                        && claims["scope"]
+                            .as_str()
+                            .is_some_and(|s| s.contains("devstorage"))
+                };
+            let mut out = conn;
+            if ok {
+                g.fetch_add(1, Ordering::SeqCst);
+                let answer =
+                    r#"{"access_token":"ya29.test-token","expires_in":3600,"token_type":"Bearer"}"#;
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            } else {
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        }
+    });
+    (url, granted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_with_a_service_account_key_exchanges_it_for_a_token_and_round_trips() {
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/tls/client.key");
+    let pem = std::fs::read_to_string(&pem_path).unwrap();
+    let der = PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(der.secret_der()).unwrap();
+    let email = "backup@test-project.iam.gserviceaccount.com";
+    let (token_uri, granted) = token_endpoint(
+        ring::signature::KeyPair::public_key(&pair)
+            .as_ref()
+            .to_vec(),
+        email,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("sa.json");
+    std::fs::write(
+        &key_file,
+        serde_json::json!({
+            "type": "service_account",
+            "client_email": email,
+            "private_key": pem,
+            "token_uri": token_uri,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let gcs = emulators::fake_gcs()
+        .expect("the fake-gcs-server stand-in must be installed (scripts/test)");
+    let bucket = bucket_name("sa");
+    gcs.create_gcs_bucket(&bucket).unwrap();
+    let storage = format!(
+        "    gcp-storage: {{bucket-name: {bucket}, path: abs/rt, endpoint: \"{}\", key-file-path: \"{}\"}}",
+        gcs.endpoint(),
+        key_file.display()
+    );
+    let backend = registry()
+        .open_storage(
+            abs::plugins::pipeline::GCS_STORAGE_PLUGIN,
+            &serde_json::json!({"bucket-name": bucket, "endpoint": gcs.endpoint(), "path": "abs/rt"}),
+            StorageSecrets::default(),
+        )
+        .expect("open gcs backend");
+    cloud_round_trip("gcs with a key", &storage, backend).await;
+    // Exchanged once, then reused from the cache by the restore and listings.
+    assert_eq!(granted.load(Ordering::SeqCst), 1);
+
+    // A key the endpoint does not accept fails the job naming the account, never the key.
+    let other =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/tls/server.key");
+    let wrong = dir.path().join("wrong.json");
+    std::fs::write(
+        &wrong,
+        serde_json::json!({
+            "client_email": "other@test-project.iam.gserviceaccount.com",
+            "private_key": std::fs::read_to_string(other).unwrap(),
+            "token_uri": token_uri,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let node = testkit::AerospikeNode::start().unwrap();
+    crate::backup::seed(&node, 10);
+    let (_, jobs) = cloud_jobs(
+        &node,
+        &format!(
+            "    gcp-storage: {{bucket-name: {bucket}, endpoint: \"{}\", key-file-path: \"{}\"}}",
+            gcs.endpoint(),
+            wrong.display()
+        ),
+    );
+    match run_full(&jobs).await {
+        abs::engine::jobs::JobOutcome::Failure(e) => {
+            assert!(e.contains("other@test-project"), "{e}");
+            assert!(!e.contains("PRIVATE KEY"), "{e}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
