@@ -111,19 +111,18 @@ async fn raw_scan(client: &Client) -> u64 {
     count.load(Ordering::Relaxed)
 }
 
-fn config(port: u16, dir: &std::path::Path, policy: &str, routine: &str) -> Config {
+fn config(port: u16, storage: &str, policy: &str, routine: &str) -> Config {
     let yaml = format!(
         r#"
 aerospike-clusters:
   c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}
 storage:
-  s: {{local-storage: {{path: "{path}"}}}}
+  s: {storage}
 backup-policies:
   p: {{parallel: {PARALLEL}{policy}}}
 backup-routines:
   r: {{interval-cron: "@daily", source-cluster: c, storage: s, backup-policy: p, namespaces: [test]{routine}}}
-"#,
-        path = dir.display(),
+"#
     );
     abs::config::parse::<Config>(&yaml, Format::Yaml).expect("bench config")
 }
@@ -288,7 +287,10 @@ async fn bench(records: usize) {
         ),
         ("backup, no codecs", String::new(), ""),
         ("backup, zstd + AES-256", zstd_aes, ""),
+        ("backup to S3 (moto), no codecs", String::new(), ""),
     ];
+    // The S3 stand-in, started only when its phase runs (it holds every object in memory).
+    let mut moto = None;
     // ABS_BENCH_ONLY=<text> runs only the backup phases whose name contains it (profiling).
     let only = std::env::var("ABS_BENCH_ONLY").unwrap_or_default();
     for (name, policy, routine) in cases {
@@ -296,10 +298,24 @@ async fn bench(records: usize) {
             continue;
         }
         let dir = tempfile::tempdir().expect("tempdir");
+        let storage = if name.contains("S3") {
+            let m = moto.get_or_insert_with(|| {
+                let m = testkit::emulators::moto().expect("moto (scripts/test installs it)");
+                let (status, _) = m.request("PUT", "/bench", b"").expect("create bucket");
+                assert_eq!(status, 200, "create bucket");
+                m
+            });
+            format!(
+                "{{s3-storage: {{bucket: bench, s3-region: us-east-1, path: run, s3-endpoint-override: \"{}\", access-key-id: AKIDBENCH, secret-access-key: bench-secret}}}}",
+                m.endpoint()
+            )
+        } else {
+            format!("{{local-storage: {{path: \"{}\"}}}}", dir.path().display())
+        };
         let spec = JobSpec {
             routine: "r".into(),
             kind: BackupKind::Full,
-            config: Arc::new(config(port, dir.path(), &policy, routine)),
+            config: Arc::new(config(port, &storage, &policy, routine)),
         };
         reset_peak_rss();
         let base_mib = rss_mib();
