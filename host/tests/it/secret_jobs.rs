@@ -579,3 +579,51 @@ async fn storage_credentials_resolve_from_the_storages_agent_or_the_default() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn backup_and_restore_with_the_agent_over_tls_and_a_wrong_ca_fails_naming_the_agent() {
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/tls");
+    let node = secured_node();
+    seed(&node, RECORDS);
+    let double = SecretAgentDouble::start_with(DoubleConfig {
+        tls: Some((tls.join("server.pem"), tls.join("server.key"))),
+        ..DoubleConfig::default()
+    })
+    .unwrap();
+    let (pem, _) = key_text();
+    double.set("db", "password", PASSWORD.as_bytes());
+    double.set("keys", "aes", &pem);
+    let agent = |ca: &str| {
+        format!(
+            "{}, tls-ca-file: \"{}\"",
+            tcp_agent(&double),
+            tls.join(ca).display()
+        )
+    };
+    let h = harness(
+        &node,
+        &agent("ca.pem"),
+        "password-key-secret: \"db:password\"",
+    );
+    let path = h.backup_ok().await;
+    h.restore_ok(&node, &path).await;
+    assert_eq!(
+        asked(&double),
+        ["db:password", "keys:aes", "db:password", "keys:aes"]
+    );
+
+    // An agent certificate from another CA is refused before anything is asked.
+    let before = asked(&double).len();
+    let h = harness(
+        &node,
+        &agent("other-ca.pem"),
+        "password-key-secret: \"db:password\"",
+    );
+    let e = h.backup_failure().await;
+    assert!(
+        e.contains("secret agent sa") && e.contains("certificate"),
+        "{e}"
+    );
+    assert!(!e.contains(PASSWORD), "{e}");
+    assert_eq!(asked(&double).len(), before, "no secret was handed out");
+}

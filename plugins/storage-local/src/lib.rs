@@ -273,7 +273,13 @@ impl LocalStorage {
             let kind = entry.file_type()?;
             let key = format!("{dir}{name}");
             if kind.is_file() {
-                let meta = entry.metadata()?;
+                let meta = match entry.metadata() {
+                    Ok(m) => m,
+                    // Deleted since the directory was read (retention, the start-up sweep):
+                    // it is no longer there to list.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                };
                 out.push(Entry::Object(self.info(&key, &meta)));
             } else if kind.is_dir() {
                 if recursive {
