@@ -206,8 +206,16 @@ pub const AZURITE_KEY: &str =
 /// # Errors
 /// Azurite missing, or not answering within a minute.
 pub fn azurite() -> std::io::Result<StandIn> {
-    let bin =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/azurite-blob");
+    // Found at run time from the test's package folder (cargo sets CARGO_MANIFEST_DIR for
+    // test processes too): a path baked in at compile time goes stale when a cached build
+    // is reused from another checkout folder.
+    let rel = "node_modules/.bin/azurite-blob";
+    let bin = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .flat_map(|d| [d.join(rel), d.join("../tests").join(rel)])
+        .find(|p| p.exists())
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel));
     launch(
         "azurite (Azure Blob)",
         "/devstoreaccount1?comp=list",

@@ -247,6 +247,8 @@ async fn list_routine(
         .storage
         .get(&r.storage)
         .ok_or_else(|| ApiError::NotFound(format!("storage {} not found", r.storage)))?;
+    // Right after a start, the sweep may still be removing what a crash left.
+    state.backups.sweep_done().await;
     let ctx = state.backups.engine().await.map_err(engine_error)?;
     let plugins = ctx.plugins_for(&cfg).await.map_err(engine_error)?;
     // Resolved credentials open the storage; the response shows the configured one.

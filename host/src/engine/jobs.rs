@@ -678,6 +678,12 @@ impl JobRegistry {
         }
     }
 
+    /// Returns once the start-up sweep (if one runs) is done, so that a listing never walks
+    /// folders while the sweep deletes them.
+    pub async fn sweep_done(&self) {
+        drop(self.inner.gate.read().await);
+    }
+
     /// Starts [`JobRegistry::sweep_incomplete`] in the background and holds back every job
     /// until it is done. Call once at start-up, before anything can trigger a job.
     pub fn sweep_incomplete_at_start(&self) -> tokio::task::JoinHandle<Vec<String>> {
