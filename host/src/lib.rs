@@ -5,6 +5,7 @@ pub mod config;
 pub mod engine;
 pub mod logging;
 pub mod metrics;
+pub mod outbound;
 pub mod plugin_check;
 pub mod plugins;
 pub mod scheduler;

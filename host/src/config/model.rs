@@ -692,6 +692,10 @@ pub struct S3Storage {
     /// Static secret access key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_access_key: Option<Secret>,
+    /// The session token of temporary keys the host obtained at job start (web identity);
+    /// held in the job's resolved copy only, never read from or written to a config.
+    #[serde(skip)]
+    pub session_token: Option<Secret>,
     /// Part size of multipart uploads, bytes. Default 50 MB (`min_part_size` accepted).
     #[serde(
         default,
@@ -745,6 +749,14 @@ pub struct AzureStorage {
     /// Client secret for AAD authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<Secret>,
+    /// Azure AD authority for the client-secret grant (ours). Default: `AZURE_AUTHORITY_HOST`,
+    /// else `https://login.microsoftonline.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority_host: Option<String>,
+    /// The AAD access token the client secret was exchanged for at job start; held in the
+    /// job's resolved copy only, never read from or written to a config.
+    #[serde(skip)]
+    pub bearer_token: Option<Secret>,
     /// Block size of uploads, bytes.
     #[serde(
         default,

@@ -3,8 +3,9 @@
 //! Credentials are resolved here, in the host, and reach the plugin only as `secrets` (never
 //! in options, logs or errors): literal values, `env:VAR`, `file:PATH`, and for S3 the AWS
 //! credential chain that the service's own environment provides (`AWS_ACCESS_KEY_ID` /
-//! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, then the shared credentials file with
-//! `s3-profile`, `AWS_PROFILE` or `default`).
+//! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, then web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`
+//! + `AWS_ROLE_ARN`, exchanged at job start by [`web_identity_keys`]), then the shared
+//! credentials file with `s3-profile`, `AWS_PROFILE` or `default`).
 
 use std::path::PathBuf;
 
@@ -42,10 +43,10 @@ pub fn resolve_secret(secret: &Secret, field: &str) -> Result<String, EngineErro
 
 /// AWS keys found by the host.
 #[derive(Clone, PartialEq, Eq)]
-struct AwsKeys {
-    access_key_id: String,
-    secret_access_key: String,
-    session_token: Option<String>,
+pub struct AwsKeys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
 }
 
 impl std::fmt::Debug for AwsKeys {
@@ -62,6 +63,13 @@ pub struct AwsEnvironment {
     pub session_token: Option<String>,
     pub profile: Option<String>,
     pub credentials_file: Option<PathBuf>,
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE`: an OIDC token (EKS service accounts) to exchange for
+    /// temporary keys of `AWS_ROLE_ARN`.
+    pub web_identity_token_file: Option<PathBuf>,
+    pub role_arn: Option<String>,
+    pub role_session_name: Option<String>,
+    /// `AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`; default the region's STS endpoint.
+    pub sts_endpoint: Option<String>,
 }
 
 impl AwsEnvironment {
@@ -76,6 +84,10 @@ impl AwsEnvironment {
             credentials_file: var("AWS_SHARED_CREDENTIALS_FILE")
                 .map(PathBuf::from)
                 .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".aws/credentials"))),
+            web_identity_token_file: var("AWS_WEB_IDENTITY_TOKEN_FILE").map(PathBuf::from),
+            role_arn: var("AWS_ROLE_ARN"),
+            role_session_name: var("AWS_ROLE_SESSION_NAME"),
+            sts_endpoint: var("AWS_ENDPOINT_URL_STS").or_else(|| var("AWS_ENDPOINT_URL")),
         }
     }
 }
@@ -118,7 +130,8 @@ fn aws_chain(s3: &S3Storage, env: &AwsEnvironment) -> Result<Option<AwsKeys>, En
         return Ok(Some(AwsKeys {
             access_key_id: id.clone(),
             secret_access_key: resolve_secret(secret, "s3-storage.secret-access-key")?,
-            session_token: None,
+            // Set only on a job's resolved copy, for keys from web identity.
+            session_token: s3.session_token.as_ref().map(|t| t.expose().to_string()),
         }));
     }
     if s3.s3_profile.is_none()
@@ -148,6 +161,111 @@ fn aws_chain(s3: &S3Storage, env: &AwsEnvironment) -> Result<Option<AwsKeys>, En
         // No credentials anywhere: unsigned requests (public buckets); S3 answers 403 otherwise.
         None => Ok(None),
     }
+}
+
+type StsCache =
+    std::sync::Mutex<std::collections::HashMap<(String, String), (AwsKeys, std::time::Instant)>>;
+
+/// Temporary keys for the web identity the environment names (`AWS_WEB_IDENTITY_TOKEN_FILE`
+/// + `AWS_ROLE_ARN`), from STS `AssumeRoleWithWebIdentity` — the step of the AWS chain that
+///   comes after static environment keys. `None` when the environment has static keys or no
+///   web identity. Keys are cached until five minutes before they expire; the token file is
+///   read again for each exchange (Kubernetes rotates it).
+///
+/// # Errors
+/// An unreadable token file, an unreachable STS, or its refusal (with STS's error code).
+pub async fn web_identity_keys(
+    env: &AwsEnvironment,
+    region: &str,
+) -> Result<Option<AwsKeys>, EngineError> {
+    static CACHE: std::sync::OnceLock<StsCache> = std::sync::OnceLock::new();
+    let fail = |m: String| EngineError::Config(m);
+    if env.access_key_id.is_some() && env.secret_access_key.is_some() {
+        return Ok(None);
+    }
+    let (Some(file), Some(role)) = (&env.web_identity_token_file, &env.role_arn) else {
+        return Ok(None);
+    };
+    let endpoint = env
+        .sts_endpoint
+        .clone()
+        .unwrap_or_else(|| format!("https://sts.{region}.amazonaws.com"));
+    let endpoint = endpoint.trim_end_matches('/').to_string();
+    let id = (endpoint.clone(), role.clone());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some((keys, until)) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&id)
+        && until.saturating_duration_since(std::time::Instant::now())
+            > std::time::Duration::from_secs(300)
+    {
+        return Ok(Some(keys.clone()));
+    }
+    let token = std::fs::read_to_string(file).map_err(|e| {
+        fail(format!(
+            "AWS_WEB_IDENTITY_TOKEN_FILE {}: {e}",
+            file.display()
+        ))
+    })?;
+    let session = env
+        .role_session_name
+        .clone()
+        .unwrap_or_else(|| format!("aerospike-backup-service-{}", std::process::id()));
+    let body = crate::outbound::form(&[
+        ("Action", "AssumeRoleWithWebIdentity"),
+        ("Version", "2011-06-15"),
+        ("RoleArn", role),
+        ("RoleSessionName", &session),
+        ("WebIdentityToken", token.trim()),
+    ]);
+    let answer = crate::outbound::fetch(
+        http::Method::POST,
+        &format!("{endpoint}/"),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        body,
+        1 << 20,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .map_err(|e| fail(format!("STS {endpoint}: {e}")))?;
+    let text = answer.text();
+    let tag = |name: &str| -> Option<String> {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..end].trim().to_string())
+    };
+    if answer.status != 200 {
+        return Err(fail(format!(
+            "STS {endpoint} refused AssumeRoleWithWebIdentity for {role}: HTTP {} {}",
+            answer.status,
+            tag("Code").unwrap_or_default()
+        )));
+    }
+    let (Some(access_key_id), Some(secret_access_key)) =
+        (tag("AccessKeyId"), tag("SecretAccessKey"))
+    else {
+        return Err(fail(format!(
+            "STS {endpoint}: the answer holds no credentials"
+        )));
+    };
+    let keys = AwsKeys {
+        access_key_id,
+        secret_access_key,
+        session_token: tag("SessionToken"),
+    };
+    let left = tag("Expiration")
+        .and_then(|e| chrono::DateTime::parse_from_rfc3339(&e).ok())
+        .and_then(|e| {
+            (e.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .to_std()
+                .ok()
+        })
+        .unwrap_or(std::time::Duration::from_secs(900));
+    cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, (keys.clone(), std::time::Instant::now() + left));
+    tracing::info!(role = %role, endpoint = %endpoint, "obtained temporary AWS keys by web identity");
+    Ok(Some(keys))
 }
 
 /// `storage-s3` options and secrets for an ABS `s3-storage`.
@@ -191,19 +309,31 @@ pub fn s3_plugin_config(
     Ok((Value::Object(o), StorageSecrets(secrets)))
 }
 
-/// `storage-azure` options and secrets for an ABS `azure-storage` (Shared Key).
+/// `storage-azure` options and secrets for an ABS `azure-storage`: Shared Key
+/// (`account-name` + `account-key`), or the AAD token the job exchanged `tenant-id` /
+/// `client-id` / `client-secret` for ([`super::azure_token`]).
 ///
 /// # Errors
-/// Unresolvable secrets, or AAD client-secret credentials (not supported yet).
+/// Unresolvable secrets, AAD credentials not exchanged first, or no credentials at all.
 pub fn azure_plugin_config(a: &AzureStorage) -> Result<(Value, StorageSecrets), EngineError> {
-    if a.client_secret.is_some() || a.tenant_id.is_some() || a.client_id.is_some() {
-        return Err(EngineError::Config(
-            "azure-storage: tenant-id/client-id/client-secret (AAD) credentials are not supported yet; use account-name/account-key".into(),
-        ));
-    }
-    let key = a.account_key.as_ref().ok_or_else(|| {
-        EngineError::Config("azure-storage.account-key: is required (Shared Key)".into())
-    })?;
+    let aad = a.client_secret.is_some() || a.tenant_id.is_some() || a.client_id.is_some();
+    let secret = match (&a.account_key, &a.bearer_token) {
+        (Some(key), _) => (
+            "account-key",
+            resolve_secret(key, "azure-storage.account-key")?,
+        ),
+        (None, Some(token)) => ("bearer-token", token.expose().to_string()),
+        (None, None) if aad => {
+            return Err(EngineError::Config(
+                "azure-storage: the AAD credentials (tenant-id, client-id, client-secret) were not exchanged for a token before the storage was opened".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(EngineError::Config(
+                "azure-storage.account-key: is required (Shared Key), or tenant-id, client-id and client-secret (Azure AD)".into(),
+            ));
+        }
+    };
     let mut o = Map::new();
     o.insert("endpoint".into(), json!(a.endpoint));
     o.insert("container-name".into(), json!(a.container_name));
@@ -216,11 +346,10 @@ pub fn azure_plugin_config(a: &AzureStorage) -> Result<(Value, StorageSecrets), 
     put("account-name", a.account_name.clone().map(Value::from));
     put("min-part-size", a.min_part_size.map(Value::from));
     put("storage-class", a.storage_class.clone().map(Value::from));
-    let secrets = vec![(
-        "account-key".to_string(),
-        resolve_secret(key, "azure-storage.account-key")?,
-    )];
-    Ok((Value::Object(o), StorageSecrets(secrets)))
+    Ok((
+        Value::Object(o),
+        StorageSecrets(vec![(secret.0.to_string(), secret.1)]),
+    ))
 }
 
 /// `storage-gcs` options and secrets for an ABS `gcp-storage`. The bearer token is the one a
@@ -346,7 +475,7 @@ mod tests {
     }
 
     #[test]
-    fn azure_shared_key_goes_to_secrets_and_aad_is_refused_by_name() {
+    fn azure_shared_key_or_the_exchanged_aad_token_goes_to_secrets() {
         let mut a = AzureStorage {
             endpoint: "https://acct.blob.core.windows.net".into(),
             container_name: "c".into(),
@@ -365,7 +494,14 @@ mod tests {
         a.account_key = None;
         a.tenant_id = Some("t".into());
         let e = azure_plugin_config(&a).unwrap_err();
-        assert!(e.to_string().contains("AAD"), "{e}");
+        assert!(e.to_string().contains("not exchanged"), "{e}");
+        a.bearer_token = Some(Secret::new("tok"));
+        let (_, s) = azure_plugin_config(&a).unwrap();
+        assert_eq!(names(&s), [("bearer-token", "tok")]);
+        a.tenant_id = None;
+        a.bearer_token = None;
+        let e = azure_plugin_config(&a).unwrap_err();
+        assert!(e.to_string().contains("account-key"), "{e}");
     }
 
     #[test]

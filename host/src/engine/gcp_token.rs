@@ -6,12 +6,11 @@
 //! are cached per (account, token URI) and fetched again when less than five minutes remain.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -57,28 +56,38 @@ pub async fn access_token(key_json: &str) -> Result<String, String> {
     }
     let now = chrono::Utc::now().timestamp();
     let assertion = assertion(&sa, now)?;
-    let body = format!("grant_type={}&assertion={assertion}", form_escape(GRANT));
-    let answer = tokio::time::timeout(EXCHANGE_TIMEOUT, post_form(&sa.token_uri, &body))
-        .await
-        .map_err(|_| {
-            format!(
-                "token endpoint {}: no answer in {EXCHANGE_TIMEOUT:?}",
-                sa.token_uri
-            )
-        })?
-        .map_err(|e| {
-            format!(
-                "token endpoint {} for {}: {e}",
-                sa.token_uri, sa.client_email
-            )
-        })?;
+    let body = crate::outbound::form(&[("grant_type", GRANT), ("assertion", &assertion)]);
+    let answer = crate::outbound::fetch(
+        http::Method::POST,
+        &sa.token_uri,
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("accept", "application/json"),
+        ],
+        body,
+        MAX_ANSWER,
+        EXCHANGE_TIMEOUT,
+    )
+    .await
+    .map_err(|e| {
+        format!(
+            "token endpoint {} for {}: {e}",
+            sa.token_uri, sa.client_email
+        )
+    })?;
+    if answer.status != 200 {
+        return Err(format!(
+            "token endpoint {} refused the grant for {}: HTTP {}",
+            sa.token_uri, sa.client_email, answer.status
+        ));
+    }
     #[derive(Deserialize)]
     struct Answer {
         access_token: String,
         #[serde(default)]
         expires_in: Option<u64>,
     }
-    let a: Answer = serde_json::from_slice(&answer).map_err(|_| {
+    let a: Answer = serde_json::from_slice(&answer.body).map_err(|_| {
         format!(
             "token endpoint {} refused the grant for {}",
             sa.token_uri, sa.client_email
@@ -94,17 +103,6 @@ pub async fn access_token(key_json: &str) -> Result<String, String> {
 
 fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn form_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The signed JWT for `sa` issued at `now` (Unix seconds).
@@ -142,93 +140,4 @@ fn assertion(sa: &ServiceAccount, now: i64) -> Result<String, String> {
     )
     .map_err(|_| format!("signing the grant for {} failed", sa.client_email))?;
     Ok(format!("{signing_input}.{}", b64url(&sig)))
-}
-
-/// POSTs a form body to an `http://` or `https://` URL; returns the body of a 200 answer.
-async fn post_form(url: &str, body: &str) -> Result<Vec<u8>, String> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err("token_uri must be an http(s) URL".into());
-    };
-    let (authority, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_string()), |(a, p)| (a, format!("/{p}")));
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() => (h, p.parse::<u16>().unwrap_or(443)),
-        _ => (authority, if tls { 443 } else { 80 }),
-    };
-    let tcp = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nAccept: application/json\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    if !tls {
-        return exchange(tcp, &request).await;
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name =
-        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    exchange(stream, &request).await
-}
-
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    request: &str,
-) -> Result<Vec<u8>, String> {
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut answer = Vec::new();
-    (&mut stream)
-        .take(MAX_ANSWER as u64)
-        .read_to_end(&mut answer)
-        .await
-        .map_err(|e| e.to_string())?;
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no HTTP answer")?;
-    let head = String::from_utf8_lossy(&answer[..split]).to_string();
-    let status = head.split_whitespace().nth(1).unwrap_or("?").to_string();
-    if status != "200" {
-        return Err(format!("HTTP {status}"));
-    }
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return Err("chunked token answers are not supported".into());
-    }
-    Ok(answer[split + 4..].to_vec())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::form_escape;
-
-    #[test]
-    fn form_values_are_escaped() {
-        assert_eq!(
-            form_escape("urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"
-        );
-    }
 }

@@ -120,6 +120,40 @@ pub async fn resolve_storage(
             g.access_token = Some(Secret::new(token));
         }
     }
+    // Azure AD client-secret credentials likewise become a bearer token here.
+    if let StorageConfig::AzureStorage(a) = &mut out
+        && a.account_key.is_none()
+        && let Some(secret) = &a.client_secret
+    {
+        let (Some(tenant), Some(client)) = (&a.tenant_id, &a.client_id) else {
+            return Err(EngineError::Config(format!(
+                "{label}: azure-storage: client-secret needs tenant-id and client-id"
+            )));
+        };
+        let secret = super::cloud::resolve_secret(secret, "azure-storage.client-secret")?;
+        let authority = super::azure_token::authority(a.authority_host.as_deref());
+        let token = super::azure_token::access_token(&authority, tenant, client, &secret)
+            .await
+            .map_err(|e| {
+                EngineError::Config(format!("{label}: azure-storage client-secret: {e}"))
+            })?;
+        a.bearer_token = Some(Secret::new(token));
+    }
+    // AWS web identity (EKS service accounts): temporary keys from STS, in the host.
+    if let StorageConfig::S3Storage(s) = &mut out
+        && s.access_key_id.is_none()
+        && s.s3_profile.is_none()
+    {
+        let env = super::cloud::AwsEnvironment::from_process();
+        if let Some(keys) = super::cloud::web_identity_keys(&env, &s.s3_region)
+            .await
+            .map_err(|e| EngineError::Config(format!("{label}: s3-storage web identity: {e}")))?
+        {
+            s.access_key_id = Some(keys.access_key_id);
+            s.secret_access_key = Some(Secret::new(keys.secret_access_key));
+            s.session_token = keys.session_token.map(Secret::new);
+        }
+    }
     Ok(out)
 }
 

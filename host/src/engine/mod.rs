@@ -6,6 +6,7 @@
 //! reads back what backups exist; [`jobs`] runs on-demand jobs with ABS's overlap rules.
 
 pub mod asb;
+pub mod azure_token;
 pub mod backup;
 pub mod cloud;
 pub mod cluster;

@@ -158,8 +158,8 @@ fn collect_http_authorities(v: &serde_json::Value, out: &mut Vec<String>) {
 }
 
 /// The `wasi:http` hooks of one store: every outgoing request passes [`NetPolicy::check`]
-/// and gets the host's timeouts as upper bounds; the transfer itself (DNS, TLS, hyper) is
-/// wasmtime-wasi-http's default sender.
+/// and gets the host's timeouts as upper bounds; the transfer itself (DNS, TLS with the
+/// host's trust store, hyper) is [`send`].
 pub(crate) struct NetGuard {
     pub(crate) plugin: String,
     pub(crate) policy: NetPolicy,
@@ -227,14 +227,120 @@ impl wasmtime_wasi_http::WasiHttpHooks for NetGuard {
                     limits.between_bytes_timeout,
                 ),
             };
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as IoFuture,
-            ))
+            let (response, io) = send(request, options).await?;
+            Ok((response.map(BodyExt::boxed_unsync), io))
         })
     }
+}
+
+/// A response body that fails when no frame arrives for `gap` (the between-bytes timeout).
+struct GapTimeout {
+    incoming: hyper::body::Incoming,
+    gap: Duration,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for GapTimeout {
+    type Data = bytes::Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.incoming).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = tokio::time::Instant::now() + self.gap;
+                self.timer.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(if e.is_timeout() {
+                wasmtime_wasi_http::Error::HttpResponseTimeout
+            } else {
+                e.into()
+            }))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match self.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.incoming.size_hint()
+    }
+}
+
+/// Sends one request of a plugin: a fresh connection (TLS through [`crate::outbound`], so
+/// `SSL_CERT_FILE` and added anchors are trusted), hyper's HTTP/1.1, the three timeouts.
+async fn send(
+    mut request: http::Request<wasmtime_wasi_http::WasiBody>,
+    options: wasmtime_wasi_http::RequestOptions,
+) -> Result<(http::Response<GapTimeout>, IoFuture), wasmtime_wasi_http::Error> {
+    use wasmtime_wasi_http::Error;
+    let (authority, tls) =
+        crate::outbound::authority_of(request.uri()).ok_or(Error::HttpRequestUriInvalid)?;
+    let connect_timeout = options.connect_timeout.unwrap_or(Duration::from_secs(30));
+    let stream = crate::outbound::connect(&authority, tls, connect_timeout)
+        .await
+        .map_err(|e| match e {
+            crate::outbound::ConnectError::Timeout => Error::ConnectionTimeout,
+            crate::outbound::ConnectError::Connect(e) => Error::Connect(e),
+            crate::outbound::ConnectError::Tls(e) => Error::Tls(e),
+        })?;
+    let (mut sender, conn) = tokio::time::timeout(
+        connect_timeout,
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)),
+    )
+    .await
+    .map_err(|_| Error::ConnectionTimeout)??;
+    // The request line carries only the path: scheme and authority are for proxies.
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(path)
+        .build()
+        .map_err(|_| Error::HttpRequestUriInvalid)?;
+    // hyper's connection future drives the I/O; the plugin's side of `wasi:http` awaits the
+    // returned future to learn how the transfer ended.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _ = done_tx.send(conn.await);
+    });
+    let first_byte = options
+        .first_byte_timeout
+        .unwrap_or(Duration::from_secs(60));
+    let response = tokio::time::timeout(first_byte, sender.send_request(request))
+        .await
+        .map_err(|_| Error::ConnectionReadTimeout)??;
+    let gap = options
+        .between_bytes_timeout
+        .unwrap_or(Duration::from_secs(60))
+        .max(Duration::from_millis(1));
+    let response = response.map(|incoming| GapTimeout {
+        incoming,
+        gap,
+        timer: Box::pin(tokio::time::sleep(gap)),
+    });
+    let io: IoFuture = Box::new(async move {
+        match done_rx.await {
+            Ok(Ok(())) | Err(_) => Ok(()),
+            Ok(Err(e)) if e.is_timeout() => Err(Error::HttpResponseTimeout),
+            Ok(Err(e)) => Err(e.into()),
+        }
+    });
+    Ok((response, io))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use abs::plugins::{PluginError, Registry, Runtime, RuntimeConfig, Storage, Stora
 use bytes::Bytes;
 use testkit::emulators::{self, StandIn};
 
-fn registry() -> &'static Registry {
+pub(crate) fn registry() -> &'static Registry {
     static REG: OnceLock<Registry> = OnceLock::new();
     REG.get_or_init(|| {
         let rt = Runtime::new(RuntimeConfig {
@@ -25,7 +25,7 @@ fn registry() -> &'static Registry {
 }
 
 /// A bucket name no other test of this run uses (tests share nothing but may share moto).
-fn bucket_name(tag: &str) -> String {
+pub(crate) fn bucket_name(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!(
         "abs-{tag}-{}-{}",
@@ -34,21 +34,21 @@ fn bucket_name(tag: &str) -> String {
     )
 }
 
-fn moto_with_bucket(tag: &str) -> (StandIn, String) {
+pub(crate) fn moto_with_bucket(tag: &str) -> (StandIn, String) {
     let moto = emulators::moto().expect("the moto S3 stand-in must be installed (scripts/test)");
     let bucket = bucket_name(tag);
     moto.create_bucket(&bucket).expect("create bucket");
     (moto, bucket)
 }
 
-fn test_keys() -> StorageSecrets {
+pub(crate) fn test_keys() -> StorageSecrets {
     StorageSecrets(vec![
         ("access-key-id".into(), "AKIDTEST".into()),
         ("secret-access-key".into(), "test-secret-not-real".into()),
     ])
 }
 
-fn s3_backend(moto: &StandIn, bucket: &str, path: &str) -> Arc<dyn Storage> {
+pub(crate) fn s3_backend(moto: &StandIn, bucket: &str, path: &str) -> Arc<dyn Storage> {
     registry()
         .open_storage(
             S3_STORAGE_PLUGIN,
@@ -376,7 +376,7 @@ backup-routines:
 // ---- Azure Blob on Azurite ----------------------------------------------------------------
 
 /// HMAC-SHA256 (RFC 2104) for the test's own set-up request.
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
+pub(crate) fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     let mut k = [0u8; 64];
     k[..key.len()].copy_from_slice(key);
@@ -394,7 +394,7 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
 
 /// Creates a container with a Shared Key request of the test's own (Azurite refuses
 /// unsigned ones), independent of the plugin under test.
-fn create_container(azurite: &StandIn, container: &str) {
+pub(crate) fn create_container(azurite: &StandIn, container: &str) {
     use base64::Engine as _;
     use std::io::{Read, Write};
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -519,7 +519,7 @@ async fn storage_gcs_passes_the_behaviour_suite_on_fake_gcs_server() {
 
 /// A routine `r` backing up `test` of `node` with ZSTD+AES256 to `storage_yaml` (the `s`
 /// storage entry), on a manual clock at [`ROUND_TRIP_TS`].
-fn cloud_jobs(
+pub(crate) fn cloud_jobs(
     node: &testkit::AerospikeNode,
     storage_yaml: &str,
 ) -> (
@@ -558,7 +558,9 @@ backup-routines:
 const ROUND_TRIP_TS: i64 = 1_800_000_000_000;
 
 /// Runs one full backup of the routine and returns its outcome.
-async fn run_full(jobs: &abs::engine::jobs::JobRegistry) -> abs::engine::jobs::JobOutcome {
+pub(crate) async fn run_full(
+    jobs: &abs::engine::jobs::JobRegistry,
+) -> abs::engine::jobs::JobOutcome {
     use abs::engine::layout::BackupKind;
     jobs.start("r", BackupKind::Full, abs::scheduler::rules::admission)
         .await
@@ -570,7 +572,7 @@ async fn run_full(jobs: &abs::engine::jobs::JobRegistry) -> abs::engine::jobs::J
 /// restore of it into the emptied node: every record comes back, and the objects sit under
 /// `<routine>/backup/<ts>/data/<namespace>/` as ABS lays them out (`backend` lists them, rooted
 /// at the configured path).
-async fn cloud_round_trip(what: &str, storage_yaml: &str, backend: Arc<dyn Storage>) {
+pub(crate) async fn cloud_round_trip(what: &str, storage_yaml: &str, backend: Arc<dyn Storage>) {
     use abs::engine::jobs::JobOutcome;
     use abs::engine::restore_jobs::{RestoreJobs, RestoreStatus};
     use abs::metrics::Metrics;

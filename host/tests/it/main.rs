@@ -5,6 +5,7 @@ mod api_config;
 mod backup;
 mod cli;
 mod cloud;
+mod cloud_auth;
 mod crash;
 mod faults;
 mod hardening;
