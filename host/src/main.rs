@@ -12,8 +12,8 @@ use std::sync::Arc;
 #[derive(Debug, Parser)]
 #[command(name = "aerospike-backup-service", disable_version_flag = true)]
 struct Cli {
-    /// Configuration file path.
-    #[arg(short = 'c', long = "config", value_name = "PATH")]
+    /// Configuration file path, or an `http(s)://` URL to read it from (read-only).
+    #[arg(short = 'c', long = "config", value_name = "PATH|URL")]
     config: Option<PathBuf>,
     /// The --config file names where the real configuration is stored (remote config).
     #[arg(short = 'r', long = "remote")]
@@ -155,8 +155,21 @@ fn load_remote(
         .map_err(|e| format!("cannot read {}: {e}", descriptor_path.display()))?;
     let registry = abs::plugins::Registry::with_defaults(plugins)
         .map_err(|e| format!("cannot load the storage plugins: {e}"))?;
-    let doc = abs::engine::remote_config::open(&descriptor, &registry)
+    let doc = runtime
+        .block_on(abs::engine::remote_config::open(&descriptor, &registry))
         .map_err(|e| format!("{}: {e}", descriptor_path.display()))?;
+    runtime
+        .block_on(ConfigStore::load_remote(Arc::new(doc), Some(checker)))
+        .map_err(|e| e.to_string())
+}
+
+/// `-c http(s)://...`: the configuration is fetched from the URL, read-only.
+fn load_url(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    checker: Arc<dyn PluginCheck>,
+) -> Result<abs::config::store::Loaded, String> {
+    let doc = abs::engine::remote_config::UrlDocument::new(url)?;
     runtime
         .block_on(ConfigStore::load_remote(Arc::new(doc), Some(checker)))
         .map_err(|e| e.to_string())
@@ -211,7 +224,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let loaded = if cli.remote {
+    let url = config_path
+        .to_str()
+        .filter(|p| p.starts_with("http://") || p.starts_with("https://"));
+    let loaded = if let Some(url) = url {
+        if cli.remote {
+            eprintln!("error: --remote takes a storage descriptor file, not a URL");
+            return ExitCode::from(2);
+        }
+        load_url(&runtime, url, checker)
+    } else if cli.remote {
         load_remote(&runtime, &config_path, &plugins, checker)
     } else {
         ConfigStore::load_file(&config_path, Some(checker)).map_err(|e| e.to_string())
@@ -249,9 +271,14 @@ fn main() -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    // A URL may carry a credential (user info, a presigned query): log it redacted.
+    let config_label = match url {
+        Some(u) => abs::engine::remote_config::redact_url(u),
+        None => config_path.display().to_string(),
+    };
     runtime.block_on(async move {
         tracing::info!(
-            config = %config_path.display(),
+            config = %config_label,
             version = env!("CARGO_PKG_VERSION"),
             "Starting Aerospike Backup Service."
         );

@@ -84,7 +84,9 @@ impl From<ChangeError> for ApiError {
             ChangeError::AlreadyExists(what) => {
                 ApiError::bad_field(what.clone(), format!("item already exists: {what}"))
             }
-            e @ ChangeError::InUse { .. } => ApiError::Conflict(e.to_string()),
+            e @ (ChangeError::InUse { .. } | ChangeError::ReadOnly(_)) => {
+                ApiError::Conflict(e.to_string())
+            }
             ChangeError::Io(e) => ApiError::SaveFailed(format!(
                 "saving the configuration failed, the previous one stays in effect: {e}"
             )),

@@ -92,7 +92,8 @@ fn publish_rate_limit(doc: &mut serde_json::Value) {
 }
 
 /// Every configuration change (POST, PUT, DELETE under `/v1/config`, `apply` excepted: it
-/// only reads) saves the file first, so each can answer 500 naming why the save failed.
+/// only reads) saves the file first, so each can answer 500 naming why the save failed, and
+/// 409 when the configuration came from a URL and cannot be saved at all.
 fn publish_save_failure(doc: &mut serde_json::Value) {
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
@@ -111,6 +112,12 @@ fn publish_save_failure(doc: &mut serde_json::Value) {
             responses.entry("500").or_insert_with(|| {
                 serde_json::json!({
                     "description": "The configuration could not be saved (the error names the file and the reason); the previous one stays in effect",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+                })
+            });
+            responses.entry("409").or_insert_with(|| {
+                serde_json::json!({
+                    "description": "The configuration is read-only (it was loaded from a URL); nothing changed",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
                 })
             });

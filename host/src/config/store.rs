@@ -28,6 +28,9 @@ pub enum ChangeError {
     /// The file could not be written; the old file is intact.
     #[error("could not save the configuration: {0}")]
     Io(#[from] std::io::Error),
+    /// The configuration came from a read-only source (a URL); nothing was changed.
+    #[error("the configuration is read-only: {0}")]
+    ReadOnly(String),
 }
 
 /// The phase-2 checks that need local I/O or the plugin registry (DESIGN D4). Implemented by the
@@ -123,6 +126,11 @@ pub trait RemoteDocument: Send + Sync + std::fmt::Debug {
     /// Replaces the whole document; a failed write leaves the old one (object stores replace
     /// an object whole, local storage stages and renames).
     fn write(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<(), String>>;
+    /// Why the document cannot be written (e.g. it was read from a URL), if so: then every
+    /// change is refused before anything is applied.
+    fn read_only(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Where the configuration lives.
@@ -203,11 +211,7 @@ impl ConfigStore {
         let text = String::from_utf8(bytes).map_err(|_| {
             LoadError::Read(origin.clone(), std::io::Error::other("not UTF-8 text"))
         })?;
-        let format = if remote.describe().ends_with(".json") {
-            Format::Json
-        } else {
-            Format::Yaml
-        };
+        let format = remote_format(remote.as_ref());
         let (cfg, mut warnings) =
             load_str(&text, format).map_err(|e| LoadError::Invalid(origin.clone(), e))?;
         let refused = resolve_plugins(&cfg, plugins.as_deref());
@@ -257,6 +261,7 @@ impl ConfigStore {
         change: impl FnOnce(&mut Config) -> Result<T, ChangeError>,
     ) -> Result<T, ChangeError> {
         let _guard = self.write_lock.lock().await;
+        self.writable()?;
         let mut next = (*self.current()).clone();
         let out = change(&mut next)?;
         self.commit(next).await?;
@@ -266,24 +271,35 @@ impl ConfigStore {
     /// Replaces the whole configuration (PUT /v1/config).
     pub async fn replace(&self, mut cfg: Config) -> Result<Vec<String>, ChangeError> {
         let _guard = self.write_lock.lock().await;
+        self.writable()?;
         let warnings = super::migrate(&mut cfg);
         self.commit(cfg).await?;
         Ok(warnings)
     }
 
+    fn writable(&self) -> Result<(), ChangeError> {
+        match &self.source {
+            Source::Remote(r) => r
+                .read_only()
+                .map_or(Ok(()), |why| Err(ChangeError::ReadOnly(why))),
+            _ => Ok(()),
+        }
+    }
+
     /// Re-reads the file and applies it (POST /v1/config/apply).
     pub async fn reload(&self) -> Result<Vec<String>, ChangeError> {
         let _guard = self.write_lock.lock().await;
-        let text = match &self.source {
-            Source::File(path) => tokio::fs::read_to_string(path).await?,
+        let (text, format) = match &self.source {
+            Source::File(path) => (tokio::fs::read_to_string(path).await?, Format::Yaml),
             Source::Remote(r) => {
                 let bytes = r.read().await.map_err(std::io::Error::other)?;
-                String::from_utf8(bytes)
-                    .map_err(|_| std::io::Error::other(format!("{}: not UTF-8", r.describe())))?
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| std::io::Error::other(format!("{}: not UTF-8", r.describe())))?;
+                (text, remote_format(r.as_ref()))
             }
             Source::Memory => return Ok(vec![]),
         };
-        let (cfg, mut warnings) = load_str(&text, Format::Yaml).map_err(ChangeError::Invalid)?;
+        let (cfg, mut warnings) = load_str(&text, format).map_err(ChangeError::Invalid)?;
         let refused = resolve_plugins(&cfg, self.plugins.as_deref());
         if !refused.is_empty() {
             return Err(ChangeError::Invalid(refused));
@@ -333,6 +349,15 @@ impl ConfigStore {
         }
         self.tx.send_replace(Arc::new(cfg));
         Ok(())
+    }
+}
+
+/// A remote document is JSON when its name says so, else YAML.
+fn remote_format(remote: &dyn RemoteDocument) -> Format {
+    if remote.describe().ends_with(".json") {
+        Format::Json
+    } else {
+        Format::Yaml
     }
 }
 

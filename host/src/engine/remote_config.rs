@@ -46,12 +46,13 @@ fn split(path: &str) -> Option<(Option<String>, String)> {
     }
 }
 
-/// Opens the document a descriptor (the `--config` file's text) names.
+/// Opens the document a descriptor (the `--config` file's text) names. Its credentials are
+/// resolved as a job's are (Secret Agent, GCS and Azure AD tokens, AWS web identity).
 ///
 /// # Errors
 /// A descriptor that does not parse, has no file `path`, names a `plugin-storage`, or whose
 /// storage cannot be opened; the message names the descriptor's field.
-pub fn open(descriptor: &str, plugins: &Registry) -> Result<StorageDocument, String> {
+pub async fn open(descriptor: &str, plugins: &Registry) -> Result<StorageDocument, String> {
     let mut storage: StorageConfig = serde_yaml::from_str(descriptor).map_err(|e| {
         format!("remote configuration descriptor: expected one storage entry (local-storage, s3-storage, azure-storage or gcp-storage): {e}")
     })?;
@@ -90,6 +91,14 @@ pub fn open(descriptor: &str, plugins: &Registry) -> Result<StorageDocument, Str
             );
         }
     };
+    let storage = super::job_secrets::resolve_storage(
+        &std::collections::BTreeMap::new(),
+        "remote configuration",
+        &storage,
+        None,
+    )
+    .await
+    .map_err(|e| format!("remote configuration ({label}): {e}"))?;
     let storage = open_storage(plugins, &storage)
         .map_err(|e| format!("remote configuration ({label}): {e}"))?;
     Ok(StorageDocument {
@@ -121,9 +130,97 @@ impl RemoteDocument for StorageDocument {
     }
 }
 
+/// A configuration read from an `http://` or `https://` URL (`-c https://...`, as ABS):
+/// read-only, so every change through the API is refused with the reason.
+#[derive(Debug)]
+pub struct UrlDocument {
+    url: String,
+}
+
+impl UrlDocument {
+    /// # Errors
+    /// `url` is not an http(s) URL.
+    pub fn new(url: &str) -> Result<Self, String> {
+        let uri: http::Uri = url.parse().map_err(|_| format!("{url:?} is not a URL"))?;
+        crate::outbound::authority_of(&uri)
+            .ok_or_else(|| "a configuration URL must start with http:// or https://".to_string())?;
+        Ok(UrlDocument {
+            url: url.to_string(),
+        })
+    }
+}
+
+/// The URL without user info or query: either may carry a credential (a presigned URL).
+pub fn redact_url(url: &str) -> String {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return "(configuration URL)".into();
+    };
+    let host = uri.authority().map_or("", |a| {
+        a.as_str().rsplit_once('@').map_or(a.as_str(), |(_, h)| h)
+    });
+    format!(
+        "{}://{host}{}{}",
+        uri.scheme_str().unwrap_or("http"),
+        uri.path(),
+        if uri.query().is_some() { "?…" } else { "" }
+    )
+}
+
+impl RemoteDocument for UrlDocument {
+    fn describe(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    fn read(&self) -> BoxFuture<'_, Result<Vec<u8>, String>> {
+        Box::pin(async move {
+            let answer = crate::outbound::fetch(
+                http::Method::GET,
+                &self.url,
+                &[(
+                    "accept",
+                    "application/yaml, application/json, text/plain, */*",
+                )],
+                Vec::new(),
+                MAX_CONFIG_BYTES as usize,
+                std::time::Duration::from_secs(30),
+            )
+            .await
+            .map_err(|e| e.replace(&self.url, &self.describe()))?;
+            if answer.status != 200 {
+                return Err(format!("HTTP {}", answer.status));
+            }
+            Ok(answer.body.to_vec())
+        })
+    }
+
+    fn write(&self, _bytes: Vec<u8>) -> BoxFuture<'_, Result<(), String>> {
+        let why = self.read_only().unwrap_or_default();
+        Box::pin(async move { Err(why) })
+    }
+
+    fn read_only(&self) -> Option<String> {
+        Some(format!(
+            "it was loaded from {}; change it there and call POST /v1/config/apply",
+            self.describe()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::split;
+    use super::{redact_url, split};
+
+    #[test]
+    fn urls_lose_credentials_in_descriptions() {
+        assert_eq!(
+            redact_url("https://user:pw@cfg.example:8443/abs/config.yml?X-Amz-Signature=abc"),
+            "https://cfg.example:8443/abs/config.yml?…"
+        );
+        assert_eq!(
+            redact_url("http://127.0.0.1:9000/c.yml"),
+            "http://127.0.0.1:9000/c.yml"
+        );
+    }
 
     #[test]
     fn descriptor_paths_split_into_root_and_file() {

@@ -464,12 +464,29 @@ fn post_json(port: u16, path: &str, body: &str) -> Option<String> {
 
 /// Starts the service with `-r -c descriptor` on `port` and waits for `/health`.
 fn start_remote(descriptor: &Path, port: u16, envs: &[(&str, &str)]) -> Service {
+    start_with(
+        &["-r".as_ref(), "-c".as_ref(), descriptor.as_os_str()],
+        port,
+        envs,
+        None,
+    )
+}
+
+/// Starts the service with `args` on `port` and waits for `/health`.
+/// The service's log (stdout) goes to `log` when given.
+fn start_with(
+    args: &[&std::ffi::OsStr],
+    port: u16,
+    envs: &[(&str, &str)],
+    log: Option<&Path>,
+) -> Service {
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache");
     let mut cmd = Command::new(BIN);
-    cmd.args(["-r".as_ref(), "-c".as_ref(), descriptor.as_os_str()])
+    let stdout = log.map_or_else(Stdio::null, |p| std::fs::File::create(p).unwrap().into());
+    cmd.args(args)
         .env("ABS_CACHE_DIR", &cache)
         .env_remove("ABS_PLUGIN_DIR")
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped());
     for (k, v) in envs {
         cmd.env(k, v);
@@ -639,4 +656,79 @@ storage:
         "{text}"
     );
     assert!(get(port, "/health").is_some_and(|h| h.starts_with("HTTP/1.1 200")));
+}
+
+/// Serves `doc` at any path over plain HTTP (a config server), counting GETs.
+fn config_server(
+    doc: std::sync::Arc<std::sync::Mutex<String>>,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let gets = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let g = gets.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            g.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = doc.lock().unwrap().clone();
+            let mut out = conn;
+            let _ = write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/yaml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, gets)
+}
+
+/// `-c http://...` (ABS): the configuration is fetched from the URL; it is read-only, so API
+/// changes get 409 naming why, and `apply` fetches it again. The URL's query (a presigned
+/// signature, say) never reaches the log.
+#[test]
+fn config_from_a_url_is_read_only_and_apply_fetches_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let doc = std::sync::Arc::new(std::sync::Mutex::new(remote_config_text(
+        port,
+        &dir.path().join("backups"),
+    )));
+    let (cfg_port, gets) = config_server(doc.clone());
+    let url =
+        format!("http://127.0.0.1:{cfg_port}/abs/config.yml?X-Amz-Signature=sig-not-for-logs");
+    let log = dir.path().join("service.log");
+    let mut svc = start_with(&["-c".as_ref(), url.as_ref()], port, &[], Some(&log));
+    assert_eq!(gets.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let cfg = get(port, "/v1/config").unwrap();
+    assert!(cfg.contains("\"r\""), "{cfg}");
+
+    let refused = post_json(port, "/v1/config/policies/added", r#"{"parallel": 3}"#).unwrap();
+    assert!(refused.starts_with("HTTP/1.1 409"), "{refused}");
+    assert!(refused.contains("read-only"), "{refused}");
+    assert!(!refused.contains("sig-not-for-logs"), "{refused}");
+    assert!(!get(port, "/v1/config/policies").unwrap().contains("added"));
+
+    // Changed at its source, then applied: the new policy is live.
+    let doc_text = doc.lock().unwrap().clone();
+    *doc.lock().unwrap() = doc_text.replace(
+        "  p: {parallel: 1}",
+        "  p: {parallel: 1}\n  q: {parallel: 2}",
+    );
+    let applied = post_json(port, "/v1/config/apply", "").unwrap();
+    assert!(applied.starts_with("HTTP/1.1 200"), "{applied}");
+    assert!(get(port, "/v1/config/policies").unwrap().contains("\"q\""));
+
+    let _ = svc.0.kill();
+    let _ = svc.0.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(&format!("127.0.0.1:{cfg_port}/abs/config.yml")),
+        "{text}"
+    );
+    assert!(!text.contains("sig-not-for-logs"), "{text}");
 }
