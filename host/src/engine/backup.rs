@@ -222,6 +222,20 @@ struct BackupRun<'a> {
     cancel: CancellationToken,
 }
 
+/// Whether a storage keeps unfinished uploads invisibly and forever, so that each object
+/// being written needs a marker for the crash sweep: S3 multipart uploads (Azure drops staged
+/// blocks and GCS resumable sessions after a week; storage-local stages in `.abs-tmp`, which
+/// the host sweeps itself).
+fn marks_open_uploads(storage: &crate::config::Storage) -> bool {
+    match storage {
+        crate::config::Storage::S3Storage(_) => true,
+        crate::config::Storage::PluginStorage(p) => {
+            p.plugin == crate::plugins::pipeline::S3_STORAGE_PLUGIN
+        }
+        _ => false,
+    }
+}
+
 /// What a namespace's workers share.
 struct NamespaceRun<'a> {
     ns: &'a str,
@@ -595,6 +609,7 @@ impl BackupRun<'_> {
                 nsr.bandwidth.clone(),
                 self.written.clone(),
                 self.progress.clone(),
+                marks_open_uploads(&self.routine.storage),
             ));
         }
         let mut first = FirstError::new(stop);

@@ -248,8 +248,36 @@ impl FileWriter {
 /// An object being uploaded: key, upload, next part number, bytes not yet sent.
 type OpenUpload = (String, Box<dyn crate::plugins::Upload>, u32, Vec<u8>);
 
+/// Suffix of the marker object that stands beside an object while it is being uploaded, for
+/// stores whose unfinished uploads live on server-side and invisibly (S3 multipart uploads):
+/// after a crash, the start-up sweep finds `<key>.abs-open` in the incomplete folder and has
+/// the plugin abort what is left of `<key>` (see [`abort_leftover`]). Not `.asb`, so no restore
+/// or listing takes it for data.
+pub const OPEN_MARKER_SUFFIX: &str = ".abs-open";
+
+/// The object a marker stands for, if `key` is one.
+pub fn marked_object(key: &str) -> Option<&str> {
+    key.strip_suffix(OPEN_MARKER_SUFFIX)
+        .filter(|k| !k.is_empty() && !k.ends_with('/'))
+}
+
+/// Discards what a killed process left of the upload of `key`: an upload of the same key is
+/// begun and aborted, and a plugin's `abort` removes every unfinished upload of its key
+/// (storage-s3 lists and aborts the key's open multipart uploads).
+///
+/// # Errors
+/// What the storage reports.
+pub async fn abort_leftover(
+    storage: &Arc<dyn Storage>,
+    key: &str,
+) -> Result<(), crate::plugins::PluginError> {
+    let mut up = storage.begin_upload(key, None).await?;
+    up.abort().await
+}
+
 /// Writes the objects an encoder streams, in parts of `part_size`. An object left without
-/// its `End` (the encoder failed) is aborted.
+/// its `End` (the encoder failed) is aborted. With `mark_open`, each object has an
+/// [`OPEN_MARKER_SUFFIX`] marker beside it while it is written.
 pub async fn upload_files(
     storage: Arc<dyn Storage>,
     mut rx: mpsc::Receiver<FileMsg>,
@@ -257,6 +285,7 @@ pub async fn upload_files(
     bandwidth: Option<Arc<RateLimiter>>,
     written: Arc<Written>,
     progress: Arc<Progress>,
+    mark_open: bool,
 ) -> Result<(), EngineError> {
     let part_size = part_size as usize;
     let mut current: Option<OpenUpload> = None;
@@ -264,6 +293,10 @@ pub async fn upload_files(
         while let Some(msg) = rx.recv().await {
             match msg {
                 FileMsg::Begin(key) => {
+                    if mark_open {
+                        let marker = format!("{key}{OPEN_MARKER_SUFFIX}");
+                        put_object(&storage, &marker, Vec::new()).await?;
+                    }
                     let up = storage
                         .begin_upload(&key, None)
                         .await
@@ -308,6 +341,12 @@ pub async fn upload_files(
                     up.finish()
                         .await
                         .map_err(|e| EngineError::plugin(format!("finishing {key}"), e))?;
+                    if mark_open {
+                        let marker = format!("{key}{OPEN_MARKER_SUFFIX}");
+                        storage.delete(&marker).await.map_err(|e| {
+                            EngineError::plugin(format!("removing the marker of {key}"), e)
+                        })?;
+                    }
                     progress.add_file();
                 }
             }
@@ -315,10 +354,17 @@ pub async fn upload_files(
         Ok(())
     }
     .await;
-    if let Some((key, mut up, ..)) = current.take()
-        && let Err(e) = up.abort().await
-    {
-        tracing::warn!(key = %key, error = %e, "Aborting an unfinished upload failed.");
+    if let Some((key, mut up, ..)) = current.take() {
+        match up.abort().await {
+            Err(e) => {
+                // The marker stays: the start-up sweep tries again.
+                tracing::warn!(key = %key, error = %e, "Aborting an unfinished upload failed.");
+            }
+            Ok(()) if mark_open => {
+                let _ = storage.delete(&format!("{key}{OPEN_MARKER_SUFFIX}")).await;
+            }
+            Ok(()) => {}
+        }
     }
     result
 }

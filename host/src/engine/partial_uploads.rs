@@ -8,9 +8,10 @@
 //! wrote it is gone). Only regular files directly in the staging directory are touched, never
 //! symlinks or subdirectories.
 //!
-//! Cloud backends keep their partial uploads server-side (S3 multipart uploads, Azure
-//! uncommitted blocks, GCS resumable sessions); removing those needs a storage plugin call to
-//! list and abort them, which the interface does not have yet.
+//! Cloud backends keep their partial uploads server-side. S3's stay until aborted: the
+//! backup marks each object it uploads there (`files::OPEN_MARKER_SUFFIX`) and the folder
+//! sweep aborts what a marker names. Azure's uncommitted blocks and GCS resumable sessions
+//! expire by themselves.
 
 use std::collections::BTreeSet;
 use std::io;

@@ -210,3 +210,95 @@ fn kill_mid_backup_then_restart_sweeps_partial_folder_and_uploads() {
     let folders_now: Vec<_> = std::fs::read_dir(&folders).unwrap().flatten().collect();
     assert_eq!(folders_now.len(), 1, "only the new backup's folder");
 }
+
+/// The same crash on S3 (moto): the killed process leaves an open multipart upload, which S3
+/// keeps (and bills) forever. The marker written beside each object being uploaded lets the
+/// restarted service find it: the sweep aborts the key's unfinished uploads and removes the
+/// folder, and nothing is listed.
+#[test]
+fn kill_mid_backup_to_s3_then_restart_aborts_the_open_multipart_uploads() {
+    const RECORDS: usize = 80_000;
+    let node = AerospikeNode::start().unwrap();
+    let spec = FixtureSpec {
+        records: RECORDS,
+        shape: Shape::Small,
+        ..FixtureSpec::default()
+    };
+    assert_eq!(fixtures::fill(&node, &spec), RECORDS);
+    let moto =
+        testkit::emulators::moto().expect("the moto S3 stand-in must be installed (scripts/test)");
+    let bucket = format!("abs-crash-{}", std::process::id());
+    moto.create_bucket(&bucket).unwrap();
+    let open_uploads = || {
+        let (s, body) = moto
+            .request("GET", &format!("/{bucket}?uploads"), b"")
+            .unwrap();
+        assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+        String::from_utf8_lossy(&body).matches("<UploadId>").count()
+    };
+    let objects = || {
+        let (s, body) = moto
+            .request("GET", &format!("/{bucket}?list-type=2&prefix=abs/"), b"")
+            .unwrap();
+        assert_eq!(s, 200);
+        String::from_utf8_lossy(&body)
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|k| k.split_once("</Key>").map(|(k, _)| k.to_string()))
+            .collect::<Vec<_>>()
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = testkit::emulators::free_port().unwrap();
+    let config = dir.path().join("abs.yml");
+    // 12 MB files in 5 MiB parts, throttled: each file's multipart upload stays open for
+    // seconds between its first part and its completion.
+    std::fs::write(
+        &config,
+        format!(
+            "service:\n  http: {{address: 127.0.0.1, port: {port}}}\n\
+             aerospike-clusters:\n  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {}}}]}}\n\
+             storage:\n  s3: {{s3-storage: {{bucket: {bucket}, s3-region: us-east-1, path: abs, \
+             s3-endpoint-override: \"{}\", access-key-id: AKIDTEST, \
+             secret-access-key: test-secret-not-real, min-part-size: 5242880}}}}\n\
+             backup-policies:\n  slow: {{parallel: 1, file-limit: 12, records-per-second: 5000}}\n\
+             backup-routines:\n  r: {{interval-cron: \"@yearly\", source-cluster: c, storage: s3, \
+             backup-policy: slow, namespaces: [test]}}\n",
+            node.port(),
+            moto.endpoint()
+        ),
+    )
+    .unwrap();
+
+    let svc = Service::start(dir.path(), &config, port, "first.log");
+    let (s, body) = svc.call("POST", "/v1/backups/full/r", None);
+    assert_eq!(s, 202, "{body}");
+    wait_for("an open multipart upload", || open_uploads() > 0);
+    let mut svc = svc;
+    svc.child.kill().unwrap(); // SIGKILL
+    svc.child.wait().unwrap();
+    drop(svc);
+    assert!(open_uploads() > 0, "the killed job left its upload open");
+    let left = objects();
+    assert!(
+        left.iter().any(|k| k.ends_with(".asb.abs-open")),
+        "a marker names the open upload: {left:?}"
+    );
+    assert!(
+        !left.iter().any(|k| k.ends_with("metadata.yaml")),
+        "{left:?}"
+    );
+
+    let svc = Service::start(dir.path(), &config, port, "second.log");
+    let (s, listed) = svc.call("GET", "/v1/backups/full/r", None);
+    assert_eq!(
+        (s, listed.clone()),
+        (200, serde_json::json!([])),
+        "{listed}"
+    );
+    wait_for("the sweep aborts the upload and removes the folder", || {
+        open_uploads() == 0 && objects().is_empty()
+    });
+    let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
+    assert!(log.contains("Removed an incomplete backup"), "{log}");
+}

@@ -395,6 +395,54 @@ impl S3Ref {
         ))
     }
 
+    /// The upload ids of the unfinished multipart uploads of exactly `object_key`
+    /// (ListMultipartUploads with the key as prefix; one page of up to 1000 is plenty for one key).
+    fn open_uploads(&self, object_key: &str) -> Result<Vec<String>> {
+        let query = [("uploads", ""), ("prefix", object_key)];
+        let url = match &self.credentials {
+            Some(c) => rusty_s3::signing::sign(
+                &jiff::Timestamp::now(),
+                rusty_s3::Method::Get,
+                self.bucket.base_url().clone(),
+                c.key(),
+                c.secret(),
+                c.token(),
+                self.bucket.region(),
+                SIGNATURE_TTL.as_secs(),
+                query.iter().copied(),
+                std::iter::empty::<(&str, &str)>(),
+            ),
+            None => {
+                let mut url = self.bucket.base_url().clone();
+                url.query_pairs_mut().extend_pairs(query.iter().copied());
+                url
+            }
+        };
+        let mut resp = self.send(
+            "list multipart uploads",
+            Request::new(Method::Get, url.as_str()),
+            &[],
+        )?;
+        let text = resp.text(MAX_DOCUMENT)?;
+        Ok(xml::uploads_of(&text, object_key))
+    }
+
+    fn abort_upload(&self, object_key: &str, id: &str) -> Result<()> {
+        let url = self
+            .bucket
+            .abort_multipart_upload(self.credentials.as_ref(), object_key, id)
+            .sign(SIGNATURE_TTL);
+        match self.send(
+            "abort multipart upload",
+            Request::new(Method::Delete, url.as_str()),
+            &[],
+        ) {
+            // Already gone (aborted by an earlier try): nothing left behind.
+            Ok(_) | Err(Error::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     fn with_class(&self, req: Request) -> Request {
         match &self.storage_class {
             Some(c) => req.header("x-amz-storage-class", c.clone()),
@@ -548,28 +596,19 @@ impl Upload for S3Upload {
         Ok(info_from_head(&self.key, &resp))
     }
 
+    /// Aborts this upload, and every other unfinished multipart upload of the same key: the
+    /// WIT's "no temporary data behind" covers what a killed process left of the key, which
+    /// the host discards by beginning and aborting an upload of it after a crash.
     fn abort(&mut self) -> Result<()> {
-        let Some(id) = self.upload_id.take() else {
-            return Ok(());
-        };
         let key = self.object_key();
-        let url = self
-            .backend
-            .bucket
-            .abort_multipart_upload(self.backend.credentials.as_ref(), &key, &id)
-            .sign(SIGNATURE_TTL);
-        match self.backend.send(
-            "abort multipart upload",
-            Request::new(Method::Delete, url.as_str()),
-            &[],
-        ) {
-            // Already gone (aborted by an earlier try): nothing left behind.
-            Ok(_) | Err(Error::NotFound) => Ok(()),
-            Err(e) => {
-                self.upload_id = Some(id);
-                Err(e)
-            }
+        if let Some(id) = self.upload_id.clone() {
+            self.backend.abort_upload(&key, &id)?;
+            self.upload_id = None;
         }
+        for id in self.backend.open_uploads(&key)? {
+            self.backend.abort_upload(&key, &id)?;
+        }
+        Ok(())
     }
 }
 

@@ -132,3 +132,15 @@ fn text_helpers() {
         None
     );
 }
+
+#[test]
+fn open_uploads_of_exactly_the_key_are_picked_from_a_listing() {
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult><Bucket>b</Bucket><Prefix>r/a.asb</Prefix>
+<Upload><Key>r/a.asb</Key><UploadId>id-1</UploadId></Upload>
+<Upload><Key>r/a.asb.abs-open</Key><UploadId>id-2</UploadId></Upload>
+<Upload><Key>r/a.asb</Key><UploadId>id&amp;3</UploadId></Upload>
+</ListMultipartUploadsResult>"#;
+    assert_eq!(xml::uploads_of(body, "r/a.asb"), ["id-1", "id&3"]);
+    assert!(xml::uploads_of("<ListMultipartUploadsResult/>", "r/a.asb").is_empty());
+}

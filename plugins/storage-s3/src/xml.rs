@@ -98,3 +98,33 @@ pub(crate) fn http_date_ms(s: &str) -> Option<u64> {
     let sec = t.next()?.parse().ok()?;
     to_ms(year, month, day, h, mi, sec, 0)
 }
+
+/// The `UploadId`s of a ListMultipartUploads answer whose `Key` is exactly `key` (a prefix
+/// listing also returns longer keys).
+pub(crate) fn uploads_of(body: &str, key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("<Upload>") {
+        let after = &rest[start + "<Upload>".len()..];
+        let Some(end) = after.find("</Upload>") else {
+            break;
+        };
+        let upload = &after[..end];
+        if element(upload, "Key").map(unescape).as_deref() == Some(key)
+            && let Some(id) = element(upload, "UploadId")
+        {
+            out.push(unescape(id));
+        }
+        rest = &after[end..];
+    }
+    out
+}
+
+/// The five predefined XML entities (S3 escapes keys in listings).
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
