@@ -29,6 +29,18 @@ pub struct RequestHead {
     pub method: String,
     /// Path and query, as sent.
     pub target: String,
+    /// The headers, names lowercased, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 type Rule = dyn Fn(&RequestHead, u64) -> Fault + Send + Sync;
@@ -130,9 +142,10 @@ fn serve(
         return Ok(());
     }
     let mut parts = line.split_whitespace();
-    let head = RequestHead {
+    let mut head = RequestHead {
         method: parts.next().unwrap_or_default().to_string(),
         target: parts.next().unwrap_or_default().to_string(),
+        headers: Vec::new(),
     };
     let mut out = line.clone().into_bytes();
     let mut length: Option<usize> = None;
@@ -146,6 +159,10 @@ fn serve(
             break;
         }
         let lower = line.to_ascii_lowercase();
+        if let Some((name, value)) = line.split_once(':') {
+            head.headers
+                .push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
         if let Some(v) = lower.strip_prefix("content-length:") {
             length = v.trim().parse().ok();
         }

@@ -352,6 +352,49 @@ pub fn azure_plugin_config(a: &AzureStorage) -> Result<(Value, StorageSecrets), 
     ))
 }
 
+/// For Azure AD credentials: the host renews the bearer token while the backend lives (a job
+/// can outlive the token it started with). `None` for Shared Key.
+pub fn azure_bearer_source(a: &AzureStorage) -> Option<crate::plugins::net::BearerSource> {
+    if a.account_key.is_some() || a.bearer_token.is_none() {
+        return None;
+    }
+    let tenant = a.tenant_id.clone()?;
+    let client = a.client_id.clone()?;
+    let secret = resolve_secret(a.client_secret.as_ref()?, "azure-storage.client-secret").ok()?;
+    let authority = super::azure_token::authority(a.authority_host.as_deref());
+    Some(crate::plugins::net::BearerSource::new(move || {
+        let (authority, tenant, client, secret) = (
+            authority.clone(),
+            tenant.clone(),
+            client.clone(),
+            secret.clone(),
+        );
+        Box::pin(async move {
+            super::azure_token::access_token(&authority, &tenant, &client, &secret).await
+        })
+    }))
+}
+
+/// For a service-account key: the host renews the bearer token while the backend lives.
+/// `None` without a key.
+///
+/// # Errors
+/// A `key-file-path` that cannot be read.
+pub fn gcp_bearer_source(
+    g: &GcpStorage,
+) -> Result<Option<crate::plugins::net::BearerSource>, EngineError> {
+    let key = match (&g.key, &g.key_file_path) {
+        (Some(k), _) => k.expose().to_string(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| EngineError::Config(format!("gcp-storage.key-file-path: {path}: {e}")))?,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(crate::plugins::net::BearerSource::new(move || {
+        let key = key.clone();
+        Box::pin(async move { super::gcp_token::access_token(&key).await })
+    })))
+}
+
 /// `storage-gcs` options and secrets for an ABS `gcp-storage`. The bearer token is the one a
 /// service-account key (`key`, `key-file-path`) was exchanged for at job start
 /// ([`super::gcp_token`]), else `access_token` (`CLOUDSDK_AUTH_ACCESS_TOKEN`, gcloud's

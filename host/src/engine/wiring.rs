@@ -45,12 +45,22 @@ pub fn open_storage(
         }
         StorageConfig::AzureStorage(a) => {
             let (options, secrets) = super::cloud::azure_plugin_config(a)?;
-            plugins.open_storage(AZURE_STORAGE_PLUGIN, &options, secrets)
+            match super::cloud::azure_bearer_source(a) {
+                Some(b) => {
+                    plugins.open_storage_with_bearer(AZURE_STORAGE_PLUGIN, &options, secrets, b)
+                }
+                None => plugins.open_storage(AZURE_STORAGE_PLUGIN, &options, secrets),
+            }
         }
         StorageConfig::GcpStorage(g) => {
             let token = std::env::var("CLOUDSDK_AUTH_ACCESS_TOKEN").ok();
             let (options, secrets) = super::cloud::gcp_plugin_config(g, token)?;
-            plugins.open_storage(GCS_STORAGE_PLUGIN, &options, secrets)
+            match super::cloud::gcp_bearer_source(g)? {
+                Some(b) => {
+                    plugins.open_storage_with_bearer(GCS_STORAGE_PLUGIN, &options, secrets, b)
+                }
+                None => plugins.open_storage(GCS_STORAGE_PLUGIN, &options, secrets),
+            }
         }
         StorageConfig::PluginStorage(p) => plugins.open_storage(
             &p.plugin,

@@ -157,6 +157,38 @@ fn collect_http_authorities(v: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
+/// The current OAuth2 bearer token of a backend, renewed by the host (GCS service-account
+/// keys, Azure AD client secrets). A plugin gets a token once, at `create`; a job can outlive
+/// it, so the host puts the current one on every request that carries a bearer token.
+#[derive(Clone)]
+pub struct BearerSource(
+    std::sync::Arc<
+        dyn Fn() -> futures::future::BoxFuture<'static, Result<String, String>> + Send + Sync,
+    >,
+);
+
+impl BearerSource {
+    /// A source that asks `f` for the token before each request (`f` caches).
+    pub fn new(
+        f: impl Fn() -> futures::future::BoxFuture<'static, Result<String, String>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        BearerSource(std::sync::Arc::new(f))
+    }
+
+    async fn token(&self) -> Result<String, String> {
+        (self.0)().await
+    }
+}
+
+impl std::fmt::Debug for BearerSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerSource(**redacted**)")
+    }
+}
+
 /// The `wasi:http` hooks of one store: every outgoing request passes [`NetPolicy::check`]
 /// and gets the host's timeouts as upper bounds; the transfer itself (DNS, TLS with the
 /// host's trust store, hyper) is [`send`].
@@ -164,6 +196,7 @@ pub(crate) struct NetGuard {
     pub(crate) plugin: String,
     pub(crate) policy: NetPolicy,
     pub(crate) limits: NetLimits,
+    pub(crate) bearer: Option<BearerSource>,
 }
 
 impl NetGuard {
@@ -172,6 +205,7 @@ impl NetGuard {
             plugin: plugin.to_string(),
             policy: NetPolicy::deny_all(),
             limits: NetLimits::default(),
+            bearer: None,
         }
     }
 }
@@ -193,7 +227,7 @@ type SendFuture = Box<
 impl wasmtime_wasi_http::WasiHttpHooks for NetGuard {
     fn send_request(
         &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        mut request: http::Request<wasmtime_wasi_http::WasiBody>,
         options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: IoFuture,
     ) -> SendFuture {
@@ -206,12 +240,33 @@ impl wasmtime_wasi_http::WasiHttpHooks for NetGuard {
         let verdict = self.policy.check(https, &authority);
         let plugin = self.plugin.clone();
         let limits = self.limits;
+        let bearer = self.bearer.clone().filter(|_| {
+            request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("Bearer "))
+        });
         Box::new(async move {
             use http_body_util::BodyExt;
             if let Err(why) = verdict {
                 // The plugin sees only `denied`; the operator learns where it tried to go.
                 tracing::warn!(plugin = %plugin, reason = %why, "storage plugin request refused");
                 return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
+            }
+            if let Some(bearer) = bearer {
+                // The token the plugin was created with may have expired: send the current one.
+                let token = bearer.token().await.map_err(|e| {
+                    tracing::warn!(plugin = %plugin, error = %e, "cannot renew the storage access token");
+                    wasmtime_wasi_http::Error::Connect(std::io::Error::other(format!(
+                        "renewing the access token: {e}"
+                    )))
+                })?;
+                let value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?;
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, value);
             }
             let options = wasmtime_wasi_http::RequestOptions {
                 connect_timeout: bounded(

@@ -524,6 +524,21 @@ impl Registry {
         self.storage(name)?
             .open_backend(&options.to_string(), secrets)
     }
+
+    /// As [`Self::open_storage`], with the host renewing the backend's bearer token.
+    ///
+    /// # Errors
+    /// As [`Self::open_storage`].
+    pub fn open_storage_with_bearer(
+        &self,
+        name: &str,
+        options: &serde_json::Value,
+        secrets: crate::plugins::storage::StorageSecrets,
+        bearer: crate::plugins::net::BearerSource,
+    ) -> PluginResult<Arc<dyn crate::plugins::storage::Storage>> {
+        self.storage(name)?
+            .open_backend_with(&options.to_string(), secrets, Some(bearer))
+    }
 }
 
 /// Checks `options` for plugin `plugin_name`: first against the plugin's JSON Schema, then

@@ -266,6 +266,20 @@ impl WasmStoragePlugin {
         options: &str,
         secrets: StorageSecrets,
     ) -> PluginResult<Arc<dyn Storage>> {
+        self.open_backend_with(options, secrets, None)
+    }
+
+    /// As [`Self::open_backend`]; with `bearer`, every request of the backend that carries a
+    /// bearer token gets the source's current one instead (tokens outlived by a job).
+    ///
+    /// # Errors
+    /// As [`Self::open_backend`].
+    pub fn open_backend_with(
+        &self,
+        options: &str,
+        secrets: StorageSecrets,
+        bearer: Option<super::net::BearerSource>,
+    ) -> PluginResult<Arc<dyn Storage>> {
         let parsed: serde_json::Value = serde_json::from_str(options)
             .map_err(|e| PluginError::InvalidConfig(format!("options are not JSON: {e}")))?;
         let root = if self.network {
@@ -286,6 +300,7 @@ impl WasmStoragePlugin {
             secrets,
             root,
             net: OnceLock::new(),
+            bearer,
         });
         let mut control = shared.instantiate()?;
         let (caps, hosts) = {
@@ -335,6 +350,7 @@ struct Shared {
     root: Option<PathBuf>,
     /// Set once the backend declared its hosts; until then requests are refused.
     net: OnceLock<NetPolicy>,
+    bearer: Option<super::net::BearerSource>,
 }
 
 struct StorageInstance {
@@ -352,6 +368,7 @@ impl Shared {
             let net = &mut store.data_mut().net;
             net.plugin.clone_from(&self.name);
             net.policy = self.net.get().cloned().unwrap_or_default();
+            net.bearer.clone_from(&self.bearer);
         }
         let b = self
             .runtime

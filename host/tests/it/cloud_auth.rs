@@ -269,3 +269,107 @@ async fn s3_web_identity_gets_temporary_keys_from_sts_that_write_to_the_bucket()
     assert!(e.contains("STS http://127.0.0.1:"), "{e}");
     assert!(!e.contains("eyJhbGci"), "{e}");
 }
+
+/// A token endpoint that grants any assertion a new token, `ya29.tok-<n>`, valid for 301 s:
+/// just over the five minutes of slack the host keeps, so each token counts as due for
+/// renewal a second after it was issued.
+fn short_lived_token_endpoint() -> (String, Arc<AtomicU32>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    let granted = Arc::new(AtomicU32::new(0));
+    let g = granted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let (mut len, mut line) = (0usize, String::new());
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0u8; len];
+            let _ = reader.read_exact(&mut body);
+            let n = g.fetch_add(1, Ordering::SeqCst) + 1;
+            let answer = format!(r#"{{"access_token":"ya29.tok-{n}","expires_in":301}}"#);
+            let mut out = conn;
+            let _ = write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, granted)
+}
+
+/// A job can outlive the token its storage was opened with: the host puts the current token
+/// on each request of the plugin, renewing it as it runs out (here a token is due a second
+/// after it was issued).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_requests_carry_a_renewed_token_when_the_first_one_runs_out() {
+    use abs::config::{GcpStorage, Storage as StorageConfig};
+    let gcs = emulators::fake_gcs()
+        .expect("the fake-gcs-server stand-in must be installed (scripts/test)");
+    let bucket = bucket_name("renew");
+    gcs.create_gcs_bucket(&bucket).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let s = seen.clone();
+    let proxy = testkit::fault_proxy::FaultProxy::start(gcs.port(), move |head, _| {
+        if let Some(a) = head.header("authorization") {
+            s.lock().unwrap().push(a.to_string());
+        }
+        testkit::fault_proxy::Fault::Pass
+    })
+    .unwrap();
+    let (token_uri, granted) = short_lived_token_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("sa.json");
+    std::fs::write(
+        &key_file,
+        serde_json::json!({
+            "type": "service_account",
+            "client_email": "renew@test-project.iam.gserviceaccount.com",
+            "private_key": std::fs::read_to_string(tls_file("client.key")).unwrap(),
+            "token_uri": token_uri,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let storage = StorageConfig::GcpStorage(GcpStorage {
+        bucket_name: bucket.clone(),
+        endpoint: Some(proxy.endpoint()),
+        key_file_path: Some(key_file.display().to_string()),
+        ..GcpStorage::default()
+    });
+    let resolved = abs::engine::job_secrets::resolve_storage(
+        &std::collections::BTreeMap::new(),
+        "test",
+        &storage,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(granted.load(Ordering::SeqCst), 1);
+    let backend = abs::engine::wiring::open_storage(registry(), &resolved).unwrap();
+    abs::engine::files::put_object(&backend, "renew/a", b"first".to_vec())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    abs::engine::files::put_object(&backend, "renew/b", b"second".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(backend.stat("renew/b").await.unwrap().size, 6);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("Bearer ya29.tok-1"),
+        "{seen:?}"
+    );
+    let last = seen.last().unwrap();
+    assert!(
+        last != "Bearer ya29.tok-1" && last.starts_with("Bearer ya29.tok-"),
+        "{seen:?}"
+    );
+    assert!(granted.load(Ordering::SeqCst) >= 2);
+}
