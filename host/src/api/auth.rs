@@ -304,16 +304,19 @@ impl ApiAuth {
 
 /// Checks the caller when `service.http.auth` is set.
 pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(auth) = state.auth.current().await else {
-        return next.run(req).await;
-    };
     let path = req.uri().path();
     let route = path
         .strip_prefix(state.context_path.trim_end_matches('/'))
-        .unwrap_or(path);
-    let open =
-        route == "/health" || route == "/ready" || (route == "/metrics" && !auth.protect_metrics);
-    if open {
+        .unwrap_or(path)
+        .to_string();
+    // The probes never wait for a rebuild (which may wait for the Secret Agent).
+    if route == "/health" || route == "/ready" {
+        return next.run(req).await;
+    }
+    let Some(auth) = state.auth.current().await else {
+        return next.run(req).await;
+    };
+    if route == "/metrics" && !auth.protect_metrics {
         return next.run(req).await;
     }
     let header = req

@@ -593,3 +593,30 @@ async fn a_config_change_cannot_open_a_guarded_api_nor_guard_an_open_one() {
     assert_eq!(s, StatusCode::OK, "{b}");
     assert!(b["service"]["http"].get("auth").is_some(), "{b}");
 }
+
+/// The example of docs/SECURITY.md is a valid configuration, and its `operator` fingerprint,
+/// in openssl's form, is the one of the test certificate `api-admin.pem`.
+#[test]
+fn the_security_doc_example_validates() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/SECURITY.md"),
+    )
+    .unwrap();
+    let section = doc
+        .split("## Who may call the API")
+        .nth(1)
+        .expect("the API auth section");
+    let yaml = section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a yaml example");
+    let cfg = abs::config::parse::<Config>(yaml, Format::Yaml).expect("the example parses");
+    abs::config::validate(&cfg).expect("the example is valid");
+    let tokens = &cfg.service.http.auth.as_ref().unwrap().tokens;
+    let operator = tokens.iter().find(|t| t.name == "operator").unwrap();
+    assert_eq!(
+        operator.client_cert_sha256.as_deref(),
+        Some(fingerprint("api-admin.pem", true).as_str())
+    );
+}
