@@ -47,10 +47,15 @@ pub async fn start_with_runtime(
     runtime: Option<Runtime>,
 ) -> std::io::Result<Running> {
     let cfg = store.current();
-    // Unreadable token files stop the start too (the API would otherwise refuse everything).
-    if let Some(a) = &cfg.service.http.auth {
-        api::auth::Authenticator::from_config(a).map_err(std::io::Error::other)?;
-    }
+    // A token file or Secret Agent token that cannot be had stops the start too.
+    let auth = match &cfg.service.http.auth {
+        Some(a) => Some(
+            api::auth::Authenticator::build_all(a, &cfg.secret_agents)
+                .await
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
     // A bad certificate or key stops the start before anything runs.
     let tls = match &cfg.service.https {
         Some(h) => Some((
@@ -65,6 +70,7 @@ pub async fn start_with_runtime(
         Some(rt) => AppState::with_runtime(store.clone(), metrics.clone(), rt),
         None => AppState::new(store.clone(), metrics.clone()),
     };
+    state.auth.install(cfg.clone(), auth);
     state.backups.sweep_incomplete_at_start();
     let shutdown = CancellationToken::new();
 
@@ -222,7 +228,14 @@ fn spawn_config_watch(
                 changed = rx.changed() => {
                     if changed.is_err() { return; }
                     let next = rx.borrow_and_update().clone();
-                    if next.service != cfg.service {
+                    // The callers of `service.http.auth` are the exception: the API rebuilds
+                    // them on its own (turning it on or off still needs a restart).
+                    let unauthed = |s: &crate::config::ServiceConfig| {
+                        let mut s = s.clone();
+                        s.http.auth = s.http.auth.map(|_| Default::default());
+                        s
+                    };
+                    if unauthed(&next.service) != unauthed(&cfg.service) {
                         tracing::warn!("Changes to the service section (HTTP, logger) take effect after a restart.");
                     }
                     metrics.sync_routines(&next);

@@ -81,8 +81,8 @@ pub struct AppState {
     pub restores: crate::engine::restore_jobs::RestoreJobs,
     /// Cron triggers and on-demand runs, with the overlap rules.
     pub scheduler: crate::scheduler::Scheduler,
-    /// `service.http.auth` as the service started with it; `None` = the API is open.
-    pub auth: Option<Arc<auth::Authenticator>>,
+    /// `service.http.auth` of the configuration in force (rebuilt after each change).
+    pub auth: Arc<auth::ApiAuth>,
 }
 
 impl AppState {
@@ -112,13 +112,8 @@ impl AppState {
         backups: crate::engine::jobs::JobRegistry,
     ) -> Self {
         let context_path = store.current().service.http.context_path();
-        // Like the listener, the API's authentication is read once, at start.
-        let auth = store.current().service.http.auth.as_ref().map(|a| {
-            Arc::new(auth::Authenticator::from_config(a).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "API authentication cannot be set up; refusing every protected request.");
-                auth::Authenticator::deny_all()
-            }))
-        });
+        // Built on the first request; `service::start` installs the one it checked.
+        let auth = Arc::new(auth::ApiAuth::new(store.clone()));
         let restores = crate::engine::restore_jobs::RestoreJobs::new(
             store.clone(),
             Some(metrics.clone()),

@@ -1,5 +1,6 @@
 //! The HTTP listener: hyper with the `service.http` timeouts and graceful shutdown.
 
+use super::auth::ClientCertificate;
 use crate::config::{HttpServerConfig, HttpsServerConfig};
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -93,6 +94,27 @@ pub fn tls_acceptor(cfg: &HttpsServerConfig) -> Result<TlsAcceptor, String> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The handler of one connection's requests: each carries the peer address and, over mutual
+/// TLS, the client certificate (for `service.http.auth`).
+fn connection_handler(
+    app: Router,
+    peer: SocketAddr,
+    cert: Option<ClientCertificate>,
+) -> impl Fn(
+    hyper::Request<hyper::body::Incoming>,
+) -> tower::util::Oneshot<Router, axum::http::Request<axum::body::Body>>
++ Clone
++ Send
++ 'static {
+    move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        if let Some(c) = cert {
+            req.extensions_mut().insert(c);
+        }
+        app.clone().oneshot(req.map(axum::body::Body::new))
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` is cancelled, then drains open requests.
 /// With `tls`, each connection is a TLS one (`service.https`).
 pub async fn serve(
@@ -123,12 +145,8 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
         };
         let app = app.clone();
-        let svc =
-            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
         let Some(tls) = tls.clone() else {
+            let svc = hyper::service::service_fn(connection_handler(app, peer, None));
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                 .into_owned();
@@ -155,6 +173,14 @@ pub async fn serve(
                     return;
                 }
             };
+            // Verified against client-ca-file by the handshake; the leaf names the caller.
+            let cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| ClientCertificate::from_der(c));
+            let svc = hyper::service::service_fn(connection_handler(app, peer, cert));
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                 .into_owned();

@@ -215,19 +215,21 @@ impl HttpServerConfig {
 
 /// `service.http.auth:` who may call the API (ours; ABS has no API authentication). With it,
 /// every request but `/health`, `/ready` (and `/metrics` unless `protect-metrics`) needs
-/// `Authorization: Bearer <token>` of one of `tokens`.
+/// `Authorization: Bearer <token>` of one of `tokens`, or, over mutual TLS, a client
+/// certificate named by one of them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ApiAuthConfig {
-    /// The accepted tokens (at least one).
+    /// The accepted tokens and client certificates (at least one).
     pub tokens: Vec<ApiToken>,
     /// Require a token for `/metrics` too. Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub protect_metrics: bool,
 }
 
-/// One accepted bearer token: its SHA-256 (the token itself is never stored), or a file that
-/// holds the token.
+/// One accepted caller: a bearer token known by its SHA-256 (the token itself is never
+/// stored), a file or a Secret Agent entry that holds the token, or a client certificate
+/// (mutual TLS) known by its SHA-256 fingerprint. Exactly one of the four.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ApiToken {
@@ -236,9 +238,21 @@ pub struct ApiToken {
     /// Lowercase hex SHA-256 of the token (`printf %s TOKEN | sha256sum`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    /// A file holding the token itself (trimmed), read at start.
+    /// A file holding the token itself (trimmed), read at start and at each config change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_file: Option<String>,
+    /// Secret Agent entry holding the token (`<resource>:<key>`, `<key>` or `secrets:...`),
+    /// asked at start and at each config change; needs `secret-agent-name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret: Option<String>,
+    /// The configured Secret Agent that `token-secret` is asked of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_agent_name: Option<String>,
+    /// SHA-256 fingerprint of a client certificate (`openssl x509 -noout -fingerprint
+    /// -sha256`; colons and case do not matter). Needs `service.https.client-ca-file`;
+    /// such a caller is known over HTTPS only, without a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_sha256: Option<String>,
     /// `admin` (default: everything) or `read-only` (GET and HEAD only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,

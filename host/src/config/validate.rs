@@ -55,7 +55,7 @@ impl Errors {
 /// Checks everything that can be checked without I/O. Returns all errors, in config order.
 pub fn validate(cfg: &Config) -> Result<(), Vec<ConfigError>> {
     let mut e = Errors::default();
-    service(&mut e, &cfg.service);
+    service(&mut e, cfg);
     for (name, c) in &cfg.aerospike_clusters {
         check_name(&mut e, "aerospike-clusters", name);
         cluster(&mut e, cfg, &format!("aerospike-clusters.{name}"), c);
@@ -153,7 +153,8 @@ pub fn inline_storage(cfg: &Config, path: &str, s: &Storage) -> Vec<ConfigError>
     e.0
 }
 
-fn service(e: &mut Errors, s: &ServiceConfig) {
+fn service(e: &mut Errors, cfg: &Config) {
+    let s = &cfg.service;
     let h = &s.http;
     if h.disabled && s.https.is_none() {
         e.push(
@@ -176,17 +177,56 @@ fn service(e: &mut Errors, s: &ServiceConfig) {
                     format!("\"{}\" is used twice", t.name),
                 );
             }
-            match (&t.sha256, &t.token_file) {
-                (Some(h), None) => {
-                    if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        e.push(format!("{at}.sha256"), "must be 64 hex digits");
-                    }
-                }
-                (None, Some(_)) => {}
-                _ => e.push(
+            let sources = [
+                t.sha256.is_some(),
+                t.token_file.is_some(),
+                t.token_secret.is_some(),
+                t.client_cert_sha256.is_some(),
+            ];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                e.push(
                     at.clone(),
-                    "exactly one of sha256 or token-file is required",
+                    "exactly one of sha256, token-file, token-secret or client-cert-sha256 is required",
+                );
+            }
+            if let Some(h) = &t.sha256
+                && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                e.push(format!("{at}.sha256"), "must be 64 hex digits");
+            }
+            if let Some(r) = &t.token_secret
+                && let Err(m) = crate::secrets::SecretRef::parse_bare(r)
+            {
+                e.push(format!("{at}.token-secret"), m);
+            }
+            match (&t.token_secret, &t.secret_agent_name) {
+                (Some(_), None) => e.push(
+                    format!("{at}.secret-agent-name"),
+                    "is required with token-secret",
                 ),
+                (None, Some(_)) => e.push(
+                    format!("{at}.secret-agent-name"),
+                    "applies to token-secret only",
+                ),
+                (Some(_), Some(n)) if !cfg.secret_agents.contains_key(n) => e.push(
+                    format!("{at}.secret-agent-name"),
+                    format!("unknown secret agent \"{n}\""),
+                ),
+                _ => {}
+            }
+            if let Some(f) = &t.client_cert_sha256 {
+                if crate::api::auth::parse_fingerprint(f).is_none() {
+                    e.push(
+                        format!("{at}.client-cert-sha256"),
+                        "must be 64 hex digits (colons allowed)",
+                    );
+                }
+                if s.https.as_ref().is_none_or(|x| x.client_ca_file.is_none()) {
+                    e.push(
+                        format!("{at}.client-cert-sha256"),
+                        "needs service.https.client-ca-file (client certificates are asked for over mutual TLS only)",
+                    );
+                }
             }
             if let Some(r) = &t.role
                 && r != "admin"

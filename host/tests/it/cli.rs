@@ -732,3 +732,66 @@ fn config_from_a_url_is_read_only_and_apply_fetches_it_again() {
     );
     assert!(!text.contains("sig-not-for-logs"), "{text}");
 }
+
+/// Issue #17: a `-r` configuration whose `plugins:` pin does not match the plugin file is
+/// refused like a local one: the service exits 1 naming the field and never listens.
+#[test]
+fn remote_config_with_a_wrong_plugin_pin_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let lz4 = repo().join("host/assets/plugins/examples/codec-lz4.wasm");
+    let wrong = "0".repeat(64);
+    assert_ne!(
+        abs::plugins::registry::sha256_hex(&std::fs::read(&lz4).unwrap()),
+        wrong
+    );
+    // The same file a local start refuses, stored where the descriptor points.
+    let local = lz4_config(dir.path(), "pinned", &lz4, &wrong, 65536);
+    let text = std::fs::read_to_string(&local).unwrap();
+    let port = text
+        .split("port: ")
+        .nth(1)
+        .and_then(|t| t.split('}').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .expect("the config names its port");
+    let conf = dir.path().join("remote/abs.yml");
+    std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
+    std::fs::write(&conf, &text).unwrap();
+    let descriptor = dir.path().join("descriptor.yml");
+    std::fs::write(
+        &descriptor,
+        format!("local-storage:\n  path: \"{}\"\n", conf.display()),
+    )
+    .unwrap();
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache");
+    let mut child = Command::new(BIN)
+        .args(["-r".as_ref(), "-c".as_ref(), descriptor.as_os_str()])
+        .env("ABS_CACHE_DIR", &cache)
+        .env_remove("ABS_PLUGIN_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline || get(port, "/health").is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the service started (or hung) on a remote config with a wrong pin");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("plugins.codec-lz4.sha256"), "{err}");
+    // The file itself is left as it was.
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), text);
+}

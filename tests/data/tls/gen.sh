@@ -19,3 +19,9 @@ ca other-ca "/CN=abs other test CA"
 leaf server ca "/CN=localhost" "DNS:localhost,DNS:aerospike-test,IP:127.0.0.1"
 leaf client ca "/CN=abs-client" "DNS:abs-client"
 rm -f ./*.srl
+# API callers known by their certificate (service.http.auth client-cert-sha256); api-other is
+# signed by the other CA, so the service's handshake refuses it.
+leaf api-admin ca "/CN=backup-operator" "DNS:backup-operator"
+leaf api-reader ca "/CN=backup-dashboards" "DNS:backup-dashboards"
+leaf api-other other-ca "/CN=backup-operator" "DNS:backup-operator"
+rm -f ./*.srl
