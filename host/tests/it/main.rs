@@ -5,6 +5,7 @@ mod api_config;
 mod backup;
 mod cli;
 mod cloud;
+mod cluster_tls;
 mod crash;
 mod faults;
 mod hardening;
