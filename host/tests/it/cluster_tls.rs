@@ -168,8 +168,8 @@ impl Harness {
         }
     }
 
-    /// A full backup, then a restore of it into the wiped node.
-    async fn backup_and_restore(&self, node: &AerospikeNode) {
+    /// A full backup, then a restore of it into the wiped node; the backup's path.
+    async fn backup_and_restore(&self, node: &AerospikeNode) -> String {
         let path = match self.backup().await {
             JobOutcome::Success(r) => r.namespaces[0].key.clone().expect("a folder"),
             other => panic!("backup did not succeed: {other:?}"),
@@ -192,6 +192,7 @@ impl Harness {
         assert_eq!(v.status, RestoreStatus::Success, "{:?}", v.error);
         assert_eq!(v.counters.inserted_records, RECORDS as u64);
         assert_eq!(node.record_count("test"), RECORDS);
+        path
     }
 }
 
@@ -215,13 +216,39 @@ async fn internal_user_backs_up_and_restores_over_tls() {
             &format!("{}, protocols: \"TLSv1.2 TLSv1.3\"", tls_trusting("ca.pem")),
         ),
     );
-    h.backup_and_restore(&node).await;
+    let path = h.backup_and_restore(&node).await;
     let stats = node.stats(0);
     assert!(stats.logins.load(Ordering::Relaxed) > 0);
     assert_eq!(stats.external_logins.load(Ordering::Relaxed), 0);
     assert_eq!(stats.tls_handshake_failures.load(Ordering::Relaxed), 0);
     // The password came from the agent, at each job's start.
     assert_eq!(double.asked().len(), 4);
+
+    // A destination trusting the wrong CA: the restore is refused, naming it and the cause.
+    let req: RestoreRequest = serde_json::from_value(serde_json::json!({
+        "backup-data-path": path,
+        "destination": {
+            "seed-nodes": [{"host-name": "127.0.0.1", "port": node.port(), "tls-name": "localhost"}],
+            "credentials": {"user": USER, "password-key-secret": "db:password",
+                            "secret-agent-name": "sa"},
+            "tls": {"ca-file": tls_file("other-ca.pem")},
+        },
+        "source-name": "s",
+        "secret-agent-name": "sa",
+        "policy": {"encryption": {"mode": "AES256", "key-secret": "keys:aes"}},
+    }))
+    .unwrap();
+    let e = h
+        .restores
+        .start_request(&req, "full")
+        .await
+        .expect_err("an untrusted destination must be refused")
+        .to_string();
+    assert!(
+        e.contains("destination") && e.contains("UnknownIssuer"),
+        "{e}"
+    );
+    assert_no_secret(&e);
 }
 
 #[tokio::test]
