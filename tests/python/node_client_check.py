@@ -4,6 +4,9 @@ Run by the Rust test suite (tests/tests/it/node_python.rs), which starts the nod
 
     python3 node_client_check.py --hosts 127.0.0.1:3000[,127.0.0.1:3001] \
         [--user U --password P] [--nodes N] [--udf-dir DIR]
+        [--tls-cafile CA [--tls-certfile CERT --tls-keyfile KEY]] [--auth-mode internal|external|pki]
+
+With TLS, hosts are 127.0.0.1:<tls name>:<port>.
 
 Exits non-zero on the first failed check; a missing `aerospike` package is a failure.
 """
@@ -26,6 +29,10 @@ def main():
     ap.add_argument("--user")
     ap.add_argument("--password")
     ap.add_argument("--nodes", type=int, default=1)
+    ap.add_argument("--tls-cafile")
+    ap.add_argument("--tls-certfile")
+    ap.add_argument("--tls-keyfile")
+    ap.add_argument("--auth-mode", choices=["internal", "external", "pki"], default="internal")
     args = ap.parse_args()
 
     try:
@@ -37,8 +44,11 @@ def main():
 
     hosts = []
     for h in args.hosts.split(","):
-        host, port = h.rsplit(":", 1)
-        hosts.append((host, int(port)))
+        parts = h.split(":")
+        if len(parts) == 3:
+            hosts.append((parts[0], int(parts[2]), parts[1]))
+        else:
+            hosts.append((parts[0], int(parts[1])))
     # The client copies UDF files into its Lua user path: keep that out of the work tree.
     lua_dir = tempfile.mkdtemp(prefix="testkit-lua-")
     config = {
@@ -46,8 +56,23 @@ def main():
         "policies": {"total_timeout": 5000},
         "lua": {"user_path": lua_dir},
     }
+    if args.tls_cafile:
+        tls = {"enable": True, "cafile": args.tls_cafile}
+        if args.tls_certfile:
+            tls["certfile"] = args.tls_certfile
+            tls["keyfile"] = args.tls_keyfile
+        config["tls"] = tls
+    modes = {
+        "internal": aerospike.AUTH_INTERNAL,
+        "external": aerospike.AUTH_EXTERNAL,
+        "pki": aerospike.AUTH_PKI,
+    }
+    config["policies"]["auth_mode"] = modes[args.auth_mode]
 
-    if args.user:
+    if args.auth_mode == "pki":
+        # The user is the certificate's CN; the login carries no user and no password.
+        pass
+    elif args.user:
         bad = dict(config, user=args.user, password=args.password + "-wrong")
         try:
             c = aerospike.client(bad)

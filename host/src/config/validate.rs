@@ -435,6 +435,52 @@ fn cluster(e: &mut Errors, cfg: &Config, path: &str, c: &AerospikeCluster) {
             cr.secret_agent.as_ref(),
             cr.secret_agent_name.as_deref(),
         );
+        if cr.auth_mode == Some(AuthMode::Pki)
+            && c.tls.as_ref().is_none_or(|t| t.cert_file.is_none())
+        {
+            e.push(
+                format!("{p}.auth-mode"),
+                "PKI needs mutual TLS: set tls.cert-file and tls.key-file",
+            );
+        }
+    }
+    if let Some(t) = &c.tls {
+        cluster_tls(e, &format!("{path}.tls"), t);
+    }
+}
+
+/// A cluster's `tls`: the files it names exist, cert and key come together, protocols and
+/// cipher suites are known. File contents are checked when a job connects.
+fn cluster_tls(e: &mut Errors, path: &str, t: &TlsConfig) {
+    use crate::engine::tls;
+    for (field, file) in tls::missing_files(t) {
+        e.push(
+            format!("{path}.{field}"),
+            format!("\"{file}\" does not exist"),
+        );
+    }
+    match (&t.cert_file, &t.key_file) {
+        (Some(_), None) => e.push(format!("{path}.key-file"), "is required with cert-file"),
+        (None, Some(_)) => e.push(format!("{path}.cert-file"), "is required with key-file"),
+        _ => {}
+    }
+    if t.key_file_password.is_some() && t.key_file.is_none() {
+        e.push(
+            format!("{path}.key-file-password"),
+            "is set but key-file is not",
+        );
+    }
+    // The parsers name the field themselves (`tls.protocols: ...`); keep the detail only.
+    let detail = |m: String| m.split_once(": ").map_or(m.clone(), |(_, d)| d.to_string());
+    if let Some(p) = &t.protocols
+        && let Err(m) = tls::parse_protocols(p)
+    {
+        e.push(format!("{path}.protocols"), detail(m));
+    }
+    if let Some(list) = t.cipher_suite.as_deref().filter(|s| !s.trim().is_empty())
+        && let Err(m) = tls::parse_cipher_suites(&rustls::crypto::ring::default_provider(), list)
+    {
+        e.push(format!("{path}.cipher-suite"), detail(m));
     }
 }
 
@@ -954,6 +1000,65 @@ backup-routines:
             errs.contains(&"backup-policies.p.parallel: must be between 1 and 4096".to_string())
         );
         assert_eq!(errs.len(), 4, "{errs:?}");
+    }
+
+    #[test]
+    fn cluster_tls_names_each_bad_field() {
+        let mut c = base();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "x").unwrap();
+        let cl = c.aerospike_clusters.get_mut("c").unwrap();
+        cl.tls = Some(TlsConfig {
+            ca_file: Some(ca.display().to_string()),
+            ca_path: Some("/nonexistent/ca-dir".into()),
+            cert_file: Some("/nonexistent/cert.pem".into()),
+            protocols: Some("TLSv1.2 SSLv9".into()),
+            cipher_suite: Some("ECDHE-RSA-AES128-GCM-SHA256:NOPE".into()),
+            ..Default::default()
+        });
+        cl.credentials = Some(Credentials {
+            auth_mode: Some(AuthMode::Pki),
+            ..Default::default()
+        });
+        let errs = errors(&c);
+        let has = |prefix: &str| errs.iter().any(|e| e.starts_with(prefix));
+        assert!(
+            has("aerospike-clusters.c.tls.ca-path: \"/nonexistent/ca-dir\" does not exist"),
+            "{errs:?}"
+        );
+        assert!(
+            has("aerospike-clusters.c.tls.cert-file: \"/nonexistent/cert.pem\" does not exist"),
+            "{errs:?}"
+        );
+        assert!(
+            has("aerospike-clusters.c.tls.key-file: is required with cert-file"),
+            "{errs:?}"
+        );
+        assert!(
+            has("aerospike-clusters.c.tls.protocols: unknown protocol \"SSLv9\""),
+            "{errs:?}"
+        );
+        assert!(
+            has(
+                "aerospike-clusters.c.tls.cipher-suite: unknown or unsupported cipher suite \"NOPE\""
+            ),
+            "{errs:?}"
+        );
+        assert!(!has("aerospike-clusters.c.tls.ca-file"), "{errs:?}");
+        assert!(
+            !has("aerospike-clusters.c.credentials.auth-mode"),
+            "{errs:?}"
+        );
+        assert_eq!(errs.len(), 5, "{errs:?}");
+        let cl = c.aerospike_clusters.get_mut("c").unwrap();
+        cl.tls = None;
+        assert_eq!(
+            errors(&c),
+            vec![
+                "aerospike-clusters.c.credentials.auth-mode: PKI needs mutual TLS: set tls.cert-file and tls.key-file"
+            ]
+        );
     }
 
     #[test]

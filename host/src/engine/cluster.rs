@@ -23,22 +23,25 @@ use super::scan::ScanRange;
 /// semaphore all the same so every scan takes the same path.
 const UNLIMITED_SCANS: usize = 1 << 16;
 
-/// Builds the client policy from a cluster config: credentials, timeouts, peers.
+/// Builds the client policy from a cluster config: credentials, TLS, timeouts, peers.
 ///
 /// # Errors
-/// [`EngineError::Cluster`] for settings this build cannot honour (TLS), Secret Agent
-/// references not resolved by [`super::job_secrets`], or a password file that cannot be read; the message never holds a secret.
+/// [`EngineError::Cluster`] for a `tls` section that cannot be used (files, protocols,
+/// suites; see [`super::tls`]), PKI without mutual TLS, Secret Agent references not
+/// resolved by [`super::job_secrets`], or a password file that cannot be read; the message
+/// never holds a secret.
 pub fn client_policy(name: &str, cluster: &AerospikeCluster) -> Result<ClientPolicy, EngineError> {
     let fail = |m: String| EngineError::Cluster {
         cluster: name.to_string(),
         message: m,
     };
-    if cluster.tls.is_some() {
-        return Err(fail(
-            "TLS connections to clusters are not supported yet".into(),
-        ));
-    }
-    let mut cp = ClientPolicy::default();
+    let tls_policy = super::tls::cluster_client_config(cluster)
+        .map_err(fail)?
+        .map(aerospike::TlsPolicy::new);
+    let mut cp = ClientPolicy {
+        tls_policy,
+        ..ClientPolicy::default()
+    };
     let timeout = u32::try_from(cluster.conn_timeout_ms()).unwrap_or(u32::MAX);
     cp.timeout = timeout;
     cp.connect_timeout = timeout;
@@ -58,11 +61,15 @@ pub fn client_policy(name: &str, cluster: &AerospikeCluster) -> Result<ClientPol
         }
         let mode = c.auth_mode.unwrap_or(AuthMode::Internal);
         if mode == AuthMode::Pki {
-            return Err(fail(
-                "auth-mode PKI needs TLS, which is not supported yet".into(),
-            ));
-        }
-        if let Some(user) = c.user.clone().filter(|u| !u.is_empty()) {
+            // The server takes the user from the client certificate: no user, no password.
+            if cluster.tls.as_ref().is_none_or(|t| t.cert_file.is_none()) {
+                return Err(fail(
+                    "credentials.auth-mode PKI needs mutual TLS: set tls.cert-file and tls.key-file"
+                        .into(),
+                ));
+            }
+            cp.auth_mode = ClientAuthMode::Pki;
+        } else if let Some(user) = c.user.clone().filter(|u| !u.is_empty()) {
             // password-path takes precedence over password (ABS).
             let password = match (&c.password_path, &c.password) {
                 (Some(path), _) => std::fs::read_to_string(path)
@@ -82,12 +89,19 @@ pub fn client_policy(name: &str, cluster: &AerospikeCluster) -> Result<ClientPol
     Ok(cp)
 }
 
-/// `host:port,host:port` from the seed nodes.
+/// `host:port,host:port` from the seed nodes; with TLS `host:tls-name:port` (the name each
+/// connection verifies, see [`super::tls::seed_tls_name`]).
 pub fn seed_hosts(cluster: &AerospikeCluster) -> String {
     cluster
         .seed_nodes
         .iter()
-        .map(|s| format!("{}:{}", s.host_name, s.port))
+        .map(|s| match &cluster.tls {
+            Some(tls) => {
+                let name = super::tls::seed_tls_name(tls, s.tls_name.as_deref(), &s.host_name);
+                format!("{}:{name}:{}", s.host_name, s.port)
+            }
+            None => format!("{}:{}", s.host_name, s.port),
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -105,12 +119,17 @@ pub async fn connect(name: &str, cluster: &AerospikeCluster) -> Result<Client, E
             message: "no seed nodes".into(),
         });
     }
-    Client::new(&policy, &hosts)
-        .await
-        .map_err(|e| EngineError::Cluster {
+    Client::new(&policy, &hosts).await.map_err(|e| {
+        let text = e.to_string();
+        let message = match super::tls::hint(&text) {
+            Some(h) => format!("cannot connect to {hosts}: {} ({h})", text.trim_end()),
+            None => format!("cannot connect to {hosts}: {text}"),
+        };
+        EngineError::Cluster {
             cluster: name.to_string(),
-            message: format!("cannot connect to {hosts}: {e}"),
-        })
+            message,
+        }
+    })
 }
 
 /// Connects to the routine's cluster, retrying as the policy's `retry-policy` says (ABS: the
@@ -279,7 +298,8 @@ pub async fn rack_nodes(
 }
 
 /// The partitions of `ns` mastered by the nodes of `node-list` (D18), as scan ranges. An
-/// entry names a node by id or by `host:port` as the client sees it.
+/// entry names a node by id, by `host:port` as the client sees it, or by
+/// `host:tls-name:port` (the TLS name must then be the node's).
 pub async fn node_list_ranges(
     client: &Client,
     node_list: &[String],
@@ -291,10 +311,7 @@ pub async fn node_list_ranges(
         let wanted = wanted.trim();
         let node = nodes
             .iter()
-            .find(|n| {
-                let h = n.host();
-                n.name() == wanted || format!("{}:{}", h.name, h.port) == wanted
-            })
+            .find(|n| n.name() == wanted || node_list_entry_matches(wanted, &n.host()))
             .ok_or_else(|| {
                 EngineError::Config(format!("node-list: node {wanted} is not in the cluster"))
             })?;
@@ -314,6 +331,19 @@ pub async fn node_list_ranges(
     partitions.sort_unstable();
     partitions.dedup();
     Ok(super::scan::ranges_of(&partitions))
+}
+
+/// Whether a `node-list` entry (`host:port` or `host:tls-name:port`) names `host`.
+fn node_list_entry_matches(entry: &str, host: &aerospike::Host) -> bool {
+    let parts: Vec<&str> = entry.split(':').collect();
+    let port = host.port.to_string();
+    match parts.as_slice() {
+        [h, p] => *h == host.name && *p == port,
+        [h, tls, p] => {
+            *h == host.name && *p == port && host.tls_name.as_deref().is_none_or(|t| t == *tls)
+        }
+        _ => false,
+    }
 }
 
 /// Each node's configuration (`get-config`), rendered as `aerospike.conf` text, in node
@@ -636,6 +666,32 @@ mod tests {
         });
         let e = client_policy("c", &c).unwrap_err().to_string();
         assert!(e.contains("Secret Agent"), "{e}");
+    }
+
+    #[test]
+    fn tls_seeds_carry_their_tls_name_and_node_list_entries_match_it() {
+        let mut c = cluster();
+        c.seed_nodes[0].tls_name = Some("n1".into());
+        c.tls = Some(crate::config::TlsConfig {
+            name: Some("cl".into()),
+            ..Default::default()
+        });
+        assert_eq!(seed_hosts(&c), "a:n1:3000,b:cl:3100");
+        let host = aerospike::Host::new_tls("10.0.0.1", "n1", 4333);
+        assert!(node_list_entry_matches("10.0.0.1:4333", &host));
+        assert!(node_list_entry_matches("10.0.0.1:n1:4333", &host));
+        assert!(!node_list_entry_matches("10.0.0.1:n2:4333", &host));
+        assert!(!node_list_entry_matches("10.0.0.1:4334", &host));
+        // PKI without a client certificate is refused before connecting.
+        c.credentials = Some(Credentials {
+            auth_mode: Some(AuthMode::Pki),
+            ..Default::default()
+        });
+        let e = client_policy("c", &c).unwrap_err().to_string();
+        assert!(
+            e.contains("cluster c") && e.contains("tls.cert-file"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod restore;
 pub mod restore_jobs;
 pub mod retention;
 pub mod scan;
+pub mod tls;
 pub mod wiring;
 pub mod writer;
 

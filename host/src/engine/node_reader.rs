@@ -14,12 +14,19 @@
 //! any number of 22-byte message headers, each followed by its fields (`u32 len | u8 type |
 //! data`) and ops (`u32 len | op | particle type | version | name len | name | data`); type 4
 //! frames are one zlib-compressed type 3 frame after an 8-byte uncompressed size.
+//!
+//! With TLS, connections are wrapped with the client's own rustls config and verify the
+//! node's TLS name as the crate does (the host's `tls_name`, else the cluster name).
 
 use std::io::Read as _;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use aerospike::{AuthMode, ClientPolicy};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use aerospike::{AuthMode, ClientPolicy, Node};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Proto version 2, as every current server speaks it.
@@ -83,8 +90,26 @@ pub enum ReadError {
     Malformed { node: String, what: String },
     #[error("node {node}: server error {code}")]
     Server { node: String, code: u8 },
-    #[error("node {node}: login refused (result code {code})")]
+    #[error("node {node}: login refused (result code {code}{})", login_reason(*code))]
     Login { node: String, code: u8 },
+    #[error("node {node}: TLS handshake with {tls_name}: {source}")]
+    Tls {
+        node: String,
+        tls_name: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The server's name of a login result code, for the error text.
+fn login_reason(code: u8) -> &'static str {
+    match code {
+        60 => ": invalid user",
+        62 => ": invalid password",
+        65 => ": invalid credential",
+        80 => ": not authenticated",
+        _ => "",
+    }
 }
 
 /// How our connections authenticate, from the client policy.
@@ -102,6 +127,9 @@ pub enum Credentials {
         hash: String,
         password: String,
     },
+    /// PKI: the server takes the user from the TLS client certificate; the login carries
+    /// no field.
+    Pki,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -111,6 +139,7 @@ impl std::fmt::Debug for Credentials {
             Credentials::None => f.write_str("Credentials::None"),
             Credentials::Internal { user, .. } => write!(f, "Credentials::Internal({user})"),
             Credentials::External { user, .. } => write!(f, "Credentials::External({user})"),
+            Credentials::Pki => f.write_str("Credentials::Pki"),
         }
     }
 }
@@ -120,7 +149,7 @@ impl Credentials {
     /// once per worker, not per connection.
     ///
     /// # Errors
-    /// PKI authentication (needs TLS, which this build does not support) or a failed hash.
+    /// A failed hash.
     pub fn from_policy(policy: &ClientPolicy) -> Result<Credentials, String> {
         let hash = |password: &str| {
             bcrypt::hash_with_salt(password, PASSWORD_HASH_COST, PASSWORD_SALT)
@@ -140,7 +169,7 @@ impl Credentials {
                     password: password.clone(),
                 }
             }
-            AuthMode::Pki => return Err("auth-mode PKI needs TLS, which is not supported".into()),
+            AuthMode::Pki => Credentials::Pki,
         })
     }
 }
@@ -422,11 +451,89 @@ pub fn server_code(message: &str) -> Option<u8> {
     message.strip_prefix("server error ")?.parse().ok()
 }
 
+/// How to wrap a node connection in TLS: the client's config and the name to verify.
+#[derive(Clone)]
+pub struct TlsTarget {
+    pub config: Arc<rustls::ClientConfig>,
+    pub tls_name: String,
+}
+
+impl std::fmt::Debug for TlsTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsTarget({})", self.tls_name)
+    }
+}
+
+impl TlsTarget {
+    /// The TLS target of a node the crate discovered, as the crate connects to it: the
+    /// policy's TLS config and the host's TLS name (else the cluster name, else the host).
+    pub fn of_node(node: &Node) -> Option<TlsTarget> {
+        let policy = node.client_policy();
+        let tls = policy.tls_policy.as_ref()?;
+        let host = node.host();
+        let tls_name = host
+            .tls_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| policy.cluster_name.clone())
+            .unwrap_or(host.name);
+        Some(TlsTarget {
+            config: tls.config.clone(),
+            tls_name,
+        })
+    }
+}
+
+/// A node connection, in clear or TLS.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// One connection to a node, owned by one scan worker.
 #[derive(Debug)]
 pub struct NodeConn {
     node: String,
-    stream: TcpStream,
+    stream: Stream,
     /// Body of the last frame read (type 3, or the inflated type 4).
     frame: Vec<u8>,
     compressed: Vec<u8>,
@@ -434,16 +541,18 @@ pub struct NodeConn {
 }
 
 impl NodeConn {
-    /// Connects to `address` (`host:port`) and logs in when `credentials` say so.
+    /// Connects to `address` (`host:port`), over TLS when `tls` says so, and logs in when
+    /// `credentials` say so.
     ///
     /// # Errors
-    /// Connection failures and timeouts, a refused login.
+    /// Connection failures and timeouts, a failed TLS handshake, a refused login.
     pub async fn open(
         node: &str,
         address: &str,
         connect_timeout: Duration,
         socket_timeout: Option<Duration>,
         credentials: &Credentials,
+        tls: Option<&TlsTarget>,
     ) -> Result<NodeConn, ReadError> {
         let io = |source| ReadError::Io {
             node: node.to_string(),
@@ -457,6 +566,28 @@ impl NodeConn {
             })?
             .map_err(io)?;
         stream.set_nodelay(true).map_err(io)?;
+        let stream = match tls {
+            None => Stream::Plain(stream),
+            Some(t) => {
+                let tls_err = |source| ReadError::Tls {
+                    node: node.to_string(),
+                    tls_name: t.tls_name.clone(),
+                    source,
+                };
+                let name = ServerName::try_from(t.tls_name.clone())
+                    .map_err(|e| tls_err(std::io::Error::other(e)))?;
+                let connector = tokio_rustls::TlsConnector::from(t.config.clone());
+                let handshake = connector.connect(name, stream);
+                let tls = tokio::time::timeout(connect_timeout, handshake)
+                    .await
+                    .map_err(|_| ReadError::Timeout {
+                        node: node.to_string(),
+                        timeout_ms: connect_timeout.as_millis() as u64,
+                    })?
+                    .map_err(tls_err)?;
+                Stream::Tls(Box::new(tls))
+            }
+        };
         let mut conn = NodeConn {
             node: node.to_string(),
             stream,
@@ -494,6 +625,7 @@ impl NodeConn {
                 (ADMIN_CREDENTIAL, hash.as_bytes()),
                 (ADMIN_CLEAR_PASSWORD, password.as_bytes()),
             ],
+            Credentials::Pki => Vec::new(),
         };
         let mut out = vec![0u8; 8];
         out.extend_from_slice(&[0, 0, ADMIN_LOGIN, fields.len() as u8]);
@@ -529,7 +661,12 @@ impl NodeConn {
     /// Socket failures and timeouts.
     pub async fn write(&mut self, frame: &[u8]) -> Result<(), ReadError> {
         let node = &self.node;
-        let fut = self.stream.write_all(frame);
+        let stream = &mut self.stream;
+        // The flush sends what TLS buffered; a no-op on plain TCP.
+        let fut = async move {
+            stream.write_all(frame).await?;
+            stream.flush().await
+        };
         with_timeout(node, self.timeout, fut).await
     }
 

@@ -709,7 +709,16 @@ impl Worker {
         }));
         let socket = (self.spec.socket_timeout_ms > 0)
             .then(|| Duration::from_millis(u64::from(self.spec.socket_timeout_ms)));
-        Ok(NodeConn::open(node.name(), node.address(), connect, socket, credentials).await?)
+        let tls = super::node_reader::TlsTarget::of_node(node);
+        Ok(NodeConn::open(
+            node.name(),
+            node.address(),
+            connect,
+            socket,
+            credentials,
+            tls.as_ref(),
+        )
+        .await?)
     }
 
     /// Streams the partitions `parts` from `node`, encoding records into the worker's batch

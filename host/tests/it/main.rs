@@ -6,6 +6,7 @@ mod backup;
 mod cli;
 mod cloud;
 mod cloud_auth;
+mod cluster_tls;
 mod crash;
 mod faults;
 mod hardening;

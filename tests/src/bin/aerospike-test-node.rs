@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use testkit::demo;
 use testkit::fixtures::{self, FixtureSpec, Shape};
+use testkit::node::NodeTls;
 use testkit::{AerospikeNode, NodeConfig};
 
 /// In-memory Aerospike wire-protocol server for tests and benchmarks.
@@ -35,6 +36,17 @@ struct Args {
     password: Option<String>,
     #[arg(long, default_value = "testkit")]
     cluster_name: String,
+    /// Serve TLS only, presenting this PEM certificate chain (with --tls-key).
+    #[arg(long, requires_all = ["tls_key", "tls_name"])]
+    tls_cert: Option<std::path::PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The TLS name clients verify (reported in peers-tls-std).
+    #[arg(long, requires = "tls_cert")]
+    tls_name: Option<String>,
+    /// Mutual TLS: require client certificates issued by this CA (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<std::path::PathBuf>,
     /// Namespace default TTL in seconds (0 = never expire).
     #[arg(long, default_value_t = 0)]
     default_ttl: u32,
@@ -72,6 +84,15 @@ fn main() -> std::io::Result<()> {
         user: args.user.clone().zip(args.password.clone()),
         cluster_name: args.cluster_name.clone(),
         default_ttl: args.default_ttl,
+        tls: match (&args.tls_cert, &args.tls_key, &args.tls_name) {
+            (Some(cert), Some(key), Some(name)) => Some(NodeTls {
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+                tls_name: name.clone(),
+                client_ca_file: args.tls_client_ca.clone(),
+            }),
+            _ => None,
+        },
     })?;
     for ns in &namespaces {
         if args.seed_records > 0 {

@@ -64,16 +64,24 @@ fn one(node: &NodeShared, cmd: &str) -> String {
         "replicas" => replicas(node, |m| format!("0,{},{}", m.len(), m.join(","))),
         "replicas-all" => replicas(node, |m| format!("{},{}", m.len(), m.join(","))),
         "replicas-master" => replicas(node, |m| m[0].clone()),
-        "peers-clear-std" | "peers-clear-alt" => peers(node, true),
-        "peers-tls-std" | "peers-tls-alt" => peers(node, false),
+        "peers-clear-std" | "peers-clear-alt" => peers(node, false),
+        "peers-tls-std" | "peers-tls-alt" => peers(node, true),
         "services" | "services-alternate" | "services-alumni" => cl
             .peers_of(node.index)
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect::<Vec<_>>()
             .join(";"),
-        "service" | "service-clear-std" | "service-clear-alt" => format!("127.0.0.1:{}", node.port),
-        "service-tls-std" | "service-tls-alt" => String::new(),
+        // A TLS node serves TLS only: its clear service list is empty, as on a server whose
+        // service stanza has only a tls-port.
+        "service" | "service-clear-std" | "service-clear-alt" if cl.config.tls.is_none() => {
+            format!("127.0.0.1:{}", node.port)
+        }
+        "service-tls-std" | "service-tls-alt" if cl.config.tls.is_some() => {
+            format!("127.0.0.1:{}", node.port)
+        }
+        "service" | "service-clear-std" | "service-clear-alt" | "service-tls-std"
+        | "service-tls-alt" => String::new(),
         "statistics" => statistics(node),
         "racks" => racks(node),
         "rack-ids" => cl
@@ -160,19 +168,24 @@ fn replicas(node: &NodeShared, fmt: impl Fn(&[String]) -> String) -> String {
         .join(";")
 }
 
-fn peers(node: &NodeShared, clear: bool) -> String {
+/// `peers-clear-*` (`tls` false) or `peers-tls-*`: `generation,default port,[[node,tls
+/// name,[address:port]],...]`. Only the kind the node serves lists peers.
+fn peers(node: &NodeShared, tls: bool) -> String {
     let cl = &node.cluster;
     let generation = cl.peers_generation.load(Ordering::Relaxed);
-    if !clear {
-        return format!("{generation},,[]");
-    }
+    let tls_name = match (&cl.config.tls, tls) {
+        (None, false) => "",
+        (Some(t), true) => t.tls_name.as_str(),
+        _ => return format!("{generation},,[]"),
+    };
     let list: Vec<String> = cl
         .live_nodes()
         .into_iter()
         .filter(|(i, _, _)| *i != node.index)
-        .map(|(_, name, port)| format!("[{name},,[127.0.0.1:{port}]]"))
+        .map(|(_, name, port)| format!("[{name},{tls_name},[127.0.0.1:{port}]]"))
         .collect();
-    format!("{generation},3000,[{}]", list.join(","))
+    let default_port = if tls { 4333 } else { 3000 };
+    format!("{generation},{default_port},[{}]", list.join(","))
 }
 
 fn statistics(node: &NodeShared) -> String {

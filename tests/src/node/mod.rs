@@ -7,6 +7,7 @@ pub mod exp;
 mod info;
 mod server;
 pub mod store;
+mod tls;
 pub mod wire;
 
 use std::collections::HashSet;
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub use store::{Digest, NodeClock, PARTITIONS, Store, compute_digest};
+pub use tls::NodeTls;
 
 /// How to start a node (or a cluster of nodes).
 #[derive(Debug, Clone)]
@@ -33,8 +35,11 @@ pub struct NodeConfig {
     /// `(p + r) % nodes`, so rack-aware clients have replicas to prefer. The store is shared,
     /// so every copy is always in sync.
     pub replication_factor: usize,
-    /// Enables security: clients must log in as this user.
+    /// Enables security: clients must log in as this user (INTERNAL: the password's hash;
+    /// EXTERNAL: the clear password; PKI: a client certificate whose subject CN is the user).
     pub user: Option<(String, String)>,
+    /// Serve TLS (only) on every node's port; see [`NodeTls`].
+    pub tls: Option<NodeTls>,
     pub cluster_name: String,
     /// Namespace default TTL in seconds (0 = never expire).
     pub default_ttl: u32,
@@ -49,6 +54,7 @@ impl Default for NodeConfig {
             racks: 0,
             replication_factor: 1,
             user: None,
+            tls: None,
             cluster_name: "testkit".into(),
             default_ttl: 0,
         }
@@ -115,6 +121,11 @@ pub struct NodeStats {
     pub scans_dropped: AtomicU64,
     pub info: AtomicU64,
     pub logins: AtomicU64,
+    /// LOGIN requests without a user (PKI) and with a clear password (EXTERNAL).
+    pub pki_logins: AtomicU64,
+    pub external_logins: AtomicU64,
+    /// Connections closed because the TLS handshake failed.
+    pub tls_handshake_failures: AtomicU64,
 }
 
 /// What every node of a cluster shares.
@@ -281,6 +292,11 @@ impl AerospikeNode {
             .iter()
             .map(|n| (n.clone(), config.default_ttl))
             .collect();
+        let tls = config
+            .tls
+            .as_ref()
+            .map(NodeTls::server_config)
+            .transpose()?;
         let credential = match &config.user {
             Some((_, pass)) => Some(server::hash_password(pass)?),
             None => None,
@@ -323,9 +339,10 @@ impl AerospikeNode {
             });
             let (tx, rx) = tokio::sync::watch::channel(false);
             let s = shared.clone();
+            let tls = tls.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("aerospike-test-node-{i}"))
-                .spawn(move || server::run(s, listener, rx))?;
+                .spawn(move || server::run(s, listener, tls, rx))?;
             nodes.push(RunningNode {
                 shared,
                 shutdown: Some(tx),
@@ -345,11 +362,21 @@ impl AerospikeNode {
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(|n| n.shared.port).collect()
     }
-    /// `127.0.0.1:p1,127.0.0.1:p2,...`, the host string clients accept.
+    /// `127.0.0.1:p1,127.0.0.1:p2,...`, the host string clients accept; with TLS
+    /// `127.0.0.1:<tls name>:p1,...`.
     pub fn hosts(&self) -> String {
+        let tls_name = self
+            .cluster
+            .config
+            .tls
+            .as_ref()
+            .map(|t| t.tls_name.as_str());
         self.ports()
             .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
+            .map(|p| match tls_name {
+                Some(n) => format!("127.0.0.1:{n}:{p}"),
+                None => format!("127.0.0.1:{p}"),
+            })
             .collect::<Vec<_>>()
             .join(",")
     }

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 use super::exec::{self, Request};
 use super::exp::{self, Ctx, Exp};
 use super::store::{self, Digest, PARTITIONS};
+use super::tls::Stream;
 use super::wire::{self, Cur, Msg, Op, ReplyHeader, rc};
 use super::{NodeShared, info};
 
@@ -27,6 +29,7 @@ const ADMIN_AUTHENTICATE: u8 = 0;
 const ADMIN_LOGIN: u8 = 20;
 const ADMIN_USER: u8 = 0;
 const ADMIN_CREDENTIAL: u8 = 3;
+const ADMIN_CLEAR_PASSWORD: u8 = 4;
 const ADMIN_SESSION_TOKEN: u8 = 5;
 const ADMIN_SESSION_TTL: u8 = 6;
 const SECURITY_NOT_ENABLED: u8 = 52;
@@ -41,10 +44,13 @@ pub fn hash_password(password: &str) -> io::Result<String> {
         .map_err(io::Error::other)
 }
 
-/// Runs one node until `shutdown` flips; called on the node's own thread.
+/// Runs one node until `shutdown` flips; called on the node's own thread. With `tls`, every
+/// accepted connection must complete a TLS handshake first (a failed one is counted and
+/// closed, as a server does).
 pub fn run(
     node: Arc<NodeShared>,
     listener: std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -67,6 +73,7 @@ pub fn run(
                 return;
             }
         };
+        let acceptor = tls.map(TlsAcceptor::from);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -75,11 +82,12 @@ pub fn run(
                     let _ = sock.set_nodelay(true);
                     let node = node.clone();
                     let mut stop = shutdown.clone();
+                    let acceptor = acceptor.clone();
                     tokio::spawn(async move {
                         node.connections.fetch_add(1, Ordering::Relaxed);
                         tokio::select! {
                             _ = stop.changed() => {}
-                            _ = serve(&node, sock) => {}
+                            _ = accept_and_serve(&node, sock, acceptor) => {}
                         }
                         node.connections.fetch_sub(1, Ordering::Relaxed);
                     });
@@ -97,14 +105,45 @@ async fn wait_while_paused(node: &NodeShared) {
     }
 }
 
-/// Per-connection state.
-struct Conn {
+async fn accept_and_serve(
+    node: &NodeShared,
     sock: TcpStream,
-    authenticated: bool,
+    acceptor: Option<TlsAcceptor>,
+) -> io::Result<()> {
+    let stream = match acceptor {
+        None => Stream::Plain(sock),
+        Some(a) => match a.accept(sock).await {
+            Ok(tls) => Stream::Tls(Box::new(tls)),
+            Err(e) => {
+                node.stats
+                    .tls_handshake_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        },
+    };
+    serve(node, stream).await
 }
 
-async fn serve(node: &NodeShared, sock: TcpStream) -> io::Result<()> {
+/// Per-connection state.
+struct Conn {
+    sock: Stream,
+    authenticated: bool,
+    /// Subject CN of the client certificate (mutual TLS), the user of a PKI login.
+    peer_cn: Option<String>,
+}
+
+impl Conn {
+    /// Writes and flushes: a TLS stream holds written bytes until flushed.
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.sock.write_all(bytes).await?;
+        self.sock.flush().await
+    }
+}
+
+async fn serve(node: &NodeShared, sock: Stream) -> io::Result<()> {
     let mut conn = Conn {
+        peer_cn: sock.peer_common_name(),
         sock,
         authenticated: node.cluster.credential.is_none(),
     };
@@ -128,7 +167,7 @@ async fn serve(node: &NodeShared, sock: TcpStream) -> io::Result<()> {
                 let mut out = Vec::with_capacity(answer.len() + 8);
                 wire::proto_header(&mut out, wire::TYPE_INFO, answer.len());
                 out.extend_from_slice(&answer);
-                conn.sock.write_all(&out).await?;
+                conn.write_all(&out).await?;
             }
             wire::TYPE_ADMIN => admin(node, &mut conn, &body).await?,
             wire::TYPE_MSG => handle_msg(node, &mut conn, &body).await?,
@@ -148,9 +187,9 @@ async fn serve(node: &NodeShared, sock: TcpStream) -> io::Result<()> {
 /// Writes reply frames, compressing them if the client asked for it.
 async fn send(conn: &mut Conn, frames: Vec<u8>, compress: bool) -> io::Result<()> {
     if compress {
-        conn.sock.write_all(&wire::deflate(&frames)).await
+        conn.write_all(&wire::deflate(&frames)).await
     } else {
-        conn.sock.write_all(&frames).await
+        conn.write_all(&frames).await
     }
 }
 
@@ -775,20 +814,44 @@ async fn admin(node: &NodeShared, conn: &mut Conn, body: &[u8]) -> io::Result<()
     }
     let get = |id: u8| fields.iter().find(|f| f.0 == id).map(|f| f.1);
     let Some(credential) = &node.cluster.credential else {
-        return conn.sock.write_all(&reply(SECURITY_NOT_ENABLED, &[])).await;
+        return conn.write_all(&reply(SECURITY_NOT_ENABLED, &[])).await;
     };
-    let user_ok = node
+    let (user, password) = node
         .cluster
         .config
         .user
         .as_ref()
-        .is_some_and(|(u, _)| Some(u.as_bytes()) == get(ADMIN_USER));
+        .map(|(u, p)| (u.as_bytes(), p.as_bytes()))
+        .unwrap_or_default();
+    let user_ok = Some(user) == get(ADMIN_USER);
     let out = match command {
         ADMIN_LOGIN => {
-            if !user_ok {
-                reply(rc::INVALID_USER, &[])
+            // The mode follows from the fields, as on a server: no user = PKI (the user is
+            // the client certificate's CN), a clear password = EXTERNAL (checked against
+            // the user table, standing in for LDAP), else INTERNAL (the bcrypt hash).
+            let code = if get(ADMIN_USER).is_none() {
+                node.stats.pki_logins.fetch_add(1, Ordering::Relaxed);
+                match conn.peer_cn.as_deref() {
+                    None => rc::NOT_AUTHENTICATED,
+                    Some(cn) if cn.as_bytes() == user => rc::OK,
+                    Some(_) => rc::INVALID_USER,
+                }
+            } else if let Some(clear) = get(ADMIN_CLEAR_PASSWORD) {
+                node.stats.external_logins.fetch_add(1, Ordering::Relaxed);
+                if user_ok && clear == password {
+                    rc::OK
+                } else {
+                    rc::INVALID_CREDENTIAL
+                }
+            } else if !user_ok {
+                rc::INVALID_USER
             } else if get(ADMIN_CREDENTIAL) != Some(credential.as_bytes()) {
-                reply(rc::INVALID_CREDENTIAL, &[])
+                rc::INVALID_CREDENTIAL
+            } else {
+                rc::OK
+            };
+            if code != rc::OK {
+                reply(code, &[])
             } else {
                 let token: [u8; 32] = rand::random();
                 store::lock(&node.cluster.sessions).insert(token.to_vec());
@@ -814,5 +877,5 @@ async fn admin(node: &NodeShared, conn: &mut Conn, body: &[u8]) -> io::Result<()
         _ if !conn.authenticated => reply(rc::NOT_AUTHENTICATED, &[]),
         _ => reply(rc::INVALID_COMMAND, &[]),
     };
-    conn.sock.write_all(&out).await
+    conn.write_all(&out).await
 }

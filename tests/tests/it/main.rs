@@ -8,6 +8,7 @@ mod node_faults;
 mod node_python;
 mod node_restore;
 mod node_rust;
+mod node_tls;
 
 use aerospike::{Client, ClientPolicy};
 use testkit::AerospikeNode;

@@ -107,3 +107,105 @@ fn python_client_passes_all_checks_against_three_nodes_with_auth() {
         "every node must have seen logins, saw {logins}"
     );
 }
+
+fn tls_node(mutual: bool) -> AerospikeNode {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tls");
+    AerospikeNode::start_with(NodeConfig {
+        nodes: 2,
+        user: Some(("abs-client".into(), "py-tls-pw".into())),
+        tls: Some(testkit::node::NodeTls {
+            cert_file: dir.join("server.pem"),
+            key_file: dir.join("server.key"),
+            tls_name: "localhost".into(),
+            client_ca_file: mutual.then(|| dir.join("ca.pem")),
+        }),
+        ..NodeConfig::default()
+    })
+    .unwrap()
+}
+
+fn tls_arg(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/tls")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn python_client_passes_all_checks_over_tls_as_an_internal_user() {
+    let node = tls_node(false);
+    let ca = tls_arg("ca.pem");
+    run_python_checks(
+        &node,
+        &[
+            "--tls-cafile",
+            &ca,
+            "--user",
+            "abs-client",
+            "--password",
+            "py-tls-pw",
+        ],
+    );
+    let log = node.info_log();
+    assert!(
+        log.iter().any(|c| c.starts_with("peers-tls-std")),
+        "{log:?}"
+    );
+    assert_eq!(
+        node.stats(0)
+            .tls_handshake_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[test]
+fn python_client_passes_all_checks_over_mutual_tls_with_pki_and_external() {
+    let node = tls_node(true);
+    let (ca, cert, key) = (
+        tls_arg("ca.pem"),
+        tls_arg("client.pem"),
+        tls_arg("client.key"),
+    );
+    let tls = [
+        "--tls-cafile",
+        ca.as_str(),
+        "--tls-certfile",
+        cert.as_str(),
+        "--tls-keyfile",
+        key.as_str(),
+    ];
+    run_python_checks(&node, &[&tls[..], &["--auth-mode", "pki"]].concat());
+    let pki: u64 = (0..2)
+        .map(|i| {
+            node.stats(i)
+                .pki_logins
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
+    assert!(pki > 0, "the C client logged in with its certificate");
+    // A fresh node: the checks expect an empty one.
+    let node = tls_node(true);
+    let args = [
+        &tls[..],
+        &[
+            "--auth-mode",
+            "external",
+            "--user",
+            "abs-client",
+            "--password",
+            "py-tls-pw",
+        ],
+    ]
+    .concat();
+    run_python_checks(&node, &args);
+    let external: u64 = (0..2)
+        .map(|i| {
+            node.stats(i)
+                .external_logins
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
+    assert!(external > 0, "the C client sent an EXTERNAL login");
+}
