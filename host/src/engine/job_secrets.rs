@@ -48,6 +48,31 @@ pub async fn resolve_cluster(
     default: Option<&SecretAgentClient>,
 ) -> Result<AerospikeCluster, EngineError> {
     let mut out = cluster.clone();
+    // The password of an encrypted client key, from the agent the credentials name (else
+    // the default one).
+    let key_password = out
+        .tls
+        .as_ref()
+        .and_then(|t| t.key_file_password.clone())
+        .filter(Secret::is_agent_reference);
+    if let Some(reference) = key_password {
+        let fail = |e: String| EngineError::Cluster {
+            cluster: name.to_string(),
+            message: format!("tls.key-file-password: {e}"),
+        };
+        let (inline, named) = out.credentials.as_ref().map_or((None, None), |c| {
+            (c.secret_agent.clone(), c.secret_agent_name.clone())
+        });
+        let agent = pick_agent(agents, inline.as_ref(), named.as_deref(), default)
+            .map_err(|e| fail(format!("secret-agent: {e}")))?;
+        let value = secrets::resolve_field(agent.as_ref(), "tls.key-file-password", &reference)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let text = value.expose_str().map_err(|m| fail(m.to_string()))?;
+        if let Some(t) = out.tls.as_mut() {
+            t.key_file_password = Some(Secret::new(text));
+        }
+    }
     let Some(c) = out.credentials.as_mut() else {
         return Ok(out);
     };

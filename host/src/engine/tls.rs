@@ -202,7 +202,7 @@ fn key_password(secret: &Secret) -> Result<String, String> {
     }
     if secret.is_agent_reference() {
         return Err(format!(
-            "{field}: Secret Agent references are not supported here; use env:VAR or file:PATH"
+            "{field}: a Secret Agent reference must be resolved before connecting (engine::job_secrets)"
         ));
     }
     Ok(value.to_string())

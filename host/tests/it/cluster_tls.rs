@@ -289,8 +289,10 @@ async fn pki_user_backs_up_and_restores_with_its_certificate_only() {
     seed(&node, RECORDS);
     let double = agent();
     // No user, no password: the node takes the user from the certificate's CN.
+    // The client key's password comes from the agent too (the routine's, by default).
+    double.set("tls", "keypass", KEY_PASSWORD.as_bytes());
     let tls = format!(
-        "{}, key-file-password: \"{KEY_PASSWORD}\"",
+        "{}, key-file-password: \"secrets:tls:keypass\"",
         mutual_tls("client-encrypted.key")
     );
     let h = harness(
@@ -301,13 +303,17 @@ async fn pki_user_backs_up_and_restores_with_its_certificate_only() {
     let stats = node.stats(0);
     assert!(stats.pki_logins.load(Ordering::Relaxed) > 0);
     assert_eq!(stats.external_logins.load(Ordering::Relaxed), 0);
-    // Only the AES key was asked for.
-    let asked: Vec<String> = double
+    // No password: only the key's password and the AES key were asked for, by each job.
+    let mut asked: Vec<String> = double
         .asked()
         .into_iter()
         .map(|(r, k)| format!("{r}:{k}"))
         .collect();
-    assert_eq!(asked, ["keys:aes", "keys:aes"]);
+    asked.sort();
+    assert_eq!(
+        asked,
+        ["keys:aes", "keys:aes", "tls:keypass", "tls:keypass"]
+    );
 }
 
 #[tokio::test]
