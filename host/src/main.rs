@@ -66,7 +66,8 @@ enum PluginCommand {
     /// Write a new plugin crate (builds for wasm32-wasip2 and passes `plugin check` as
     /// generated); see docs/PLUGINS.md.
     New {
-        /// What to generate (`codec`: a XOR codec to replace with your format).
+        /// What to generate: `codec` (a XOR codec to replace with your format) or `storage`
+        /// (a backend keeping objects as files under one directory).
         #[arg(value_enum)]
         kind: NewKind,
         /// The plugin's registry name, lowercase kebab-case (e.g. `codec-xor`); also the
@@ -88,6 +89,7 @@ enum PluginCommand {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum NewKind {
     Codec,
+    Storage,
 }
 
 /// The plugin runtime with its on-disk compile cache (see [`RuntimeConfig::for_service`]).
@@ -103,6 +105,7 @@ fn plugin_runtime() -> Result<Runtime, String> {
 
 /// `plugin new`: needs no plugin runtime.
 fn plugin_new(
+    kind: NewKind,
     name: &str,
     dir: Option<&PathBuf>,
     sdk_path: Option<&PathBuf>,
@@ -122,7 +125,11 @@ fn plugin_new(
         (None, Some(url)) => SdkSource::Git(url.clone()),
         (None, None) => SdkSource::default_git(),
     };
-    match generate(TemplateKind::Codec, name, &dir, &sdk) {
+    let kind = match kind {
+        NewKind::Codec => TemplateKind::Codec,
+        NewKind::Storage => TemplateKind::Storage,
+    };
+    match generate(kind, name, &dir, &sdk) {
         Ok(files) => {
             println!("created {}:", dir.display());
             for f in files {
@@ -145,14 +152,20 @@ fn plugin_new(
 
 fn plugin_command(cmd: &PluginCommand, config: Option<&PathBuf>) -> ExitCode {
     if let PluginCommand::New {
-        kind: NewKind::Codec,
+        kind,
         name,
         dir,
         sdk_path,
         sdk_git,
     } = cmd
     {
-        return plugin_new(name, dir.as_ref(), sdk_path.as_ref(), sdk_git.as_ref());
+        return plugin_new(
+            *kind,
+            name,
+            dir.as_ref(),
+            sdk_path.as_ref(),
+            sdk_git.as_ref(),
+        );
     }
     let runtime = match plugin_runtime() {
         Ok(r) => r,

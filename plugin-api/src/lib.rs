@@ -14,6 +14,10 @@
 //! (`default-features = false`): each embeds its world's type, and a component may
 //! implement only one world.
 //!
+//! Options are a type of the plugin ([`Plugin::Options`], serde + `schemars`): the SDK parses
+//! the options JSON into it, runs [`Plugin::check_options`], hands the typed value to the
+//! encoder, decoder or backend, and derives the `options-schema` of `plugin-info` from it.
+//!
 //! The SDK hides the generated bindings, enforces the parts of the contract that can be
 //! checked mechanically (object keys, call order after `finish`/errors, idempotent
 //! `finish`, abort on drop) and stamps [`API_VERSION`] into `plugin-info`.

@@ -7,6 +7,10 @@ use serde::de::DeserializeOwned;
 
 use crate::{Error, Plugin, Result};
 
+/// Options type of a plugin that takes any JSON object and reads it itself (schema
+/// `{"type": "object"}`). Prefer a struct of your own: it documents and checks each option.
+pub type Object = serde_json::Map<String, serde_json::Value>;
+
 /// Parses and checks `options` as the SDK does before it makes an encoder, decoder or
 /// backend: [`parse`] into [`Plugin::Options`], then [`Plugin::check_options`].
 pub fn load<P: Plugin + ?Sized>(options: &str) -> Result<P::Options> {

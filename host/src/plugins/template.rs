@@ -1,4 +1,4 @@
-//! `aerospike-backup-service plugin new codec NAME`: writes a plugin crate that builds for
+//! `aerospike-backup-service plugin new codec|storage NAME`: writes a plugin crate that builds for
 //! `wasm32-wasip2` and passes `plugin check` as generated (tested in CI by
 //! `scripts/plugin-template-check`). The templates live in `plugin-api/templates/`.
 
@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 pub enum TemplateKind {
     /// A codec (the XOR example, as a `SymmetricCodec`).
     Codec,
+    /// A storage backend (files under one directory).
+    Storage,
 }
 
 /// Where the generated crate takes the SDK from (its `aerospike-backup-plugin` dependency).
@@ -61,6 +63,21 @@ const CODEC_FILES: &[(&str, &str)] = &[
     (
         ".gitignore",
         include_str!("../../../plugin-api/templates/codec/gitignore"),
+    ),
+];
+
+const STORAGE_FILES: &[(&str, &str)] = &[
+    (
+        "Cargo.toml",
+        include_str!("../../../plugin-api/templates/storage/Cargo.toml"),
+    ),
+    (
+        "src/lib.rs",
+        include_str!("../../../plugin-api/templates/storage/src/lib.rs"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../plugin-api/templates/storage/gitignore"),
     ),
 ];
 
@@ -141,6 +158,7 @@ pub fn generate(
     }
     let files = match kind {
         TemplateKind::Codec => CODEC_FILES,
+        TemplateKind::Storage => STORAGE_FILES,
     };
     let ty = type_name(name);
     let krate = name.replace('-', "_");

@@ -641,7 +641,7 @@ storage:
     assert!(get(port, "/health").is_some_and(|h| h.starts_with("HTTP/1.1 200")));
 }
 
-/// `plugin new codec NAME` writes a standalone crate (its own workspace, the SDK from where
+/// `plugin new codec|storage NAME` writes a standalone crate (its own workspace, the SDK from where
 /// it was told, nothing of this repository), refuses bad names and non-empty directories.
 /// Building it for wasm and checking it is `scripts/plugin-template-check` (CI).
 #[test]
@@ -701,7 +701,7 @@ fn plugin_new_writes_a_standalone_codec_crate() {
         std::fs::read_to_string(krate.join("Cargo.toml")).unwrap(),
         first
     );
-    for bad in ["Codec_Xor", "-x", "std", "a--b"] {
+    for bad in ["Codec_Xor", "x-", "9x", "std", "a--b"] {
         let out = run(&["plugin", "new", "codec", bad]);
         assert_eq!(out.status.code(), Some(1), "{bad}");
         assert!(
@@ -710,6 +710,21 @@ fn plugin_new_writes_a_standalone_codec_crate() {
         );
         assert!(!dir.path().join(bad).exists(), "{bad}");
     }
-    let out = run(&["plugin", "new", "storage", "s"]);
-    assert_eq!(out.status.code(), Some(2), "only codec templates so far");
+    let out = run(&["plugin", "new", "archive", "a"]);
+    assert_eq!(out.status.code(), Some(2), "codec or storage");
+
+    let out = run(&[
+        "plugin",
+        "new",
+        "storage",
+        "store-demo",
+        "--sdk-path",
+        "sdk",
+    ]);
+    assert!(out.status.success());
+    let store = dir.path().join("store-demo");
+    let manifest = std::fs::read_to_string(store.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains(r#"features = ["storage"]"#), "{manifest}");
+    let lib = std::fs::read_to_string(store.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("export_plugin!(storage: StoreDemo);"), "{lib}");
 }
