@@ -203,7 +203,8 @@ pub async fn plugin_check(
             );
         }
     };
-    if plugin.info().name != name {
+    // cargo names the file after the crate with `-` as `_` (`codec-xor` → `codec_xor.wasm`).
+    if plugin.info().name.replace('-', "_") != name.replace('-', "_") {
         let _ = writeln!(
             out,
             "note: plugin-info name `{}` differs from the file name",
