@@ -63,6 +63,33 @@ enum PluginCommand {
         #[arg(long, value_name = "JSON")]
         options: Option<String>,
     },
+    /// Write a new plugin crate (builds for wasm32-wasip2 and passes `plugin check` as
+    /// generated); see docs/PLUGINS.md.
+    New {
+        /// What to generate: `codec` (a XOR codec to replace with your format) or `storage`
+        /// (a backend keeping objects as files under one directory).
+        #[arg(value_enum)]
+        kind: NewKind,
+        /// The plugin's registry name, lowercase kebab-case (e.g. `codec-xor`); also the
+        /// crate name, so the component is `target/wasm32-wasip2/release/codec_xor.wasm`.
+        name: String,
+        /// Directory to create (must not exist or be empty); default `./NAME`.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Take the SDK from this directory (a checkout's `plugin-api/` or an unpacked
+        /// `aerospike-backup-plugin-*.crate`) instead of the service's git repository.
+        #[arg(long, value_name = "DIR", conflicts_with = "sdk_git")]
+        sdk_path: Option<PathBuf>,
+        /// Take the SDK from this git repository (default: the one this service was built from).
+        #[arg(long, value_name = "URL")]
+        sdk_git: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum NewKind {
+    Codec,
+    Storage,
 }
 
 /// The plugin runtime with its on-disk compile cache (see [`RuntimeConfig::for_service`]).
@@ -76,7 +103,70 @@ fn plugin_runtime() -> Result<Runtime, String> {
         .map_err(|e| format!("cannot start the plugin runtime: {e}"))
 }
 
+/// `plugin new`: needs no plugin runtime.
+fn plugin_new(
+    kind: NewKind,
+    name: &str,
+    dir: Option<&PathBuf>,
+    sdk_path: Option<&PathBuf>,
+    sdk_git: Option<&String>,
+) -> ExitCode {
+    use abs::plugins::template::{SdkSource, TemplateKind, generate};
+    let dir = dir.cloned().unwrap_or_else(|| PathBuf::from(name));
+    let sdk = match (sdk_path, sdk_git) {
+        // Absolute, so the crate keeps building when it is moved or built from elsewhere.
+        (Some(p), _) => match std::path::absolute(p) {
+            Ok(abs) => SdkSource::Path(abs),
+            Err(e) => {
+                eprintln!("error: --sdk-path {}: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        },
+        (None, Some(url)) => SdkSource::Git(url.clone()),
+        (None, None) => SdkSource::default_git(),
+    };
+    let kind = match kind {
+        NewKind::Codec => TemplateKind::Codec,
+        NewKind::Storage => TemplateKind::Storage,
+    };
+    match generate(kind, name, &dir, &sdk) {
+        Ok(files) => {
+            println!("created {}:", dir.display());
+            for f in files {
+                println!("  {}", f.display());
+            }
+            let wasm = name.replace('-', "_");
+            println!(
+                "next:\n  cd {}\n  cargo test\n  cargo build --release --target wasm32-wasip2\n  \
+                 aerospike-backup-service plugin check target/wasm32-wasip2/release/{wasm}.wasm",
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn plugin_command(cmd: &PluginCommand, config: Option<&PathBuf>) -> ExitCode {
+    if let PluginCommand::New {
+        kind,
+        name,
+        dir,
+        sdk_path,
+        sdk_git,
+    } = cmd
+    {
+        return plugin_new(
+            *kind,
+            name,
+            dir.as_ref(),
+            sdk_path.as_ref(),
+            sdk_git.as_ref(),
+        );
+    }
     let runtime = match plugin_runtime() {
         Ok(r) => r,
         Err(e) => {
@@ -85,6 +175,7 @@ fn plugin_command(cmd: &PluginCommand, config: Option<&PathBuf>) -> ExitCode {
         }
     };
     match cmd {
+        PluginCommand::New { .. } => unreachable!("handled before the runtime starts"),
         PluginCommand::List => {
             let cfg = match config {
                 Some(p) => match ConfigStore::load_file(p, None) {

@@ -3,7 +3,7 @@
 pub use wit_bindgen;
 
 #[cfg(feature = "codec")]
-pub use crate::codec::{CodecExport, DecoderGlue, EncoderGlue};
+pub use crate::codec::{AnyCodec, CodecExport, DecoderGlue, EncoderGlue, Keyless, WithKeys};
 #[cfg(feature = "storage")]
 pub use crate::storage::{BackendGlue, DownloadGlue, StorageExport, UploadGlue};
 
@@ -16,5 +16,7 @@ pub use crate::wit::storage_world::export_storage_world;
 /// `cargo test`/`clippy` on the host target checks what the wasm build would export.
 #[cfg(feature = "codec")]
 pub const fn assert_codec<C: crate::Codec>() {}
+#[cfg(feature = "codec")]
+pub const fn assert_keyed_codec<C: crate::KeyedCodec>() {}
 #[cfg(feature = "storage")]
 pub const fn assert_storage<S: crate::Storage>() {}

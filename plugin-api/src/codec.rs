@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use crate::crypto::Key;
 use crate::wit::codec_world::aerospike::backup_plugin::{crypto as wit_crypto, types as wit};
 use crate::wit::codec_world::exports::aerospike::backup_plugin::{codec as wit_codec, plugin};
-use crate::{API_VERSION, Error, Plugin, Result};
+use crate::{API_VERSION, Error, Plugin, Result, options};
 
 /// One direction of a codec over one stream (a file). See the WIT `codec` interface for
 /// the full contract; in short:
@@ -26,19 +26,141 @@ pub trait Transform: 'static {
         Self: Sized;
 }
 
-/// A codec plugin: builds encoders and decoders from options and key handles.
+/// A codec that uses no keys: builds encoders and decoders from its typed options. Keys
+/// configured for such a step never reach it. Export it with `export_plugin!(codec: C)`.
 pub trait Codec: Plugin {
     /// Stream encoder (e.g. compressor).
     type Encoder: Transform;
     /// Stream decoder; must accept any output of `Encoder`, however it was chunked.
     type Decoder: Transform;
 
-    /// Builds an encoder. `options` is the JSON options text; `keys` the configured key
-    /// handles in order (empty when none). Invalid options: [`Error::InvalidConfig`].
-    fn encoder(options: &str, keys: Vec<Key>) -> Result<Self::Encoder>;
+    /// Builds an encoder from options the SDK has already parsed and checked.
+    fn encoder(options: &Self::Options) -> Result<Self::Encoder>;
 
-    /// Builds a decoder (same arguments as [`Codec::encoder`]).
+    /// Builds a decoder (same options as the encoder that wrote the stream).
+    fn decoder(options: &Self::Options) -> Result<Self::Decoder>;
+}
+
+/// A keyless codec whose encoder and decoder are the same transform (XOR, a byte map):
+/// implement this instead of [`Codec`] and export it with `export_plugin!(codec: C)`.
+pub trait SymmetricCodec: Plugin {
+    /// The transform used in both directions.
+    type Stream: Transform;
+
+    /// Builds the transform for either direction.
+    fn stream(options: &Self::Options) -> Result<Self::Stream>;
+}
+
+impl<C: SymmetricCodec> Codec for C {
+    type Encoder = C::Stream;
+    type Decoder = C::Stream;
+
+    fn encoder(options: &Self::Options) -> Result<C::Stream> {
+        C::stream(options)
+    }
+
+    fn decoder(options: &Self::Options) -> Result<C::Stream> {
+        C::stream(options)
+    }
+}
+
+/// A codec that uses keys (a cipher, a MAC). Export it with `export_plugin!(keyed_codec: C)`.
+pub trait KeyedCodec: Plugin {
+    /// The keys it takes: [`Key`] for exactly one, `Vec<Key>` for any number (in
+    /// configuration order). The SDK refuses another count with `invalid-config`.
+    type Keys: FromKeys;
+    /// Stream encoder (e.g. encryptor).
+    type Encoder: Transform;
+    /// Stream decoder; must accept any output of `Encoder`, however it was chunked.
+    type Decoder: Transform;
+
+    /// Builds an encoder from checked options and the configured keys.
+    fn encoder(options: &Self::Options, keys: Self::Keys) -> Result<Self::Encoder>;
+
+    /// Builds a decoder (same options and keys as the encoder that wrote the stream).
+    fn decoder(options: &Self::Options, keys: Self::Keys) -> Result<Self::Decoder>;
+}
+
+/// How a [`KeyedCodec`] receives its keys from the configured list.
+pub trait FromKeys: Sized + 'static {
+    /// Takes the keys, or says (as `invalid-config`) how many were expected.
+    fn from_keys(keys: Vec<Key>) -> Result<Self>;
+}
+
+impl FromKeys for Key {
+    fn from_keys(keys: Vec<Key>) -> Result<Self> {
+        let n = keys.len();
+        let mut keys = keys.into_iter();
+        match (keys.next(), keys.next()) {
+            (Some(k), None) => Ok(k),
+            _ => Err(Error::invalid_config(format!(
+                "expects exactly one key, got {n}"
+            ))),
+        }
+    }
+}
+
+impl FromKeys for Vec<Key> {
+    fn from_keys(keys: Vec<Key>) -> Result<Self> {
+        Ok(keys)
+    }
+}
+
+/// The one shape the export glue and the test helpers drive: options text and key list
+/// in, a transform out. [`Keyless`] and [`WithKeys`] adapt the public traits to it.
+#[doc(hidden)]
+pub trait AnyCodec: 'static {
+    type Plugin: Plugin;
+    type Encoder: Transform;
+    type Decoder: Transform;
+    fn encoder(options: &str, keys: Vec<Key>) -> Result<Self::Encoder>;
     fn decoder(options: &str, keys: Vec<Key>) -> Result<Self::Decoder>;
+}
+
+/// [`AnyCodec`] view of a [`Codec`]: keys are dropped unseen.
+#[doc(hidden)]
+pub struct Keyless<C>(PhantomData<C>);
+
+impl<C: Codec> AnyCodec for Keyless<C> {
+    type Plugin = C;
+    type Encoder = C::Encoder;
+    type Decoder = C::Decoder;
+    fn encoder(options: &str, _keys: Vec<Key>) -> Result<C::Encoder> {
+        C::encoder(&options::load::<C>(options)?)
+    }
+    fn decoder(options: &str, _keys: Vec<Key>) -> Result<C::Decoder> {
+        C::decoder(&options::load::<C>(options)?)
+    }
+}
+
+impl<C> fmt::Debug for Keyless<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Keyless")
+    }
+}
+
+/// [`AnyCodec`] view of a [`KeyedCodec`].
+#[doc(hidden)]
+pub struct WithKeys<C>(PhantomData<C>);
+
+impl<C> fmt::Debug for WithKeys<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WithKeys")
+    }
+}
+
+impl<C: KeyedCodec> AnyCodec for WithKeys<C> {
+    type Plugin = C;
+    type Encoder = C::Encoder;
+    type Decoder = C::Decoder;
+    fn encoder(options: &str, keys: Vec<Key>) -> Result<C::Encoder> {
+        let options = options::load::<C>(options)?;
+        C::encoder(&options, C::Keys::from_keys(keys)?)
+    }
+    fn decoder(options: &str, keys: Vec<Key>) -> Result<C::Decoder> {
+        let options = options::load::<C>(options)?;
+        C::decoder(&options, C::Keys::from_keys(keys)?)
+    }
 }
 
 impl From<Error> for wit::Error {
@@ -65,23 +187,25 @@ impl<C> fmt::Debug for CodecExport<C> {
     }
 }
 
-impl<C: Codec> plugin::Guest for CodecExport<C> {
+impl<C: AnyCodec> plugin::Guest for CodecExport<C> {
     fn info() -> wit::PluginInfo {
         wit::PluginInfo {
-            name: C::NAME.to_owned(),
+            name: <C::Plugin as Plugin>::NAME.to_owned(),
             kind: wit::PluginKind::Codec,
-            version: C::VERSION.to_owned(),
+            version: <C::Plugin as Plugin>::VERSION.to_owned(),
             api_version: API_VERSION.to_owned(),
-            options_schema: C::OPTIONS_SCHEMA.to_owned(),
+            options_schema: <C::Plugin as Plugin>::options_schema(),
         }
     }
 
     fn validate_options(options: String) -> Result<(), wit::Error> {
-        C::validate_options(&options).map_err(Into::into)
+        options::load::<C::Plugin>(&options)
+            .map(|_| ())
+            .map_err(Into::into)
     }
 }
 
-impl<C: Codec> wit_codec::Guest for CodecExport<C> {
+impl<C: AnyCodec> wit_codec::Guest for CodecExport<C> {
     type Encoder = EncoderGlue<C>;
     type Decoder = DecoderGlue<C>;
 }
@@ -121,25 +245,25 @@ fn keys_from_host(keys: Vec<wit_crypto::Key>) -> Vec<Key> {
 
 /// The `encoder` resource of `export_plugin!(codec: C)`.
 #[doc(hidden)]
-pub struct EncoderGlue<C: Codec>(Slot<C::Encoder>);
+pub struct EncoderGlue<C: AnyCodec>(Slot<C::Encoder>);
 
 /// The `decoder` resource of `export_plugin!(codec: C)`.
 #[doc(hidden)]
-pub struct DecoderGlue<C: Codec>(Slot<C::Decoder>);
+pub struct DecoderGlue<C: AnyCodec>(Slot<C::Decoder>);
 
-impl<C: Codec> fmt::Debug for EncoderGlue<C> {
+impl<C: AnyCodec> fmt::Debug for EncoderGlue<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EncoderGlue({})", C::NAME)
+        write!(f, "EncoderGlue({})", <C::Plugin as Plugin>::NAME)
     }
 }
 
-impl<C: Codec> fmt::Debug for DecoderGlue<C> {
+impl<C: AnyCodec> fmt::Debug for DecoderGlue<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DecoderGlue({})", C::NAME)
+        write!(f, "DecoderGlue({})", <C::Plugin as Plugin>::NAME)
     }
 }
 
-impl<C: Codec> wit_codec::GuestEncoder for EncoderGlue<C> {
+impl<C: AnyCodec> wit_codec::GuestEncoder for EncoderGlue<C> {
     fn create(
         options: String,
         keys: Vec<wit_crypto::Key>,
@@ -157,7 +281,7 @@ impl<C: Codec> wit_codec::GuestEncoder for EncoderGlue<C> {
     }
 }
 
-impl<C: Codec> wit_codec::GuestDecoder for DecoderGlue<C> {
+impl<C: AnyCodec> wit_codec::GuestDecoder for DecoderGlue<C> {
     fn create(
         options: String,
         keys: Vec<wit_crypto::Key>,
@@ -193,6 +317,86 @@ mod tests {
         }
         fn finish(self) -> Result<Vec<u8>> {
             Ok(self.0.to_be_bytes().to_vec())
+        }
+    }
+
+    /// XOR with a configured byte: one transform both ways.
+    struct Xor;
+    struct XorStream(u8);
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct XorOpts {
+        #[serde(default)]
+        byte: u8,
+    }
+
+    impl Plugin for Xor {
+        const NAME: &'static str = "xor";
+        const VERSION: &'static str = "0.0.0";
+        type Options = XorOpts;
+    }
+
+    impl Transform for XorStream {
+        fn push(&mut self, mut chunk: Vec<u8>) -> Result<Vec<u8>> {
+            chunk.iter_mut().for_each(|b| *b ^= self.0);
+            Ok(chunk)
+        }
+        fn finish(self) -> Result<Vec<u8>> {
+            Ok(Vec::new())
+        }
+    }
+
+    impl SymmetricCodec for Xor {
+        type Stream = XorStream;
+        fn stream(o: &XorOpts) -> Result<XorStream> {
+            Ok(XorStream(o.byte))
+        }
+    }
+
+    /// XOR with the key's length, to see which keys arrive.
+    struct OneKey;
+
+    impl Plugin for OneKey {
+        const NAME: &'static str = "one-key";
+        const VERSION: &'static str = "0.0.0";
+        type Options = XorOpts;
+    }
+
+    impl KeyedCodec for OneKey {
+        type Keys = Key;
+        type Encoder = XorStream;
+        type Decoder = XorStream;
+        fn encoder(o: &XorOpts, key: Key) -> Result<XorStream> {
+            Ok(XorStream(o.byte ^ key.len() as u8))
+        }
+        fn decoder(o: &XorOpts, key: Key) -> Result<XorStream> {
+            Self::encoder(o, key)
+        }
+    }
+
+    #[test]
+    fn typed_options_reach_the_codec_and_keys_only_a_keyed_one() {
+        use crate::testing::{round_trip, round_trip_keyed};
+        let enc = round_trip::<Xor>(r#"{"byte": 1}"#, b"abc", 2, 1).unwrap();
+        assert_eq!(enc, b"`cb");
+        // Keys given to a keyless codec never reach it (they are dropped by the adapter).
+        let mut e = Keyless::<Xor>::encoder("", vec![Key::from_bytes(&[0; 16])]).unwrap();
+        assert_eq!(e.push(vec![5]).unwrap(), [5]);
+        assert!(matches!(
+            Keyless::<Xor>::encoder(r#"{"byte": 300}"#, vec![]),
+            Err(Error::InvalidConfig(m)) if m.starts_with("byte: ")
+        ));
+
+        let key = || vec![Key::from_bytes(&[9; 16])];
+        let enc = round_trip_keyed::<OneKey>(r#"{"byte": 1}"#, key, b"a", 1, 1).unwrap();
+        assert_eq!(enc, [b'a' ^ 1 ^ 16]);
+        for n in [0, 2] {
+            let keys = (0..n).map(|_| Key::from_bytes(&[1; 16])).collect();
+            let Err(Error::InvalidConfig(m)) = WithKeys::<OneKey>::decoder("{}", keys) else {
+                panic!("{n} keys accepted");
+            };
+            assert_eq!(m, format!("expects exactly one key, got {n}"));
         }
     }
 

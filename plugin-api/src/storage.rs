@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use crate::keys::{check_key, check_prefix};
 use crate::wit::storage_world::aerospike::backup_plugin::types as wit;
 use crate::wit::storage_world::exports::aerospike::backup_plugin::{plugin, storage as ws};
-use crate::{API_VERSION, Error, Plugin, Result};
+use crate::{API_VERSION, Error, Plugin, Result, options};
 
 /// Metadata of a stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,9 +56,9 @@ pub trait Storage: Plugin + Sized {
     /// A byte range being read.
     type Download: Download;
 
-    /// Builds the backend from options JSON and (name, value) secrets. No I/O beyond cheap
-    /// validation. Never log secrets.
-    fn create(options: &str, secrets: Vec<(String, String)>) -> Result<Self>;
+    /// Builds the backend from its options (already parsed and checked by the SDK) and
+    /// (name, value) secrets. No I/O beyond cheap validation. Never log secrets.
+    fn create(options: Self::Options, secrets: Vec<(String, String)>) -> Result<Self>;
 
     /// Constant for the life of the backend.
     fn capabilities(&self) -> Capabilities;
@@ -176,12 +176,12 @@ impl<S: Storage> plugin::Guest for StorageExport<S> {
             kind: wit::PluginKind::Storage,
             version: S::VERSION.to_owned(),
             api_version: API_VERSION.to_owned(),
-            options_schema: S::OPTIONS_SCHEMA.to_owned(),
+            options_schema: S::options_schema(),
         }
     }
 
     fn validate_options(options: String) -> Result<(), wit::Error> {
-        S::validate_options(&options).map_err(Into::into)
+        options::load::<S>(&options).map(|_| ()).map_err(Into::into)
     }
 }
 
@@ -203,7 +203,8 @@ impl<S: Storage> fmt::Debug for BackendGlue<S> {
 
 impl<S: Storage> ws::GuestBackend for BackendGlue<S> {
     fn create(options: String, secrets: Vec<(String, String)>) -> Result<ws::Backend, wit::Error> {
-        Ok(ws::Backend::new(BackendGlue(S::create(&options, secrets)?)))
+        let options = options::load::<S>(&options)?;
+        Ok(ws::Backend::new(BackendGlue(S::create(options, secrets)?)))
     }
 
     fn capabilities(&self) -> ws::Capabilities {

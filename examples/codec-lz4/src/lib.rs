@@ -11,8 +11,8 @@
 //! 0u32 BE                                       end marker (detects truncation)
 //! ```
 
-use aerospike_backup_plugin::crypto::Key;
-use aerospike_backup_plugin::{Codec, Error, Plugin, Result, Transform, export_plugin, options};
+use aerospike_backup_plugin::{Codec, Error, Plugin, Result, Transform, export_plugin};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 const MAGIC: [u8; 5] = *b"ABL4\x01";
@@ -22,28 +22,21 @@ const MIN_BLOCK: u32 = 4096;
 /// allocate more than this.
 const MAX_BLOCK: u32 = 16 << 20;
 
-#[derive(Debug, Deserialize)]
+/// The options. The SDK parses the JSON into this type and derives the `options-schema`
+/// of `plugin-info` from it: doc comments become descriptions, `default`s and `range`s
+/// become `default`/`minimum`/`maximum`, `deny_unknown_fields` rejects misspellings.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Options {
+#[schemars(title = "codec-lz4 options")]
+pub struct Options {
+    /// Uncompressed bytes per LZ4 block.
     #[serde(default = "default_block")]
+    #[schemars(range(min = MIN_BLOCK, max = MAX_BLOCK))]
     block_size: u32,
 }
 
 fn default_block() -> u32 {
     DEFAULT_BLOCK
-}
-
-impl Options {
-    fn parse(text: &str) -> Result<Self> {
-        let o: Options = options::parse(text)?;
-        if !(MIN_BLOCK..=MAX_BLOCK).contains(&o.block_size) {
-            return Err(Error::invalid_config(format!(
-                "block-size: {} is outside {MIN_BLOCK}..={MAX_BLOCK}",
-                o.block_size
-            )));
-        }
-        Ok(o)
-    }
 }
 
 /// The exported plugin.
@@ -53,19 +46,17 @@ pub struct Lz4;
 impl Plugin for Lz4 {
     const NAME: &'static str = "codec-lz4";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const OPTIONS_SCHEMA: &'static str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "codec-lz4 options",
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "block-size": {"type": "integer", "minimum": 4096, "maximum": 16777216, "default": 1048576,
-                   "description": "uncompressed bytes per LZ4 block"}
-  }
-}"#;
+    type Options = Options;
 
-    fn validate_options(options: &str) -> Result<()> {
-        Options::parse(options).map(|_| ())
+    /// The schema says the same; this check is what runs inside the plugin.
+    fn check_options(o: &Options) -> Result<()> {
+        if !(MIN_BLOCK..=MAX_BLOCK).contains(&o.block_size) {
+            return Err(Error::invalid_config(format!(
+                "block-size: {} is outside {MIN_BLOCK}..={MAX_BLOCK}",
+                o.block_size
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -73,8 +64,7 @@ impl Codec for Lz4 {
     type Encoder = Lz4Encoder;
     type Decoder = Lz4Decoder;
 
-    fn encoder(options: &str, _keys: Vec<Key>) -> Result<Lz4Encoder> {
-        let o = Options::parse(options)?;
+    fn encoder(o: &Options) -> Result<Lz4Encoder> {
         Ok(Lz4Encoder {
             block: o.block_size as usize,
             pending: Vec::new(),
@@ -82,8 +72,7 @@ impl Codec for Lz4 {
         })
     }
 
-    fn decoder(options: &str, _keys: Vec<Key>) -> Result<Lz4Decoder> {
-        Options::parse(options)?;
+    fn decoder(_: &Options) -> Result<Lz4Decoder> {
         Ok(Lz4Decoder {
             buf: Vec::new(),
             magic_seen: false,
@@ -221,23 +210,26 @@ export_plugin!(codec: Lz4);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aerospike_backup_plugin::testing::{round_trip, run_chunked, sample_data};
+    use aerospike_backup_plugin::options::load;
+    use aerospike_backup_plugin::testing::{
+        check_options_schema, decoder, encoder, round_trip, run_chunked, sample_data,
+    };
 
     #[test]
     fn round_trips() {
         for (len, seed) in [(0, 1), (1, 2), (4096, 3), (2_500_000, 4)] {
             let data = sample_data(len, seed);
-            let enc = round_trip::<Lz4>("{}", Vec::new, &data, 500_000, seed).unwrap();
+            let enc = round_trip::<Lz4>("{}", &data, 500_000, seed).unwrap();
             assert_eq!(enc[..5], MAGIC);
-            round_trip::<Lz4>(r#"{"block-size": 4096}"#, Vec::new, &data, 3000, seed).unwrap();
+            round_trip::<Lz4>(r#"{"block-size": 4096}"#, &data, 3000, seed).unwrap();
         }
     }
 
     #[test]
     fn truncation_and_garbage_fail() {
         let data = sample_data(100_000, 5);
-        let enc = run_chunked(Lz4::encoder("{}", vec![]).unwrap(), &data, 9999, 1).unwrap();
-        let dec = || Lz4::decoder("{}", vec![]).unwrap();
+        let enc = run_chunked(encoder::<Lz4>("{}").unwrap(), &data, 9999, 1).unwrap();
+        let dec = || decoder::<Lz4>("{}").unwrap();
         assert!(run_chunked(dec(), &enc[..enc.len() - 4], 1000, 1).is_err());
         assert!(run_chunked(dec(), &enc[..enc.len() - 100], 1000, 1).is_err());
         assert!(run_chunked(dec(), b"hello world", 3, 1).is_err());
@@ -248,7 +240,13 @@ mod tests {
 
     #[test]
     fn options_are_checked() {
-        assert!(Lz4::validate_options(r#"{"block-size": 100}"#).is_err());
-        assert!(Lz4::validate_options(r#"{"block-size": 65536}"#).is_ok());
+        assert!(load::<Lz4>(r#"{"block-size": 100}"#).is_err());
+        assert!(load::<Lz4>(r#"{"block-size": 65536}"#).is_ok());
+        assert!(load::<Lz4>(r#"{"block_size": 65536}"#).is_err());
+        // The defaults in the derived schema are options the codec accepts.
+        assert_eq!(
+            check_options_schema::<Lz4>().unwrap(),
+            [serde_json::json!({"block-size": DEFAULT_BLOCK})]
+        );
     }
 }

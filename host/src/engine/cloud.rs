@@ -4,7 +4,7 @@
 //! in options, logs or errors): literal values, `env:VAR`, `file:PATH`, and for S3 the AWS
 //! credential chain that the service's own environment provides (`AWS_ACCESS_KEY_ID` /
 //! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, then web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`
-//! + `AWS_ROLE_ARN`, exchanged at job start by [`web_identity_keys`]), then the shared
+//! and `AWS_ROLE_ARN`, exchanged at job start by [`web_identity_keys`]), then the shared
 //! credentials file with `s3-profile`, `AWS_PROFILE` or `default`).
 
 use std::path::PathBuf;
@@ -167,10 +167,10 @@ type StsCache =
     std::sync::Mutex<std::collections::HashMap<(String, String), (AwsKeys, std::time::Instant)>>;
 
 /// Temporary keys for the web identity the environment names (`AWS_WEB_IDENTITY_TOKEN_FILE`
-/// + `AWS_ROLE_ARN`), from STS `AssumeRoleWithWebIdentity` — the step of the AWS chain that
-///   comes after static environment keys. `None` when the environment has static keys or no
-///   web identity. Keys are cached until five minutes before they expire; the token file is
-///   read again for each exchange (Kubernetes rotates it).
+/// and `AWS_ROLE_ARN`), from STS `AssumeRoleWithWebIdentity`: the step of the AWS chain that
+/// comes after static environment keys. `None` when the environment has static keys or no
+/// web identity. Keys are cached until five minutes before they expire; the token file is
+/// read again for each exchange (Kubernetes rotates it).
 ///
 /// # Errors
 /// An unreadable token file, an unreachable STS, or its refusal (with STS's error code).

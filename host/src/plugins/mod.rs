@@ -17,6 +17,7 @@ pub mod registry;
 pub mod runtime;
 pub mod storage;
 pub mod suite;
+pub mod template;
 
 pub use codec::{Codec, CodecStream, Direction};
 pub use error::{PluginError, PluginResult};

@@ -795,3 +795,91 @@ fn remote_config_with_a_wrong_plugin_pin_stops_the_start() {
     // The file itself is left as it was.
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), text);
 }
+
+/// `plugin new codec|storage NAME` writes a standalone crate (its own workspace, the SDK from where
+/// it was told, nothing of this repository), refuses bad names and non-empty directories.
+/// Building it for wasm and checking it is `scripts/plugin-template-check` (CI).
+#[test]
+fn plugin_new_writes_a_standalone_codec_crate() {
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = dir.path().join("sdk");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["plugin", "new", "codec", "codec-xor", "--sdk-path", "sdk"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("target/wasm32-wasip2/release/codec_xor.wasm"),
+        "{stdout}"
+    );
+    let krate = dir.path().join("codec-xor");
+    let manifest = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("name = \"codec-xor\""), "{manifest}");
+    assert!(
+        manifest.contains("\n[workspace]\n"),
+        "its own workspace: {manifest}"
+    );
+    // The SDK path is made absolute, so the crate builds from anywhere.
+    let sdk_line = format!("path = \"{}\"", sdk.display());
+    assert!(manifest.contains(&sdk_line), "{manifest}");
+    assert!(!manifest.contains("workspace = true") && !manifest.contains("../"));
+    let lib = std::fs::read_to_string(krate.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("pub struct CodecXor;"), "{lib}");
+    assert!(lib.contains("const NAME: &'static str = \"codec-xor\";"));
+    assert!(!lib.contains("{{"), "placeholders left: {lib}");
+    assert!(krate.join(".gitignore").is_file());
+    let first = manifest;
+
+    // Without --sdk-path: the service's git repository.
+    let out = run(&["plugin", "new", "codec", "other", "--dir", "o"]);
+    assert!(out.status.success());
+    let manifest = std::fs::read_to_string(dir.path().join("o/Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!("git = \"{}\"", env!("CARGO_PKG_REPOSITORY"))),
+        "{manifest}"
+    );
+
+    // A non-empty directory is never overwritten.
+    let out = run(&["plugin", "new", "codec", "codec-xor"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    assert_eq!(
+        std::fs::read_to_string(krate.join("Cargo.toml")).unwrap(),
+        first
+    );
+    for bad in ["Codec_Xor", "x-", "9x", "std", "a--b"] {
+        let out = run(&["plugin", "new", "codec", bad]);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("plugin name"),
+            "{bad}"
+        );
+        assert!(!dir.path().join(bad).exists(), "{bad}");
+    }
+    let out = run(&["plugin", "new", "archive", "a"]);
+    assert_eq!(out.status.code(), Some(2), "codec or storage");
+
+    let out = run(&[
+        "plugin",
+        "new",
+        "storage",
+        "store-demo",
+        "--sdk-path",
+        "sdk",
+    ]);
+    assert!(out.status.success());
+    let store = dir.path().join("store-demo");
+    let manifest = std::fs::read_to_string(store.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains(r#"features = ["storage"]"#), "{manifest}");
+    let lib = std::fs::read_to_string(store.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("export_plugin!(storage: StoreDemo);"), "{lib}");
+}

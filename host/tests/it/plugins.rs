@@ -1110,3 +1110,59 @@ async fn plugin_check_passes_good_plugins_and_names_violations() {
     );
     assert_eq!(bad.iter().map(|(i, _)| *i).collect::<Vec<_>>(), vec![1, 2]);
 }
+
+// ---- components built with the SDK before typed options ----------------------------------
+
+fn load_codec_file(path: &Path) -> Arc<dyn Codec> {
+    let bytes = std::fs::read(path).unwrap();
+    match load_component(runtime(), "codec-lz4", &bytes).unwrap().0 {
+        abs::plugins::registry::LoadedPlugin::Codec(c) => c,
+        other => panic!("not a codec: {other:?}"),
+    }
+}
+
+/// `old-sdk-*.wasm` are the committed components as the untyped SDK built them (options as
+/// text, schema as a constant). The WIT did not change, so they keep loading and working,
+/// and a stream the old lz4 wrote is read by the rebuilt one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_built_with_the_old_sdk_keep_loading_and_working() {
+    let old = load_codec_file(&fixture("old-sdk-codec-lz4.wasm"));
+    assert_eq!(old.info().api_version, "1.0.0");
+    let report = run_codec_properties(old.as_ref(), r#"{"block-size": 65536}"#, &[]);
+    assert!(report.is_success(), "{report}");
+
+    let current = load_codec_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/plugins/examples/codec-lz4.wasm"),
+    );
+    let data = asb_like(20_000);
+    let mut enc = old.encoder("{}", &[]).unwrap();
+    let written = encode_with(enc.as_mut(), &data, &[100_000]).unwrap();
+    let mut dec = current.decoder("{}", &[]).unwrap();
+    assert_eq!(encode_with(dec.as_mut(), &written, &[4096]).unwrap(), data);
+
+    let bytes = std::fs::read(fixture("old-sdk-storage-local.wasm")).unwrap();
+    let abs::plugins::registry::LoadedPlugin::Storage(local) =
+        load_component(runtime(), "storage-local", &bytes)
+            .unwrap()
+            .0
+    else {
+        panic!("not a storage plugin");
+    };
+    let root = tempfile::tempdir().unwrap();
+    let backend = local
+        .open_backend(
+            &serde_json::json!({ "path": root.path() }).to_string(),
+            StorageSecrets::default(),
+        )
+        .unwrap();
+    let report = run_storage_suite(
+        backend,
+        &SuiteOptions {
+            prefix: "old-sdk/".into(),
+            local_root: Some(root.path().to_path_buf()),
+            large_object_bytes: 0,
+        },
+    )
+    .await;
+    assert!(report.is_success(), "{report}");
+}

@@ -2,8 +2,8 @@
 //! them (BACKUP-FORMAT.md §3): one zstd stream per file; the decoder also accepts
 //! concatenated frames (a resumed asbackup appends a new frame).
 
-use aerospike_backup_plugin::crypto::Key;
-use aerospike_backup_plugin::{Codec, Error, Plugin, Result, Transform, export_plugin, options};
+use aerospike_backup_plugin::{Codec, Error, Plugin, Result, Transform, export_plugin};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use zstd::stream::raw::{Decoder, Encoder, InBuffer, Operation, OutBuffer};
 use zstd::zstd_safe::CParameter;
@@ -17,12 +17,15 @@ const MAX_LEVEL: i32 = 22;
 /// handful of reallocations, not hundreds.
 const OUT_STEP: usize = 128 * 1024;
 
-/// The encoder's and decoder's options (JSON, see `OPTIONS_SCHEMA`).
-#[derive(Debug, Deserialize)]
+/// The encoder's and decoder's options; the schema in `plugin-info` is derived from it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[schemars(title = "compression-zstd options")]
 pub struct Options {
-    /// Compression level; 3 is asbackup's default. Ignored by the decoder.
+    /// zstd compression level (ABS compression.level); 3 is asbackup's default. Ignored by
+    /// the decoder.
     #[serde(default = "default_level")]
+    #[schemars(range(min = MIN_LEVEL, max = MAX_LEVEL))]
     level: i32,
     /// Append a 32-bit content checksum to each frame (verified on decode).
     #[serde(default)]
@@ -33,19 +36,6 @@ fn default_level() -> i32 {
     3
 }
 
-impl Options {
-    fn parse(text: &str) -> Result<Self> {
-        let o: Options = options::parse(text)?;
-        if !(MIN_LEVEL..=MAX_LEVEL).contains(&o.level) {
-            return Err(Error::invalid_config(format!(
-                "level: {} is outside {MIN_LEVEL}..={MAX_LEVEL}",
-                o.level
-            )));
-        }
-        Ok(o)
-    }
-}
-
 /// The plugin type exported below.
 #[derive(Debug)]
 pub struct Zstd;
@@ -53,21 +43,16 @@ pub struct Zstd;
 impl Plugin for Zstd {
     const NAME: &'static str = "compression-zstd";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const OPTIONS_SCHEMA: &'static str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "compression-zstd options",
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "level": {"type": "integer", "minimum": -131072, "maximum": 22, "default": 3,
-              "description": "zstd compression level (ABS compression.level)"},
-    "checksum": {"type": "boolean", "default": false,
-                 "description": "append a content checksum to each frame"}
-  }
-}"#;
+    type Options = Options;
 
-    fn validate_options(options: &str) -> Result<()> {
-        Options::parse(options).map(|_| ())
+    fn check_options(o: &Options) -> Result<()> {
+        if !(MIN_LEVEL..=MAX_LEVEL).contains(&o.level) {
+            return Err(Error::invalid_config(format!(
+                "level: {} is outside {MIN_LEVEL}..={MAX_LEVEL}",
+                o.level
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -75,16 +60,17 @@ impl Codec for Zstd {
     type Encoder = ZstdEncoder;
     type Decoder = ZstdDecoder;
 
-    fn encoder(options: &str, _keys: Vec<Key>) -> Result<ZstdEncoder> {
-        let o = Options::parse(options)?;
+    fn encoder(o: &Options) -> Result<ZstdEncoder> {
         if let Some(params) = ring::ring_params(o.level, o.checksum) {
-            return Ok(ZstdEncoder::Ring(ring::RingEncoder::new(params)?, o));
+            return Ok(ZstdEncoder::Ring(
+                ring::RingEncoder::new(params)?,
+                o.clone(),
+            ));
         }
-        Ok(ZstdEncoder::Buffered(buffered(&o)?))
+        Ok(ZstdEncoder::Buffered(buffered(o)?))
     }
 
-    fn decoder(options: &str, _keys: Vec<Key>) -> Result<ZstdDecoder> {
-        Options::parse(options)?;
+    fn decoder(_: &Options) -> Result<ZstdDecoder> {
         Ok(ZstdDecoder {
             raw: Decoder::new().map_err(Error::other)?,
             mid_frame: false,
@@ -221,14 +207,17 @@ export_plugin!(codec: Zstd);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aerospike_backup_plugin::testing::{round_trip, run_chunked, sample_data};
+    use aerospike_backup_plugin::options::load;
+    use aerospike_backup_plugin::testing::{
+        check_options_schema, decoder, encoder, round_trip, run_chunked, sample_data,
+    };
 
     fn encode(data: &[u8], opts: &str) -> Vec<u8> {
-        run_chunked(Zstd::encoder(opts, vec![]).unwrap(), data, 70_000, 1).unwrap()
+        run_chunked(encoder::<Zstd>(opts).unwrap(), data, 70_000, 1).unwrap()
     }
 
     fn decode(data: &[u8], max_chunk: usize) -> Result<Vec<u8>> {
-        run_chunked(Zstd::decoder("{}", vec![]).unwrap(), data, max_chunk, 2)
+        run_chunked(decoder::<Zstd>("{}").unwrap(), data, max_chunk, 2)
     }
 
     #[test]
@@ -240,7 +229,7 @@ mod tests {
                 r#"{"level": 1}"#,
                 r#"{"level": 19, "checksum": true}"#,
             ] {
-                round_trip::<Zstd>(opts, Vec::new, &data, 300_000, seed).unwrap();
+                round_trip::<Zstd>(opts, &data, 300_000, seed).unwrap();
             }
         }
     }
@@ -276,7 +265,7 @@ mod tests {
         let enc = encode(&data, "{}");
         assert!(enc.len() < 4096);
         // The whole stream in one push must come back in one piece.
-        let mut d = Zstd::decoder("{}", vec![]).unwrap();
+        let mut d = decoder::<Zstd>("{}").unwrap();
         let out = d.push(enc).unwrap();
         assert_eq!(out.len(), data.len());
         assert!(d.finish().unwrap().is_empty());
@@ -299,11 +288,11 @@ mod tests {
     #[test]
     fn ring_is_used_for_fast_levels_only() {
         for level in [-5, 1, 3, 4] {
-            let e = Zstd::encoder(&format!(r#"{{"level": {level}}}"#), vec![]).unwrap();
+            let e = encoder::<Zstd>(&format!(r#"{{"level": {level}}}"#)).unwrap();
             assert!(matches!(e, ZstdEncoder::Ring(..)), "level {level}");
         }
         for level in [5, 9, 19] {
-            let e = Zstd::encoder(&format!(r#"{{"level": {level}}}"#), vec![]).unwrap();
+            let e = encoder::<Zstd>(&format!(r#"{{"level": {level}}}"#)).unwrap();
             assert!(matches!(e, ZstdEncoder::Buffered(_)), "level {level}");
         }
     }
@@ -320,8 +309,7 @@ mod tests {
             (r#"{"level": 3}"#, 16 << 20),
             (r#"{"level": 1}"#, 1 << 20),
         ] {
-            let enc =
-                run_chunked(Zstd::encoder(opts, vec![]).unwrap(), &data, max_chunk, 7).unwrap();
+            let enc = run_chunked(encoder::<Zstd>(opts).unwrap(), &data, max_chunk, 7).unwrap();
             assert!(enc.len() < data.len());
             assert!(
                 zstd::decode_all(&enc[..]).unwrap() == data,
@@ -330,7 +318,7 @@ mod tests {
         }
         // Exactly one window, a ring and a half, in one push.
         for len in [2 << 20, 12 << 20] {
-            let mut e = Zstd::encoder("{}", vec![]).unwrap();
+            let mut e = encoder::<Zstd>("{}").unwrap();
             let mut enc = e.push(data[..len].to_vec()).unwrap();
             enc.extend(e.finish().unwrap());
             assert!(zstd::decode_all(&enc[..]).unwrap() == data[..len], "{len}");
@@ -339,7 +327,7 @@ mod tests {
 
     #[test]
     fn empty_stream_is_one_empty_frame() {
-        let e = Zstd::encoder("{}", vec![]).unwrap();
+        let e = encoder::<Zstd>("{}").unwrap();
         let enc = e.finish().unwrap();
         assert_eq!(&enc[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
         assert!(zstd::decode_all(&enc[..]).unwrap().is_empty());
@@ -347,10 +335,13 @@ mod tests {
 
     #[test]
     fn options_are_checked() {
-        assert!(Zstd::validate_options(r#"{"level": 23}"#).is_err());
-        assert!(Zstd::validate_options(r#"{"lvl": 3}"#).is_err());
-        assert!(Zstd::validate_options(r#"{"level": -5}"#).is_ok());
-        assert!(Zstd::validate_options("").is_ok());
-        serde_json::from_str::<serde_json::Value>(Zstd::OPTIONS_SCHEMA).unwrap();
+        assert!(load::<Zstd>(r#"{"level": 23}"#).is_err());
+        assert!(load::<Zstd>(r#"{"lvl": 3}"#).is_err());
+        assert!(load::<Zstd>(r#"{"level": -5}"#).is_ok());
+        assert!(load::<Zstd>("").is_ok());
+        let schema: serde_json::Value = serde_json::from_str(&Zstd::options_schema()).unwrap();
+        assert_eq!(schema["properties"]["level"]["maximum"], MAX_LEVEL);
+        assert_eq!(schema["properties"]["level"]["default"], 3);
+        assert_eq!(check_options_schema::<Zstd>().unwrap().len(), 1);
     }
 }

@@ -10,12 +10,13 @@ pub mod asbackup_ctr;
 pub mod gcm;
 
 use aerospike_backup_plugin::crypto::Key;
-use aerospike_backup_plugin::{Codec, Error, Plugin, Result, Transform, export_plugin, options};
-use serde::Deserialize;
+use aerospike_backup_plugin::{Error, KeyedCodec, Plugin, Result, Transform, export_plugin};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-/// Encryption mode; names follow our pipeline options (ABS `AES128`/`AES256` map to the
-/// CTR modes in the host).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// aes128-ctr/aes256-ctr: asbackup-compatible, unauthenticated; aes-256-gcm: authenticated
+/// frames, not readable by asrestore. (ABS `AES128`/`AES256` map to the CTR modes in the host.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum Mode {
     #[serde(rename = "aes128-ctr")]
     Aes128Ctr,
@@ -25,18 +26,29 @@ pub enum Mode {
     Aes256Gcm,
 }
 
-#[derive(Debug, Deserialize)]
+/// The options; the schema in `plugin-info` is derived from it.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Options {
+#[schemars(
+    title = "encryption-aes options",
+    example = Options { mode: Mode::Aes256Gcm, frame_size: None }
+)]
+pub struct Options {
+    /// The encryption mode.
     mode: Mode,
-    /// Plaintext bytes per GCM frame (GCM only; the decoder reads it from the header).
-    #[serde(default)]
+    /// Plaintext bytes per GCM frame (aes-256-gcm only; default 1048576; the decoder reads
+    /// it from the header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = gcm::MIN_FRAME, max = gcm::MAX_FRAME))]
     frame_size: Option<u32>,
 }
 
-impl Options {
-    fn parse(text: &str) -> Result<Self> {
-        let o: Options = options::parse(text)?;
+impl Plugin for Aes {
+    const NAME: &'static str = "encryption-aes";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    type Options = Options;
+
+    fn check_options(o: &Options) -> Result<()> {
         match (o.mode, o.frame_size) {
             (Mode::Aes256Gcm, Some(n)) if !(gcm::MIN_FRAME..=gcm::MAX_FRAME).contains(&n) => {
                 Err(Error::invalid_config(format!(
@@ -48,7 +60,7 @@ impl Options {
             (Mode::Aes128Ctr | Mode::Aes256Ctr, Some(_)) => Err(Error::invalid_config(
                 "frame-size: only applies to mode aes-256-gcm",
             )),
-            _ => Ok(o),
+            _ => Ok(()),
         }
     }
 }
@@ -77,28 +89,6 @@ fn take_key(keys: Vec<Key>, len: usize) -> Result<Key> {
 #[derive(Debug)]
 pub struct Aes;
 
-impl Plugin for Aes {
-    const NAME: &'static str = "encryption-aes";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const OPTIONS_SCHEMA: &'static str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "encryption-aes options",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["mode"],
-  "properties": {
-    "mode": {"enum": ["aes128-ctr", "aes256-ctr", "aes-256-gcm"],
-             "description": "aes128-ctr/aes256-ctr: asbackup-compatible, unauthenticated; aes-256-gcm: authenticated frames, not readable by asrestore"},
-    "frame-size": {"type": "integer", "minimum": 4096, "maximum": 16777216, "default": 1048576,
-                   "description": "plaintext bytes per GCM frame (aes-256-gcm only)"}
-  }
-}"#;
-
-    fn validate_options(options: &str) -> Result<()> {
-        Options::parse(options).map(|_| ())
-    }
-}
-
 /// One direction of one of the modes.
 #[derive(Debug)]
 pub enum Stream<C, G> {
@@ -122,12 +112,13 @@ impl<C: Transform, G: Transform> Transform for Stream<C, G> {
     }
 }
 
-impl Codec for Aes {
+impl KeyedCodec for Aes {
+    // Any number, so a wrong count gets this codec's message naming the config keys.
+    type Keys = Vec<Key>;
     type Encoder = Stream<asbackup_ctr::CtrEncoder, gcm::GcmEncoder>;
     type Decoder = Stream<asbackup_ctr::CtrDecoder, gcm::GcmDecoder>;
 
-    fn encoder(options: &str, keys: Vec<Key>) -> Result<Self::Encoder> {
-        let o = Options::parse(options)?;
+    fn encoder(o: &Options, keys: Vec<Key>) -> Result<Self::Encoder> {
         Ok(match o.mode {
             Mode::Aes128Ctr => Stream::Ctr(asbackup_ctr::CtrEncoder::new(take_key(keys, 16)?)?),
             Mode::Aes256Ctr => Stream::Ctr(asbackup_ctr::CtrEncoder::new(take_key(keys, 32)?)?),
@@ -138,8 +129,7 @@ impl Codec for Aes {
         })
     }
 
-    fn decoder(options: &str, keys: Vec<Key>) -> Result<Self::Decoder> {
-        let o = Options::parse(options)?;
+    fn decoder(o: &Options, keys: Vec<Key>) -> Result<Self::Decoder> {
         Ok(match o.mode {
             Mode::Aes128Ctr => Stream::Ctr(asbackup_ctr::CtrDecoder::new(take_key(keys, 16)?)),
             Mode::Aes256Ctr => Stream::Ctr(asbackup_ctr::CtrDecoder::new(take_key(keys, 32)?)),
@@ -148,12 +138,15 @@ impl Codec for Aes {
     }
 }
 
-export_plugin!(codec: Aes);
+export_plugin!(keyed_codec: Aes);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aerospike_backup_plugin::testing::{round_trip, sample_data};
+    use aerospike_backup_plugin::options::load;
+    use aerospike_backup_plugin::testing::{
+        check_options_schema, keyed_decoder, keyed_encoder, round_trip_keyed, sample_data,
+    };
 
     fn key() -> Vec<Key> {
         vec![Key::from_bytes(&(0..32).collect::<Vec<u8>>())]
@@ -165,40 +158,42 @@ mod tests {
             let opts = format!(r#"{{"mode": "{mode}"}}"#);
             for (len, seed) in [(0, 1), (1, 2), (4095, 3), (3 << 20, 4)] {
                 let data = sample_data(len, seed);
-                round_trip::<Aes>(&opts, key, &data, 700_000, seed).unwrap();
+                round_trip_keyed::<Aes>(&opts, key, &data, 700_000, seed).unwrap();
             }
         }
         let small_frames = r#"{"mode": "aes-256-gcm", "frame-size": 4096}"#;
         let data = sample_data(100_000, 7);
-        round_trip::<Aes>(small_frames, key, &data, 5000, 7).unwrap();
+        round_trip_keyed::<Aes>(small_frames, key, &data, 5000, 7).unwrap();
     }
 
     #[test]
     fn keys_are_required_and_sized() {
         let opts = r#"{"mode": "aes256-ctr"}"#;
         assert!(matches!(
-            Aes::encoder(opts, vec![]),
+            keyed_encoder::<Aes>(opts, vec![]),
             Err(Error::InvalidConfig(_))
         ));
         let short = vec![Key::from_bytes(&[1; 16])];
         assert!(matches!(
-            Aes::encoder(opts, short),
+            keyed_encoder::<Aes>(opts, short),
             Err(Error::InvalidConfig(_))
         ));
         let two = vec![Key::from_bytes(&[1; 32]), Key::from_bytes(&[2; 32])];
         assert!(matches!(
-            Aes::decoder(opts, two),
+            keyed_decoder::<Aes>(opts, two),
             Err(Error::InvalidConfig(_))
         ));
     }
 
     #[test]
     fn options_are_checked() {
-        assert!(Aes::validate_options(r#"{"mode": "aes256-ctr"}"#).is_ok());
-        assert!(Aes::validate_options(r#"{"mode": "AES256"}"#).is_err());
-        assert!(Aes::validate_options("{}").is_err());
-        assert!(Aes::validate_options(r#"{"mode": "aes-256-gcm", "frame-size": 10}"#).is_err());
-        assert!(Aes::validate_options(r#"{"mode": "aes128-ctr", "frame-size": 8192}"#).is_err());
-        serde_json::from_str::<serde_json::Value>(Aes::OPTIONS_SCHEMA).unwrap();
+        assert!(load::<Aes>(r#"{"mode": "aes256-ctr"}"#).is_ok());
+        assert!(load::<Aes>(r#"{"mode": "AES256"}"#).is_err());
+        assert!(load::<Aes>("{}").is_err());
+        assert!(load::<Aes>(r#"{"mode": "aes-256-gcm", "frame-size": 10}"#).is_err());
+        assert!(load::<Aes>(r#"{"mode": "aes128-ctr", "frame-size": 8192}"#).is_err());
+        // The schema's example is what `plugin check` uses without --options.
+        let tried = check_options_schema::<Aes>().unwrap();
+        assert_eq!(tried, [serde_json::json!({"mode": "aes-256-gcm"})]);
     }
 }

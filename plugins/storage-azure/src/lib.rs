@@ -19,11 +19,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aerospike_backup_plugin::http::{self, Method, Request, Timeouts, status_error};
 use aerospike_backup_plugin::{
     Capabilities, Download, Error, ListPage, ObjectInfo, Plugin, Result, Storage, Upload,
-    export_plugin, options,
+    export_plugin,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use sha2::Sha256;
 
@@ -40,24 +41,32 @@ const DEFAULT_BLOCK: u64 = 16 * 1024 * 1024;
 const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
 const ERROR_EXCERPT: usize = 300;
 
-#[derive(Debug, Deserialize)]
+/// The options; the schema in `plugin-info` is derived from it.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Options {
+#[schemars(title = "storage-azure options")]
+pub struct Options {
+    /// Blob service URL, e.g. https://acct.blob.core.windows.net (Azurite: http://127.0.0.1:10000/devstoreaccount1).
     endpoint: String,
+    /// Container name (3-63 lowercase letters, digits or '-').
     container_name: String,
+    /// Blob name prefix.
     #[serde(default)]
     path: Option<String>,
+    /// For Shared Key; default: the first label of the endpoint host.
     #[serde(default)]
     account_name: Option<String>,
+    /// Block size in bytes.
     #[serde(default)]
     min_part_size: Option<u64>,
+    /// Access tier of written blobs: Hot, Cool, Cold or Archive.
     #[serde(default)]
     storage_class: Option<String>,
 }
 
 impl Options {
-    fn parse(text: &str) -> Result<Self> {
-        let o: Options = options::parse(text)?;
+    /// Rules beyond the type (see [`Plugin::check_options`]).
+    fn check(o: &Options) -> Result<()> {
         http::split_url(o.endpoint.trim()).map_err(|_| {
             Error::invalid_config(format!("endpoint: {:?} is not an http(s) URL", o.endpoint))
         })?;
@@ -84,7 +93,7 @@ impl Options {
                 "storage-class: {t:?} is not an access tier (Hot, Cool, Cold, Archive)"
             )));
         }
-        Ok(o)
+        Ok(())
     }
 }
 
@@ -249,24 +258,10 @@ pub struct AzureStorage {
 impl Plugin for AzureStorage {
     const NAME: &'static str = "storage-azure";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const OPTIONS_SCHEMA: &'static str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "storage-azure options (ABS azure-storage; keys and tokens come as secrets)",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["endpoint", "container-name"],
-  "properties": {
-    "endpoint": {"type": "string", "description": "blob service URL, e.g. https://acct.blob.core.windows.net (Azurite: http://127.0.0.1:10000/devstoreaccount1)"},
-    "container-name": {"type": "string", "minLength": 3, "maxLength": 63},
-    "path": {"type": "string", "description": "blob name prefix"},
-    "account-name": {"type": "string", "description": "for Shared Key; default: the first label of the endpoint host"},
-    "min-part-size": {"type": "integer", "minimum": 1},
-    "storage-class": {"enum": ["Hot", "Cool", "Cold", "Archive"], "description": "access tier of written blobs"}
-  }
-}"#;
+    type Options = Options;
 
-    fn validate_options(options: &str) -> Result<()> {
-        Options::parse(options).map(|_| ())
+    fn check_options(o: &Options) -> Result<()> {
+        Options::check(o)
     }
 }
 
@@ -282,8 +277,7 @@ impl Storage for AzureStorage {
     type Upload = AzureUpload;
     type Download = AzureDownload;
 
-    fn create(options: &str, secrets: Vec<(String, String)>) -> Result<Self> {
-        let o = Options::parse(options)?;
+    fn create(o: Options, secrets: Vec<(String, String)>) -> Result<Self> {
         let endpoint = o.endpoint.trim().trim_end_matches('/').to_string();
         let authority = http::split_url(&endpoint)?.authority.to_string();
         let auth = if let Some(key) = secret(&secrets, "account-key") {

@@ -15,7 +15,11 @@ fn key() -> Vec<(String, String)> {
 
 #[test]
 fn account_comes_from_the_endpoint_and_only_it_is_reachable() {
-    let s = AzureStorage::create(&opts(r#", "path": "/a/b/""#), key()).unwrap();
+    let s = aerospike_backup_plugin::testing::storage::<AzureStorage>(
+        &opts(r#", "path": "/a/b/""#),
+        key(),
+    )
+    .unwrap();
     assert_eq!(s.allowed_hosts(), ["acct.blob.core.windows.net"]);
     assert!(matches!(&s.conn.auth, Auth::SharedKey { account, .. } if account == "acct"));
     assert_eq!(
@@ -28,7 +32,7 @@ fn account_comes_from_the_endpoint_and_only_it_is_reachable() {
 #[test]
 fn emulator_endpoints_are_path_style_with_the_account_named() {
     let o = r#"{"endpoint": "http://127.0.0.1:10000/devstoreaccount1/", "container-name": "c-1", "account-name": "devstoreaccount1"}"#;
-    let s = AzureStorage::create(o, key()).unwrap();
+    let s = aerospike_backup_plugin::testing::storage::<AzureStorage>(o, key()).unwrap();
     assert_eq!(s.allowed_hosts(), ["127.0.0.1:10000"]);
     assert_eq!(
         s.conn.blob_url("k", ""),
@@ -43,16 +47,18 @@ fn options_and_credentials_are_checked_by_name() {
         (r#", "min-part-size": 0"#, "min-part-size"),
         (r#", "colour": 1"#, "colour"),
     ] {
-        let e = AzureStorage::validate_options(&opts(extra)).unwrap_err();
+        let e = aerospike_backup_plugin::options::load::<AzureStorage>(&opts(extra)).unwrap_err();
         assert!(e.to_string().contains(field), "{extra}: {e}");
     }
-    let e =
-        AzureStorage::validate_options(r#"{"endpoint": "https://a.b", "container-name": "UPPER"}"#)
-            .unwrap_err();
+    let e = aerospike_backup_plugin::options::load::<AzureStorage>(
+        r#"{"endpoint": "https://a.b", "container-name": "UPPER"}"#,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("container-name"), "{e}");
-    let e = AzureStorage::create(&opts(""), vec![]).unwrap_err();
+    let e =
+        aerospike_backup_plugin::testing::storage::<AzureStorage>(&opts(""), vec![]).unwrap_err();
     assert!(e.to_string().contains("account-key"), "{e}");
-    let e = AzureStorage::create(
+    let e = aerospike_backup_plugin::testing::storage::<AzureStorage>(
         &opts(""),
         vec![("account-key".into(), "not base64!".into())],
     )
@@ -106,7 +112,7 @@ fn signature_covers_method_headers_and_resource() {
 
 #[test]
 fn block_ids_have_one_length_per_blob() {
-    let s = AzureStorage::create(&opts(""), key()).unwrap();
+    let s = aerospike_backup_plugin::testing::storage::<AzureStorage>(&opts(""), key()).unwrap();
     let up = s.begin_upload("k", None).unwrap();
     let other = s.begin_upload("k", None).unwrap();
     assert_eq!(up.block_id(1).len(), up.block_id(50_000).len());

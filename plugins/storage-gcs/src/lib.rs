@@ -17,8 +17,9 @@
 use aerospike_backup_plugin::http::{self, Method, Request, Timeouts, status_error};
 use aerospike_backup_plugin::{
     Capabilities, Download, Error, ListPage, ObjectInfo, Plugin, Result, Storage, Upload,
-    export_plugin, options,
+    export_plugin,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Resumable chunks (except the last) are multiples of this.
@@ -31,23 +32,30 @@ const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
 const ERROR_EXCERPT: usize = 300;
 const DEFAULT_ENDPOINT: &str = "https://storage.googleapis.com";
 
-#[derive(Debug, Deserialize)]
+/// The options; the schema in `plugin-info` is derived from it.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Options {
+#[schemars(title = "storage-gcs options")]
+pub struct Options {
+    /// Bucket name.
     bucket_name: String,
+    /// Object name prefix.
     #[serde(default)]
     path: Option<String>,
+    /// JSON API endpoint; default https://storage.googleapis.com.
     #[serde(default)]
     endpoint: Option<String>,
+    /// Part size in bytes, a multiple of 256 KiB.
     #[serde(default)]
     min_part_size: Option<u64>,
+    /// e.g. STANDARD, NEARLINE, COLDLINE, ARCHIVE.
     #[serde(default)]
     storage_class: Option<String>,
 }
 
 impl Options {
-    fn parse(text: &str) -> Result<Self> {
-        let o: Options = options::parse(text)?;
+    /// Rules beyond the type (see [`Plugin::check_options`]).
+    fn check(o: &Options) -> Result<()> {
         if o.bucket_name.trim().is_empty() {
             return Err(Error::invalid_config("bucket-name: must not be empty"));
         }
@@ -63,7 +71,7 @@ impl Options {
                 "min-part-size: must be a multiple of {GRID} bytes, at most {MAX_PART}"
             )));
         }
-        Ok(o)
+        Ok(())
     }
 }
 
@@ -201,23 +209,10 @@ pub struct GcsStorage {
 impl Plugin for GcsStorage {
     const NAME: &'static str = "storage-gcs";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const OPTIONS_SCHEMA: &'static str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "storage-gcs options (ABS gcp-storage; tokens come as secrets)",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["bucket-name"],
-  "properties": {
-    "bucket-name": {"type": "string", "minLength": 1},
-    "path": {"type": "string", "description": "object name prefix"},
-    "endpoint": {"type": "string", "description": "JSON API endpoint; default https://storage.googleapis.com"},
-    "min-part-size": {"type": "integer", "minimum": 262144, "multipleOf": 262144},
-    "storage-class": {"type": "string", "description": "e.g. STANDARD, NEARLINE, COLDLINE, ARCHIVE"}
-  }
-}"#;
+    type Options = Options;
 
-    fn validate_options(options: &str) -> Result<()> {
-        Options::parse(options).map(|_| ())
+    fn check_options(o: &Options) -> Result<()> {
+        Options::check(o)
     }
 }
 
@@ -225,8 +220,7 @@ impl Storage for GcsStorage {
     type Upload = GcsUpload;
     type Download = GcsDownload;
 
-    fn create(options: &str, secrets: Vec<(String, String)>) -> Result<Self> {
-        let o = Options::parse(options)?;
+    fn create(o: Options, secrets: Vec<(String, String)>) -> Result<Self> {
         let endpoint = o
             .endpoint
             .as_deref()
@@ -569,13 +563,17 @@ mod tests {
 
     #[test]
     fn endpoint_and_names() {
-        let s = GcsStorage::create(r#"{"bucket-name": "b", "path": "x/"}"#, vec![]).unwrap();
+        let s = aerospike_backup_plugin::testing::storage::<GcsStorage>(
+            r#"{"bucket-name": "b", "path": "x/"}"#,
+            vec![],
+        )
+        .unwrap();
         assert_eq!(s.allowed_hosts(), ["storage.googleapis.com"]);
         assert_eq!(
             s.conn.object_url("a/b c", "?alt=media"),
             "https://storage.googleapis.com/storage/v1/b/b/o/x%2Fa%2Fb%20c?alt=media"
         );
-        let s = GcsStorage::create(
+        let s = aerospike_backup_plugin::testing::storage::<GcsStorage>(
             r#"{"bucket-name": "b", "endpoint": "http://127.0.0.1:4443/"}"#,
             vec![("access-token".into(), "ya29.secret".into())],
         )
@@ -595,7 +593,7 @@ mod tests {
             (r#"{"bucket-name": "b", "endpoint": "gs://x"}"#, "endpoint"),
             (r#"{"bucket-name": "b", "key-file": "x"}"#, "key-file"),
         ] {
-            let e = GcsStorage::validate_options(o).unwrap_err();
+            let e = aerospike_backup_plugin::options::load::<GcsStorage>(o).unwrap_err();
             assert!(e.to_string().contains(field), "{o}: {e}");
         }
     }

@@ -17,8 +17,9 @@ use std::time::UNIX_EPOCH;
 use aerospike_backup_plugin::keys::{check_key, split_parent};
 use aerospike_backup_plugin::{
     Capabilities, Download, Error, ListPage, ObjectInfo, Plugin, Result, Storage, Upload,
-    export_plugin, options, sync_dir,
+    export_plugin, sync_dir,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Reserved directory (at the root) for uploads in progress; never listed, never a key.
@@ -29,20 +30,22 @@ const MAX_PART: u64 = 1 << 30;
 /// concurrent delete pruned the empty directory between mkdir and rename).
 const RENAME_ATTEMPTS: usize = 3;
 
-#[derive(Debug, Deserialize)]
+/// The options; the schema in `plugin-info` is derived from it.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Options {
-    /// Host directory holding the objects (ABS `local-storage.path`).
+#[schemars(title = "storage-local options")]
+pub struct Options {
+    /// Directory holding the backups (ABS `local-storage.path`); the host preopens it as the plugin's only filesystem access.
     path: String,
 }
 
 impl Options {
-    fn parse(text: &str) -> Result<Self> {
-        let o: Options = options::parse(text)?;
+    /// Rules beyond the type (see [`Plugin::check_options`]).
+    fn check(o: &Options) -> Result<()> {
         if o.path.trim().is_empty() {
             return Err(Error::invalid_config("path: must not be empty"));
         }
-        Ok(o)
+        Ok(())
     }
 }
 
@@ -55,20 +58,10 @@ pub struct LocalStorage {
 impl Plugin for LocalStorage {
     const NAME: &'static str = "storage-local";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const OPTIONS_SCHEMA: &'static str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "storage-local options",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["path"],
-  "properties": {
-    "path": {"type": "string", "minLength": 1,
-             "description": "directory holding the backups; the host preopens it as the plugin's only filesystem access"}
-  }
-}"#;
+    type Options = Options;
 
-    fn validate_options(options: &str) -> Result<()> {
-        Options::parse(options).map(|_| ())
+    fn check_options(o: &Options) -> Result<()> {
+        Options::check(o)
     }
 }
 
@@ -114,8 +107,7 @@ impl Storage for LocalStorage {
     type Upload = LocalUpload;
     type Download = LocalDownload;
 
-    fn create(options: &str, _secrets: Vec<(String, String)>) -> Result<Self> {
-        let o = Options::parse(options)?;
+    fn create(o: Options, _secrets: Vec<(String, String)>) -> Result<Self> {
         // In the sandbox the configured directory *is* the preopened `/`.
         let root = if cfg!(target_arch = "wasm32") {
             PathBuf::from("/")

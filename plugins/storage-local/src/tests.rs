@@ -5,7 +5,7 @@ use super::*;
 fn backend() -> (tempfile::TempDir, LocalStorage) {
     let dir = tempfile::tempdir().unwrap();
     let opts = serde_json::json!({ "path": dir.path() }).to_string();
-    let s = LocalStorage::create(&opts, vec![]).unwrap();
+    let s = aerospike_backup_plugin::testing::storage::<LocalStorage>(&opts, vec![]).unwrap();
     (dir, s)
 }
 
@@ -196,9 +196,15 @@ fn temp_area_is_hidden_and_reserved() {
 
 #[test]
 fn options_are_checked() {
-    assert!(LocalStorage::validate_options(r#"{"path": "/var/backups"}"#).is_ok());
-    assert!(LocalStorage::validate_options(r#"{"path": ""}"#).is_err());
-    assert!(LocalStorage::validate_options("{}").is_err());
-    assert!(LocalStorage::validate_options(r#"{"path": "/x", "bucket": "y"}"#).is_err());
-    serde_json::from_str::<serde_json::Value>(LocalStorage::OPTIONS_SCHEMA).unwrap();
+    assert!(
+        aerospike_backup_plugin::options::load::<LocalStorage>(r#"{"path": "/var/backups"}"#)
+            .is_ok()
+    );
+    assert!(aerospike_backup_plugin::options::load::<LocalStorage>(r#"{"path": ""}"#).is_err());
+    assert!(aerospike_backup_plugin::options::load::<LocalStorage>("{}").is_err());
+    assert!(
+        aerospike_backup_plugin::options::load::<LocalStorage>(r#"{"path": "/x", "bucket": "y"}"#)
+            .is_err()
+    );
+    serde_json::from_str::<serde_json::Value>(&LocalStorage::options_schema()).unwrap();
 }

@@ -17,10 +17,11 @@ use std::time::Duration;
 use aerospike_backup_plugin::http::{self, Method, Request, Timeouts, status_error};
 use aerospike_backup_plugin::{
     Capabilities, Download, Error, ListPage, ObjectInfo, Plugin, Result, Storage, Upload,
-    export_plugin, options,
+    export_plugin,
 };
 use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 mod xml;
@@ -36,26 +37,35 @@ const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
 /// How much of an error body goes into a message.
 const ERROR_EXCERPT: usize = 300;
 
-#[derive(Debug, Deserialize)]
+/// The options; the schema in `plugin-info` is derived from it.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Options {
+#[schemars(title = "storage-s3 options")]
+pub struct Options {
+    /// Bucket name.
     bucket: String,
+    /// AWS region, e.g. eu-west-1.
     s3_region: String,
+    /// Key prefix inside the bucket.
     #[serde(default)]
     path: Option<String>,
+    /// S3-compatible endpoint URL (MinIO...); empty means AWS.
     #[serde(default)]
     s3_endpoint_override: Option<String>,
+    /// Multipart part size in bytes (at least 5 MiB).
     #[serde(default)]
     min_part_size: Option<u64>,
+    /// Upper bound of concurrent uploads.
     #[serde(default)]
     max_async_connections: Option<u32>,
+    /// e.g. STANDARD, STANDARD_IA, GLACIER_IR.
     #[serde(default)]
     storage_class: Option<String>,
 }
 
 impl Options {
-    fn parse(text: &str) -> Result<Self> {
-        let o: Options = options::parse(text)?;
+    /// Rules beyond the type (see [`Plugin::check_options`]).
+    fn check(o: &Options) -> Result<()> {
         if o.bucket.trim().is_empty() {
             return Err(Error::invalid_config("bucket: must not be empty"));
         }
@@ -91,7 +101,7 @@ impl Options {
                 "storage-class: {c:?} is not an S3 storage class (e.g. STANDARD_IA)"
             )));
         }
-        Ok(o)
+        Ok(())
     }
 
     /// The override, with the ABS rule that an empty string means AWS.
@@ -115,26 +125,10 @@ pub struct S3Storage {
 impl Plugin for S3Storage {
     const NAME: &'static str = "storage-s3";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const OPTIONS_SCHEMA: &'static str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "storage-s3 options (ABS s3-storage; credentials come as secrets)",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["bucket", "s3-region"],
-  "properties": {
-    "bucket": {"type": "string", "minLength": 1},
-    "s3-region": {"type": "string", "minLength": 1},
-    "path": {"type": "string", "description": "key prefix inside the bucket"},
-    "s3-endpoint-override": {"type": "string",
-      "description": "S3-compatible endpoint (MinIO...); path-style requests; http:// allowed only here"},
-    "min-part-size": {"type": "integer", "minimum": 5242880, "maximum": 5368709120},
-    "max-async-connections": {"type": "integer", "minimum": 1},
-    "storage-class": {"type": "string", "description": "e.g. STANDARD, STANDARD_IA, GLACIER_IR"}
-  }
-}"#;
+    type Options = Options;
 
-    fn validate_options(options: &str) -> Result<()> {
-        Options::parse(options).map(|_| ())
+    fn check_options(o: &Options) -> Result<()> {
+        Options::check(o)
     }
 }
 
@@ -167,8 +161,7 @@ impl Storage for S3Storage {
     type Upload = S3Upload;
     type Download = S3Download;
 
-    fn create(options: &str, secrets: Vec<(String, String)>) -> Result<Self> {
-        let o = Options::parse(options)?;
+    fn create(o: Options, secrets: Vec<(String, String)>) -> Result<Self> {
         let (endpoint, style) = match o.endpoint() {
             // S3-compatible services are addressed path-style: MinIO and friends rarely
             // have wildcard DNS for bucket subdomains.

@@ -16,7 +16,7 @@ fn keys() -> Vec<(String, String)> {
 
 #[test]
 fn aws_endpoint_is_virtual_hosted_and_https() {
-    let s = S3Storage::create(&opts(""), keys()).unwrap();
+    let s = aerospike_backup_plugin::testing::storage::<S3Storage>(&opts(""), keys()).unwrap();
     assert_eq!(
         s.allowed_hosts(),
         vec!["my-bucket.s3.eu-west-1.amazonaws.com".to_string()]
@@ -36,7 +36,7 @@ fn aws_endpoint_is_virtual_hosted_and_https() {
 
 #[test]
 fn endpoint_override_is_path_style() {
-    let s = S3Storage::create(
+    let s = aerospike_backup_plugin::testing::storage::<S3Storage>(
         &opts(r#", "s3-endpoint-override": "http://127.0.0.1:9000/", "path": "/backups/""#),
         keys(),
     )
@@ -57,7 +57,11 @@ fn endpoint_override_is_path_style() {
 
 #[test]
 fn empty_override_means_aws() {
-    let s = S3Storage::create(&opts(r#", "s3-endpoint-override": "  ""#), keys()).unwrap();
+    let s = aerospike_backup_plugin::testing::storage::<S3Storage>(
+        &opts(r#", "s3-endpoint-override": "  ""#),
+        keys(),
+    )
+    .unwrap();
     assert_eq!(
         s.allowed_hosts(),
         vec!["my-bucket.s3.eu-west-1.amazonaws.com".to_string()]
@@ -76,12 +80,14 @@ fn options_are_checked_with_their_names() {
         ),
         (r#", "colour": "red""#, "colour"),
     ] {
-        let e = S3Storage::validate_options(&opts(extra)).unwrap_err();
+        let e = aerospike_backup_plugin::options::load::<S3Storage>(&opts(extra)).unwrap_err();
         assert!(e.to_string().contains(field), "{extra}: {e}");
     }
-    let e = S3Storage::validate_options(r#"{"bucket": "", "s3-region": "r"}"#).unwrap_err();
+    let e =
+        aerospike_backup_plugin::options::load::<S3Storage>(r#"{"bucket": "", "s3-region": "r"}"#)
+            .unwrap_err();
     assert!(e.to_string().contains("bucket"), "{e}");
-    S3Storage::validate_options(&opts(
+    aerospike_backup_plugin::options::load::<S3Storage>(&opts(
         r#", "min-part-size": 5242880, "storage-class": "STANDARD_IA""#,
     ))
     .unwrap();
@@ -89,14 +95,17 @@ fn options_are_checked_with_their_names() {
 
 #[test]
 fn half_a_key_pair_is_refused() {
-    let e =
-        S3Storage::create(&opts(""), vec![("access-key-id".into(), "AKID".into())]).unwrap_err();
+    let e = aerospike_backup_plugin::testing::storage::<S3Storage>(
+        &opts(""),
+        vec![("access-key-id".into(), "AKID".into())],
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::InvalidConfig(_)), "{e}");
 }
 
 #[test]
 fn capabilities_follow_the_options() {
-    let s = S3Storage::create(
+    let s = aerospike_backup_plugin::testing::storage::<S3Storage>(
         &opts(r#", "min-part-size": 8388608, "max-async-connections": 4"#),
         keys(),
     )
@@ -106,7 +115,9 @@ fn capabilities_follow_the_options() {
         (c.min_part_size, c.max_parts, c.max_concurrency),
         (8 << 20, 10_000, Some(4))
     );
-    let c = S3Storage::create(&opts(""), keys()).unwrap().capabilities();
+    let c = aerospike_backup_plugin::testing::storage::<S3Storage>(&opts(""), keys())
+        .unwrap()
+        .capabilities();
     assert_eq!(c.min_part_size, 5 << 20);
 }
 
