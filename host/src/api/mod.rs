@@ -73,6 +73,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub limiter: Arc<ratelimit::RateLimiter>,
+    /// `service.http.rate` as the service started with it: like the listener, a change takes
+    /// effect at the next start (a `PUT /v1/config` cannot rate-limit its own caller out).
+    pub rate: Arc<crate::config::RateLimiterConfig>,
     /// `service.http.context-path` at start, normalised (`/` or `/abs/`).
     pub context_path: Arc<str>,
     /// Backup jobs (state, cancel); starts go through `scheduler`.
@@ -112,6 +115,7 @@ impl AppState {
         backups: crate::engine::jobs::JobRegistry,
     ) -> Self {
         let context_path = store.current().service.http.context_path();
+        let rate = Arc::new(store.current().service.http.rate());
         // Built on the first request; `service::start` installs the one it checked.
         let auth = Arc::new(auth::ApiAuth::new(store.clone()));
         let restores = crate::engine::restore_jobs::RestoreJobs::new(
@@ -130,6 +134,7 @@ impl AppState {
             metrics,
             health: Arc::new(Health::default()),
             limiter: Arc::new(ratelimit::RateLimiter::default()),
+            rate,
             context_path: context_path.into(),
             restores,
             backups,
@@ -238,8 +243,7 @@ async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> 
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     if let Some(ip) = peer {
-        let rate = state.store.current().service.http.rate();
-        if !state.limiter.allow(ip, &rate) {
+        if !state.limiter.allow(ip, &state.rate) {
             state.metrics.http_rate_limited.inc();
             tracing::warn!(client = %ip, "Request refused by the rate limit.");
             return error::ApiError::TooManyRequests.into_response();

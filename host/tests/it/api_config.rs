@@ -646,6 +646,18 @@ async fn rate_limit_answers_429_per_client() {
             "white-listed"
         );
     }
+    // A saved change of the rate waits for the next start, as the listener's does: the
+    // white-listed client is not locked out by a config that no longer lists it.
+    let mut cfg = (*f.store.current()).clone();
+    cfg.service.http.rate = Some(abs::config::RateLimiterConfig {
+        tps: Some(1),
+        size: Some(1),
+        white_list: vec![],
+    });
+    f.store.replace(cfg).await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(send(&f.app, req("10.9.9.9")).await.0, StatusCode::OK);
+    }
 }
 
 #[tokio::test]
