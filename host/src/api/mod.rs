@@ -242,12 +242,12 @@ async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> 
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    if let Some(ip) = peer {
-        if !state.limiter.allow(ip, &state.rate) {
-            state.metrics.http_rate_limited.inc();
-            tracing::warn!(client = %ip, "Request refused by the rate limit.");
-            return error::ApiError::TooManyRequests.into_response();
-        }
+    if let Some(ip) = peer
+        && !state.limiter.allow(ip, &state.rate)
+    {
+        state.metrics.http_rate_limited.inc();
+        tracing::warn!(client = %ip, "Request refused by the rate limit.");
+        return error::ApiError::TooManyRequests.into_response();
     }
     next.run(req).await
 }
