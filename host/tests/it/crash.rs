@@ -251,8 +251,9 @@ fn kill_mid_backup_to_s3_then_restart_aborts_the_open_multipart_uploads() {
     let dir = tempfile::tempdir().unwrap();
     let port = testkit::emulators::free_port().unwrap();
     let config = dir.path().join("abs.yml");
-    // 12 MB files in 5 MiB parts, throttled: each file's multipart upload stays open for
-    // seconds between its first part and its completion.
+    // 12 MB files in 5 MiB parts, throttled hard: the first file's multipart upload stays
+    // open for many seconds between its first part and its completion (the last, short file
+    // is created and completed at once, so a kill must not race it).
     std::fs::write(
         &config,
         format!(
@@ -261,7 +262,7 @@ fn kill_mid_backup_to_s3_then_restart_aborts_the_open_multipart_uploads() {
              storage:\n  s3: {{s3-storage: {{bucket: {bucket}, s3-region: us-east-1, path: abs, \
              s3-endpoint-override: \"{}\", access-key-id: AKIDTEST, \
              secret-access-key: test-secret-not-real, min-part-size: 5242880}}}}\n\
-             backup-policies:\n  slow: {{parallel: 1, file-limit: 12, records-per-second: 5000}}\n\
+             backup-policies:\n  slow: {{parallel: 1, file-limit: 12, records-per-second: 2000}}\n\
              backup-routines:\n  r: {{interval-cron: \"@yearly\", source-cluster: c, storage: s3, \
              backup-policy: slow, namespaces: [test]}}\n",
             node.port(),
