@@ -234,7 +234,13 @@ fn kill_mid_backup_to_s3_then_restart_aborts_the_open_multipart_uploads() {
             .request("GET", &format!("/{bucket}?uploads"), b"")
             .unwrap();
         assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
-        String::from_utf8_lossy(&body).matches("<UploadId>").count()
+        // Data files only: small objects (markers, node configuration) pass through a
+        // multipart upload for an instant, which a poll can catch and a kill then miss.
+        String::from_utf8_lossy(&body)
+            .split("<Upload>")
+            .skip(1)
+            .filter(|u| u.contains(".asb</Key>"))
+            .count()
     };
     let objects = || {
         let (s, body) = moto
