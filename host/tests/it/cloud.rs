@@ -392,11 +392,10 @@ pub(crate) fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-/// Creates a container with a Shared Key request of the test's own (Azurite refuses
-/// unsigned ones), independent of the plugin under test.
-pub(crate) fn create_container(azurite: &StandIn, container: &str) {
+/// The `x-ms-date` and Shared Key `Authorization` of a Create Container request for the
+/// Azurite development account, signed by the test itself (independent of the plugin).
+pub(crate) fn create_container_auth(container: &str) -> (String, String) {
     use base64::Engine as _;
-    use std::io::{Read, Write};
     let b64 = base64::engine::general_purpose::STANDARD;
     let account = emulators::AZURITE_ACCOUNT;
     let date = chrono::Utc::now()
@@ -409,10 +408,19 @@ pub(crate) fn create_container(azurite: &StandIn, container: &str) {
         &b64.decode(emulators::AZURITE_KEY).unwrap(),
         to_sign.as_bytes(),
     ));
+    (date, format!("SharedKey {account}:{sig}"))
+}
+
+/// Creates a container with a Shared Key request of the test's own (Azurite refuses
+/// unsigned ones), independent of the plugin under test.
+pub(crate) fn create_container(azurite: &StandIn, container: &str) {
+    use std::io::{Read, Write};
+    let account = emulators::AZURITE_ACCOUNT;
+    let (date, auth) = create_container_auth(container);
     let mut s = std::net::TcpStream::connect(("127.0.0.1", azurite.port())).unwrap();
     write!(
         s,
-        "PUT /{account}/{container}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-ms-date: {date}\r\nx-ms-version: 2021-08-06\r\nAuthorization: SharedKey {account}:{sig}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "PUT /{account}/{container}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-ms-date: {date}\r\nx-ms-version: 2021-08-06\r\nAuthorization: {auth}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         azurite.port()
     )
     .unwrap();

@@ -9,7 +9,9 @@ use abs::plugins::StorageSecrets;
 use base64::Engine as _;
 use testkit::emulators::{self, StandIn};
 
-use crate::cloud::{bucket_name, cloud_jobs, cloud_round_trip, hmac_sha256, registry, run_full};
+use crate::cloud::{
+    bucket_name, cloud_jobs, cloud_round_trip, create_container_auth, registry, run_full,
+};
 
 fn tls_file(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -96,19 +98,8 @@ fn aad_endpoint(
 
 /// Creates a container on an HTTPS Azurite with a Shared Key request of the test's own.
 async fn create_container_https(azurite: &StandIn, container: &str) {
-    let b64 = base64::engine::general_purpose::STANDARD;
     let account = emulators::AZURITE_ACCOUNT;
-    let date = chrono::Utc::now()
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string();
-    let to_sign = format!(
-        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:2021-08-06\n/{account}/{account}/{container}\nrestype:container"
-    );
-    let sig = b64.encode(hmac_sha256(
-        &b64.decode(emulators::AZURITE_KEY).unwrap(),
-        to_sign.as_bytes(),
-    ));
-    let auth = format!("SharedKey {account}:{sig}");
+    let (date, auth) = create_container_auth(container);
     let answer = abs::outbound::fetch(
         http::Method::PUT,
         &format!(
