@@ -437,6 +437,8 @@ struct PartStatus {
     /// The last record received: a resume continues after it.
     digest: Option<[u8; 20]>,
     done: bool,
+    /// The node of this round said it could not serve the partition.
+    unavailable: bool,
 }
 
 /// Why a round of a range's scan stopped early.
@@ -503,12 +505,14 @@ impl Worker {
                     id,
                     digest: None,
                     done: false,
+                    unavailable: false,
                 })
                 .collect(),
             ScanRange::AfterDigest(d) => vec![PartStatus {
                 id: partition_of(d),
                 digest: Some(*d),
                 done: false,
+                unavailable: false,
             }],
         };
         let mut attempt = 0;
@@ -533,7 +537,10 @@ impl Worker {
             let why = match outcome {
                 Err(RoundError::Stop) => return Err(EngineError::Cancelled),
                 Ok(()) if parts.iter().all(|p| p.done) => return Ok(()),
-                Ok(()) => "the scan ended with partitions unfinished".to_string(),
+                Ok(()) => format!(
+                    "{} partitions were unavailable on the nodes asked (the partition map is moving)",
+                    parts.iter().filter(|p| !p.done).count()
+                ),
                 Err(RoundError::Failed(why)) => why,
             };
             attempt += 1;
@@ -805,10 +812,16 @@ impl Worker {
                                     break;
                                 }
                             }
+                            // A real server sends this only for a partition it could
+                            // not serve (result `UNAVAILABLE`): that one waits for the
+                            // next round, wherever the partition map then puts it. A zero
+                            // result changes nothing (the official clients ignore it).
                             Message::PartitionDone { partition, ok } => {
                                 let i = index[usize::from(partition % PARTITIONS)];
-                                if let Some(p) = parts.get_mut(usize::from(i)) {
-                                    p.done = ok;
+                                if let Some(p) = parts.get_mut(usize::from(i))
+                                    && !ok
+                                {
+                                    p.unavailable = true;
                                 }
                             }
                             Message::Skipped => {}
@@ -831,6 +844,12 @@ impl Worker {
                     l.acquire_n(records).await;
                 }
                 if last {
+                    // The end of a node's stream finishes every partition it was asked
+                    // for, except those it said it could not serve.
+                    for p in parts.iter_mut() {
+                        p.done = !p.unavailable;
+                        p.unavailable = false;
+                    }
                     self.conns
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

@@ -12,6 +12,7 @@ mod faults;
 mod hardening;
 mod openapi;
 mod plugins;
+mod real_server;
 mod restore;
 mod scheduler;
 mod secret_jobs;

@@ -613,8 +613,17 @@ async fn scan(node: &NodeShared, conn: &mut Conn, msg: &Msg<'_>, compress: bool)
             parts.push((wire::partition_of(&d), Some(d)));
         }
     }
-    if parts.is_empty() {
-        parts.extend((0..PARTITIONS).map(|p| (p, None)));
+    // As the server does: asked for partitions by id, it answers each one it holds no full
+    // copy of with a PARTITION_DONE carrying UNAVAILABLE (and nothing for the others: the
+    // stream's end finishes them); asked for none, it scans the partitions it masters and
+    // skips the rest silently.
+    let by_id = !parts.is_empty();
+    if !by_id {
+        parts.extend(
+            (0..PARTITIONS)
+                .filter(|p| node.copy_of(*p) == Some(0))
+                .map(|p| (p, None)),
+        );
     }
     let drop_after = node.faults.take_scan_drop();
     let started = Instant::now();
@@ -622,6 +631,10 @@ async fn scan(node: &NodeShared, conn: &mut Conn, msg: &Msg<'_>, compress: bool)
     let mut frames = Frames::new();
     let ns_name = ns.name.as_bytes();
     'parts: for (pid, after) in parts {
+        if by_id && node.copy_of(pid).is_none() {
+            push_partition_done(&mut frames.buf, pid, rc::PARTITION_UNAVAILABLE);
+            continue;
+        }
         let mut cursor = after;
         loop {
             let mut partition_done = true;
@@ -676,9 +689,6 @@ async fn scan(node: &NodeShared, conn: &mut Conn, msg: &Msg<'_>, compress: bool)
                     }
                 }
             }
-            if partition_done {
-                push_partition_done(&mut frames.buf, pid);
-            }
             if let Some(k) = drop_after
                 && sent >= k
             {
@@ -722,9 +732,10 @@ fn in_set(r: &store::Record, set: Option<&[u8]>) -> bool {
     }
 }
 
-fn push_partition_done(out: &mut Vec<u8>, pid: usize) {
+fn push_partition_done(out: &mut Vec<u8>, pid: usize, result: u8) {
     ReplyHeader {
         info3: wire::INFO3_PARTITION_DONE,
+        result,
         generation: pid as u32,
         ..ReplyHeader::default()
     }

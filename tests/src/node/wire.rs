@@ -73,6 +73,7 @@ pub mod rc {
     pub const GENERATION: u8 = 3;
     pub const PARAMETER: u8 = 4;
     pub const KEY_EXISTS: u8 = 5;
+    pub const PARTITION_UNAVAILABLE: u8 = 11;
     pub const BIN_TYPE: u8 = 12;
     pub const UNSUPPORTED_FEATURE: u8 = 16;
     pub const KEY_MISMATCH: u8 = 19;
