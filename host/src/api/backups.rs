@@ -261,7 +261,9 @@ async fn list_routine(
         .map_err(engine_error)?;
     Ok(found
         .into_iter()
-        .filter(|b| bounds.contains(b.metadata.created.timestamp_millis()))
+        // By the backup's timestamp (its folder, the `timestamp` listed): `created` is the
+        // trigger's millisecond within that second.
+        .filter(|b| bounds.contains(b.timestamp_ms))
         .map(|b| details(b, storage_cfg))
         .collect())
 }

@@ -124,7 +124,6 @@ pub async fn run_job(
         ctx,
         key: (r.name.clone(), ts),
     };
-    let created = Utc.timestamp_millis_opt(ts).single().unwrap_or_default();
     // A timestamp pushed past "now" by a collision: wait until it is in the past, so the
     // window's upper bound never runs ahead of the writes it must include.
     let ahead = ts - ctx.clock.now().timestamp_millis();
@@ -134,6 +133,13 @@ pub async fn run_job(
             () = cancel.cancelled() => return Err(EngineError::Cancelled),
         }
     }
+    // The window ends at the trigger's millisecond, not at the folder's whole second: a
+    // record written earlier in that second belongs to this incremental, not the next
+    // (whose window starts exactly here, so each change lands in one incremental).
+    let created = Utc
+        .timestamp_millis_opt(ts.max(ctx.clock.now().timestamp_millis()))
+        .single()
+        .unwrap_or_default();
 
     let client = Arc::new(r.connect(&cancel).await?);
     let run = BackupRun {

@@ -286,8 +286,25 @@ pub async fn rack_nodes(
     namespace: &str,
 ) -> Result<Vec<String>, EngineError> {
     let answer = info_one(client, "racks:").await?;
-    let nodes = super::scan::rack_nodes(&answer, racks, namespace)
-        .map_err(|m| EngineError::Config(format!("rack-list: {m}")))?;
+    // Community Edition has no racks (`ERROR:25:enterprise only`): every node is in rack 0.
+    let nodes = if answer.starts_with("ERROR:25") {
+        if !racks.contains(&0) {
+            return Err(EngineError::Config(format!(
+                "rack-list: the cluster has no racks (Community Edition: every node is in \
+                 rack 0), so racks {racks:?} have no nodes"
+            )));
+        }
+        let mut all: Vec<String> = client
+            .nodes()
+            .iter()
+            .map(|n| n.name().to_string())
+            .collect();
+        all.sort();
+        all
+    } else {
+        super::scan::rack_nodes(&answer, racks, namespace)
+            .map_err(|m| EngineError::Config(format!("rack-list: {m}")))?
+    };
     tracing::info!(
         namespace,
         ?racks,
@@ -421,7 +438,9 @@ pub async fn read_sindexes(client: &Client, ns: &str) -> Result<Vec<SecondaryInd
             info_fields(entry, ':')
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
-                .filter(|v| !v.is_empty() && v != "NULL")
+                // 8.1 writes `context=null:exp=null` for what an index lacks; older
+                // servers wrote `NULL`.
+                .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("null"))
         };
         let (Some(name), Some(bin)) = (field("indexname"), field("bin")) else {
             continue;

@@ -375,8 +375,10 @@ async fn a_restart_finds_the_full_in_storage_and_keeps_the_chain() {
             .state("r")
             .last_full
             .map(|t| t.timestamp_millis()),
-        Some(full)
+        // The full's folder is its whole second; its window (`created`) the trigger's ms.
+        Some(ms("2027-01-15T08:00:00.500Z"))
     );
+    assert_eq!(full, ms("2027-01-15T08:00:00Z"));
     second.timer.set_ms(ms("2027-01-15T08:00:12Z"));
     let seen = until(
         &mut rx,
