@@ -643,11 +643,13 @@ async fn scan(node: &NodeShared, conn: &mut Conn, msg: &Msg<'_>, compress: bool)
                 let p = store::read(&ns.parts[pid]);
                 let now_ms = store.clock.now_ms();
                 let now_cl = store.clock.now_cl_secs();
-                let lower = match cursor {
+                // As the server does: a partition's records in descending digest order, and
+                // a resume after a digest goes on with the smaller ones.
+                let upper = match cursor {
                     Some(d) => Bound::Excluded(d),
                     None => Bound::Unbounded,
                 };
-                for (d, r) in p.range((lower, Bound::Unbounded)) {
+                for (d, r) in p.range((Bound::Unbounded, upper)).rev() {
                     cursor = Some(*d);
                     if r.is_expired(now_cl) || !in_set(r, plan.set) {
                         continue;
@@ -673,7 +675,7 @@ async fn scan(node: &NodeShared, conn: &mut Conn, msg: &Msg<'_>, compress: bool)
                         hit_max = true;
                         // Done only if nothing else is left in this partition.
                         partition_done = p
-                            .range((Bound::Excluded(*d), Bound::Unbounded))
+                            .range((Bound::Unbounded, Bound::Excluded(*d)))
                             .next()
                             .is_none();
                         break;
@@ -682,7 +684,7 @@ async fn scan(node: &NodeShared, conn: &mut Conn, msg: &Msg<'_>, compress: bool)
                         && sent.is_multiple_of(plan.records_per_second.div_ceil(10).max(1));
                     if frames.full() || throttle || drop_after.is_some_and(|k| sent >= k) {
                         partition_done = p
-                            .range((Bound::Excluded(*d), Bound::Unbounded))
+                            .range((Bound::Unbounded, Bound::Excluded(*d)))
                             .next()
                             .is_none();
                         break;
