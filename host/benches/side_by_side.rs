@@ -1,0 +1,547 @@
+//! Side by side with Aerospike's own tools on one server, one data set, one run: asbackup
+//! against our backup and asrestore against our restore (of asbackup's files), plain and with
+//! ZSTD level 3 + AES-256, alternating A B A B over rounds. Each row: wall time, records/s, CPU
+//! seconds of the tool and of the server, the tool's peak RSS; then per-round ratios and their
+//! median.
+//!
+//! ```sh
+//! ABS_REAL_AEROSPIKE=127.0.0.1:3000 ABS_REAL_ASRESTORE=/opt/aerospike/bin/asrestore \
+//!   ABS_BENCH_RECORDS=1000000 ABS_BENCH_ROUNDS=3 \
+//!   cargo bench -p aerospike-backup-service --bench side_by_side
+//! ```
+//!
+//! `asbackup` is looked for beside `asrestore` (or named by `ABS_REAL_ASBACKUP`); the server's
+//! CPU is read from `/proc/<pid>` of the process named `asd` (or `ABS_REAL_ASD_PID`). The data
+//! is set `bench` of namespace `test`: loaded (small records of ~240 B) when it does not hold
+//! the asked count. Without `ABS_REAL_AEROSPIKE` (or without `--bench`, as `cargo test
+//! --all-targets` runs it) it says so and does a 1k-record smoke run of our half against the
+//! test node in this process. Figures are recorded in docs/PERFORMANCE.md.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use abs::config::{Config, Format, RestorePolicy};
+use abs::engine::backup::{EngineContext, JobSpec, SystemClock, open_storage, run_job};
+use abs::engine::layout::BackupKind;
+use abs::engine::progress::Progress;
+use abs::engine::restore::{self, RestorePlan};
+use abs::engine::writer::Counters;
+use abs::plugins::{Registry, Runtime, RuntimeConfig};
+use aerospike::{AdminPolicy, Client, ClientPolicy, Key, Value, WritePolicy, as_bin};
+use tokio_util::sync::CancellationToken;
+
+/// Scans, files and writers in parallel, for both tools.
+const PARALLEL: u32 = 4;
+const SET: &str = "bench";
+
+fn status_kib(pid: &str, field: &str) -> Option<f64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+}
+
+/// (state, user + system CPU seconds) of a process.
+fn stat_of(pid: &str) -> (char, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let state = fields.first().and_then(|s| s.chars().next()).unwrap_or('?');
+    (state, (ticks(11) + ticks(12)) / 100.0)
+}
+
+fn cpu_of(pid: &str) -> f64 {
+    stat_of(pid).1
+}
+
+/// What one run of one tool cost.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    secs: f64,
+    cpu: f64,
+    server_cpu: f64,
+    peak_mib: f64,
+    records: u64,
+}
+
+/// Runs a command to its end, sampling its peak RSS while it runs; its CPU is read from the
+/// exited process before it is reaped (a zombie keeps its accounting).
+fn run_tool(cmd: &mut Command, server: Option<&str>) -> Run {
+    let server_cpu0 = server.map_or(0.0, cpu_of);
+    let t = Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the tool starts");
+    let pid = child.id().to_string();
+    let mut peak = 0.0f64;
+    let cpu = loop {
+        if let Some(kb) = status_kib(&pid, "VmHWM:") {
+            peak = peak.max(kb);
+        }
+        let (state, cpu) = stat_of(&pid);
+        if state == 'Z' || state == '?' {
+            break cpu;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let out = child.wait_with_output().expect("the tool ends");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Run {
+        secs: t.elapsed().as_secs_f64(),
+        cpu,
+        server_cpu: server.map_or(0.0, cpu_of) - server_cpu0,
+        peak_mib: peak / 1024.0,
+        records: 0,
+    }
+}
+
+fn peak_self_mib() -> f64 {
+    status_kib("self", "VmHWM:").unwrap_or(0.0) / 1024.0
+}
+
+fn reset_peak_self() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn config(host: &str, port: u16, root: &Path, policy: &str) -> Config {
+    let yaml = format!(
+        r#"
+aerospike-clusters:
+  c: {{seed-nodes: [{{host-name: "{host}", port: {port}}}]}}
+storage:
+  s: {{local-storage: {{path: "{root}"}}}}
+backup-policies:
+  p: {{parallel: {PARALLEL}{policy}}}
+backup-routines:
+  r: {{interval-cron: "@daily", source-cluster: c, storage: s, backup-policy: p, namespaces: [test], set-list: [{SET}]}}
+"#,
+        root = root.display()
+    );
+    abs::config::parse::<Config>(&yaml, Format::Yaml).expect("bench config")
+}
+
+struct Bench {
+    host: String,
+    port: u16,
+    server_pid: Option<String>,
+    ctx: EngineContext,
+    plugins: Arc<Registry>,
+    key: PathBuf,
+    asbackup: Option<PathBuf>,
+    asrestore: Option<PathBuf>,
+}
+
+impl Bench {
+    fn server(&self) -> Option<&str> {
+        self.server_pid.as_deref()
+    }
+
+    async fn ours_backup(&self, root: &Path, policy: &str) -> Run {
+        let spec = JobSpec {
+            routine: "r".into(),
+            kind: BackupKind::Full,
+            config: Arc::new(config(&self.host, self.port, root, policy)),
+        };
+        reset_peak_self();
+        let (cpu0, scpu0, t) = (
+            cpu_of("self"),
+            self.server().map_or(0.0, cpu_of),
+            Instant::now(),
+        );
+        let progress = Arc::new(Progress::new(chrono::Utc::now()));
+        let report = run_job(&self.ctx, &spec, progress, CancellationToken::new())
+            .await
+            .expect("our backup");
+        Run {
+            secs: t.elapsed().as_secs_f64(),
+            cpu: cpu_of("self") - cpu0,
+            server_cpu: self.server().map_or(0.0, cpu_of) - scpu0,
+            peak_mib: peak_self_mib(),
+            records: report.records(),
+        }
+    }
+
+    async fn ours_restore(&self, root: &Path, folder: &str, policy: serde_json::Value) -> Run {
+        let cfg = config(&self.host, self.port, root, "");
+        let storage = open_storage(&self.plugins, &cfg.storage["s"]).expect("storage");
+        let folders = restore::plan_path(&storage, folder).await.expect("plan");
+        let mut policy: RestorePolicy = serde_json::from_value(policy).expect("policy");
+        policy.parallel = Some(PARALLEL);
+        let plan = RestorePlan {
+            label: "bench".into(),
+            cluster_name: "c".into(),
+            cluster: cfg.aerospike_clusters["c"].clone(),
+            storage: cfg.storage["s"].clone(),
+            policy,
+            folders,
+            config: Arc::new(cfg),
+            keys: Default::default(),
+        };
+        reset_peak_self();
+        let counters = Arc::new(Counters::default());
+        let (cpu0, scpu0, t) = (
+            cpu_of("self"),
+            self.server().map_or(0.0, cpu_of),
+            Instant::now(),
+        );
+        restore::run_job(
+            &self.ctx,
+            &plan,
+            counters.clone(),
+            Arc::new(Progress::new(chrono::Utc::now())),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("our restore");
+        Run {
+            secs: t.elapsed().as_secs_f64(),
+            cpu: cpu_of("self") - cpu0,
+            server_cpu: self.server().map_or(0.0, cpu_of) - scpu0,
+            peak_mib: peak_self_mib(),
+            records: counters.snapshot().inserted_records,
+        }
+    }
+
+    fn tool_args(&self, cmd: &mut Command, codecs: bool, backup: bool) {
+        cmd.args(["-h", &self.host, "-p", &self.port.to_string()]);
+        if codecs {
+            cmd.args(["--compress", "zstd"]);
+            if backup {
+                cmd.args(["--compression-level", "3"]);
+            }
+            cmd.args(["--encrypt", "aes256", "--encryption-key-file"]);
+            cmd.arg(&self.key);
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn row(what: &str, r: &Run, records: u64) {
+    println!(
+        "  {what:<34} {:>7.2} s {:>9.0} rec/s  CPU-s/M: {:>5.2} tool + {:>5.2} server  peak RSS {:>6.1} MiB",
+        r.secs,
+        records as f64 / r.secs.max(1e-9),
+        r.cpu * 1e6 / records.max(1) as f64,
+        r.server_cpu * 1e6 / records.max(1) as f64,
+        r.peak_mib,
+    );
+}
+
+/// Fills set `bench` with `n` small records unless it already holds exactly `n`.
+async fn load(client: &Arc<Client>, n: u64) {
+    let objects = |answer: &str| {
+        answer
+            .split(':')
+            .find_map(|kv| kv.strip_prefix("objects="))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let cmd = format!("sets/test/{SET}");
+    let now = client
+        .info(&AdminPolicy::default(), &[&cmd])
+        .await
+        .ok()
+        .and_then(|m| m.get(&cmd).map(|a| objects(a)))
+        .unwrap_or(0);
+    if now == n {
+        eprintln!("set {SET} already holds {n} records");
+        return;
+    }
+    truncate(client).await;
+    let t = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let per = n.div_ceil(64);
+    for w in 0..64u64 {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let wp = WritePolicy {
+                send_key: true,
+                ..WritePolicy::default()
+            };
+            for i in (w * per)..((w + 1) * per).min(n) {
+                let key = Key::new("test", SET, Value::from(i as i64)).expect("key");
+                let bins = [
+                    as_bin!("id", i as i64),
+                    as_bin!("name", format!("user-{i:012}")),
+                    as_bin!("score", (i % 1000) as f64 * 0.75),
+                    as_bin!("tags", format!("tag-{}-{}-{}", i % 7, i % 11, i % 13)),
+                    as_bin!("blob", vec![(i % 251) as u8; 120]),
+                ];
+                client.put(&wp, &key, &bins).await.expect("load put");
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("loader");
+    }
+    eprintln!(
+        "loaded {n} records into {SET} in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+}
+
+async fn truncate(client: &Client) {
+    client
+        .truncate(&AdminPolicy::default(), "test", SET, 0)
+        .await
+        .expect("truncate");
+    let cmd = format!("sets/test/{SET}");
+    for _ in 0..600 {
+        let answer = client
+            .info(&AdminPolicy::default(), &[&cmd])
+            .await
+            .ok()
+            .and_then(|m| m.get(&cmd).cloned())
+            .unwrap_or_default();
+        if answer.contains("objects=0:") || answer.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let real = std::env::var("ABS_REAL_AEROSPIKE")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    match (full, real) {
+        (true, Some(target)) => rt.block_on(side_by_side(&target)),
+        (_, real) => {
+            println!(
+                "side_by_side: {}; smoke run of our half against the test node (1k records)",
+                if real.is_none() {
+                    "no ABS_REAL_AEROSPIKE"
+                } else {
+                    "no --bench"
+                }
+            );
+            rt.block_on(smoke());
+        }
+    }
+}
+
+fn engine() -> (EngineContext, Arc<Registry>) {
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cwasm")),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let plugins = Arc::new(Registry::with_defaults(&runtime).expect("plugins"));
+    (
+        EngineContext::new(plugins.clone(), Arc::new(SystemClock)),
+        plugins,
+    )
+}
+
+async fn smoke() {
+    let node = testkit::AerospikeNode::start().expect("test node");
+    let client = Arc::new(
+        Client::new(
+            &ClientPolicy::default(),
+            &format!("127.0.0.1:{}", node.port()),
+        )
+        .await
+        .expect("connect"),
+    );
+    load(&client, 1000).await;
+    let (ctx, plugins) = engine();
+    let bench = Bench {
+        host: "127.0.0.1".into(),
+        port: node.port(),
+        server_pid: None,
+        ctx,
+        plugins,
+        key: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden/key.pem"),
+        asbackup: None,
+        asrestore: None,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = bench.ours_backup(dir.path(), "").await;
+    assert_eq!(b.records, 1000);
+    row("our backup (test node)", &b, b.records);
+    truncate(&client).await;
+    let folder = std::fs::read_dir(dir.path().join("r/backup"))
+        .expect("a backup")
+        .flatten()
+        .next()
+        .expect("its folder")
+        .file_name();
+    let r = bench
+        .ours_restore(
+            dir.path(),
+            &format!("r/backup/{}/data/test", folder.to_string_lossy()),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(r.records, 1000);
+    row("our restore (test node)", &r, r.records);
+}
+
+async fn side_by_side(target: &str) {
+    let (host, port) = target.rsplit_once(':').expect("HOST:PORT");
+    let port: u16 = port.parse().expect("port");
+    let records: u64 = std::env::var("ABS_BENCH_RECORDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    let rounds: usize = std::env::var("ABS_BENCH_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2);
+    let asrestore = std::env::var_os("ABS_REAL_ASRESTORE").map(PathBuf::from);
+    let asbackup = std::env::var_os("ABS_REAL_ASBACKUP")
+        .map(PathBuf::from)
+        .or_else(|| asrestore.as_ref().map(|r| r.with_file_name("asbackup")))
+        .filter(|p| p.is_file());
+    let server_pid = std::env::var("ABS_REAL_ASD_PID").ok().or_else(|| {
+        let out = Command::new("pgrep").args(["-x", "asd"]).output().ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .map(str::to_string)
+    });
+    let client = Arc::new(
+        Client::new(&ClientPolicy::default(), &target.to_string())
+            .await
+            .expect("connect to the real server"),
+    );
+    load(&client, records).await;
+    let (ctx, plugins) = engine();
+    let bench = Bench {
+        host: host.to_string(),
+        port,
+        server_pid,
+        ctx,
+        plugins,
+        key: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden/key.pem"),
+        asbackup,
+        asrestore,
+    };
+    println!(
+        "side by side on {target} (server pid {:?}), {records} records of set {SET}, parallel {PARALLEL}, {rounds} rounds",
+        bench.server_pid
+    );
+    let key = bench.key.display().to_string();
+    let cases = [
+        ("plain", String::new(), serde_json::json!({})),
+        (
+            "zstd 3 + aes256",
+            format!(
+                ", compression: {{mode: ZSTD, level: 3}}, encryption: {{mode: AES256, key-file: \"{key}\"}}"
+            ),
+            serde_json::json!({
+                "compression": {"mode": "ZSTD"},
+                "encryption": {"mode": "AES256", "key-file": key},
+            }),
+        ),
+    ];
+    // (case, phase) -> ratios (ours / theirs, in records per second) per round.
+    let mut ratios: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut push = |name: String, v: f64| match ratios.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, l)) => l.push(v),
+        None => ratios.push((name, vec![v])),
+    };
+    for round in 1..=rounds {
+        println!("round {round}");
+        for (name, policy, restore_policy) in &cases {
+            let codecs = !policy.is_empty();
+            // Backup: A then B.
+            let theirs_dir = tempfile::tempdir().expect("tempdir");
+            let theirs = bench.asbackup.as_ref().map(|ab| {
+                let mut cmd = Command::new(ab);
+                bench.tool_args(&mut cmd, codecs, true);
+                cmd.args(["-n", "test", "-s", SET, "--parallel", &PARALLEL.to_string()]);
+                cmd.arg("-d").arg(theirs_dir.path().join("ab"));
+                let r = run_tool(&mut cmd, bench.server());
+                row(&format!("asbackup, {name}"), &r, records);
+                r
+            });
+            let ours_dir = tempfile::tempdir().expect("tempdir");
+            let ours = bench.ours_backup(ours_dir.path(), policy).await;
+            assert_eq!(ours.records, records, "our backup: every record");
+            row(&format!("our backup, {name}"), &ours, records);
+            if let Some(t) = theirs {
+                push(format!("backup {name}"), t.secs / ours.secs);
+            }
+            // Restore of asbackup's files (ours where there is no asbackup): A then B.
+            let (root, folder) = if bench.asbackup.is_some() {
+                (theirs_dir.path(), "ab".to_string())
+            } else {
+                let ts = std::fs::read_dir(ours_dir.path().join("r/backup"))
+                    .expect("our backup")
+                    .flatten()
+                    .next()
+                    .expect("its folder")
+                    .file_name();
+                (
+                    ours_dir.path(),
+                    format!("r/backup/{}/data/test", ts.to_string_lossy()),
+                )
+            };
+            let theirs = match (&bench.asrestore, bench.asbackup.is_some()) {
+                (Some(ar), true) => {
+                    truncate(&client).await;
+                    let mut cmd = Command::new(ar);
+                    bench.tool_args(&mut cmd, codecs, false);
+                    cmd.args(["--parallel", &PARALLEL.to_string()]);
+                    cmd.arg("-d").arg(root.join(&folder));
+                    let r = run_tool(&mut cmd, bench.server());
+                    row(&format!("asrestore, {name}"), &r, records);
+                    Some(r)
+                }
+                _ => None,
+            };
+            truncate(&client).await;
+            let ours = bench
+                .ours_restore(root, &folder, restore_policy.clone())
+                .await;
+            assert_eq!(ours.records, records, "our restore: every record");
+            row(&format!("our restore, {name}"), &ours, records);
+            if let Some(t) = theirs {
+                push(format!("restore {name}"), t.secs / ours.secs);
+            }
+        }
+    }
+    if !ratios.is_empty() {
+        println!("ours / theirs, records per second (per round; median):");
+        for (name, v) in &ratios {
+            let list: Vec<String> = v.iter().map(|r| format!("{r:.2}")).collect();
+            println!(
+                "  {name:<24} {:<24} median {:.2}",
+                list.join(" "),
+                median(v.clone())
+            );
+        }
+    }
+}
