@@ -7,6 +7,7 @@
 //! - [`fixtures`]: deterministic records of every particle type for tests and benches.
 //! - [`secret_agent`]: a Secret Agent test double (TCP, TLS, unix socket).
 //! - [`demo`]: the README demo's sample data and background writer.
+//! - [`transcript`]: recorded exchanges with a real server, replayed against the test node.
 
 pub mod demo;
 pub mod emulators;
@@ -14,5 +15,6 @@ pub mod fault_proxy;
 pub mod fixtures;
 pub mod node;
 pub mod secret_agent;
+pub mod transcript;
 
 pub use node::{AerospikeNode, Faults, NodeConfig, NodeStats};
