@@ -21,6 +21,9 @@ pub struct Request<'a> {
     /// Key field: particle type then bytes.
     pub key: Option<&'a [u8]>,
     pub filter: Option<&'a Exp>,
+    /// The result code of a filter that did not parse (0 = none). Like the server, it is
+    /// reported only once the record was found (with its generation and void time).
+    pub filter_error: u8,
     pub ops: &'a [Op<'a>],
     /// Result code forced on writes by a fault plan (0 = none).
     pub fail_writes: u8,
@@ -47,6 +50,39 @@ impl Reply {
         wire::put_op(&mut self.ops, ptype, name, data);
         self.n_ops += 1;
     }
+    /// The entry respond-all-ops gives a write op: its own op code, no value.
+    fn push_written(&mut self, op: u8, name: &[u8]) {
+        wire::put_op_code(&mut self.ops, op, wire::PT_NULL, name, &[]);
+        self.n_ops += 1;
+    }
+    /// A failure found on an existing record: it carries the record's generation and void
+    /// time, as the server's does.
+    fn on_record(result: u8, r: &Record) -> Reply {
+        Reply {
+            result,
+            generation: u32::from(r.generation),
+            void_time: r.void_time,
+            ..Reply::default()
+        }
+    }
+}
+
+/// The filter's verdict on a found record: `Err(code)` if it does not pass or did not parse.
+fn filter_check(req: &Request<'_>, r: &Record, now_ms: u64) -> Result<(), u8> {
+    if req.filter_error != 0 {
+        return Err(req.filter_error);
+    }
+    if let Some(f) = req.filter {
+        let cx = Ctx {
+            rec: r,
+            digest: &req.digest,
+            now_ms,
+        };
+        if !exp::passes(f, &cx) {
+            return Err(rc::FILTERED_OUT);
+        }
+    }
+    Ok(())
 }
 
 pub fn execute(store: &Store, req: &Request<'_>) -> Reply {
@@ -60,15 +96,8 @@ pub fn execute(store: &Store, req: &Request<'_>) -> Reply {
         let Some(r) = p.get(&req.digest).filter(|r| !r.is_expired(now_cl)) else {
             return Reply::code(rc::KEY_NOT_FOUND);
         };
-        if let Some(f) = req.filter {
-            let cx = Ctx {
-                rec: r,
-                digest: &req.digest,
-                now_ms,
-            };
-            if !exp::passes(f, &cx) {
-                return Reply::code(rc::FILTERED_OUT);
-            }
+        if let Err(code) = filter_check(req, r, now_ms) {
+            return Reply::on_record(code, r);
         }
         return read_reply(r, req, now_ms);
     }
@@ -92,12 +121,7 @@ pub fn execute(store: &Store, req: &Request<'_>) -> Reply {
     let existing = p.get(&req.digest);
     // Failures after the record was found carry its generation and void time.
     let fail = |code: u8| match existing {
-        Some(r) => Reply {
-            result: code,
-            generation: u32::from(r.generation),
-            void_time: r.void_time,
-            ..Reply::default()
-        },
+        Some(r) => Reply::on_record(code, r),
         None => Reply::code(code),
     };
     if existing.is_none() && must_not_create {
@@ -116,15 +140,8 @@ pub fn execute(store: &Store, req: &Request<'_>) -> Reply {
         if msg_set != r.set.as_deref().map(str::as_bytes) {
             return fail(rc::PARAMETER);
         }
-        if let Some(f) = req.filter {
-            let cx = Ctx {
-                rec: r,
-                digest: &req.digest,
-                now_ms,
-            };
-            if !exp::passes(f, &cx) {
-                return fail(rc::FILTERED_OUT);
-            }
+        if let Err(code) = filter_check(req, r, now_ms) {
+            return fail(code);
         }
         if let (Some(k), Some(stored)) = (req.key, r.key.as_deref())
             && k != stored
@@ -159,6 +176,9 @@ pub fn execute(store: &Store, req: &Request<'_>) -> Reply {
                         // The server answers a list or map it cannot parse with 1.
                         None => return fail(rc::SERVER_ERROR),
                     },
+                    wire::PT_GEOJSON => {
+                        bins.set(op.name, op.ptype, super::geo::stored_particle(op.data))
+                    }
                     _ => bins.set(op.name, op.ptype, op.data.to_vec()),
                 }
             }
@@ -221,7 +241,7 @@ pub fn execute(store: &Store, req: &Request<'_>) -> Reply {
             _ => return fail(rc::UNSUPPORTED_FEATURE),
         }
         if respond_all {
-            reply.push(wire::PT_NULL, op.name, &[]);
+            reply.push_written(op.op, op.name);
         }
     }
     if bins.0.is_empty() {
@@ -335,15 +355,8 @@ fn delete(ns: &store::Namespace, req: &Request<'_>, now_ms: u64, now_cl: u32) ->
     if !generation_ok(req, r.generation) {
         return Reply::code(rc::GENERATION);
     }
-    if let Some(f) = req.filter {
-        let cx = Ctx {
-            rec: r,
-            digest: &req.digest,
-            now_ms,
-        };
-        if !exp::passes(f, &cx) {
-            return Reply::code(rc::FILTERED_OUT);
-        }
+    if let Err(code) = filter_check(req, r, now_ms) {
+        return Reply::code(code);
     }
     p.remove(&req.digest);
     Reply::code(rc::OK)

@@ -151,6 +151,35 @@ fn from_val(v: &Val) -> Result<Exp, Unsupported> {
     })
 }
 
+/// Parses a filter expression as the server accepts one: a single packed value (no bytes
+/// after it) whose result is a boolean. A literal other than a boolean, arithmetic, a metadata
+/// or bin value of another type is refused like malformed msgpack (the server answers 4).
+pub fn parse_filter(bytes: &[u8]) -> Result<Exp, Unsupported> {
+    let mut c = Cur::new(bytes);
+    let v = wire::unpack(&mut c, 0)
+        .ok_or_else(|| Unsupported("malformed expression msgpack".into()))?;
+    if c.remaining() != 0 {
+        return Err(Unsupported("bytes after the expression".into()));
+    }
+    let e = from_val(&v)?;
+    if !is_boolean(&e) {
+        return Err(Unsupported("a filter must be a boolean expression".into()));
+    }
+    Ok(e)
+}
+
+/// Whether an expression yields a boolean (conditions and variables are taken on trust).
+fn is_boolean(e: &Exp) -> bool {
+    match e {
+        Exp::Lit(v) => matches!(v, Val::Bool(_)),
+        Exp::Cmp(..) | Exp::And(_) | Exp::Or(_) | Exp::Not(_) | Exp::Xor(_) => true,
+        Exp::Meta(op) => matches!(*op, KEY_EXISTS | IS_TOMBSTONE),
+        Exp::Bin(t, _) => particle_for_exp_type(*t) == wire::PT_BOOL,
+        Exp::Cond(_) | Exp::Let(..) | Exp::Var(_) => true,
+        Exp::Arith(..) | Exp::DigestModulo(_) | Exp::Key(_) | Exp::BinType(_) => false,
+    }
+}
+
 /// What an expression sees of a record.
 #[derive(Debug, Clone, Copy)]
 pub struct Ctx<'a> {

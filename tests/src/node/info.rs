@@ -83,7 +83,10 @@ fn one(node: &NodeShared, cmd: &str) -> String {
         "service" | "service-clear-std" | "service-clear-alt" | "service-tls-std"
         | "service-tls-alt" => String::new(),
         "statistics" => statistics(node),
-        "racks" => racks(node),
+        // Rack awareness is Enterprise-only; a Community server refuses `racks:`. (A node
+        // started with racks plays the Enterprise feature even without a user.)
+        "racks" if super::server::enterprise(node) || cl.config.racks > 0 => racks(node),
+        "racks" => "ERROR:25:enterprise only".into(),
         "rack-ids" => cl
             .ns_names()
             .iter()
@@ -256,7 +259,8 @@ fn get_config(node: &NodeShared, rest: &str) -> String {
 fn namespace(node: &NodeShared, ns: &str) -> String {
     let cl = &node.cluster;
     let Some(n) = cl.store.ns(ns.as_bytes()) else {
-        return "ERROR::namespace not found".into();
+        // What a server answers for a namespace it does not have.
+        return "type=unknown".into();
     };
     let now = cl.store.clock.now_cl_secs();
     // Like a server node: counts cover the partitions this node holds, masters separately.
@@ -295,12 +299,16 @@ fn sets(node: &NodeShared, path: &str) -> String {
                 continue;
             }
             let lut = sets.get(set).map_or(0, |m| m.truncate_lut_ms);
+            // `sets/<ns>/<set>` names neither, as on the server.
+            if set_filter.is_none() {
+                let _ = write!(out, "ns={}:set={set}:", n.name);
+            }
             let _ = write!(
                 out,
-                "ns={}:set={set}:objects={objects}:tombstones=0:data_used_bytes={bytes}:\
-                 truncate_lut={lut}:sindexes=0:index_populating=false:disable-eviction=false:\
-                 enable-index=false:stop-writes-count=0:stop-writes-size=0;",
-                n.name
+                "objects={objects}:tombstones=0:data_used_bytes={bytes}:truncate_lut={lut}:\
+                 sindexes=0:index_populating=false:truncating=false:\
+                 default-read-touch-ttl-pct=0:default-ttl=0:disable-eviction=false:\
+                 enable-index=false:stop-writes-count=0:stop-writes-size=0;"
             );
         }
     }
@@ -336,7 +344,7 @@ fn sindex_line(s: &SIndex) -> String {
     }
     let or_null = |v: &str| {
         if v.is_empty() {
-            "NULL".to_string()
+            "null".to_string()
         } else {
             v.to_string()
         }
@@ -354,26 +362,35 @@ fn sindex_line(s: &SIndex) -> String {
     )
 }
 
+/// `sindex-list`: the server lists bin indexes, then `;`, then set indexes, each entry
+/// ending in `;`, and drops one trailing `;`. Each part checks the namespace itself, so an
+/// unknown one gets the error twice.
 fn sindex_list(node: &NodeShared, rest: &str) -> String {
     let a = args(rest);
     let ns = arg(&a, &["ns", "namespace"]);
     if ns.is_some_and(|n| node.cluster.store.ns(n.as_bytes()).is_none()) {
-        return "ERROR:20:namespace not found".into();
-    }
-    if !matches!(arg(&a, &["b64"]), None | Some("true") | Some("false")) {
-        return "ERROR:4:bad b64".into();
+        return "ERROR:20:namespace not found on node;ERROR:20:namespace not found on node".into();
     }
     let list = store::lock(&node.cluster.store.sindexes);
-    // Bin indexes first, then set indexes, as the server lists them.
     let (set_ix, bin_ix): (Vec<&SIndex>, Vec<&SIndex>) = list
         .iter()
         .filter(|s| ns.is_none_or(|n| n == s.ns))
         .partition(|s| s.itype == "set");
     let mut out = String::new();
-    for s in bin_ix.into_iter().chain(set_ix) {
+    if matches!(arg(&a, &["b64"]), None | Some("true") | Some("false")) {
+        for s in bin_ix {
+            out.push_str(&sindex_line(s));
+            out.push(';');
+        }
+    } else {
+        out.push_str("ERROR:4:bad b64");
+    }
+    out.push(';');
+    for s in set_ix {
         out.push_str(&sindex_line(s));
         out.push(';');
     }
+    out.pop();
     out
 }
 
@@ -499,7 +516,9 @@ fn sindex_create(node: &NodeShared, rest: &str) -> String {
         Err(e) => return e,
     };
     if node.cluster.store.ns(idx.ns.as_bytes()).is_none() {
-        return "ERROR:4:namespace not found".into();
+        // The server accepts the definition (it goes to its metadata store) and builds
+        // nothing.
+        return "ok".into();
     }
     let mut list = store::lock(&node.cluster.store.sindexes);
     if let Some(existing) = list.iter().find(|s| s.ns == idx.ns && s.name == idx.name) {
@@ -529,9 +548,16 @@ fn sindex_delete(node: &NodeShared, rest: &str) -> String {
     "ok".into()
 }
 
-fn udf_hash(content: &[u8]) -> String {
+/// The hash `udf-list` shows: SHA-1 of the module's metadata entry as the server keeps it,
+/// the JSON text `{"content64": "<base64>", "type": "<type>", "name": "<file>"}`.
+fn udf_hash(name: &str, u: &Udf) -> String {
     use sha1::{Digest as _, Sha1};
-    Sha1::digest(content)
+    let entry = format!(
+        "{{\"content64\": \"{}\", \"type\": \"{}\", \"name\": \"{name}\"}}",
+        B64.encode(&u.content),
+        u.kind
+    );
+    Sha1::digest(entry.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -540,13 +566,7 @@ fn udf_hash(content: &[u8]) -> String {
 fn udf_list(node: &NodeShared) -> String {
     let udfs = store::lock(&node.cluster.store.udfs);
     udfs.iter()
-        .map(|(f, u)| {
-            format!(
-                "filename={f},hash={},type={};",
-                udf_hash(&u.content),
-                u.kind
-            )
-        })
+        .map(|(f, u)| format!("filename={f},hash={},type={};", udf_hash(f, u), u.kind))
         .collect()
 }
 
@@ -613,12 +633,16 @@ fn udf_remove(node: &NodeShared, rest: &str) -> String {
     "ok".into()
 }
 
+/// `truncate` / `truncate-namespace`: the server takes only `namespace=`, and answers `ok`
+/// for a namespace it does not have.
 fn truncate(node: &NodeShared, rest: &str) -> String {
     let a = args(rest);
-    let ns = arg(&a, &["namespace", "ns"]).unwrap_or("");
+    let Some(ns) = arg(&a, &["namespace"]) else {
+        return "ERROR:20:missing 'namespace'".into();
+    };
     let store = &node.cluster.store;
     let Some(n) = store.ns(ns.as_bytes()) else {
-        return "ERROR:20:namespace not found".into();
+        return "ok".into();
     };
     let now_ms = store.clock.now_ms();
     let before_ms = match arg(&a, &["lut"]) {

@@ -4,6 +4,7 @@
 pub(crate) mod cdt;
 mod exec;
 pub mod exp;
+pub mod geo;
 mod info;
 mod server;
 pub mod store;

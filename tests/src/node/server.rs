@@ -171,6 +171,11 @@ async fn serve(node: &NodeShared, sock: Stream) -> io::Result<()> {
             }
             wire::TYPE_ADMIN => admin(node, &mut conn, &body).await?,
             wire::TYPE_MSG => handle_msg(node, &mut conn, &body).await?,
+            // Compression is Enterprise-only: a Community server answers a compressed
+            // request with ENTERPRISE_ONLY.
+            wire::TYPE_COMPRESSED if !enterprise(node) => {
+                send(&mut conn, error_message(rc::ENTERPRISE_ONLY), false).await?;
+            }
             wire::TYPE_COMPRESSED => {
                 let inner = wire::inflate(&body)
                     .ok_or_else(|| io::Error::other("bad compressed request"))?;
@@ -193,6 +198,24 @@ async fn send(conn: &mut Conn, frames: Vec<u8>, compress: bool) -> io::Result<()
     }
 }
 
+/// Whether the node plays an Enterprise server (a user is configured), with the features
+/// only Enterprise has: compression, `racks:`.
+pub fn enterprise(node: &NodeShared) -> bool {
+    node.cluster.config.user.is_some()
+}
+
+/// The message a server ends a failed scan or query with: the result code and no LAST flag
+/// (clients stop at any error).
+fn error_message(result: u8) -> Vec<u8> {
+    wire::simple_reply(
+        ReplyHeader {
+            result,
+            ..ReplyHeader::default()
+        },
+        &[],
+    )
+}
+
 fn last_message(result: u8) -> Vec<u8> {
     wire::simple_reply(
         ReplyHeader {
@@ -208,8 +231,9 @@ async fn handle_msg(node: &NodeShared, conn: &mut Conn, body: &[u8]) -> io::Resu
     let Some(msg) = wire::parse_msg(body) else {
         return Err(io::Error::other("malformed AS_MSG"));
     };
-    // Replies are compressed only on request, whatever form the request came in.
-    let compress = msg.info1 & wire::INFO1_COMPRESS_RESPONSE != 0;
+    // Replies are compressed only on request, whatever form the request came in, and only
+    // by an Enterprise server (Community ignores the flag).
+    let compress = enterprise(node) && msg.info1 & wire::INFO1_COMPRESS_RESPONSE != 0;
     if !conn.authenticated {
         return send(conn, last_message(rc::NOT_AUTHENTICATED), false).await;
     }
@@ -226,7 +250,7 @@ async fn handle_msg(node: &NodeShared, conn: &mut Conn, body: &[u8]) -> io::Resu
             || msg.field(wire::FIELD_UDF_FUNCTION).is_some()
         {
             // Background query-operate and aggregation need a UDF engine the node lacks.
-            return send(conn, last_message(rc::UNSUPPORTED_FEATURE), compress).await;
+            return send(conn, error_message(rc::UNSUPPORTED_FEATURE), compress).await;
         }
         return scan(node, conn, &msg, compress).await;
     }
@@ -239,8 +263,12 @@ fn digest_of(msg: &Msg<'_>) -> Option<Digest> {
 }
 
 fn parse_filter(msg: &Msg<'_>) -> Result<Option<Exp>, u8> {
-    match msg.field(wire::FIELD_FILTER_EXP) {
-        Some(b) => exp::parse(b).map(Some).map_err(|_| rc::PARAMETER),
+    parse_filter_field(msg.field(wire::FIELD_FILTER_EXP))
+}
+
+fn parse_filter_field(field: Option<&[u8]>) -> Result<Option<Exp>, u8> {
+    match field {
+        Some(b) => exp::parse_filter(b).map(Some).map_err(|_| rc::PARAMETER),
         None => Ok(None),
     }
 }
@@ -280,9 +308,11 @@ fn single(node: &NodeShared, msg: &Msg<'_>) -> Vec<u8> {
             &body,
         );
     }
-    let filter = match parse_filter(msg) {
-        Ok(f) => f,
-        Err(code) => return reply_code(code),
+    // A filter that does not parse is reported once the record was found, as the server
+    // builds it only then.
+    let (filter, filter_error) = match parse_filter(msg) {
+        Ok(f) => (f, 0),
+        Err(code) => (None, code),
     };
     let req = Request {
         info1: msg.info1,
@@ -295,6 +325,7 @@ fn single(node: &NodeShared, msg: &Msg<'_>) -> Vec<u8> {
         digest,
         key: msg.field(wire::FIELD_KEY),
         filter: filter.as_ref(),
+        filter_error,
         ops: &msg.ops,
         fail_writes: node.faults.write_failure(),
     };
@@ -373,9 +404,13 @@ async fn batch(
         Err(code) => return send(conn, last_message(code), compress).await,
     };
     let mut c = Cur::new(field);
-    let (Some(n), Some(_flags)) = (c.u32(), c.u8()) else {
+    let (Some(n), Some(flags)) = (c.u32(), c.u8()) else {
         return send(conn, last_message(rc::PARAMETER), compress).await;
     };
+    // Without "report all errors" the server ends the batch's LAST message with the code
+    // of the last row that failed with anything but not-found or filtered-out.
+    let report_all_errors = flags & BATCH_REPORT_ALL_ERRORS != 0;
+    let mut batch_error = rc::OK;
     let mut frames = Frames::new();
     let mut prev: Option<RowHeader<'_>> = None;
     let fail_writes = node.faults.write_failure();
@@ -385,13 +420,9 @@ async fn batch(
         };
         let (index, digest, h) = row;
         let get = |t: u8| h.fields.iter().find(|f| f.ty == t).map(|f| f.data);
-        let row_filter = match get(wire::FIELD_FILTER_EXP).map(exp::parse) {
-            Some(Ok(e)) => Some(e),
-            Some(Err(_)) => {
-                push_row(&mut frames, index, rc::PARAMETER, 0, 0, &[], 0);
-                continue;
-            }
-            None => None,
+        let (row_filter, filter_error) = match parse_filter_field(get(wire::FIELD_FILTER_EXP)) {
+            Ok(f) => (f, 0),
+            Err(code) => (None, code),
         };
         if get(wire::FIELD_UDF_FUNCTION).is_some() {
             let mut body = Vec::new();
@@ -410,10 +441,15 @@ async fn batch(
             digest,
             key: get(wire::FIELD_KEY),
             filter: row_filter.as_ref().or(parent_filter.as_ref()),
+            filter_error,
             ops: &h.ops,
             fail_writes,
         };
         let r = exec::execute(&node.cluster.store, &req);
+        if !report_all_errors && !matches!(r.result, rc::OK | rc::KEY_NOT_FOUND | rc::FILTERED_OUT)
+        {
+            batch_error = r.result;
+        }
         // Failed rows carry no bins.
         let (ops, n_ops): (&[u8], u16) = if r.result == rc::OK {
             (&r.ops, r.n_ops)
@@ -435,6 +471,7 @@ async fn batch(
     }
     ReplyHeader {
         info3: wire::INFO3_LAST,
+        result: batch_error,
         ..ReplyHeader::default()
     }
     .write(&mut frames.buf);
@@ -467,6 +504,8 @@ const BATCH_MSG_INFO: u8 = 0x2;
 const BATCH_MSG_GEN: u8 = 0x4;
 const BATCH_MSG_TTL: u8 = 0x8;
 const BATCH_MSG_INFO4: u8 = 0x10;
+/// Batch flag: every row's error is reported and none ends the batch.
+const BATCH_REPORT_ALL_ERRORS: u8 = 0x4;
 
 fn parse_row<'a>(
     c: &mut Cur<'a>,
@@ -570,16 +609,24 @@ async fn scan(node: &NodeShared, conn: &mut Conn, msg: &Msg<'_>, compress: bool)
     node.stats.scans.fetch_add(1, Ordering::Relaxed);
     let store = node.cluster.store.clone();
     let Some(ns) = msg.field(wire::FIELD_NAMESPACE).and_then(|n| store.ns(n)) else {
-        return send(conn, last_message(rc::INVALID_NAMESPACE), compress).await;
+        return send(conn, error_message(rc::INVALID_NAMESPACE), compress).await;
     };
+    // A server runs only partition scans and queries: they must ask for partition-done
+    // messages and name partitions (ids or resume digests); anything else is 16.
+    if msg.info3 & wire::INFO3_PARTITION_DONE == 0
+        || (msg.field(wire::FIELD_PID_ARRAY).is_none()
+            && msg.field(wire::FIELD_DIGEST_ARRAY).is_none())
+    {
+        return send(conn, error_message(rc::UNSUPPORTED_FEATURE), compress).await;
+    }
     let filter = match parse_filter(msg) {
         Ok(f) => f,
-        Err(code) => return send(conn, last_message(code), compress).await,
+        Err(code) => return send(conn, error_message(code), compress).await,
     };
     let range = match msg.field(wire::FIELD_INDEX_RANGE) {
         Some(b) => match parse_index_range(b) {
             Some(r) => Some(r),
-            None => return send(conn, last_message(rc::PARAMETER), compress).await,
+            None => return send(conn, error_message(rc::PARAMETER), compress).await,
         },
         None => None,
     };
@@ -613,25 +660,17 @@ async fn scan(node: &NodeShared, conn: &mut Conn, msg: &Msg<'_>, compress: bool)
             parts.push((wire::partition_of(&d), Some(d)));
         }
     }
-    // As the server does: asked for partitions by id, it answers each one it holds no full
-    // copy of with a PARTITION_DONE carrying UNAVAILABLE (and nothing for the others: the
-    // stream's end finishes them); asked for none, it scans the partitions it masters and
-    // skips the rest silently.
-    let by_id = !parts.is_empty();
-    if !by_id {
-        parts.extend(
-            (0..PARTITIONS)
-                .filter(|p| node.copy_of(*p) == Some(0))
-                .map(|p| (p, None)),
-        );
-    }
+    // As the server does: it answers each partition it holds no full copy of with a
+    // PARTITION_DONE carrying UNAVAILABLE, and nothing for the others (the stream's end
+    // finishes them). A partition is walked from its largest digest down, and a resume
+    // digest continues with the next smaller one (the server's index trees are ordered so).
     let drop_after = node.faults.take_scan_drop();
     let started = Instant::now();
     let mut sent: u64 = 0;
     let mut frames = Frames::new();
     let ns_name = ns.name.as_bytes();
     'parts: for (pid, after) in parts {
-        if by_id && node.copy_of(pid).is_none() {
+        if node.copy_of(pid).is_none() {
             push_partition_done(&mut frames.buf, pid, rc::PARTITION_UNAVAILABLE);
             continue;
         }
@@ -756,17 +795,24 @@ fn encode_record(
     let n_fields = 2 + u16::from(set.is_some()) + u16::from(r.key.is_some());
     let header_at = out.len();
     ReplyHeader {
+        // A server marks the records of a no-bin-data scan with NOBINDATA.
+        info1: if plan.no_bins {
+            wire::INFO1_NOBINDATA
+        } else {
+            0
+        },
         generation: u32::from(r.generation),
         void_time: r.void_time,
         n_fields,
         ..ReplyHeader::default()
     }
     .write(out);
+    // The server's order: namespace, digest, set, key.
     wire::put_field(out, wire::FIELD_NAMESPACE, ns);
+    wire::put_field(out, wire::FIELD_DIGEST, digest);
     if let Some(s) = set {
         wire::put_field(out, wire::FIELD_SET, s);
     }
-    wire::put_field(out, wire::FIELD_DIGEST, digest);
     if let Some(k) = &r.key {
         wire::put_field(out, wire::FIELD_KEY, k);
     }

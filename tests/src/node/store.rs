@@ -145,12 +145,13 @@ impl Bins {
             .find(|b| b.0 == name)
             .map(|b| (b.1, b.2.as_slice()))
     }
-    /// Sets a bin; a null particle deletes it, as on the server.
+    /// Sets a bin; a null particle deletes it, as on the server, which moves its last bin
+    /// into the deleted one's place.
     pub fn set(&mut self, name: &[u8], ptype: u8, data: Vec<u8>) {
         let pos = self.0.iter().position(|b| b.0 == name);
         match (pos, ptype) {
             (Some(i), wire::PT_NULL) => {
-                self.0.remove(i);
+                self.0.swap_remove(i);
             }
             (None, wire::PT_NULL) => {}
             (Some(i), _) => self.0[i] = (name.to_vec(), ptype, data),

@@ -78,6 +78,7 @@ pub mod rc {
     pub const UNSUPPORTED_FEATURE: u8 = 16;
     pub const KEY_MISMATCH: u8 = 19;
     pub const INVALID_NAMESPACE: u8 = 20;
+    pub const ENTERPRISE_ONLY: u8 = 25;
     pub const BIN_NAME_TOO_LONG: u8 = 21;
     pub const FILTERED_OUT: u8 = 27;
     pub const INVALID_COMMAND: u8 = 54;
@@ -257,6 +258,7 @@ pub fn parse_msg(body: &[u8]) -> Option<Msg<'_>> {
 /// The header of one reply message.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReplyHeader {
+    pub info1: u8,
     pub info3: u8,
     pub result: u8,
     pub generation: u32,
@@ -270,7 +272,7 @@ pub struct ReplyHeader {
 impl ReplyHeader {
     pub fn write(&self, out: &mut Vec<u8>) {
         out.push(MSG_HEADER_SIZE as u8);
-        out.extend_from_slice(&[0, 0, self.info3, 0, self.result]);
+        out.extend_from_slice(&[self.info1, 0, self.info3, 0, self.result]);
         out.extend_from_slice(&self.generation.to_be_bytes());
         out.extend_from_slice(&self.void_time.to_be_bytes());
         out.extend_from_slice(&self.index.to_be_bytes());
@@ -287,8 +289,13 @@ pub fn put_field(out: &mut Vec<u8>, ty: u8, data: &[u8]) {
 
 /// Writes one reply op (read op code, particle type, bin name, value).
 pub fn put_op(out: &mut Vec<u8>, ptype: u8, name: &[u8], data: &[u8]) {
+    put_op_code(out, OP_READ, ptype, name, data);
+}
+
+/// Writes one reply op with the given op code (respond-all-ops echoes a write op's code).
+pub fn put_op_code(out: &mut Vec<u8>, op: u8, ptype: u8, name: &[u8], data: &[u8]) {
     out.extend_from_slice(&((4 + name.len() + data.len()) as u32).to_be_bytes());
-    out.extend_from_slice(&[OP_READ, ptype, 0, name.len() as u8]);
+    out.extend_from_slice(&[op, ptype, 0, name.len() as u8]);
     out.extend_from_slice(name);
     out.extend_from_slice(data);
 }

@@ -642,8 +642,9 @@ async fn restore_object_counts_follow_writes_deletes_and_truncates() {
     assert!(client.delete(&wp, &key("c2", 1)).await.unwrap());
     let ns = info(&client, "namespace/test").await;
     assert!(ns.contains("objects=29;master_objects=29;"), "{ns}");
+    // One set's statistics do not name the namespace and set, as on a server.
     let sets = info(&client, "sets/test/c1").await;
-    assert!(sets.contains("set=c1:objects=10:"), "{sets}");
+    assert!(sets.starts_with("objects=10:"), "{sets}");
     client
         .truncate(&AdminPolicy::default(), "test", "c2", 0)
         .await

@@ -970,8 +970,15 @@ async fn rust_auth_logs_in_and_rejects_a_wrong_password() {
 
 #[tokio::test]
 async fn rust_compressed_commands_are_understood() {
-    let node = AerospikeNode::start().unwrap();
-    let client = connect(&node).await;
+    // Compression is Enterprise-only: a node with a user plays an Enterprise server.
+    let node = AerospikeNode::start_with(NodeConfig {
+        user: Some(("backup".into(), "s3cret".into())),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut cp = ClientPolicy::default();
+    cp.auth_mode = AuthMode::Internal("backup".into(), "s3cret".into());
+    let client = connect_with(&node, cp).await;
     let mut wp = WritePolicy::default();
     wp.base_policy.use_compression = true;
     wp.base_policy.compression_threshold = 0;
@@ -984,5 +991,15 @@ async fn rust_compressed_commands_are_understood() {
     rp.base_policy.use_compression = true;
     rp.base_policy.compression_threshold = 0;
     let rec = client.get(&rp, &key("zip", 1), Bins::All).await.unwrap();
-    assert_eq!(rec.bins["big"], Value::from(big));
+    assert_eq!(rec.bins["big"], Value::from(big.clone()));
+
+    // A Community node refuses a compressed request with ENTERPRISE_ONLY (25), as a
+    // Community server does.
+    let ce = AerospikeNode::start().unwrap();
+    let ce_client = connect(&ce).await;
+    let e = ce_client
+        .put(&wp, &key("zip", 1), &[as_bin!("big", big)])
+        .await
+        .expect_err("a Community node takes no compressed request");
+    assert_eq!(e.result_code(), 25, "{e}");
 }
