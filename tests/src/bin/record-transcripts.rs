@@ -46,10 +46,10 @@ const NO_SET_KEY: &str = "transcript-no-set";
 const TIMEOUT_MS: u32 = 1000;
 /// Socket timeout of scans (header slot and field), as the engine sends it.
 const SCAN_TIMEOUT_MS: u32 = 10_000;
-/// Scan task ids count up from here, so requests are reproducible. Each scan needs its own:
-/// a server answers 4 to a scan whose id belongs to a job it still holds.
-const TASK_ID: u64 = 0x7472_616e_7363_7269;
-static NEXT_TASK: AtomicU64 = AtomicU64::new(TASK_ID);
+/// Scan task ids: a random start per run, then counting up. Each scan needs an id the server
+/// has not seen lately: it answers 4 to a scan whose id belongs to a job it still lists, and
+/// it keeps finished jobs listed for a while (so ids must not repeat across runs either).
+static NEXT_TASK: AtomicU64 = AtomicU64::new(0);
 
 fn task_id() -> u64 {
     NEXT_TASK.fetch_add(1, Ordering::Relaxed)
@@ -64,6 +64,7 @@ fn main() {
 }
 
 fn run(args: &Args) -> io::Result<()> {
+    NEXT_TASK.store(rand::random::<u64>() >> 1, Ordering::Relaxed);
     std::fs::create_dir_all(&args.out)?;
     let mut side = Session::new(&args.host);
     let server = format!(
@@ -124,7 +125,6 @@ fn run(args: &Args) -> io::Result<()> {
             exchanges: Vec::new(),
             only_sets: only_sets.iter().map(|s| s.to_string()).collect(),
         };
-        NEXT_TASK.store(TASK_ID, Ordering::Relaxed);
         script(&mut r)?;
         let t = Transcript {
             about: about.to_string(),
@@ -1483,6 +1483,28 @@ fn scans(r: &mut Recorder) -> io::Result<()> {
         }
         .request(),
     )?;
+    // Scans meant to succeed must have: an error there is the recording going wrong (a
+    // reused task id, a busy server), not something to keep.
+    let meant_to_fail = [
+        "unparsable",
+        "unknown namespace",
+        "PARTITION_DONE flag",
+        "no partition list",
+    ];
+    for e in &r.exchanges {
+        if e.kind == Kind::Stream
+            && !meant_to_fail.iter().any(|m| e.name.contains(m))
+            && e.reply
+                .iter()
+                .any(|l| l.starts_with("rc=") && !l.starts_with("rc=0 "))
+        {
+            return Err(io::Error::other(format!(
+                "scan {:?} failed on the server: {:?}",
+                e.name,
+                e.reply.last()
+            )));
+        }
+    }
     Ok(())
 }
 
