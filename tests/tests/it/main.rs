@@ -9,6 +9,7 @@ mod node_python;
 mod node_restore;
 mod node_rust;
 mod node_tls;
+mod transcripts;
 
 use aerospike::{Client, ClientPolicy};
 use testkit::AerospikeNode;
