@@ -1256,6 +1256,23 @@ pub fn replay(addr: &str, name: &str, t: &Transcript) -> io::Result<Vec<Mismatch
     Ok(out)
 }
 
+/// Whether two reply lines are about the same thing: the same record digest, the same info
+/// command, or two messages that carry no digest.
+fn same_subject(a: &str, b: &str) -> bool {
+    let digest = |l: &str| {
+        l.split(' ')
+            .find_map(|t| t.strip_prefix("digest="))
+            .map(str::to_string)
+    };
+    if a.starts_with("rc=") && b.starts_with("rc=") {
+        return digest(a) == digest(b);
+    }
+    match (a.split_once('\t'), b.split_once('\t')) {
+        (Some((x, _)), Some((y, _))) => x == y,
+        _ => false,
+    }
+}
+
 /// Differing lines shown per exchange.
 const MAX_DIFF_LINES: usize = 12;
 
@@ -1313,38 +1330,51 @@ impl std::fmt::Display for Mismatch {
             }
         }
         let extra: Vec<&String> = actual_left.into_iter().flatten().collect();
+        // Pair a server line with a node line about the same thing (a record's digest, the
+        // same info command, or two messages without a digest), to name what differs.
+        let mut unpaired: Vec<Option<&String>> = extra.iter().copied().map(Some).collect();
         let mut shown = 0;
-        for (i, e) in missing.iter().enumerate() {
+        for e in &missing {
             if shown >= MAX_DIFF_LINES {
                 break;
             }
             shown += 1;
             writeln!(f, "  - server:    {e}")?;
-            if let Some(a) = extra.get(i) {
+            let partner = unpaired
+                .iter_mut()
+                .find(|a| a.is_some_and(|a| same_subject(e, a)))
+                .and_then(Option::take);
+            if let Some(a) = partner {
                 writeln!(f, "  + test node: {a}")?;
-                // Message lines: name the fields that differ.
                 if e.starts_with("rc=") && a.starts_with("rc=") {
-                    for d in field_diff(e, a) {
+                    let diffs = field_diff(e, a);
+                    if diffs.is_empty() {
+                        writeln!(f, "      the same fields and bins in another order")?;
+                    }
+                    for d in diffs {
                         writeln!(f, "      {d}")?;
                     }
                 }
             }
         }
-        for a in extra.iter().skip(missing.len()) {
+        for a in unpaired.into_iter().flatten() {
             if shown >= MAX_DIFF_LINES {
                 break;
             }
             shown += 1;
             writeln!(f, "  + test node: {a}")?;
         }
-        let total = missing.len().max(extra.len());
-        if total > shown {
+        if missing.len() + extra.len() > 0 {
             writeln!(
                 f,
-                "  ... {} more differing lines ({} only from the server, {} only from the node)",
-                total - shown,
+                "  ({} lines only from the server, {} only from the test node{})",
                 missing.len(),
-                extra.len()
+                extra.len(),
+                if shown < missing.len().max(extra.len()) {
+                    "; not all shown"
+                } else {
+                    ""
+                }
             )?;
         }
         if missing.is_empty() && extra.is_empty() {
