@@ -56,7 +56,9 @@ fn real(test: &str) -> Option<(String, u16)> {
         .ok()
         .filter(|s| !s.trim().is_empty())
     else {
-        eprintln!(
+        // Straight to stderr, past the test harness's capture, so a run shows the skip.
+        let _ = writeln!(
+            std::io::stderr(),
             "real_server::{test}: skipped: ABS_REAL_AEROSPIKE is not set \
              (HOST:PORT of a real Aerospike server runs this suite)"
         );
@@ -1247,7 +1249,8 @@ async fn asrestore_reads_our_backups_back_record_for_record() {
         return;
     };
     let Some(asrestore) = asrestore() else {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "real_server::asrestore_reads_our_backups_back_record_for_record: skipped: ABS_REAL_ASRESTORE is not set"
         );
         return;
