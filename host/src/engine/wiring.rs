@@ -124,11 +124,11 @@ pub fn build_pipeline_with(
     });
     let pipeline =
         Pipeline::from_policy(plugins, compression.as_ref(), encryption.as_ref()).map_err(fail)?;
-    let c = match policy.compression.as_ref().map(|c| c.mode) {
+    let c = match policy.compression.as_ref().map(|c| *c.mode) {
         Some(CompressionMode::Zstd) => "ZSTD",
         _ => "NONE",
     };
-    let e = match policy.encryption.as_ref().map(|e| e.mode) {
+    let e = match policy.encryption.as_ref().map(|e| *e.mode) {
         Some(EncryptionMode::Aes128) => "AES128",
         Some(EncryptionMode::Aes256) => "AES256",
         _ => "NONE",
