@@ -104,6 +104,22 @@ pub fn migrate(cfg: &mut Config) -> Vec<String> {
             p.retry_policy = Some(rp);
         }
     }
+    for (name, p) in cfg.backup_policies.iter() {
+        // ABS 3.7 requires `mode`; 3.6 and older read a missing one as NONE (the level, if
+        // any, then unused). The file is left as written; the warning says what it means.
+        if p.compression.as_ref().is_some_and(|c| c.mode.is_none()) {
+            warnings.push(format!(
+                "backup-policies.{name}.compression has no mode; read as NONE (no compression) \
+                 as ABS 3.6 did; set mode: ZSTD to compress"
+            ));
+        }
+        if p.encryption.as_ref().is_some_and(|e| e.mode.is_none()) {
+            warnings.push(format!(
+                "backup-policies.{name}.encryption has no mode; read as NONE (no encryption) \
+                 as ABS 3.6 did; set mode: AES128 or AES256 to encrypt"
+            ));
+        }
+    }
     for (name, r) in &mut cfg.backup_routines {
         if r.prefer_racks.is_some() {
             warnings.push(format!(
@@ -293,6 +309,42 @@ backup-routines:
                 &format!("service:\n  reveal-secrets-in-api: {b}\n  http:\n"),
             ),
         }
+    }
+
+    /// ABS 3.6 configs may leave `mode` out of `compression`/`encryption`: they load, with one
+    /// warning each, as NONE (ABS 3.6's default), and come back as written.
+    #[test]
+    fn policies_without_a_mode_load_as_abs_36_read_them() {
+        let yaml = r#"
+backup-policies:
+  legacy:
+    compression: {level: 1}
+    encryption: {key-file: /etc/abs/key.pem}
+  modern:
+    compression: {mode: ZSTD, level: 1}
+"#;
+        let (cfg, warnings) = load_str(yaml, Format::Yaml).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("backup-policies.legacy.compression has no mode"));
+        assert!(warnings[1].contains("backup-policies.legacy.encryption has no mode"));
+        let legacy = &cfg.backup_policies["legacy"];
+        assert_eq!(
+            legacy.compression.as_ref().unwrap().mode(),
+            CompressionMode::None
+        );
+        assert_eq!(
+            legacy.encryption.as_ref().unwrap().mode(),
+            EncryptionMode::None
+        );
+        assert_eq!(
+            cfg.backup_policies["modern"]
+                .compression
+                .as_ref()
+                .unwrap()
+                .mode(),
+            CompressionMode::Zstd
+        );
+        assert_eq!(serde_json::to_value(&cfg).unwrap(), as_written(yaml));
     }
 
     #[test]

@@ -1093,9 +1093,11 @@ config_enum! {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CompressionPolicy {
-    /// NONE or ZSTD (required).
-    #[schema(value_type = CompressionMode)]
-    pub mode: Spelled<CompressionMode>,
+    /// NONE or ZSTD. Required since ABS 3.7; a config written for ABS 3.6 or older may leave it
+    /// out, which means NONE there (the level is then ignored) and here, with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CompressionMode>)]
+    pub mode: Option<Spelled<CompressionMode>>,
     /// zstd level -1..=22; 0 means the default (3).
     #[serde(
         default,
@@ -1103,6 +1105,13 @@ pub struct CompressionPolicy {
         skip_serializing_if = "Option::is_none"
     )]
     pub level: Option<i32>,
+}
+
+impl CompressionPolicy {
+    /// The mode; NONE when the config leaves it out (ABS 3.6 and older).
+    pub fn mode(&self) -> CompressionMode {
+        self.mode.map_or(CompressionMode::None, |m| *m)
+    }
 }
 
 config_enum! {
@@ -1118,9 +1127,11 @@ config_enum! {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct EncryptionPolicy {
-    /// NONE, AES128 or AES256 (required).
-    #[schema(value_type = EncryptionMode)]
-    pub mode: Spelled<EncryptionMode>,
+    /// NONE, AES128 or AES256. Required since ABS 3.7; left out (ABS 3.6 and older) it means
+    /// NONE, with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<EncryptionMode>)]
+    pub mode: Option<Spelled<EncryptionMode>>,
     /// File holding the key (an RSA PEM as asbackup uses, or raw key material).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<String>,
@@ -1130,6 +1141,13 @@ pub struct EncryptionPolicy {
     /// Secret Agent key holding the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_secret: Option<String>,
+}
+
+impl EncryptionPolicy {
+    /// The mode; NONE when the config leaves it out (ABS 3.6 and older).
+    pub fn mode(&self) -> EncryptionMode {
+        self.mode.map_or(EncryptionMode::None, |m| *m)
+    }
 }
 
 /// One codec of a `pipeline:` (our extension), applied in order on backup.

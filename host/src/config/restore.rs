@@ -201,7 +201,7 @@ impl RestorePolicy {
             ));
         }
         if let Some(e) = &self.encryption
-            && *e.mode != EncryptionMode::None
+            && e.mode() != EncryptionMode::None
         {
             let sources = [&e.key_file, &e.key_env, &e.key_secret]
                 .iter()
@@ -305,7 +305,7 @@ mod tests {
         assert_eq!(p.check().unwrap_err().0, "policy.unique");
         let p = RestorePolicy {
             encryption: Some(EncryptionPolicy {
-                mode: EncryptionMode::Aes256.into(),
+                mode: Some(EncryptionMode::Aes256.into()),
                 key_file: None,
                 key_env: None,
                 key_secret: None,

@@ -698,7 +698,7 @@ fn policy(e: &mut Errors, path: &str, p: &BackupPolicy) {
         .iter()
         .filter(|b| **b)
         .count();
-        if *enc.mode != EncryptionMode::None && keys != 1 {
+        if enc.mode() != EncryptionMode::None && keys != 1 {
             e.push(
                 format!("{path}.encryption"),
                 "exactly one of key-file, key-env and key-secret is required",
@@ -709,10 +709,10 @@ fn policy(e: &mut Errors, path: &str, p: &BackupPolicy) {
         let compat = p
             .compression
             .as_ref()
-            .is_some_and(|c| *c.mode != CompressionMode::None)
+            .is_some_and(|c| c.mode() != CompressionMode::None)
             || p.encryption
                 .as_ref()
-                .is_some_and(|c| *c.mode != EncryptionMode::None);
+                .is_some_and(|c| c.mode() != EncryptionMode::None);
         if compat {
             e.push(
                 format!("{path}.pipeline"),
@@ -1087,13 +1087,13 @@ backup-routines:
             incremental: Some(3),
         });
         p.encryption = Some(EncryptionPolicy {
-            mode: EncryptionMode::Aes256.into(),
+            mode: Some(EncryptionMode::Aes256.into()),
             key_file: None,
             key_env: None,
             key_secret: None,
         });
         p.compression = Some(CompressionPolicy {
-            mode: CompressionMode::Zstd.into(),
+            mode: Some(CompressionMode::Zstd.into()),
             level: Some(30),
         });
         p.pipeline = Some(vec![]);
