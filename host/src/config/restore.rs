@@ -233,7 +233,6 @@ pub struct RestoreRequest {
     pub destination_name: Option<String>,
     /// Where the backup is, inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub source: Option<Storage>,
     /// Where the backup is, by configured storage name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,7 +261,6 @@ pub struct RestoreTimestampRequest {
     pub destination_name: Option<String>,
     /// Storage override (ABS 3.6+); default: the routine's storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub source: Option<Storage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_name: Option<String>,
