@@ -339,7 +339,7 @@ fn main() -> ExitCode {
     let mut logger = loaded.store.current().service.logger.clone();
     if let Some(l) = &cli.log_level {
         match l.parse::<LogLevel>() {
-            Ok(l) => logger.level = Some(l),
+            Ok(l) => logger.level = Some(l.into()),
             Err(e) => {
                 eprintln!("error: --log-level: {e}");
                 return ExitCode::from(2);
@@ -348,7 +348,7 @@ fn main() -> ExitCode {
     }
     if let Some(f) = &cli.log_format {
         match f.parse::<LogFormat>() {
-            Ok(f) => logger.format = Some(f),
+            Ok(f) => logger.format = Some(f.into()),
             Err(e) => {
                 eprintln!("error: --log-format: {e}");
                 return ExitCode::from(2);

@@ -13,7 +13,7 @@ use prometheus::{
 const NS: &str = "aerospike_backup_service";
 
 /// Backup types as ABS labels them.
-pub const BACKUP_TYPES: [&str; 2] = ["Full", "Incremental"];
+pub const BACKUP_TYPES: [&str; 2] = ["full", "incremental"];
 /// Backup outcomes as ABS labels them.
 pub const OUTCOMES: [&str; 5] = ["success", "failure", "canceled", "retry", "skip"];
 
@@ -338,8 +338,8 @@ mod tests {
             "aerospike_backup_service_runs_total 0",
             "aerospike_backup_service_incremental_failure_total 0",
             "aerospike_backup_service_duration_millis 0",
-            r#"aerospike_backup_service_backup_events_total{outcome="skip",routine="daily",type="Incremental"} 0"#,
-            r#"aerospike_backup_service_backup_in_progress{routine="daily",type="Full"} 0"#,
+            r#"aerospike_backup_service_backup_events_total{outcome="skip",routine="daily",type="incremental"} 0"#,
+            r#"aerospike_backup_service_backup_in_progress{routine="daily",type="full"} 0"#,
             r#"aerospike_backup_service_restore_events_total{outcome="failure"} 0"#,
         ] {
             assert!(text.contains(n), "missing {n}\n{text}");

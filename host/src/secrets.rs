@@ -204,7 +204,7 @@ impl SecretAgentClient {
             agent: name.to_string(),
             message,
         };
-        let target = match agent.connection_type {
+        let target = match *agent.connection_type {
             ConnectionType::Unix => {
                 if agent.tls_ca_file.is_some() {
                     return Err(config_err(

@@ -90,7 +90,7 @@ pub async fn start_with_runtime(
     let mut servers = Vec::new();
     let mut http_addr = None;
     // Tests bind port 0 through `bind_override`, whatever the config says.
-    if !http.disabled || bind_override.is_some() {
+    if !*http.disabled || bind_override.is_some() {
         let addr = match bind_override {
             Some(a) => a,
             None => format!("{}:{}", http.address(), http.port())
@@ -232,7 +232,7 @@ fn spawn_config_watch(
                     // them on its own (turning it on or off still needs a restart).
                     let unauthed = |s: &crate::config::ServiceConfig| {
                         let mut s = s.clone();
-                        s.http.auth = s.http.auth.map(|_| Default::default());
+                        s.http.auth = s.http.auth.take().map(|_| Default::default());
                         s
                     };
                     if unauthed(&next.service) != unauthed(&cfg.service) {

@@ -122,7 +122,7 @@ impl Authenticator {
         }
         let auth = Authenticator {
             callers,
-            protect_metrics: cfg.protect_metrics,
+            protect_metrics: *cfg.protect_metrics,
         };
         (auth, errors)
     }

@@ -360,6 +360,9 @@ pub async fn list_incremental_routine(
     ))
 }
 
+/// Set on a 202 answer to an on-demand backup that the overlap rules skipped, with the reason.
+pub const SKIPPED_HEADER: &str = "x-backup-skipped";
+
 async fn trigger(
     state: &AppState,
     name: &str,
@@ -369,11 +372,14 @@ async fn trigger(
     let delay = parse_delay(q)?;
     match state.scheduler.trigger(name, kind, delay).await {
         Ok(Trigger::Started | Trigger::Scheduled) => Ok(StatusCode::ACCEPTED.into_response()),
-        // ABS answers 202 and only logs the skip; we say why (docs/API-DIFFERENCES.md).
-        Ok(Trigger::Skipped(why)) => Err(ApiError::Conflict(format!(
-            "{} backup of routine {name} skipped: {why}",
-            kind.label().to_lowercase()
-        ))),
+        // As ABS: 202, and the skip is logged and counted (`outcome="skip"`) and shows in
+        // `currentBackup`'s `last-<type>-result`; our header says why on the answer itself.
+        Ok(Trigger::Skipped(why)) => {
+            let reason = format!("{} backup of routine {name} skipped: {why}", kind.label());
+            let value = axum::http::HeaderValue::from_str(&reason)
+                .unwrap_or_else(|_| axum::http::HeaderValue::from_static("skipped"));
+            Ok((StatusCode::ACCEPTED, [(SKIPPED_HEADER, value)]).into_response())
+        }
         Err(JobError::UnknownRoutine(r)) => {
             Err(ApiError::NotFound(format!("routine {r} not found")))
         }
@@ -385,9 +391,8 @@ async fn trigger(
 #[utoipa::path(post, path = "/v1/backups/schedule/{name}", tag = "Backup",
     params(("name" = String, Path, description = "Routine"),
         ("delay" = Option<u64>, Query, description = "Delay before the start, ms")),
-    responses((status = 202, description = "Accepted"), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "Skipped by the overlap rules; `error` says why", body = ErrorBody)))]
+    responses((status = 202, description = "Accepted; or skipped by the overlap rules, as ABS answers, with the reason in the `X-Backup-Skipped` header"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn schedule(
     State(state): State<AppState>,
     Name(name): Name,
@@ -400,9 +405,8 @@ pub async fn schedule(
 #[utoipa::path(post, path = "/v1/backups/full/{name}", tag = "Backup",
     params(("name" = String, Path, description = "Routine"),
         ("delay" = Option<u64>, Query, description = "Delay before the start, ms")),
-    responses((status = 202, description = "Accepted"), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "Skipped by the overlap rules; `error` says why", body = ErrorBody)))]
+    responses((status = 202, description = "Accepted; or skipped by the overlap rules, as ABS answers, with the reason in the `X-Backup-Skipped` header"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn start_full(
     State(state): State<AppState>,
     Name(name): Name,
@@ -415,9 +419,8 @@ pub async fn start_full(
 #[utoipa::path(post, path = "/v1/backups/incremental/{name}", tag = "Backup",
     params(("name" = String, Path, description = "Routine"),
         ("delay" = Option<u64>, Query, description = "Delay before the start, ms")),
-    responses((status = 202, description = "Accepted"), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody),
-        (status = 409, description = "Skipped by the overlap rules; `error` says why", body = ErrorBody)))]
+    responses((status = 202, description = "Accepted; or skipped by the overlap rules, as ABS answers, with the reason in the `X-Backup-Skipped` header"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn start_incremental(
     State(state): State<AppState>,
     Name(name): Name,

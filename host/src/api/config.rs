@@ -9,11 +9,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-/// Reads the whole configuration, secrets shown as `"[secret]"`.
+/// Reads the whole configuration as it was loaded, key for key; secrets shown as `"[secret]"`
+/// unless `service.reveal-secrets-in-api` is true.
 #[utoipa::path(get, path = "/v1/config", tag = "Configuration",
     responses((status = 200, body = Config)))]
 pub async fn get_config(State(state): State<AppState>) -> Json<Config> {
-    Json(state.store.current().redacted())
+    Json(state.store.current().shown())
 }
 
 /// Replaces the whole configuration, applies it and saves it to the config file.

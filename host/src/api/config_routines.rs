@@ -43,7 +43,7 @@ async fn set_disabled(
         .store
         .update(|cfg| match cfg.backup_routines.get_mut(&name) {
             Some(r) => {
-                r.disabled = disabled;
+                r.disabled = disabled.into();
                 Ok(())
             }
             None => Err(ChangeError::NotFound(format!("routine {name}"))),

@@ -61,7 +61,7 @@ pub async fn list<S: Section>(state: &AppState) -> Json<BTreeMap<String, S::Item
     Json(
         S::items(&cfg)
             .iter()
-            .map(|(k, v)| (k.clone(), S::redact(v)))
+            .map(|(k, v)| (k.clone(), shown::<S>(&cfg, v)))
             .collect(),
     )
 }
@@ -70,8 +70,17 @@ pub async fn get<S: Section>(state: &AppState, name: &str) -> Result<Json<S::Ite
     let cfg = state.store.current();
     S::items(&cfg)
         .get(name)
-        .map(|v| Json(S::redact(v)))
+        .map(|v| Json(shown::<S>(&cfg, v)))
         .ok_or_else(|| not_found::<S>(name))
+}
+
+/// An item as the API answers it: redacted unless `service.reveal-secrets-in-api` is true.
+fn shown<S: Section>(cfg: &Config, item: &S::Item) -> S::Item {
+    if cfg.service.reveal_secrets_in_api() {
+        item.clone()
+    } else {
+        S::redact(item)
+    }
 }
 
 fn not_found<S: Section>(name: &str) -> ApiError {

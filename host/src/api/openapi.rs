@@ -49,7 +49,87 @@ pub fn document() -> utoipa::openapi::OpenApi {
     publish_names(&mut value);
     publish_rate_limit(&mut value);
     publish_save_failure(&mut value);
+    publish_config_enums(&mut value["components"]["schemas"]);
     serde_json::from_value(value).expect("the OpenAPI document reads back")
+}
+
+/// Configuration enums are read case-insensitively, with aliases (`WARNING` for `WARN`), and
+/// `GET /v1/config` answers them as they were written; so their schemas are a pattern over
+/// every accepted spelling in any case, not the canonical list alone.
+fn publish_config_enums(schemas: &mut serde_json::Value) {
+    use crate::config::{
+        AuthMode, CompressionMode, ConnectionType, EncryptionMode, LogFormat, LogLevel,
+        TimestampFormat,
+    };
+    let enums: [(&str, &[&str], &[&str]); 7] = [
+        ("LogLevel", LogLevel::SPELLINGS, LogLevel::VARIANTS),
+        ("LogFormat", LogFormat::SPELLINGS, LogFormat::VARIANTS),
+        (
+            "TimestampFormat",
+            TimestampFormat::SPELLINGS,
+            TimestampFormat::VARIANTS,
+        ),
+        ("AuthMode", AuthMode::SPELLINGS, AuthMode::VARIANTS),
+        (
+            "CompressionMode",
+            CompressionMode::SPELLINGS,
+            CompressionMode::VARIANTS,
+        ),
+        (
+            "EncryptionMode",
+            EncryptionMode::SPELLINGS,
+            EncryptionMode::VARIANTS,
+        ),
+        (
+            "ConnectionType",
+            ConnectionType::SPELLINGS,
+            ConnectionType::VARIANTS,
+        ),
+    ];
+    for (name, spellings, canonical) in enums {
+        let Some(schema) = schemas.get_mut(name).and_then(|s| s.as_object_mut()) else {
+            continue;
+        };
+        // `[Ww][Aa]...`: portable to every regex dialect, unlike an inline `(?i)`.
+        let any_case = |word: &str| -> String {
+            word.chars()
+                .map(|c| {
+                    if c.is_ascii_alphabetic() {
+                        format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase())
+                    } else if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                        c.to_string()
+                    } else {
+                        format!("\\{c}")
+                    }
+                })
+                .collect()
+        };
+        let alternatives: Vec<String> = spellings.iter().map(|w| any_case(w)).collect();
+        schema.remove("enum");
+        schema.insert("type".into(), "string".into());
+        schema.insert(
+            "pattern".into(),
+            format!("^({})$", alternatives.join("|")).into(),
+        );
+        schema.insert("examples".into(), serde_json::json!(canonical));
+        let doc = format!(
+            "One of {} (any case; {}), answered as written.",
+            canonical.join(", "),
+            {
+                let aliases: Vec<&str> = spellings
+                    .iter()
+                    .copied()
+                    .filter(|w| !canonical.contains(w))
+                    .collect();
+                if aliases.is_empty() {
+                    "no aliases".to_string()
+                } else {
+                    format!("also {}", aliases.join(", "))
+                }
+            }
+        );
+        schema.insert("description".into(), doc.into());
+    }
 }
 
 /// Every route sits behind the per-client rate limit (`service.http.rate`), so every

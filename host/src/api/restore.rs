@@ -89,7 +89,6 @@ fn status_body(v: RestoreView) -> RestoreJobStatus {
 fn start_error(e: StartError) -> ApiError {
     match e {
         StartError::Request(r) => ApiError::bad_field(r.field, r.message),
-        StartError::Conflict(m) => ApiError::Conflict(m),
         StartError::Engine(e) => ApiError::Internal(anyhow::anyhow!("{e}")),
     }
 }
@@ -107,8 +106,9 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
 
 /// Restores a full backup folder (or every namespace of a backup).
 #[utoipa::path(post, path = "/v1/restore/full", tag = "Restore", request_body = RestoreRequest,
-    responses((status = 202, body = i64, description = "The job id"),
-        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 202, body = i64, content_type = "application/json",
+            description = "The job id, a bare JSON number"),
+        (status = 400, body = ErrorBody),
         (status = 415, description = "Content-Type is not JSON or YAML", body = ErrorBody)))]
 pub async fn restore_full(
     State(state): State<AppState>,
@@ -125,8 +125,9 @@ pub async fn restore_full(
 /// Restores an incremental backup folder.
 #[utoipa::path(post, path = "/v1/restore/incremental", tag = "Restore",
     request_body = RestoreRequest,
-    responses((status = 202, body = i64, description = "The job id"),
-        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 202, body = i64, content_type = "application/json",
+            description = "The job id, a bare JSON number"),
+        (status = 400, body = ErrorBody),
         (status = 415, description = "Content-Type is not JSON or YAML", body = ErrorBody)))]
 pub async fn restore_incremental(
     State(state): State<AppState>,
@@ -144,8 +145,9 @@ pub async fn restore_incremental(
 /// it, then its incrementals before it, in order.
 #[utoipa::path(post, path = "/v1/restore/timestamp", tag = "Restore",
     request_body = RestoreTimestampRequest,
-    responses((status = 202, body = i64, description = "The job id"),
-        (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 202, body = i64, content_type = "application/json",
+            description = "The job id, a bare JSON number"),
+        (status = 400, body = ErrorBody),
         (status = 415, description = "Content-Type is not JSON or YAML", body = ErrorBody)))]
 pub async fn restore_timestamp(
     State(state): State<AppState>,

@@ -2,6 +2,7 @@
 //! persists changes atomically.
 
 pub mod cron;
+pub mod given;
 pub mod limits;
 pub mod model;
 pub mod restore;
@@ -9,6 +10,7 @@ pub(crate) mod serde_util;
 pub mod store;
 pub mod validate;
 
+pub use given::{Given, Spelled};
 pub use model::*;
 pub use restore::*;
 pub use store::{ChangeError, ConfigStore, PluginCheck, RemoteDocument};
@@ -102,6 +104,22 @@ pub fn migrate(cfg: &mut Config) -> Vec<String> {
             p.retry_policy = Some(rp);
         }
     }
+    for (name, p) in cfg.backup_policies.iter() {
+        // ABS 3.7 requires `mode`; 3.6 and older read a missing one as NONE (the level, if
+        // any, then unused). The file is left as written; the warning says what it means.
+        if p.compression.as_ref().is_some_and(|c| c.mode.is_none()) {
+            warnings.push(format!(
+                "backup-policies.{name}.compression has no mode; read as NONE (no compression) \
+                 as ABS 3.6 did; set mode: ZSTD to compress"
+            ));
+        }
+        if p.encryption.as_ref().is_some_and(|e| e.mode.is_none()) {
+            warnings.push(format!(
+                "backup-policies.{name}.encryption has no mode; read as NONE (no encryption) \
+                 as ABS 3.6 did; set mode: AES128 or AES256 to encrypt"
+            ));
+        }
+    }
     for (name, r) in &mut cfg.backup_routines {
         if r.prefer_racks.is_some() {
             warnings.push(format!(
@@ -146,7 +164,7 @@ mod tests {
             Some("0 0 0/2 * * ? *")
         );
         assert_eq!(
-            cfg.secret_agents["secret-agent"].connection_type,
+            *cfg.secret_agents["secret-agent"].connection_type,
             ConnectionType::Tcp
         );
     }
@@ -180,6 +198,153 @@ mod tests {
             })
         );
         assert_eq!(cfg.backup_policies["keepFilesPolicy"].retention, None);
+    }
+
+    /// The document as a client reading the YAML file sees it. YAML 1.1 readers (the operator's
+    /// Go YAML) read `50_000_000` as a number where serde_yaml (YAML 1.2) sees a string.
+    fn as_written(yaml: &str) -> serde_json::Value {
+        fn numbers(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::String(s)
+                    if s.contains('_')
+                        && s.chars().all(|c| c.is_ascii_digit() || c == '_')
+                        && s.starts_with(|c: char| c.is_ascii_digit()) =>
+                {
+                    *v = serde_json::Value::from(s.replace('_', "").parse::<u64>().unwrap());
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(numbers),
+                serde_json::Value::Object(o) => o.values_mut().for_each(numbers),
+                _ => {}
+            }
+        }
+        let mut v: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
+        numbers(&mut v);
+        v
+    }
+
+    /// What `GET /v1/config` answers for a loaded document (secrets shown as configured).
+    /// Files the config names need not exist here: validation is not what is tested.
+    fn round_trip(yaml: &str) -> serde_json::Value {
+        let mut cfg: Config = parse(yaml, Format::Yaml).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(migrate(&mut cfg).is_empty());
+        serde_json::to_value(&cfg).unwrap()
+    }
+
+    #[test]
+    fn loaded_configs_come_back_key_for_key() {
+        let operator = |f: &str| {
+            let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../tests/data/operator-config")
+                .join(f);
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        };
+        let docs = [
+            (
+                "v3-configuration-md-example.yml",
+                sample("v3-configuration-md-example.yml"),
+            ),
+            ("service-spec.yml", operator("service-spec.yml")),
+            ("merged.yml", operator("merged.yml")),
+            ("merged-tls.yml", operator("merged-tls.yml")),
+        ];
+        for (name, yaml) in docs {
+            assert_eq!(round_trip(&yaml), as_written(&yaml), "{name}");
+        }
+    }
+
+    /// Sections, lists and flags written empty or false come back; absent ones stay absent.
+    #[test]
+    fn empty_and_default_values_round_trip() {
+        let yaml = r#"
+service:
+  http: {port: 8081, disabled: false, rate: {white-list: []}}
+  logger: {}
+aerospike-clusters: {}
+storage:
+  l: {local-storage: {path: /tmp/x}}
+backup-policies: {}
+backup-routines: {}
+secret-agents: {}
+"#;
+        assert_eq!(round_trip(yaml), as_written(yaml));
+        let yaml = "storage:\n  l: {local-storage: {path: /tmp/x}}\n";
+        let back = round_trip(yaml);
+        assert_eq!(back, as_written(yaml));
+        assert!(back.get("service").is_none(), "{back}");
+        let yaml = r#"
+aerospike-clusters:
+  c: {seed-nodes: [{host-name: h, port: 3000}]}
+storage:
+  l: {local-storage: {path: /tmp/x}}
+backup-routines:
+  r: {interval-cron: "@daily", source-cluster: c, storage: l, namespaces: [],
+      set-list: [], bin-list: [], node-list: [], disabled: false}
+"#;
+        assert_eq!(round_trip(yaml), as_written(yaml));
+    }
+
+    #[test]
+    fn secrets_are_redacted_unless_the_service_reveals_them() {
+        let yaml = operator_merged_with_reveal(None);
+        let (cfg, _) = load_str(&yaml, Format::Yaml).unwrap();
+        let shown = serde_json::to_value(cfg.shown()).unwrap();
+        let creds = &shown["aerospike-clusters"]["aerospike-backup1-test-cluster"]["credentials"];
+        assert_eq!(creds["password"], REDACTED);
+        let yaml = operator_merged_with_reveal(Some(true));
+        let (cfg, _) = load_str(&yaml, Format::Yaml).unwrap();
+        assert_eq!(
+            serde_json::to_value(cfg.shown()).unwrap(),
+            as_written(&yaml)
+        );
+    }
+
+    fn operator_merged_with_reveal(reveal: Option<bool>) -> String {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/operator-config/merged.yml");
+        let yaml = std::fs::read_to_string(p).unwrap();
+        match reveal {
+            None => yaml,
+            Some(b) => yaml.replace(
+                "service:\n  http:\n",
+                &format!("service:\n  reveal-secrets-in-api: {b}\n  http:\n"),
+            ),
+        }
+    }
+
+    /// ABS 3.6 configs may leave `mode` out of `compression`/`encryption`: they load, with one
+    /// warning each, as NONE (ABS 3.6's default), and come back as written.
+    #[test]
+    fn policies_without_a_mode_load_as_abs_36_read_them() {
+        let yaml = r#"
+backup-policies:
+  legacy:
+    compression: {level: 1}
+    encryption: {key-file: /etc/abs/key.pem}
+  modern:
+    compression: {mode: ZSTD, level: 1}
+"#;
+        let (cfg, warnings) = load_str(yaml, Format::Yaml).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("backup-policies.legacy.compression has no mode"));
+        assert!(warnings[1].contains("backup-policies.legacy.encryption has no mode"));
+        let legacy = &cfg.backup_policies["legacy"];
+        assert_eq!(
+            legacy.compression.as_ref().unwrap().mode(),
+            CompressionMode::None
+        );
+        assert_eq!(
+            legacy.encryption.as_ref().unwrap().mode(),
+            EncryptionMode::None
+        );
+        assert_eq!(
+            cfg.backup_policies["modern"]
+                .compression
+                .as_ref()
+                .unwrap()
+                .mode(),
+            CompressionMode::Zstd
+        );
+        assert_eq!(serde_json::to_value(&cfg).unwrap(), as_written(yaml));
     }
 
     #[test]

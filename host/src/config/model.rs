@@ -4,6 +4,7 @@
 //! saved file stays as small as the one the operator wrote; defaults live in accessor methods
 //! named after the field, each documented with the ABS default.
 
+use super::given::{Given, Spelled};
 use super::serde_util::{config_enum, number, opt_number, opt_number_list};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -67,39 +68,42 @@ impl fmt::Display for Secret {
     }
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
 /// The whole service configuration (the file given with `-c`, and `GET/PUT /v1/config`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Config {
     /// HTTP server, logging and backup-naming settings of the service itself.
-    #[serde(default)]
-    pub service: ServiceConfig,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = ServiceConfig)]
+    pub service: Given<ServiceConfig>,
     /// Aerospike clusters to back up or restore to, by name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub aerospike_clusters: BTreeMap<String, AerospikeCluster>,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = BTreeMap<String, AerospikeCluster>)]
+    pub aerospike_clusters: Given<BTreeMap<String, AerospikeCluster>>,
     /// Storage locations for backups, by name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub storage: BTreeMap<String, Storage>,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = BTreeMap<String, Storage>)]
+    pub storage: Given<BTreeMap<String, Storage>>,
     /// Backup policies (how to back up), by name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub backup_policies: BTreeMap<String, BackupPolicy>,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = BTreeMap<String, BackupPolicy>)]
+    pub backup_policies: Given<BTreeMap<String, BackupPolicy>>,
     /// Backup routines (what, where and when), by name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub backup_routines: BTreeMap<String, BackupRoutine>,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = BTreeMap<String, BackupRoutine>)]
+    pub backup_routines: Given<BTreeMap<String, BackupRoutine>>,
     /// Aerospike Secret Agents, by name. The v2 key `secret-agent` is accepted.
     #[serde(
         default,
         alias = "secret-agent",
-        skip_serializing_if = "BTreeMap::is_empty"
+        skip_serializing_if = "Given::is_absent"
     )]
-    pub secret_agents: BTreeMap<String, SecretAgent>,
+    #[schema(value_type = BTreeMap<String, SecretAgent>)]
+    pub secret_agents: Given<BTreeMap<String, SecretAgent>>,
     /// Our extension: third-party WASM plugins by name (a `.wasm` file and its sha256).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub plugins: BTreeMap<String, PluginDefinition>,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = BTreeMap<String, PluginDefinition>)]
+    pub plugins: Given<BTreeMap<String, PluginDefinition>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -110,17 +114,32 @@ pub struct Config {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ServiceConfig {
     /// The HTTP listener.
-    #[serde(default)]
-    pub http: HttpServerConfig,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = HttpServerConfig)]
+    pub http: Given<HttpServerConfig>,
     /// An HTTPS listener beside (or, with `http.disabled`, instead of) the HTTP one (ABS 3.7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https: Option<HttpsServerConfig>,
     /// Logging.
-    #[serde(default)]
-    pub logger: LoggerConfig,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = LoggerConfig)]
+    pub logger: Given<LoggerConfig>,
     /// Backup folder naming and scheduling time zone (ABS 3.4+).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<BackupServiceConfig>,
+    /// Ours: show secrets as configured in the API's configuration answers (`GET /v1/config`,
+    /// `/v1/config/clusters`, `/v1/config/storage`) instead of `"[secret]"`, for clients that
+    /// compare the answer with the file they wrote, as the Kubernetes operator does. Anyone who
+    /// may read the API then reads the passwords (docs/SECURITY.md). Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reveal_secrets_in_api: Option<bool>,
+}
+
+impl ServiceConfig {
+    /// Whether configuration answers carry secrets as configured. Default false.
+    pub fn reveal_secrets_in_api(&self) -> bool {
+        self.reveal_secrets_in_api.unwrap_or(false)
+    }
 }
 
 /// `service.http:` the REST listener.
@@ -169,8 +188,9 @@ pub struct HttpServerConfig {
     )]
     pub idle_timeout: Option<u64>,
     /// Do not start the HTTP listener at all. Default false.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub disabled: bool,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = bool)]
+    pub disabled: Given<bool>,
     /// Bearer-token authentication of API callers (ours; off when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<ApiAuthConfig>,
@@ -223,8 +243,9 @@ pub struct ApiAuthConfig {
     /// The accepted tokens and client certificates (at least one).
     pub tokens: Vec<ApiToken>,
     /// Require a token for `/metrics` too. Default false.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub protect_metrics: bool,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = bool)]
+    pub protect_metrics: Given<bool>,
 }
 
 /// One accepted caller: a bearer token known by its SHA-256 (the token itself is never
@@ -310,8 +331,9 @@ pub struct RateLimiterConfig {
     )]
     pub size: Option<u32>,
     /// Client addresses or CIDR blocks that are never limited.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub white_list: Vec<String>,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = Vec<String>)]
+    pub white_list: Given<Vec<String>>,
 }
 
 impl RateLimiterConfig {
@@ -348,10 +370,12 @@ config_enum! {
 pub struct LoggerConfig {
     /// Minimum level. Default INFO.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<LogLevel>,
+    #[schema(value_type = Option<LogLevel>)]
+    pub level: Option<Spelled<LogLevel>>,
     /// PLAIN or JSON. Default PLAIN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<LogFormat>,
+    #[schema(value_type = Option<LogFormat>)]
+    pub format: Option<Spelled<LogFormat>>,
     /// Write to standard output. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdout_writer: Option<bool>,
@@ -362,10 +386,10 @@ pub struct LoggerConfig {
 
 impl LoggerConfig {
     pub fn level(&self) -> LogLevel {
-        self.level.unwrap_or(LogLevel::Info)
+        self.level.map_or(LogLevel::Info, |l| *l)
     }
     pub fn format(&self) -> LogFormat {
-        self.format.unwrap_or(LogFormat::Plain)
+        self.format.map_or(LogFormat::Plain, |f| *f)
     }
     pub fn stdout_writer(&self) -> bool {
         self.stdout_writer.unwrap_or(true)
@@ -425,7 +449,8 @@ config_enum! {
 pub struct BackupServiceConfig {
     /// Append `_<formatted UTC time>` to backup folder names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timestamp_format: Option<TimestampFormat>,
+    #[schema(value_type = Option<TimestampFormat>)]
+    pub timestamp_format: Option<Spelled<TimestampFormat>>,
     /// Time zone for cron schedules: `UTC` (default), `Local` or an IANA name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_timezone: Option<String>,
@@ -524,7 +549,8 @@ pub struct Credentials {
     pub password_key_secret: Option<String>,
     /// INTERNAL (default), EXTERNAL, EXTERNAL_INSECURE or PKI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_mode: Option<AuthMode>,
+    #[schema(value_type = Option<AuthMode>)]
+    pub auth_mode: Option<Spelled<AuthMode>>,
     /// An inline Secret Agent for this cluster's secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_agent: Option<SecretAgent>,
@@ -840,8 +866,9 @@ pub struct PluginStorage {
     #[schema(value_type = Object)]
     pub options: serde_json::Value,
     /// Credentials handed to the plugin, never logged or shown.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub secrets: BTreeMap<String, Secret>,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = BTreeMap<String, Secret>)]
+    pub secrets: Given<BTreeMap<String, Secret>>,
 }
 
 fn empty_object() -> serde_json::Value {
@@ -1066,8 +1093,11 @@ config_enum! {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CompressionPolicy {
-    /// NONE or ZSTD (required).
-    pub mode: CompressionMode,
+    /// NONE or ZSTD. Required since ABS 3.7; a config written for ABS 3.6 or older may leave it
+    /// out, which means NONE there (the level is then ignored) and here, with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CompressionMode>)]
+    pub mode: Option<Spelled<CompressionMode>>,
     /// zstd level -1..=22; 0 means the default (3).
     #[serde(
         default,
@@ -1075,6 +1105,13 @@ pub struct CompressionPolicy {
         skip_serializing_if = "Option::is_none"
     )]
     pub level: Option<i32>,
+}
+
+impl CompressionPolicy {
+    /// The mode; NONE when the config leaves it out (ABS 3.6 and older).
+    pub fn mode(&self) -> CompressionMode {
+        self.mode.map_or(CompressionMode::None, |m| *m)
+    }
 }
 
 config_enum! {
@@ -1090,8 +1127,11 @@ config_enum! {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct EncryptionPolicy {
-    /// NONE, AES128 or AES256 (required).
-    pub mode: EncryptionMode,
+    /// NONE, AES128 or AES256. Required since ABS 3.7; left out (ABS 3.6 and older) it means
+    /// NONE, with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<EncryptionMode>)]
+    pub mode: Option<Spelled<EncryptionMode>>,
     /// File holding the key (an RSA PEM as asbackup uses, or raw key material).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<String>,
@@ -1101,6 +1141,13 @@ pub struct EncryptionPolicy {
     /// Secret Agent key holding the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_secret: Option<String>,
+}
+
+impl EncryptionPolicy {
+    /// The mode; NONE when the config leaves it out (ABS 3.6 and older).
+    pub fn mode(&self) -> EncryptionMode {
+        self.mode.map_or(EncryptionMode::None, |m| *m)
+    }
 }
 
 /// One codec of a `pipeline:` (our extension), applied in order on backup.
@@ -1150,17 +1197,20 @@ pub struct BackupRoutine {
     /// Namespaces to back up (required; `[]` = all namespaces of the cluster).
     pub namespaces: Vec<String>,
     /// Sets to back up; empty = all.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub set_list: Vec<String>,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = Vec<String>)]
+    pub set_list: Given<Vec<String>>,
     /// Bins to back up; empty = all.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub bin_list: Vec<String>,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = Vec<String>)]
+    pub bin_list: Given<Vec<String>>,
     /// Partitions: "N" or "start-count" ranges, comma-separated, within 0..=4095.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_list: Option<String>,
     /// Only the partitions these nodes master ("host:port" or node ids).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub node_list: Vec<String>,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = Vec<String>)]
+    pub node_list: Given<Vec<String>>,
     /// Only these racks (ABS 3.4+).
     #[serde(
         default,
@@ -1179,8 +1229,9 @@ pub struct BackupRoutine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter_exp: Option<String>,
     /// Not scheduled while true.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub disabled: bool,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = bool)]
+    pub disabled: Given<bool>,
     /// Time zone of this routine's cron expressions (ABS 3.7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_timezone: Option<String>,
@@ -1212,7 +1263,8 @@ config_enum! {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SecretAgent {
     /// tcp or unix (required).
-    pub connection_type: ConnectionType,
+    #[schema(value_type = ConnectionType)]
+    pub connection_type: Spelled<ConnectionType>,
     /// Host, or socket path for unix (required).
     pub address: String,
     /// TCP port.
@@ -1251,6 +1303,16 @@ pub struct PluginDefinition {
 // secret handling
 
 impl Config {
+    /// The configuration as the API answers it: redacted unless
+    /// `service.reveal-secrets-in-api` is set.
+    pub fn shown(&self) -> Config {
+        if self.service.reveal_secrets_in_api() {
+            self.clone()
+        } else {
+            self.redacted()
+        }
+    }
+
     /// A copy fit to show over the API: every secret replaced by [`REDACTED`].
     pub fn redacted(&self) -> Config {
         let mut c = self.clone();
@@ -1488,15 +1550,23 @@ storage:
     }
 
     #[test]
-    fn enums_are_case_insensitive_and_written_canonically() {
+    fn enums_are_case_insensitive_and_written_as_given() {
         let a: SecretAgent =
             serde_yaml::from_str("connection-type: TCP\naddress: localhost\nport: 5000").unwrap();
-        assert_eq!(a.connection_type, ConnectionType::Tcp);
+        assert_eq!(*a.connection_type, ConnectionType::Tcp);
         let l: LoggerConfig = serde_yaml::from_str("level: warning\nformat: json").unwrap();
-        assert_eq!(l.level, Some(LogLevel::Warn));
+        assert_eq!(l.level.map(|l| *l), Some(LogLevel::Warn));
         assert_eq!(
             serde_json::to_value(&l).unwrap(),
-            serde_json::json!({"level": "WARN", "format": "JSON"})
+            serde_json::json!({"level": "warning", "format": "json"})
+        );
+        let made = LoggerConfig {
+            level: Some(LogLevel::Warn.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&made).unwrap(),
+            serde_json::json!({"level": "WARN"})
         );
         assert!(serde_yaml::from_str::<LoggerConfig>("level: LOUD").is_err());
     }

@@ -201,7 +201,7 @@ impl RestorePolicy {
             ));
         }
         if let Some(e) = &self.encryption
-            && e.mode != EncryptionMode::None
+            && e.mode() != EncryptionMode::None
         {
             let sources = [&e.key_file, &e.key_env, &e.key_secret]
                 .iter()
@@ -233,7 +233,6 @@ pub struct RestoreRequest {
     pub destination_name: Option<String>,
     /// Where the backup is, inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub source: Option<Storage>,
     /// Where the backup is, by configured storage name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -262,7 +261,6 @@ pub struct RestoreTimestampRequest {
     pub destination_name: Option<String>,
     /// Storage override (ABS 3.6+); default: the routine's storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub source: Option<Storage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_name: Option<String>,
@@ -305,7 +303,7 @@ mod tests {
         assert_eq!(p.check().unwrap_err().0, "policy.unique");
         let p = RestorePolicy {
             encryption: Some(EncryptionPolicy {
-                mode: EncryptionMode::Aes256,
+                mode: Some(EncryptionMode::Aes256.into()),
                 key_file: None,
                 key_env: None,
                 key_secret: None,

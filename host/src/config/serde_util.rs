@@ -127,6 +127,9 @@ macro_rules! config_enum {
             /// Every accepted canonical spelling, for error messages.
             pub const VARIANTS: &'static [&'static str] = &[$($canon),+];
 
+            /// Every accepted spelling, aliases included (any case), for the OpenAPI schema.
+            pub const SPELLINGS: &'static [&'static str] = &[$($canon $(, $alias)*),+];
+
             /// The canonical spelling.
             pub fn as_str(&self) -> &'static str {
                 match self { $( Self::$variant => $canon, )+ }

@@ -428,15 +428,15 @@ backup-routines:
         let (s, path) = store(dir.path());
         let mut rx = s.subscribe();
         s.update(|c| {
-            c.backup_routines.get_mut("r").unwrap().disabled = true;
+            *c.backup_routines.get_mut("r").unwrap().disabled = true;
             Ok(())
         })
         .await
         .unwrap();
         assert!(rx.has_changed().unwrap());
-        assert!(rx.borrow_and_update().backup_routines["r"].disabled);
+        assert!(*rx.borrow_and_update().backup_routines["r"].disabled);
         let again = ConfigStore::load_file(&path, None).unwrap().store;
-        assert!(again.current().backup_routines["r"].disabled);
+        assert!(*again.current().backup_routines["r"].disabled);
         // The password survives the round trip to disk.
         assert_eq!(
             again.current().aerospike_clusters["c"]
@@ -477,14 +477,14 @@ backup-routines:
         std::fs::create_dir(dir.path().join(".abs.yml.tmp")).unwrap();
         let err = s
             .update(|c| {
-                c.backup_routines.get_mut("r").unwrap().disabled = true;
+                *c.backup_routines.get_mut("r").unwrap().disabled = true;
                 Ok(())
             })
             .await
             .unwrap_err();
         assert!(matches!(err, ChangeError::Io(_)), "{err:?}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
-        assert!(!s.current().backup_routines["r"].disabled);
+        assert!(!*s.current().backup_routines["r"].disabled);
     }
 
     #[tokio::test]

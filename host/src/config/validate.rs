@@ -156,7 +156,7 @@ pub fn inline_storage(cfg: &Config, path: &str, s: &Storage) -> Vec<ConfigError>
 fn service(e: &mut Errors, cfg: &Config) {
     let s = &cfg.service;
     let h = &s.http;
-    if h.disabled && s.https.is_none() {
+    if *h.disabled && s.https.is_none() {
         e.push(
             "service.http.disabled",
             "disabling HTTP needs a service.https listener, or the API has none",
@@ -243,7 +243,7 @@ fn service(e: &mut Errors, cfg: &Config) {
         if t.port == Some(0) {
             e.push("service.https.port", "must be 1..=65535");
         }
-        if !h.disabled && t.port() == h.port() && t.address() == h.address() {
+        if !*h.disabled && t.port() == h.port() && t.address() == h.address() {
             e.push("service.https.port", "is the port of service.http");
         }
         if let Some(a) = &t.address
@@ -435,7 +435,7 @@ fn cluster(e: &mut Errors, cfg: &Config, path: &str, c: &AerospikeCluster) {
             cr.secret_agent.as_ref(),
             cr.secret_agent_name.as_deref(),
         );
-        if cr.auth_mode == Some(AuthMode::Pki)
+        if cr.auth_mode.map(|m| *m) == Some(AuthMode::Pki)
             && c.tls.as_ref().is_none_or(|t| t.cert_file.is_none())
         {
             e.push(
@@ -698,7 +698,7 @@ fn policy(e: &mut Errors, path: &str, p: &BackupPolicy) {
         .iter()
         .filter(|b| **b)
         .count();
-        if enc.mode != EncryptionMode::None && keys != 1 {
+        if enc.mode() != EncryptionMode::None && keys != 1 {
             e.push(
                 format!("{path}.encryption"),
                 "exactly one of key-file, key-env and key-secret is required",
@@ -709,10 +709,10 @@ fn policy(e: &mut Errors, path: &str, p: &BackupPolicy) {
         let compat = p
             .compression
             .as_ref()
-            .is_some_and(|c| c.mode != CompressionMode::None)
+            .is_some_and(|c| c.mode() != CompressionMode::None)
             || p.encryption
                 .as_ref()
-                .is_some_and(|c| c.mode != EncryptionMode::None);
+                .is_some_and(|c| c.mode() != EncryptionMode::None);
         if compat {
             e.push(
                 format!("{path}.pipeline"),
@@ -856,7 +856,7 @@ fn routine(e: &mut Errors, cfg: &Config, path: &str, r: &BackupRoutine) {
 
 fn secret_agent(e: &mut Errors, path: &str, a: &SecretAgent) {
     required(e, format!("{path}.address"), &a.address);
-    if a.connection_type == ConnectionType::Tcp && a.port.is_none() {
+    if *a.connection_type == ConnectionType::Tcp && a.port.is_none() {
         e.push(format!("{path}.port"), "is required for tcp");
     }
     e.range(format!("{path}.port"), "SecretAgent", "port", a.port);
@@ -1018,7 +1018,7 @@ backup-routines:
             ..Default::default()
         });
         cl.credentials = Some(Credentials {
-            auth_mode: Some(AuthMode::Pki),
+            auth_mode: Some(AuthMode::Pki.into()),
             ..Default::default()
         });
         let errs = errors(&c);
@@ -1087,13 +1087,13 @@ backup-routines:
             incremental: Some(3),
         });
         p.encryption = Some(EncryptionPolicy {
-            mode: EncryptionMode::Aes256,
+            mode: Some(EncryptionMode::Aes256.into()),
             key_file: None,
             key_env: None,
             key_secret: None,
         });
         p.compression = Some(CompressionPolicy {
-            mode: CompressionMode::Zstd,
+            mode: Some(CompressionMode::Zstd.into()),
             level: Some(30),
         });
         p.pipeline = Some(vec![]);
@@ -1122,7 +1122,7 @@ backup-routines:
         let mut c = base();
         let r = c.backup_routines.get_mut("r").unwrap();
         r.partition_list = Some("0-100,200".into());
-        r.node_list = vec!["127.0.0.1:3000".into()];
+        *r.node_list = vec!["127.0.0.1:3000".into()];
         let errs = errors(&c);
         assert_eq!(
             errs,
@@ -1204,7 +1204,7 @@ backup-routines:
         c.secret_agents.insert(
             "sa".into(),
             SecretAgent {
-                connection_type: ConnectionType::Tcp,
+                connection_type: ConnectionType::Tcp.into(),
                 address: "".into(),
                 port: None,
                 timeout: None,

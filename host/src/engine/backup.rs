@@ -164,7 +164,7 @@ pub async fn run_job(
                     .service
                     .backup
                     .as_ref()
-                    .and_then(|b| b.timestamp_format),
+                    .and_then(|b| b.timestamp_format.map(|f| *f)),
             ),
         },
         written: Arc::new(Written::default()),
@@ -545,7 +545,7 @@ impl BackupRun<'_> {
             } else {
                 String::new()
             },
-            bins: (!r.routine.bin_list.is_empty()).then(|| r.routine.bin_list.clone()),
+            bins: (!r.routine.bin_list.is_empty()).then(|| r.routine.bin_list.to_vec()),
             filter: scan::filter_expression(
                 r.routine.filter_exp.as_deref(),
                 sets,

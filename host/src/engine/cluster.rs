@@ -59,7 +59,7 @@ pub fn client_policy(name: &str, cluster: &AerospikeCluster) -> Result<ClientPol
                 "credentials name a Secret Agent but were not resolved before connecting".into(),
             ));
         }
-        let mode = c.auth_mode.unwrap_or(AuthMode::Internal);
+        let mode = c.auth_mode.map_or(AuthMode::Internal, |m| *m);
         if mode == AuthMode::Pki {
             // The server takes the user from the client certificate: no user, no password.
             if cluster.tls.as_ref().is_none_or(|t| t.cert_file.is_none()) {
@@ -673,7 +673,7 @@ mod tests {
             user: Some("u".into()),
             password: Some(Secret::new("literal")),
             password_path: Some(path.display().to_string()),
-            auth_mode: Some(AuthMode::External),
+            auth_mode: Some(AuthMode::External.into()),
             ..Default::default()
         });
         let p = client_policy("c", &c).unwrap();
@@ -703,7 +703,7 @@ mod tests {
         assert!(!node_list_entry_matches("10.0.0.1:4334", &host));
         // PKI without a client certificate is refused before connecting.
         c.credentials = Some(Credentials {
-            auth_mode: Some(AuthMode::Pki),
+            auth_mode: Some(AuthMode::Pki.into()),
             ..Default::default()
         });
         let e = client_policy("c", &c).unwrap_err().to_string();

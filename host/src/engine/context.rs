@@ -111,7 +111,7 @@ impl EngineContext {
         }
         let mut cached = self.user_plugins.lock().await;
         if let Some((section, registry)) = cached.as_ref()
-            && *section == config.plugins
+            && *section == *config.plugins
         {
             return Ok(registry.clone());
         }
@@ -133,7 +133,7 @@ impl EngineContext {
         let registry = Arc::new(registry);
         // Not kept while something is refused, so that a restored file is picked up.
         if refused.is_empty() {
-            *cached = Some((config.plugins.clone(), registry.clone()));
+            *cached = Some(((*config.plugins).clone(), registry.clone()));
         }
         Ok(registry)
     }

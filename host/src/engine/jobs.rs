@@ -570,9 +570,13 @@ impl JobRegistry {
                         .with_label_values(&labels)
                         .inc_by(snap.records);
                     m.backup_bytes.with_label_values(&labels).inc_by(snap.bytes);
-                    m.last_successful_backup
-                        .with_label_values(&labels)
-                        .set(r.timestamp_ms / 1000);
+                    // As ABS: an empty incremental (nothing kept) is no backup to restore,
+                    // so the gauge stays at the last one that holds data.
+                    if full || r.namespaces.iter().any(|n| n.key.is_some()) {
+                        m.last_successful_backup
+                            .with_label_values(&labels)
+                            .set(r.timestamp_ms / 1000);
+                    }
                     m.backup_progress_pct.with_label_values(&labels).set(100);
                     if full {
                         m.runs_total.inc();

@@ -48,11 +48,11 @@ impl BackupKind {
         }
     }
 
-    /// The metrics label (ABS `type`).
+    /// The metrics label (ABS `type`, as ABS 3.x writes it).
     pub fn label(self) -> &'static str {
         match self {
-            BackupKind::Full => "Full",
-            BackupKind::Incremental => "Incremental",
+            BackupKind::Full => "full",
+            BackupKind::Incremental => "incremental",
         }
     }
 }

@@ -361,7 +361,7 @@ pub fn folder_pipeline(
         (Some(c), _) => Some(c.clone()),
         (None, Some(m)) if m.compression.eq_ignore_ascii_case("ZSTD") => {
             Some(crate::config::CompressionPolicy {
-                mode: CompressionMode::Zstd,
+                mode: Some(CompressionMode::Zstd.into()),
                 level: None,
             })
         }
@@ -370,7 +370,7 @@ pub fn folder_pipeline(
     let encryption = policy.encryption.clone();
     if encryption
         .as_ref()
-        .is_none_or(|e| e.mode == EncryptionMode::None)
+        .is_none_or(|e| e.mode() == EncryptionMode::None)
         && let Some(m) = meta
         && !m.encryption.eq_ignore_ascii_case("NONE")
     {

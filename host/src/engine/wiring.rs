@@ -115,20 +115,20 @@ pub fn build_pipeline_with(
         ));
     }
     let compression = policy.compression.as_ref().map(|c| CompressionSpec {
-        mode: c.mode.as_str().to_string(),
+        mode: c.mode().as_str().to_string(),
         level: c.level.filter(|l| *l != 0),
     });
     let encryption = policy.encryption.as_ref().map(|e| EncryptionSpec {
-        mode: e.mode.as_str().to_string(),
+        mode: e.mode().as_str().to_string(),
         key: key_source(&e.key_file, &e.key_env, &e.key_secret, keys),
     });
     let pipeline =
         Pipeline::from_policy(plugins, compression.as_ref(), encryption.as_ref()).map_err(fail)?;
-    let c = match policy.compression.as_ref().map(|c| c.mode) {
+    let c = match policy.compression.as_ref().map(|c| c.mode()) {
         Some(CompressionMode::Zstd) => "ZSTD",
         _ => "NONE",
     };
-    let e = match policy.encryption.as_ref().map(|e| e.mode) {
+    let e = match policy.encryption.as_ref().map(|e| e.mode()) {
         Some(EncryptionMode::Aes128) => "AES128",
         Some(EncryptionMode::Aes256) => "AES256",
         _ => "NONE",

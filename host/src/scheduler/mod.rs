@@ -287,7 +287,7 @@ impl Scheduler {
                 (cancel.clone(), next.clone()),
             ));
         }
-        if routine.disabled {
+        if *routine.disabled {
             tracing::info!(routine = %name, "Routine is disabled; not scheduled.");
         } else {
             let n = next.lock().unwrap_or_else(|p| p.into_inner());

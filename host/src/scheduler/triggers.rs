@@ -27,7 +27,7 @@ impl RoutineSchedules {
     pub fn of(routine: &BackupRoutine) -> (Self, Vec<String>) {
         let mut out = RoutineSchedules::default();
         let mut errors = Vec::new();
-        if routine.disabled {
+        if *routine.disabled {
             return (out, errors);
         }
         let mut parse = |field: &str, expr: &str| match expr.parse::<CronSchedule>() {
@@ -145,10 +145,10 @@ mod tests {
         assert!(s.full.is_some() && s.incremental.is_none());
         r.incr_interval_cron = Some("*/1 * * * * ?".into());
         assert!(RoutineSchedules::of(&r).0.incremental.is_some());
-        r.disabled = true;
+        *r.disabled = true;
         let (s, _) = RoutineSchedules::of(&r);
         assert!(s.full.is_none() && s.incremental.is_none());
-        r.disabled = false;
+        *r.disabled = false;
         r.interval_cron = "61 * * * * ?".into();
         let (s, errors) = RoutineSchedules::of(&r);
         assert!(s.full.is_none());

@@ -560,8 +560,17 @@ async fn incremental_picks_up_exactly_the_records_written_in_its_window() {
 
     // Nothing changed since: the empty incremental leaves nothing behind.
     h.clock.set_ms(t3 + 5_000);
+    let last_success = || {
+        h.metrics
+            .last_successful_backup
+            .with_label_values(&["r", "incremental"])
+            .get()
+    };
+    assert_eq!(last_success(), t3 / 1000);
     let empty = h.run_ok(BackupKind::Incremental).await;
     assert_eq!(empty.records(), 0);
+    // As ABS: an empty incremental does not move the last-success gauge.
+    assert_eq!(last_success(), t3 / 1000);
     assert!(
         !h.root()
             .join(format!("r/incremental/{}", t3 + 5_000))
@@ -925,7 +934,7 @@ async fn dropped_connection_mid_scan_resumes_without_loss_or_duplicates() {
     let events = |outcome: &str| {
         h.metrics
             .backup_events
-            .with_label_values(&["r", "Full", outcome])
+            .with_label_values(&["r", "full", outcome])
             .get()
     };
     assert_eq!((events("success"), events("retry")), (1, 1));
@@ -1074,14 +1083,18 @@ async fn rest_endpoints_start_follow_and_list_backups() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(body, serde_json::json!({"r": []}));
 
-    // An incremental before any full is skipped, and the answer says why.
+    // An incremental before any full is skipped: 202 as ABS answers, and the skip shows in
+    // the routine's state (and the metrics, below).
     let (s, body) = call(&app, "POST", "/v1/backups/incremental/r").await;
-    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let (_, state) = call(&app, "GET", "/v1/backups/currentBackup/r").await;
+    let last = &state["last-incremental-result"];
+    assert_eq!(last["outcome"], "skip", "{state}");
     assert!(
-        body["error"]
+        last["message"]
             .as_str()
             .is_some_and(|e| e.contains("no full backup of the routine has succeeded yet")),
-        "{body}"
+        "{state}"
     );
     assert!(matches!(
         jobs.wait("r", BackupKind::Incremental).await,
@@ -1182,11 +1195,11 @@ async fn rest_endpoints_start_follow_and_list_backups() {
 
     let text = metrics_text(&metrics);
     assert!(
-        text.contains(r#"aerospike_backup_service_backup_events_total{outcome="success",routine="r",type="Full"} 2"#),
+        text.contains(r#"aerospike_backup_service_backup_events_total{outcome="success",routine="r",type="full"} 2"#),
         "{text}"
     );
     assert!(
-        text.contains(r#"aerospike_backup_service_backup_events_total{outcome="skip",routine="r",type="Incremental"} 1"#),
+        text.contains(r#"aerospike_backup_service_backup_events_total{outcome="skip",routine="r",type="incremental"} 1"#),
         "{text}"
     );
 }

@@ -129,7 +129,7 @@ fn full_events(svc: &Service, routine: &str, outcome: &str) -> f64 {
     sample(
         svc,
         &format!(
-            "aerospike_backup_service_backup_events_total{{outcome=\"{outcome}\",routine=\"{routine}\",type=\"Full\"}}"
+            "aerospike_backup_service_backup_events_total{{outcome=\"{outcome}\",routine=\"{routine}\",type=\"full\"}}"
         ),
     )
     .unwrap_or(0.0)

@@ -111,3 +111,41 @@ async fn config_responses_validate_against_the_document() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// What the issue found the document got wrong: enum spellings we accept (and answer as
+/// written), the restore's `source`, and the restore's 202 content type.
+#[test]
+fn the_document_describes_what_the_service_reads_and_sends() {
+    let doc = serde_json::to_value(abs::api::openapi::document()).unwrap();
+    let level = validator(
+        &doc,
+        &serde_json::json!({"$ref": "#/components/schemas/LogLevel"}),
+    );
+    for ok in ["WARNING", "warn", "Info", "TRACE"] {
+        assert!(level.is_valid(&serde_json::json!(ok)), "{ok}");
+    }
+    for bad in ["LOUD", "WARNINGS", ""] {
+        assert!(!level.is_valid(&serde_json::json!(bad)), "{bad}");
+    }
+    let auth = validator(
+        &doc,
+        &serde_json::json!({"$ref": "#/components/schemas/AuthMode"}),
+    );
+    assert!(auth.is_valid(&serde_json::json!("external_insecure")));
+    let request = validator(
+        &doc,
+        &serde_json::json!({"$ref": "#/components/schemas/RestoreRequest"}),
+    );
+    let with = |source: serde_json::Value| {
+        serde_json::json!({"backup-data-path": "r/backup/1/data/test", "destination-name": "c",
+            "source": source})
+    };
+    assert!(request.is_valid(&with(serde_json::json!({"local-storage": {"path": "/b"}}))));
+    assert!(!request.is_valid(&with(serde_json::json!({"local-storage": {}}))));
+    for kind in ["full", "incremental", "timestamp"] {
+        let content =
+            &doc["paths"][format!("/v1/restore/{kind}")]["post"]["responses"]["202"]["content"];
+        assert!(content["application/json"].is_object(), "{kind}: {content}");
+        assert!(content.get("text/plain").is_none(), "{kind}: {content}");
+    }
+}

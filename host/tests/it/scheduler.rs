@@ -248,15 +248,24 @@ async fn cron_fires_at_the_next_matching_second_and_every_overlap_rule_holds() {
     let mut state = AppState::new(rig.store.clone(), rig.metrics.clone());
     state.set_scheduler(rig.sched.clone());
     let app = api::router(state);
-    let (s, body) = call(&app, "POST", "/v1/backups/full/r").await;
-    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    // Skipped as ABS answers it: 202, the reason in the routine state and a header.
+    let resp = app
+        .clone()
+        .oneshot(
+            axum::http::Request::post("/v1/backups/full/r")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let why = resp.headers()["x-backup-skipped"].to_str().unwrap();
     assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("a full backup of the routine is running"),
-        "{body}"
+        why.contains("a full backup of the routine is running"),
+        "{why}"
     );
+    let (_, body) = call(&app, "GET", "/v1/backups/currentBackup/r").await;
+    assert_eq!(body["last-full-result"]["outcome"], "skip", "{body}");
     rig.timer.set_ms(ms("2027-01-15T08:02:00Z"));
     let seen = until(&mut rx, fire(BackupKind::Full, "2027-01-15T08:02:00Z")).await;
     assert!(
@@ -313,15 +322,15 @@ async fn cron_fires_at_the_next_matching_second_and_every_overlap_rule_holds() {
             &format!("outcome=\"skip\",routine=\"r\",type=\"{}\"", kind),
         )
     };
-    assert_eq!(skips("Full"), 2.0); // the 08:02 fire and the API request
+    assert_eq!(skips("full"), 2.0); // the 08:02 fire and the API request
     assert_eq!(
         rig.metric("aerospike_backup_service_skip_total", ""),
-        skips("Full")
+        skips("full")
     );
-    assert!(skips("Incremental") >= 3.0);
+    assert!(skips("incremental") >= 3.0);
     assert_eq!(
         rig.metric("aerospike_backup_service_incremental_skip_total", ""),
-        skips("Incremental")
+        skips("incremental")
     );
     assert_eq!(rig.metric("aerospike_backup_service_runs_total", ""), 2.0);
     assert_eq!(
@@ -331,14 +340,14 @@ async fn cron_fires_at_the_next_matching_second_and_every_overlap_rule_holds() {
     assert_eq!(
         rig.metric(
             "aerospike_backup_service_backup_records_total",
-            "routine=\"r\",type=\"Full\""
+            "routine=\"r\",type=\"full\""
         ),
         2000.0
     );
     assert_eq!(
         rig.metric(
             "aerospike_backup_service_next_scheduled_backup_timestamp",
-            "routine=\"r\",type=\"Full\""
+            "routine=\"r\",type=\"full\""
         ),
         t("2027-01-15T08:03:00Z").timestamp() as f64
     );
@@ -824,7 +833,7 @@ async fn metrics_have_the_seed_and_abs_3x_names_labels_and_types() {
         &["routine", "type"],
     );
     // Every outcome of every type of the routine is there at zero from the start.
-    for ty in ["Full", "Incremental"] {
+    for ty in ["full", "incremental"] {
         for o in ["success", "failure", "canceled", "retry", "skip"] {
             assert_eq!(
                 metric_value(
@@ -1012,8 +1021,8 @@ async fn real_cron_seconds_with_a_writer_cover_every_record_once_per_chain() {
     // The metrics count what ran and what was skipped, as the events say.
     let text = metrics.render();
     for (kind, label) in [
-        (BackupKind::Full, "Full"),
-        (BackupKind::Incremental, "Incremental"),
+        (BackupKind::Full, "full"),
+        (BackupKind::Incremental, "incremental"),
     ] {
         let started = events
             .iter()

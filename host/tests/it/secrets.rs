@@ -13,7 +13,7 @@ fn tls_dir() -> PathBuf {
 
 fn tcp_agent(port: u16) -> SecretAgent {
     SecretAgent {
-        connection_type: ConnectionType::Tcp,
+        connection_type: ConnectionType::Tcp.into(),
         address: "127.0.0.1".into(),
         port: Some(port.into()),
         timeout: Some(2000),
@@ -53,7 +53,7 @@ async fn fetches_over_a_unix_socket_and_decodes_base64() {
     .unwrap();
     double.set("", "aes", b"\x00\x01binary key\xff");
     let agent = SecretAgent {
-        connection_type: ConnectionType::Unix,
+        connection_type: ConnectionType::Unix.into(),
         address: path.display().to_string(),
         port: None,
         timeout: None,
