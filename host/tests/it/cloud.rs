@@ -429,7 +429,7 @@ pub(crate) fn create_container(azurite: &StandIn, container: &str) {
     assert!(resp.starts_with("HTTP/1.1 201"), "create container: {resp}");
 }
 
-fn azurite_with_container(tag: &str) -> (StandIn, String) {
+pub(crate) fn azurite_with_container(tag: &str) -> (StandIn, String) {
     let azurite =
         emulators::azurite().expect("the Azurite stand-in must be installed (scripts/test)");
     let container = bucket_name(tag);
@@ -437,7 +437,7 @@ fn azurite_with_container(tag: &str) -> (StandIn, String) {
     (azurite, container)
 }
 
-fn azure_backend(azurite: &StandIn, container: &str, path: &str) -> Arc<dyn Storage> {
+pub(crate) fn azure_backend(azurite: &StandIn, container: &str, path: &str) -> Arc<dyn Storage> {
     registry()
         .open_storage(
             abs::plugins::pipeline::AZURE_STORAGE_PLUGIN,
@@ -732,6 +732,142 @@ async fn s3_503s_and_connection_resets_mid_upload_are_retried_and_nothing_is_los
     );
 }
 
+/// Why a request head breaks the S3 API reference's request shapes, if it does: a
+/// sub-resource given a value nobody documents (`uploads=1`), a signature in the query string
+/// (presigned URL), or no `Authorization` header.
+fn s3_request_shape_fault(h: &testkit::fault_proxy::RequestHead) -> Option<String> {
+    let query = h.target.split_once('?').map_or("", |(_, q)| q);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        // Sub-resources the plugin uses that take no value.
+        if matches!(name, "uploads" | "delete" | "acl" | "tagging") && !value.is_empty() {
+            return Some(format!("sub-resource {name} with a value: {pair}"));
+        }
+        if name.to_ascii_lowercase().starts_with("x-amz-") {
+            return Some(format!("signing parameter in the query: {pair}"));
+        }
+    }
+    match h.header("authorization") {
+        Some(a) if a.starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/") => {}
+        other => return Some(format!("authorization header: {other:?}")),
+    }
+    for name in ["x-amz-date", "x-amz-content-sha256"] {
+        if h.header(name).is_none() {
+            return Some(format!("no {name} header"));
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_requests_are_shaped_as_the_api_reference_writes_them() {
+    use std::sync::Mutex;
+    use testkit::fault_proxy::{Fault, FaultProxy};
+    let (moto, bucket) = moto_with_bucket("shape");
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    let proxy = FaultProxy::start(moto.port(), move |h, _| {
+        seen.lock().unwrap().push(h.clone());
+        Fault::Pass
+    })
+    .unwrap();
+    let backend = registry()
+        .open_storage(
+            S3_STORAGE_PLUGIN,
+            &serde_json::json!({
+                "bucket": bucket,
+                "s3-region": "us-east-1",
+                "path": "shape",
+                "s3-endpoint-override": proxy.endpoint(),
+                "storage-class": "STANDARD_IA",
+            }),
+            test_keys(),
+        )
+        .expect("open s3 backend");
+    // Every call of the interface: a multipart upload of two parts, an empty object, a
+    // listing, a stat, a ranged read, an aborted upload (which lists open uploads) and deletes.
+    let part = 5 * 1024 * 1024;
+    let mut up = backend.begin_upload("a/two.asb", None).await.unwrap();
+    up.write_part(1, Bytes::from(vec![1u8; part]))
+        .await
+        .unwrap();
+    up.write_part(2, Bytes::from_static(b"tail")).await.unwrap();
+    up.finish().await.unwrap();
+    backend
+        .begin_upload("a/empty", None)
+        .await
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    let page = backend.list("a/", false, None, 10).await.unwrap();
+    assert_eq!(page.objects.len(), 2, "{page:?}");
+    assert_eq!(
+        backend.stat("a/two.asb").await.unwrap().size,
+        part as u64 + 4
+    );
+    let back = suite::read_range(backend.as_ref(), "a/two.asb", part as u64, None, 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(back, b"tail");
+    let mut up = backend.begin_upload("a/gone.asb", None).await.unwrap();
+    up.write_part(1, Bytes::from_static(b"x")).await.unwrap();
+    up.abort().await.unwrap();
+    backend.delete("a/two.asb").await.unwrap();
+    backend.delete("a/empty").await.unwrap();
+
+    let heads = heads.lock().unwrap();
+    let targets: Vec<String> = heads
+        .iter()
+        .map(|h| format!("{} {}", h.method, h.target))
+        .collect();
+    // Each kind of request was seen, and the sub-resources are bare.
+    for want in [
+        "POST /{b}/shape/a/two.asb?uploads",
+        "PUT /{b}/shape/a/two.asb?partNumber=2&uploadId=",
+        "POST /{b}/shape/a/two.asb?uploadId=",
+        "PUT /{b}/shape/a/empty",
+        "GET /{b}/?list-type=2",
+        "HEAD /{b}/shape/a/two.asb",
+        "GET /{b}/?uploads&prefix=shape%2Fa%2Fgone.asb",
+        "DELETE /{b}/shape/a/gone.asb?uploadId=",
+        "DELETE /{b}/shape/a/two.asb",
+    ] {
+        let want = want.replace("{b}", &bucket);
+        assert!(
+            targets.iter().any(|t| t.starts_with(&want)),
+            "no request {want}: {targets:#?}"
+        );
+    }
+    for h in heads.iter() {
+        if let Some(why) = s3_request_shape_fault(h) {
+            panic!("{} {}: {why}", h.method, h.target);
+        }
+    }
+    // The storage class is a signed header of the requests that create objects.
+    let creates: Vec<_> = heads
+        .iter()
+        .filter(|h| h.method == "POST" && h.target.ends_with("?uploads"))
+        .collect();
+    assert!(!creates.is_empty());
+    for h in creates {
+        assert_eq!(h.header("x-amz-storage-class"), Some("STANDARD_IA"));
+        assert!(
+            h.header("authorization")
+                .is_some_and(|a| a.contains("x-amz-storage-class")),
+            "{:?}",
+            h.header("authorization")
+        );
+    }
+    // The rule itself refuses what the plugin used to send.
+    let presigned = testkit::fault_proxy::RequestHead {
+        method: "POST".into(),
+        target: "/b/k?uploads=1&X-Amz-Signature=ab".into(),
+        headers: vec![],
+    };
+    assert!(s3_request_shape_fault(&presigned).is_some());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_uploads_that_keep_failing_fail_the_job_and_nothing_is_listed() {
     use abs::engine::jobs::JobOutcome;
@@ -775,7 +911,10 @@ async fn s3_uploads_that_keep_failing_fail_the_job_and_nothing_is_listed() {
 /// A token endpoint of the test's own: checks that the grant is an RS256 JWT signed by the
 /// service account's key with the expected claims, then answers a token. Returns its URL and
 /// the count of grants it accepted.
-fn token_endpoint(public_key_der: Vec<u8>, email: &'static str) -> (String, Arc<AtomicU32>) {
+pub(crate) fn token_endpoint(
+    public_key_der: Vec<u8>,
+    email: &'static str,
+) -> (String, Arc<AtomicU32>) {
     use base64::Engine as _;
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -6,6 +6,8 @@ mod backup;
 mod cli;
 mod cloud;
 mod cloud_auth;
+mod cloud_forms;
+mod cloud_s3s;
 mod cluster_tls;
 mod crash;
 mod faults;

@@ -100,8 +100,13 @@ impl Options {
 /// How requests are authorised.
 #[derive(Clone)]
 enum Auth {
-    SharedKey { account: String, key: Vec<u8> },
+    SharedKey {
+        account: String,
+        key: Vec<u8>,
+    },
     Bearer(String),
+    /// A shared access signature: its query parameters go on every request's URL.
+    Sas(String),
 }
 
 impl std::fmt::Debug for Auth {
@@ -109,6 +114,7 @@ impl std::fmt::Debug for Auth {
         match self {
             Auth::SharedKey { account, .. } => write!(f, "SharedKey({account}, **redacted**)"),
             Auth::Bearer(_) => f.write_str("Bearer(**redacted**)"),
+            Auth::Sas(_) => f.write_str("Sas(**redacted**)"),
         }
     }
 }
@@ -159,6 +165,10 @@ impl Conn {
             Auth::Bearer(token) => {
                 req.headers
                     .push(("authorization".into(), format!("Bearer {token}")));
+            }
+            Auth::Sas(sas) => {
+                let sep = if req.url.contains('?') { '&' } else { '?' };
+                req.url = format!("{}{sep}{sas}", req.url);
             }
         }
         let mut resp = http::send(&req, body, timeouts())?;
@@ -294,9 +304,17 @@ impl Storage for AzureStorage {
         } else if let Some(token) = secret(&secrets, "bearer-token") {
             // An AAD access token the host obtained for the client-secret credentials.
             Auth::Bearer(token.to_string())
+        } else if let Some(sas) = secret(&secrets, "sas-token") {
+            let sas = sas.trim().trim_start_matches('?');
+            if !sas.contains("sig=") {
+                return Err(Error::invalid_config(
+                    "sas-token: not a shared access signature (no sig= parameter)",
+                ));
+            }
+            Auth::Sas(sas.to_string())
         } else {
             return Err(Error::invalid_config(
-                "account-key (Shared Key) or an AAD token is required",
+                "account-key (Shared Key), a SAS token or an AAD token is required",
             ));
         };
         let root = match o.path.as_deref().map(|p| p.trim_matches('/')) {

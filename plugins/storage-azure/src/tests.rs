@@ -141,3 +141,21 @@ fn dates_and_listings() {
     );
     assert_eq!(text::decode("a%2Fb%20c"), "a/b c");
 }
+
+#[test]
+fn a_sas_token_is_a_credential_of_its_own_and_stays_redacted() {
+    let sas = "?sv=2022-11-02&ss=b&srt=sco&sp=rwdlac&se=2099-01-01T00:00:00Z&sig=c2VjcmV0%3D";
+    let s = aerospike_backup_plugin::testing::storage::<AzureStorage>(
+        &opts(""),
+        vec![("sas-token".into(), sas.into())],
+    )
+    .unwrap();
+    assert!(matches!(&s.conn.auth, Auth::Sas(t) if t == &sas[1..]));
+    assert!(!format!("{s:?}").contains("sig="));
+    let e = aerospike_backup_plugin::testing::storage::<AzureStorage>(
+        &opts(""),
+        vec![("sas-token".into(), "sv=2022-11-02".into())],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("sas-token"), "{e}");
+}

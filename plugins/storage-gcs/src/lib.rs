@@ -227,7 +227,13 @@ impl Storage for GcsStorage {
             .map(str::trim)
             .filter(|e| !e.is_empty())
             .unwrap_or(DEFAULT_ENDPOINT)
-            .trim_end_matches('/')
+            .trim_end_matches('/');
+        // ABS (the Go client) takes the JSON API's root as its endpoint,
+        // `http://host:port/storage/v1/`; the paths below add `/storage/v1` (and
+        // `/upload/storage/v1`) themselves, so a root given that way is cut back to its base.
+        let endpoint = endpoint
+            .strip_suffix("/storage/v1")
+            .unwrap_or(endpoint)
             .to_string();
         let authority = http::split_url(&endpoint)?.authority.to_string();
         let token = secrets
@@ -580,6 +586,22 @@ mod tests {
         .unwrap();
         assert_eq!(s.allowed_hosts(), ["127.0.0.1:4443"]);
         assert!(!format!("{s:?}").contains("ya29"));
+        // ABS's form of an endpoint: the JSON API root, with or without the last slash.
+        for ep in [
+            "http://127.0.0.1:4443/storage/v1/",
+            "http://127.0.0.1:4443/storage/v1",
+        ] {
+            let s = aerospike_backup_plugin::testing::storage::<GcsStorage>(
+                &format!(r#"{{"bucket-name": "b", "endpoint": "{ep}"}}"#),
+                vec![],
+            )
+            .unwrap();
+            assert_eq!(
+                s.conn.object_url("k", ""),
+                "http://127.0.0.1:4443/storage/v1/b/b/o/k",
+                "{ep}"
+            );
+        }
     }
 
     #[test]

@@ -2,17 +2,17 @@
 //! moto) named by `s3-endpoint-override`.
 //!
 //! Transport is `wasi:http` through the SDK's [`http`] client: the host resolves DNS, does
-//! TLS and admits only [`Storage::allowed_hosts`]. Requests are signed with AWS Signature V4
-//! in query-string form by `rusty-s3` (pure Rust, no I/O), with credentials that the host
-//! resolved (static keys from the config, or its environment / profile file) and passes as
-//! secrets.
+//! TLS and admits only [`Storage::allowed_hosts`]. Requests are written as the S3 API
+//! reference writes them ([`sign`]: sub-resources such as `?uploads` without a value) and
+//! signed with AWS Signature V4 in the `Authorization` header by `aws-sigv4` (the AWS SDKs'
+//! signer, pure Rust, no I/O), with credentials that the host resolved (static keys from the
+//! config or the Secret Agent, or its environment / profile file) and passes as secrets.
+//! `rusty-s3` is used only for its bucket URL rules and its response parsers.
 //!
 //! Uploads are S3 multipart uploads with exactly one S3 part per `write-part`: the upload
 //! is created on the first part, a re-sent part replaces the earlier one (S3 keeps the
 //! latest part of a number), `finish` completes it and `abort` aborts it, which frees the
 //! stored parts. Zero parts publish an empty object with a plain PUT.
-
-use std::time::Duration;
 
 use aerospike_backup_plugin::http::{self, Method, Request, Timeouts, status_error};
 use aerospike_backup_plugin::{
@@ -20,18 +20,19 @@ use aerospike_backup_plugin::{
     export_plugin,
 };
 use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2};
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use rusty_s3::{Bucket, UrlStyle};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+mod sign;
 mod xml;
+
+use sign::{Payload, Signer};
 
 /// S3 limits: every part but the last ≥ 5 MiB, ≤ 5 GiB, at most 10 000 parts.
 const S3_MIN_PART: u64 = 5 * 1024 * 1024;
 const S3_MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 const S3_MAX_PARTS: u32 = 10_000;
-/// Lifetime of a presigned URL: it is used at once, so short.
-const SIGNATURE_TTL: Duration = Duration::from_secs(15 * 60);
 /// Largest XML/JSON document read from S3 (a listing page of 1000 keys is ~350 KiB).
 const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
 /// How much of an error body goes into a message.
@@ -144,6 +145,15 @@ fn timeouts() -> Timeouts {
     Timeouts::default()
 }
 
+/// `url` with `query` appended (nothing when it is empty).
+fn with_query(url: String, query: &[(&str, Option<&str>)]) -> String {
+    if query.is_empty() {
+        url
+    } else {
+        format!("{url}?{}", sign::query(query))
+    }
+}
+
 /// Object metadata from the headers of a HEAD (or GET) response.
 fn info_from_head(key: &str, resp: &http::Response) -> ObjectInfo {
     ObjectInfo {
@@ -184,14 +194,16 @@ impl Storage for S3Storage {
         let authority = http::split_url(bucket.base_url().as_str())?
             .authority
             .to_string();
-        let credentials = match (
+        let signer = match (
             secret(&secrets, "access-key-id"),
             secret(&secrets, "secret-access-key"),
         ) {
-            (Some(k), Some(s)) => Some(match secret(&secrets, "session-token") {
-                Some(t) => Credentials::new_with_token(k, s, t),
-                None => Credentials::new(k, s),
-            }),
+            (Some(k), Some(s)) => Some(Signer::new(
+                k,
+                s,
+                secret(&secrets, "session-token"),
+                o.s3_region.trim(),
+            )),
             (None, None) => None,
             _ => {
                 return Err(Error::invalid_config(
@@ -206,7 +218,7 @@ impl Storage for S3Storage {
         Ok(S3Storage {
             conn: S3Ref {
                 bucket,
-                credentials,
+                signer,
                 root,
                 storage_class: o.storage_class,
             },
@@ -245,16 +257,16 @@ impl Storage for S3Storage {
             self.stat(key)?;
             return Ok(S3Download { resp: None });
         }
-        let url = self
-            .conn
-            .bucket
-            .get_object(self.conn.credentials.as_ref(), &self.conn.object_key(key))
-            .sign(SIGNATURE_TTL);
         let range = match len {
             Some(n) => format!("bytes={offset}-{}", offset.saturating_add(n) - 1),
             None => format!("bytes={offset}-"),
         };
-        let req = Request::new(Method::Get, url.as_str()).header("range", range);
+        let req = self.conn.request(
+            Method::Get,
+            &self.conn.object_url(&self.conn.object_key(key), &[]),
+            &[("range", range)],
+            Payload::Signed(&[]),
+        )?;
         let resp = http::send(&req, &[], timeouts())?;
         match resp.status {
             200 | 206 => Ok(S3Download { resp: Some(resp) }),
@@ -280,27 +292,31 @@ impl Storage for S3Storage {
         max_results: u32,
     ) -> Result<ListPage> {
         let full_prefix = self.conn.object_key(prefix);
-        let max_keys = max_results.clamp(1, 1000) as usize;
-        let mut action = self
-            .conn
-            .bucket
-            .list_objects_v2(self.conn.credentials.as_ref());
-        action.with_prefix(full_prefix.as_str());
-        action.with_max_keys(max_keys);
+        let max_keys = max_results.clamp(1, 1000).to_string();
+        let mut query = vec![
+            ("list-type", Some("2")),
+            // Keys come back percent-encoded, so any byte survives the XML.
+            ("encoding-type", Some("url")),
+            ("prefix", Some(full_prefix.as_str())),
+            ("max-keys", Some(max_keys.as_str())),
+        ];
         if !recursive {
-            action.with_delimiter("/");
+            query.push(("delimiter", Some("/")));
         }
         if let Some(c) = cursor {
-            action.with_continuation_token(c);
+            query.push(("continuation-token", Some(c)));
         }
-        let url = action.sign(SIGNATURE_TTL);
-        let mut resp =
-            self.conn
-                .send("list objects", Request::new(Method::Get, url.as_str()), &[])?;
+        let req = self.conn.request(
+            Method::Get,
+            &self.conn.bucket_url(&query),
+            &[],
+            Payload::Signed(&[]),
+        )?;
+        let mut resp = self.conn.send("list objects", req, &[])?;
         let text = resp.text(MAX_DOCUMENT)?;
         let parsed = ListObjectsV2::parse_response(&text)
             .map_err(|e| Error::other(format!("list objects: unreadable response: {e}")))?;
-        // rusty-s3 has already decoded the `encoding-type=url` keys.
+        // rusty-s3's parser decodes the keys when the answer says `EncodingType` url.
         let strip = |k: &str| k.strip_prefix(&self.conn.root).map(str::to_string);
         let mut objects: Vec<ObjectInfo> = parsed
             .contents
@@ -331,29 +347,19 @@ impl Storage for S3Storage {
     }
 
     fn stat(&self, key: &str) -> Result<ObjectInfo> {
-        let url = self
-            .conn
-            .bucket
-            .head_object(self.conn.credentials.as_ref(), &self.conn.object_key(key))
-            .sign(SIGNATURE_TTL);
-        let resp = self
-            .conn
-            .send("head object", Request::new(Method::Head, url.as_str()), &[])?;
+        let resp = self.conn.head(&self.conn.object_key(key))?;
         Ok(info_from_head(key, &resp))
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        let url = self
-            .conn
-            .bucket
-            .delete_object(self.conn.credentials.as_ref(), &self.conn.object_key(key))
-            .sign(SIGNATURE_TTL);
-        // S3 answers 204 whether or not the key existed: deleting is idempotent.
-        match self.conn.send(
-            "delete object",
-            Request::new(Method::Delete, url.as_str()),
+        let req = self.conn.request(
+            Method::Delete,
+            &self.conn.object_url(&self.conn.object_key(key), &[]),
             &[],
-        ) {
+            Payload::Signed(&[]),
+        )?;
+        // S3 answers 204 whether or not the key existed: deleting is idempotent.
+        match self.conn.send("delete object", req, &[]) {
             Ok(_) | Err(Error::NotFound) => Ok(()),
             Err(e) => Err(e),
         }
@@ -364,7 +370,7 @@ impl Storage for S3Storage {
 #[derive(Debug, Clone)]
 struct S3Ref {
     bucket: Bucket,
-    credentials: Option<Credentials>,
+    signer: Option<Signer>,
     root: String,
     storage_class: Option<String>,
 }
@@ -372,6 +378,40 @@ struct S3Ref {
 impl S3Ref {
     fn object_key(&self, key: &str) -> String {
         format!("{}{key}", self.root)
+    }
+
+    /// The URL of the bucket with `query` (path-style `endpoint/bucket/`, or the bucket's
+    /// virtual host on AWS).
+    fn bucket_url(&self, query: &[(&str, Option<&str>)]) -> String {
+        with_query(self.bucket.base_url().as_str().to_string(), query)
+    }
+
+    /// The URL of `object_key` (already under the root) with `query`.
+    fn object_url(&self, object_key: &str, query: &[(&str, Option<&str>)]) -> String {
+        let base = self.bucket.base_url().as_str();
+        let base = base.strip_suffix('/').unwrap_or(base);
+        with_query(format!("{base}/{}", sign::encode(object_key, true)), query)
+    }
+
+    /// A request signed with the storage's keys (anonymous without keys).
+    fn request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, String)],
+        payload: Payload<'_>,
+    ) -> Result<Request> {
+        sign::request(self.signer.as_ref(), method, url, headers, payload)
+    }
+
+    fn head(&self, object_key: &str) -> Result<http::Response> {
+        let req = self.request(
+            Method::Head,
+            &self.object_url(object_key, &[]),
+            &[],
+            Payload::Signed(&[]),
+        )?;
+        self.send("head object", req, &[])
     }
 
     fn send(&self, what: &str, req: Request, body: &[u8]) -> Result<http::Response> {
@@ -391,55 +431,50 @@ impl S3Ref {
     /// The upload ids of the unfinished multipart uploads of exactly `object_key`
     /// (ListMultipartUploads with the key as prefix; one page of up to 1000 is plenty for one key).
     fn open_uploads(&self, object_key: &str) -> Result<Vec<String>> {
-        let query = [("uploads", ""), ("prefix", object_key)];
-        let url = match &self.credentials {
-            Some(c) => rusty_s3::signing::sign(
-                &jiff::Timestamp::now(),
-                rusty_s3::Method::Get,
-                self.bucket.base_url().clone(),
-                c.key(),
-                c.secret(),
-                c.token(),
-                self.bucket.region(),
-                SIGNATURE_TTL.as_secs(),
-                query.iter().copied(),
-                std::iter::empty::<(&str, &str)>(),
-            ),
-            None => {
-                let mut url = self.bucket.base_url().clone();
-                url.query_pairs_mut().extend_pairs(query.iter().copied());
-                url
-            }
-        };
-        let mut resp = self.send(
-            "list multipart uploads",
-            Request::new(Method::Get, url.as_str()),
+        let req = self.request(
+            Method::Get,
+            &self.bucket_url(&[("uploads", None), ("prefix", Some(object_key))]),
             &[],
+            Payload::Signed(&[]),
         )?;
+        let mut resp = http::send(&req, &[], timeouts())?;
+        if resp.status == 501 {
+            // A server without ListMultipartUploads (s3s-fs): nothing more can be found;
+            // the upload this process opened was aborted by its id already.
+            return Ok(Vec::new());
+        }
+        if !(200..300).contains(&resp.status) {
+            let status = resp.status;
+            let text = resp.text(64 * 1024).unwrap_or_default();
+            return Err(status_error(
+                "list multipart uploads",
+                status,
+                &xml::error_summary(&text, ERROR_EXCERPT),
+            ));
+        }
         let text = resp.text(MAX_DOCUMENT)?;
         Ok(xml::uploads_of(&text, object_key))
     }
 
     fn abort_upload(&self, object_key: &str, id: &str) -> Result<()> {
-        let url = self
-            .bucket
-            .abort_multipart_upload(self.credentials.as_ref(), object_key, id)
-            .sign(SIGNATURE_TTL);
-        match self.send(
-            "abort multipart upload",
-            Request::new(Method::Delete, url.as_str()),
+        let req = self.request(
+            Method::Delete,
+            &self.object_url(object_key, &[("uploadId", Some(id))]),
             &[],
-        ) {
+            Payload::Signed(&[]),
+        )?;
+        match self.send("abort multipart upload", req, &[]) {
             // Already gone (aborted by an earlier try): nothing left behind.
             Ok(_) | Err(Error::NotFound) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
-    fn with_class(&self, req: Request) -> Request {
+    /// The headers of a request that creates an object (its storage class).
+    fn create_headers(&self) -> Vec<(&'static str, String)> {
         match &self.storage_class {
-            Some(c) => req.header("x-amz-storage-class", c.clone()),
-            None => req,
+            Some(c) => vec![("x-amz-storage-class", c.clone())],
+            None => Vec::new(),
         }
     }
 }
@@ -464,20 +499,12 @@ impl S3Upload {
             return Ok(id.clone());
         }
         let key = self.object_key();
-        let mut action = self
-            .backend
-            .bucket
-            .create_multipart_upload(self.backend.credentials.as_ref(), &key);
-        if let Some(c) = &self.backend.storage_class {
-            // Signed with the request, as S3 requires for x-amz-* headers of presigned URLs.
-            action
-                .headers_mut()
-                .insert("x-amz-storage-class", c.clone());
-        }
-        let url = action.sign(SIGNATURE_TTL);
-        let req = self
-            .backend
-            .with_class(Request::new(Method::Post, url.as_str()));
+        let req = self.backend.request(
+            Method::Post,
+            &self.backend.object_url(&key, &[("uploads", None)]),
+            &self.backend.create_headers(),
+            Payload::Signed(&[]),
+        )?;
         let mut resp = self.backend.send("create multipart upload", req, &[])?;
         let text = resp.text(MAX_DOCUMENT)?;
         let parsed = CreateMultipartUpload::parse_response(&text).map_err(|e| {
@@ -508,16 +535,17 @@ impl Upload for S3Upload {
         }
         let id = self.upload_id()?;
         let key = self.object_key();
-        let url = self
-            .backend
-            .bucket
-            .upload_part(self.backend.credentials.as_ref(), &key, n, &id)
-            .sign(SIGNATURE_TTL);
-        let resp = self.backend.send(
-            "upload part",
-            Request::new(Method::Put, url.as_str()),
-            &data,
+        let number = n.to_string();
+        let req = self.backend.request(
+            Method::Put,
+            &self.backend.object_url(
+                &key,
+                &[("partNumber", Some(&number)), ("uploadId", Some(&id))],
+            ),
+            &[],
+            Payload::Unsigned,
         )?;
+        let resp = self.backend.send("upload part", req, &data)?;
         let etag = resp
             .header("etag")
             .map(str::to_string)
@@ -535,19 +563,12 @@ impl Upload for S3Upload {
         let key = self.object_key();
         let Some(id) = self.upload_id.clone() else {
             // No part was written: an empty object.
-            let mut action = self
-                .backend
-                .bucket
-                .put_object(self.backend.credentials.as_ref(), &key);
-            if let Some(c) = &self.backend.storage_class {
-                action
-                    .headers_mut()
-                    .insert("x-amz-storage-class", c.clone());
-            }
-            let url = action.sign(SIGNATURE_TTL);
-            let req = self
-                .backend
-                .with_class(Request::new(Method::Put, url.as_str()));
+            let req = self.backend.request(
+                Method::Put,
+                &self.backend.object_url(&key, &[]),
+                &self.backend.create_headers(),
+                Payload::Signed(&[]),
+            )?;
             let resp = self.backend.send("put object", req, &[])?;
             return Ok(ObjectInfo {
                 key: self.key.clone(),
@@ -556,19 +577,16 @@ impl Upload for S3Upload {
                 etag: resp.header("etag").map(|e| e.trim_matches('"').to_string()),
             });
         };
-        let action = self.backend.bucket.complete_multipart_upload(
-            self.backend.credentials.as_ref(),
-            &key,
-            &id,
-            self.etags.iter().map(String::as_str),
-        );
-        let url = action.sign(SIGNATURE_TTL);
-        let body = action.body();
-        let mut resp = self.backend.send(
-            "complete multipart upload",
-            Request::new(Method::Post, url.as_str()).header("content-type", "application/xml"),
-            body.as_bytes(),
+        let body = xml::complete_body(&self.etags);
+        let req = self.backend.request(
+            Method::Post,
+            &self.backend.object_url(&key, &[("uploadId", Some(&id))]),
+            &[("content-type", "application/xml".to_string())],
+            Payload::Signed(body.as_bytes()),
         )?;
+        let mut resp = self
+            .backend
+            .send("complete multipart upload", req, body.as_bytes())?;
         // S3 can report a failed completion inside a 200 response.
         let text = resp.text(MAX_DOCUMENT)?;
         if let Some(err) = xml::embedded_error(&text, ERROR_EXCERPT) {
@@ -576,16 +594,7 @@ impl Upload for S3Upload {
                 "complete multipart upload: {err}"
             )));
         }
-        let head = self
-            .backend
-            .bucket
-            .head_object(self.backend.credentials.as_ref(), &key)
-            .sign(SIGNATURE_TTL);
-        let resp = self.backend.send(
-            "head object",
-            Request::new(Method::Head, head.as_str()),
-            &[],
-        )?;
+        let resp = self.backend.head(&key)?;
         Ok(info_from_head(&self.key, &resp))
     }
 

@@ -21,17 +21,111 @@ fn aws_endpoint_is_virtual_hosted_and_https() {
         s.allowed_hosts(),
         vec!["my-bucket.s3.eu-west-1.amazonaws.com".to_string()]
     );
-    let url = s
+    let url = s.conn.object_url("a/b c", &[]);
+    assert_eq!(url, "https://my-bucket.s3.eu-west-1.amazonaws.com/a/b%20c");
+}
+
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn requests_are_signed_in_the_authorization_header_and_sub_resources_have_no_value() {
+    let s = aerospike_backup_plugin::testing::storage::<S3Storage>(
+        &opts(
+            r#", "s3-endpoint-override": "http://127.0.0.1:9000", "storage-class": "STANDARD_IA""#,
+        ),
+        keys(),
+    )
+    .unwrap();
+    let url = s.conn.object_url("k.asb", &[("uploads", None)]);
+    assert_eq!(url, "http://127.0.0.1:9000/my-bucket/k.asb?uploads");
+    let req = s
         .conn
-        .bucket
-        .get_object(s.conn.credentials.as_ref(), "a/b")
-        .sign(SIGNATURE_TTL);
+        .request(
+            Method::Post,
+            &url,
+            &s.conn.create_headers(),
+            Payload::Signed(&[]),
+        )
+        .unwrap();
+    assert_eq!(req.url, url, "signing must not touch the URL");
+    let auth = header(&req, "authorization").expect("authorization header");
     assert!(
-        url.as_str()
-            .starts_with("https://my-bucket.s3.eu-west-1.amazonaws.com/a/b?"),
-        "{url}"
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+            && auth.contains("/eu-west-1/s3/aws4_request")
+            && auth.contains("x-amz-storage-class"),
+        "{auth}"
     );
-    assert!(url.as_str().contains("X-Amz-Signature="));
+    assert!(!auth.contains("wJalr"), "the secret never travels");
+    assert!(header(&req, "x-amz-date").is_some());
+    assert_eq!(
+        header(&req, "x-amz-content-sha256"),
+        Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    );
+    let listing = s
+        .conn
+        .bucket_url(&[("uploads", None), ("prefix", Some("a b/c+d"))]);
+    assert_eq!(
+        listing,
+        "http://127.0.0.1:9000/my-bucket/?uploads&prefix=a%20b%2Fc%2Bd"
+    );
+    // Data is sent with an unsigned payload, and temporary keys carry their token.
+    let mut with_token = keys();
+    with_token.push(("session-token".into(), "TOKEN".into()));
+    let t = aerospike_backup_plugin::testing::storage::<S3Storage>(&opts(""), with_token).unwrap();
+    let req = t
+        .conn
+        .request(
+            Method::Put,
+            "https://h/k?partNumber=1&uploadId=x",
+            &[],
+            Payload::Unsigned,
+        )
+        .unwrap();
+    assert_eq!(
+        header(&req, "x-amz-content-sha256"),
+        Some("UNSIGNED-PAYLOAD")
+    );
+    assert_eq!(header(&req, "x-amz-security-token"), Some("TOKEN"));
+}
+
+#[test]
+fn signature_matches_the_s3_reference_example() {
+    // "Example: GET Object" of the S3 API reference's header-signing page (public test keys).
+    let signer = Signer::new(
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        None,
+        "us-east-1",
+    );
+    let req = Request::new(
+        Method::Get,
+        "https://examplebucket.s3.amazonaws.com/test.txt",
+    )
+    .header("range", "bytes=0-9");
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_369_353_600);
+    let req = signer.sign_at(req, Payload::Signed(&[]), time).unwrap();
+    assert_eq!(
+        header(&req, "authorization"),
+        Some(
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
+             SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, \
+             Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        )
+    );
+}
+
+#[test]
+fn complete_document_lists_every_part() {
+    assert_eq!(
+        xml::complete_body(&["\"a\"".into(), "\"b&\"".into()]),
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag></Part>\
+         <Part><PartNumber>2</PartNumber><ETag>\"b&amp;\"</ETag></Part></CompleteMultipartUpload>"
+    );
 }
 
 #[test]
@@ -43,16 +137,8 @@ fn endpoint_override_is_path_style() {
     .unwrap();
     assert_eq!(s.allowed_hosts(), vec!["127.0.0.1:9000".to_string()]);
     assert_eq!(s.conn.root, "backups/");
-    let url = s
-        .conn
-        .bucket
-        .get_object(s.conn.credentials.as_ref(), &s.conn.object_key("x.asb"))
-        .sign(SIGNATURE_TTL);
-    assert!(
-        url.as_str()
-            .starts_with("http://127.0.0.1:9000/my-bucket/backups/x.asb?"),
-        "{url}"
-    );
+    let url = s.conn.object_url(&s.conn.object_key("x.asb"), &[]);
+    assert_eq!(url, "http://127.0.0.1:9000/my-bucket/backups/x.asb");
 }
 
 #[test]

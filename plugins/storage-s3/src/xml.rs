@@ -128,3 +128,20 @@ fn unescape(s: &str) -> String {
         .replace("&apos;", "'")
         .replace("&amp;", "&")
 }
+
+/// The CompleteMultipartUpload document: part n's ETag at index n-1.
+pub(crate) fn complete_body(etags: &[String]) -> String {
+    let mut out = String::from("<CompleteMultipartUpload>");
+    for (i, etag) in etags.iter().enumerate() {
+        let etag = etag
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        out.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>",
+            i + 1
+        ));
+    }
+    out.push_str("</CompleteMultipartUpload>");
+    out
+}
