@@ -25,61 +25,21 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub const PROTO_VERSION: u8 = 2;
-pub const TYPE_INFO: u8 = 1;
-pub const TYPE_MSG: u8 = 3;
-pub const TYPE_COMPRESSED: u8 = 4;
-
-pub const INFO1_READ: u8 = 1;
-pub const INFO1_GET_ALL: u8 = 1 << 1;
-pub const INFO1_BATCH: u8 = 1 << 3;
-pub const INFO1_NOBINDATA: u8 = 1 << 5;
-pub const INFO1_COMPRESS_RESPONSE: u8 = 1 << 7;
-pub const INFO2_WRITE: u8 = 1;
-pub const INFO2_DELETE: u8 = 1 << 1;
-pub const INFO2_GENERATION: u8 = 1 << 2;
-pub const INFO2_CREATE_ONLY: u8 = 1 << 5;
-pub const INFO2_RESPOND_ALL_OPS: u8 = 1 << 7;
-pub const INFO3_LAST: u8 = 1;
-pub const INFO3_PARTITION_DONE: u8 = 1 << 2;
-pub const INFO3_UPDATE_ONLY: u8 = 1 << 3;
-pub const INFO3_CREATE_OR_REPLACE: u8 = 1 << 4;
-pub const INFO3_REPLACE_ONLY: u8 = 1 << 5;
-
-pub const FIELD_NAMESPACE: u8 = 0;
-pub const FIELD_SET: u8 = 1;
-pub const FIELD_KEY: u8 = 2;
-pub const FIELD_DIGEST: u8 = 4;
-pub const FIELD_TASK_ID: u8 = 7;
+// The protocol's numbers, as the test node knows them (the recorder's requests are checked
+// by the real server they are recorded against, so sharing them hides nothing).
+pub use crate::node::wire::{
+    BATCH_MSG_GEN, BATCH_MSG_INFO, BATCH_MSG_REPEAT, BATCH_MSG_TTL, FIELD_BATCH_INDEX,
+    FIELD_DIGEST, FIELD_DIGEST_ARRAY, FIELD_FILTER_EXP, FIELD_KEY, FIELD_MAX_RECORDS,
+    FIELD_NAMESPACE, FIELD_PID_ARRAY, FIELD_RECORDS_PER_SECOND, FIELD_SET, INFO1_BATCH,
+    INFO1_COMPRESS_RESPONSE, INFO1_GET_ALL, INFO1_NOBINDATA, INFO1_READ, INFO2_CREATE_ONLY,
+    INFO2_DELETE, INFO2_GENERATION, INFO2_RESPOND_ALL_OPS, INFO2_WRITE, INFO3_CREATE_OR_REPLACE,
+    INFO3_LAST, INFO3_PARTITION_DONE, INFO3_REPLACE_ONLY, INFO3_UPDATE_ONLY, OP_APPEND, OP_INCR,
+    OP_READ, OP_TOUCH, OP_WRITE, PROTO_VERSION, PT_BLOB, PT_BOOL, PT_FLOAT, PT_GEOJSON, PT_HLL,
+    PT_INTEGER, PT_LIST, PT_MAP, PT_NULL, PT_STRING, TYPE_COMPRESSED, TYPE_INFO, TYPE_MSG,
+};
+/// The scan's task id (the node's name for field 7 is its query id).
+pub const FIELD_TASK_ID: u8 = crate::node::wire::FIELD_QUERY_ID;
 pub const FIELD_SOCKET_TIMEOUT: u8 = 9;
-pub const FIELD_RECORDS_PER_SECOND: u8 = 10;
-pub const FIELD_PID_ARRAY: u8 = 11;
-pub const FIELD_DIGEST_ARRAY: u8 = 12;
-pub const FIELD_MAX_RECORDS: u8 = 13;
-pub const FIELD_BATCH_INDEX: u8 = 41;
-pub const FIELD_FILTER_EXP: u8 = 43;
-
-pub const OP_READ: u8 = 1;
-pub const OP_WRITE: u8 = 2;
-pub const OP_INCR: u8 = 5;
-pub const OP_APPEND: u8 = 9;
-pub const OP_TOUCH: u8 = 11;
-
-pub const PT_NULL: u8 = 0;
-pub const PT_INTEGER: u8 = 1;
-pub const PT_FLOAT: u8 = 2;
-pub const PT_STRING: u8 = 3;
-pub const PT_BLOB: u8 = 4;
-pub const PT_BOOL: u8 = 17;
-pub const PT_HLL: u8 = 18;
-pub const PT_MAP: u8 = 19;
-pub const PT_LIST: u8 = 20;
-pub const PT_GEOJSON: u8 = 23;
-
-pub const BATCH_MSG_REPEAT: u8 = 0x1;
-pub const BATCH_MSG_INFO: u8 = 0x2;
-pub const BATCH_MSG_GEN: u8 = 0x4;
-pub const BATCH_MSG_TTL: u8 = 0x8;
 
 /// How long one reply may take before the exchange is recorded as timed out.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);

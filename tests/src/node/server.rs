@@ -15,7 +15,10 @@ use super::exec::{self, Request};
 use super::exp::{self, Ctx, Exp};
 use super::store::{self, Digest, PARTITIONS};
 use super::tls::Stream;
-use super::wire::{self, Cur, Msg, Op, ReplyHeader, rc};
+use super::wire::{
+    self, BATCH_MSG_GEN, BATCH_MSG_INFO, BATCH_MSG_INFO4, BATCH_MSG_REPEAT, BATCH_MSG_TTL, Cur,
+    Msg, Op, ReplyHeader, rc,
+};
 use super::{NodeShared, info};
 
 /// Reply frames are flushed at about this size, so big scans stream.
@@ -499,11 +502,6 @@ fn push_row(
     frames.buf.extend_from_slice(ops);
 }
 
-const BATCH_MSG_REPEAT: u8 = 0x1;
-const BATCH_MSG_INFO: u8 = 0x2;
-const BATCH_MSG_GEN: u8 = 0x4;
-const BATCH_MSG_TTL: u8 = 0x8;
-const BATCH_MSG_INFO4: u8 = 0x10;
 /// Batch flag: every row's error is reported and none ends the batch.
 const BATCH_REPORT_ALL_ERRORS: u8 = 0x4;
 

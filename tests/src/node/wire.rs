@@ -11,6 +11,13 @@ pub const TYPE_COMPRESSED: u8 = 4;
 
 pub const MSG_HEADER_SIZE: usize = 22;
 
+/// Batch-index row flags: what a row carries beyond its digest.
+pub const BATCH_MSG_REPEAT: u8 = 0x1;
+pub const BATCH_MSG_INFO: u8 = 0x2;
+pub const BATCH_MSG_GEN: u8 = 0x4;
+pub const BATCH_MSG_TTL: u8 = 0x8;
+pub const BATCH_MSG_INFO4: u8 = 0x10;
+
 pub const INFO1_READ: u8 = 1;
 pub const INFO1_GET_ALL: u8 = 1 << 1;
 pub const INFO1_BATCH: u8 = 1 << 3;
