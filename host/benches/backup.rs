@@ -30,54 +30,17 @@ use testkit::AerospikeNode;
 use testkit::fixtures::{self, FixtureSpec, Shape};
 use tokio_util::sync::CancellationToken;
 
-/// Scans in parallel, for the raw rate and the backups alike.
-const PARALLEL: u32 = 4;
-
-/// Peak resident set since the last reset, in MiB (Linux `VmHWM`).
-fn peak_rss_mib() -> f64 {
-    status_mib("VmHWM:")
-}
-
-/// Resident set now, in MiB.
-fn rss_mib() -> f64 {
-    status_mib("VmRSS:")
-}
-
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// Resets the peak-RSS mark so the next phase is measured alone.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
+#[path = "common/procfs.rs"]
+mod procfs;
+use procfs::{cpu_seconds_of, peak_rss_mib, reset_peak_rss, rss_mib};
 
 /// User + system CPU seconds of this process.
 fn cpu_seconds() -> f64 {
     cpu_seconds_of("self")
 }
 
-/// User + system CPU seconds of process `pid` ("self" for this one).
-fn cpu_seconds_of(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields after the command: state is index 0, utime 11, stime 12 (clock ticks, 100/s).
-    (ticks(11) + ticks(12)) / 100.0
-}
+/// Scans in parallel, for the raw rate and the backups alike.
+const PARALLEL: u32 = 4;
 
 async fn raw_scan(client: &Client) -> u64 {
     let count = Arc::new(AtomicU64::new(0));

@@ -42,43 +42,9 @@ const BATCH: usize = 128;
 /// Batches in flight in the raw phase: what the restore's writer pool keeps busy too.
 const RAW_IN_FLIGHT: usize = 8;
 
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// Peak resident set since the last reset, in MiB (Linux `VmHWM`).
-fn peak_rss_mib() -> f64 {
-    status_mib("VmHWM:")
-}
-
-fn rss_mib() -> f64 {
-    status_mib("VmRSS:")
-}
-
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// User + system CPU seconds of process `pid` ("self" for this one).
-fn cpu_seconds_of(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
+#[path = "common/procfs.rs"]
+mod procfs;
+use procfs::{cpu_seconds_of, peak_rss_mib, reset_peak_rss, rss_mib};
 
 /// The node half: fill a node with `records` records (0 = empty), print its port, serve
 /// until stdin closes.

@@ -36,34 +36,9 @@ use tokio_util::sync::CancellationToken;
 const PARALLEL: u32 = 4;
 const SET: &str = "bench";
 
-fn status_kib(pid: &str, field: &str) -> Option<f64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-}
-
-/// (state, user + system CPU seconds) of a process.
-fn stat_of(pid: &str) -> (char, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let state = fields.first().and_then(|s| s.chars().next()).unwrap_or('?');
-    (state, (ticks(11) + ticks(12)) / 100.0)
-}
-
-fn cpu_of(pid: &str) -> f64 {
-    stat_of(pid).1
-}
+#[path = "common/procfs.rs"]
+mod procfs;
+use procfs::{cpu_seconds_of, peak_rss_mib, reset_peak_rss, stat_of, status_kib};
 
 /// What one run of one tool cost.
 #[derive(Debug, Clone, Copy)]
@@ -78,7 +53,7 @@ struct Run {
 /// Runs a command to its end, sampling its peak RSS while it runs; its CPU is read from the
 /// exited process before it is reaped (a zombie keeps its accounting).
 fn run_tool(cmd: &mut Command, server: Option<&str>) -> Run {
-    let server_cpu0 = server.map_or(0.0, cpu_of);
+    let server_cpu0 = server.map_or(0.0, cpu_seconds_of);
     let t = Instant::now();
     let child = cmd
         .stdout(std::process::Stdio::null())
@@ -106,18 +81,10 @@ fn run_tool(cmd: &mut Command, server: Option<&str>) -> Run {
     Run {
         secs: t.elapsed().as_secs_f64(),
         cpu,
-        server_cpu: server.map_or(0.0, cpu_of) - server_cpu0,
+        server_cpu: server.map_or(0.0, cpu_seconds_of) - server_cpu0,
         peak_mib: peak / 1024.0,
         records: 0,
     }
-}
-
-fn peak_self_mib() -> f64 {
-    status_kib("self", "VmHWM:").unwrap_or(0.0) / 1024.0
-}
-
-fn reset_peak_self() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn config(host: &str, port: u16, root: &Path, policy: &str) -> Config {
@@ -159,10 +126,10 @@ impl Bench {
             kind: BackupKind::Full,
             config: Arc::new(config(&self.host, self.port, root, policy)),
         };
-        reset_peak_self();
+        reset_peak_rss();
         let (cpu0, scpu0, t) = (
-            cpu_of("self"),
-            self.server().map_or(0.0, cpu_of),
+            cpu_seconds_of("self"),
+            self.server().map_or(0.0, cpu_seconds_of),
             Instant::now(),
         );
         let progress = Arc::new(Progress::new(chrono::Utc::now()));
@@ -171,9 +138,9 @@ impl Bench {
             .expect("our backup");
         Run {
             secs: t.elapsed().as_secs_f64(),
-            cpu: cpu_of("self") - cpu0,
-            server_cpu: self.server().map_or(0.0, cpu_of) - scpu0,
-            peak_mib: peak_self_mib(),
+            cpu: cpu_seconds_of("self") - cpu0,
+            server_cpu: self.server().map_or(0.0, cpu_seconds_of) - scpu0,
+            peak_mib: peak_rss_mib(),
             records: report.records(),
         }
     }
@@ -194,11 +161,11 @@ impl Bench {
             config: Arc::new(cfg),
             keys: Default::default(),
         };
-        reset_peak_self();
+        reset_peak_rss();
         let counters = Arc::new(Counters::default());
         let (cpu0, scpu0, t) = (
-            cpu_of("self"),
-            self.server().map_or(0.0, cpu_of),
+            cpu_seconds_of("self"),
+            self.server().map_or(0.0, cpu_seconds_of),
             Instant::now(),
         );
         restore::run_job(
@@ -212,9 +179,9 @@ impl Bench {
         .expect("our restore");
         Run {
             secs: t.elapsed().as_secs_f64(),
-            cpu: cpu_of("self") - cpu0,
-            server_cpu: self.server().map_or(0.0, cpu_of) - scpu0,
-            peak_mib: peak_self_mib(),
+            cpu: cpu_seconds_of("self") - cpu0,
+            server_cpu: self.server().map_or(0.0, cpu_seconds_of) - scpu0,
+            peak_mib: peak_rss_mib(),
             records: counters.snapshot().inserted_records,
         }
     }
