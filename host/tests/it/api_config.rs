@@ -566,7 +566,12 @@ async fn system_routes() {
     assert!(body.as_str().unwrap().starts_with("Ok"));
     let (s, v) = call(&f.app, "GET", "/version", None).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    // ABS's form, the ABS release first: `v3.7.0+rs.<ours>`.
+    assert_eq!(
+        v["version"],
+        format!("v3.7.0+rs.{}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(v.as_object().unwrap().len(), 3, "exactly ABS's fields: {v}");
     assert!(v["commit"].is_string() && v["build-time"].is_string());
     let (s, m) = call(&f.app, "GET", "/metrics", None).await;
     assert_eq!(s, StatusCode::OK);
