@@ -33,10 +33,7 @@ impl VersionResponse {
         Self {
             // `v3.7.0+rs.0.1.0`: semver comparisons see the ABS release (build metadata does
             // not order); people see this service's own version after the `+`.
-            version: format!(
-                "v{ABS_COMPATIBLE_VERSION}+rs.{}",
-                env!("CARGO_PKG_VERSION")
-            ),
+            version: format!("v{ABS_COMPATIBLE_VERSION}+rs.{}", env!("CARGO_PKG_VERSION")),
             commit: env!("ABS_GIT_COMMIT").to_string(),
             build_time,
         }
