@@ -43,6 +43,10 @@ pub struct Metrics {
     pub next_scheduled_backup: IntGaugeVec,
     pub restore_events: IntCounterVec,
     pub restore_in_progress: IntGauge,
+    /// Verify jobs by outcome (`ok`, `problems`, `failure`, `canceled`).
+    pub verify_events: IntCounterVec,
+    /// Verify jobs per routine that found problems or could not run.
+    pub verify_failure: IntCounterVec,
     /// Ours: records written and stored bytes read by finished restores.
     pub restore_records: IntCounter,
     pub restore_bytes: IntCounter,
@@ -176,6 +180,19 @@ impl Metrics {
         let restore_in_progress =
             IntGauge::new(name("restore_in_progress"), "Restore jobs running")
                 .expect("valid metric");
+        let verify_events = IntCounterVec::new(
+            Opts::new(name("verify_events_total"), "Verify jobs by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let verify_failure = IntCounterVec::new(
+            Opts::new(
+                name("verify_failure_total"),
+                "Verify jobs that found problems in a backup or could not read it",
+            ),
+            &["routine"],
+        )
+        .expect("valid metric");
         let restore_records = IntCounter::new(
             name("restore_records_total"),
             "Records written by finished restore jobs",
@@ -219,6 +236,8 @@ impl Metrics {
             Box::new(next_scheduled_backup.clone()),
             Box::new(restore_events.clone()),
             Box::new(restore_in_progress.clone()),
+            Box::new(verify_events.clone()),
+            Box::new(verify_failure.clone()),
             Box::new(restore_records.clone()),
             Box::new(restore_bytes.clone()),
             Box::new(http_requests.clone()),
@@ -229,6 +248,9 @@ impl Metrics {
         }
         for outcome in ["success", "failure", "canceled"] {
             restore_events.with_label_values(&[outcome]);
+        }
+        for outcome in ["ok", "problems", "failure", "canceled"] {
+            verify_events.with_label_values(&[outcome]);
         }
         Self {
             registry,
@@ -250,6 +272,8 @@ impl Metrics {
             next_scheduled_backup,
             restore_events,
             restore_in_progress,
+            verify_events,
+            verify_failure,
             restore_records,
             restore_bytes,
             http_requests,

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use super::{backups, config_storage, error, restore, system};
+use super::{backups, config_storage, error, restore, system, verify};
 use super::{config, config_clusters, config_policies, config_routines, config_secret_agents};
 use utoipa::OpenApi;
 
@@ -27,6 +27,7 @@ use utoipa::OpenApi;
         restore::restore_full, restore::restore_incremental, restore::restore_timestamp,
         restore::restore_status, restore::restore_jobs, restore::restore_cancel,
         restore::retrieve_configuration,
+        verify::verify_backup, verify::verify_status, verify::verify_cancel,
     ),
     components(schemas(error::ErrorBody, error::FieldError)),
     tags(

@@ -29,6 +29,7 @@ use super::files::{
     CHUNK_BYTES, FileMsg, FileSpec, FileStats, FileWriter, MAX_PART_BYTES, Written, put_object,
     remove_written, upload_files,
 };
+use super::integrity::{CHECKSUMS_FILE, ChecksumsSidecar};
 use super::layout::{
     self, BackupKind, BackupMetadata, METADATA_FILE, PIPELINE_FILE, metadata_asb_name,
     namespace_folder_named,
@@ -425,6 +426,14 @@ impl BackupRun<'_> {
             self.written.push(key.clone());
             put_object(&self.storage, &key, text.as_bytes().to_vec()).await?;
         }
+        // Every data file's size and SHA-256, hashed as it was stored: after the data and
+        // before metadata.yaml, so a backup listed as complete always has it.
+        let sums = ChecksumsSidecar::new(self.written.sums_in(&folder));
+        let text = serde_yaml::to_string(&sums)
+            .map_err(|e| EngineError::Encode(format!("{CHECKSUMS_FILE}: {e}")))?;
+        let key = format!("{folder}/{CHECKSUMS_FILE}");
+        self.written.push(key.clone());
+        put_object(&self.storage, &key, text.into_bytes()).await?;
         let yaml = serde_yaml::to_string(&metadata)
             .map_err(|e| EngineError::Encode(format!("metadata.yaml: {e}")))?;
         let key = format!("{folder}/{METADATA_FILE}");
@@ -524,8 +533,18 @@ impl BackupRun<'_> {
         stats.files += 1;
         self.progress.add_bytes(stored.len() as u64);
         self.progress.add_file();
-        self.written.push(key.clone());
-        put_object(&self.storage, &key, stored).await
+        self.put_summed(&key, stored).await
+    }
+
+    /// Writes a whole data object (a `metadata_*.asb`), noting its checksum like the
+    /// streamed data files'.
+    async fn put_summed(&self, key: &str, stored: Vec<u8>) -> Result<(), EngineError> {
+        let mut digest = super::files::StoredDigest::default();
+        digest.update(&stored);
+        self.written.push(key.to_string());
+        put_object(&self.storage, key, stored).await?;
+        self.written.sum(key, digest.size, digest.hex());
+        Ok(())
     }
 
     /// The scan of one namespace over `parallel` workers, each with its file writer and

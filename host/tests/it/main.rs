@@ -12,6 +12,7 @@ mod cluster_tls;
 mod crash;
 mod faults;
 mod hardening;
+mod integrity;
 mod openapi;
 mod plugins;
 mod real_server;
