@@ -82,7 +82,7 @@ pub async fn read_checksums(
     keys: &[String],
 ) -> Result<Option<ChecksumsSidecar>, String> {
     let key = format!("{folder}/{CHECKSUMS_FILE}");
-    if !keys.iter().any(|k| *k == key) {
+    if !keys.contains(&key) {
         return Ok(None);
     }
     let bytes = layout::read_object(storage, &key, MAX_CHECKSUMS_BYTES)
@@ -326,7 +326,7 @@ fn read_one(
                 Ok(Some(AsbItem::Record(_))) => {
                     records += 1;
                     // Progress in steps, not per record.
-                    if records % 1024 == 0 {
+                    if records.is_multiple_of(1024) {
                         progress.add_records(1024);
                         reported += 1024;
                     }
