@@ -371,3 +371,65 @@ fn read_one(
         error,
     }
 }
+
+/// `aerospike-backup-service verify`: verifies the backup folder `path` of the storage a
+/// descriptor (one storage entry, as in a config's `storage:`) names, without a service or
+/// a configuration. `encryption` gives the key; its mode, when left out, is the one the
+/// backup's `metadata.yaml` names.
+///
+/// # Errors
+/// A descriptor that does not parse, a storage that cannot be opened, no backup at `path`,
+/// or an encrypted backup without a key; problems with the backup are in the report.
+pub async fn verify_with_descriptor(
+    plugins: &Registry,
+    descriptor: &str,
+    path: &str,
+    encryption: Option<crate::config::EncryptionPolicy>,
+) -> Result<VerifyReport, String> {
+    let storage: crate::config::Storage = serde_yaml::from_str(descriptor).map_err(|e| {
+        format!("storage descriptor: expected one storage entry (local-storage, s3-storage, azure-storage or gcp-storage): {e}")
+    })?;
+    let storage = super::job_secrets::resolve_storage(&BTreeMap::new(), "verify", &storage, None)
+        .await
+        .map_err(|e| format!("storage descriptor: {e}"))?;
+    let storage = super::wiring::open_storage(plugins, &storage)
+        .map_err(|e| format!("storage descriptor: {e}"))?;
+    let folders = super::restore::plan_path(&storage, path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let encryption = encryption.map(|mut e| {
+        if e.mode.is_none() {
+            e.mode = folders
+                .iter()
+                .filter_map(|f| f.metadata.as_ref())
+                .find_map(|m| {
+                    m.encryption
+                        .parse::<crate::config::EncryptionMode>()
+                        .ok()
+                        .filter(|m| *m != crate::config::EncryptionMode::None)
+                })
+                .map(crate::config::Spelled::new);
+        }
+        e
+    });
+    let policy = RestorePolicy {
+        encryption,
+        ..RestorePolicy::default()
+    };
+    let keys = ResolvedKeys::default();
+    for f in &folders {
+        super::restore::folder_pipeline(plugins, &policy, &keys, f).map_err(|e| e.to_string())?;
+    }
+    let progress = Arc::new(Progress::new(chrono::Utc::now()));
+    verify(
+        plugins,
+        storage,
+        &folders,
+        &policy,
+        &keys,
+        progress,
+        CancellationToken::new(),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}

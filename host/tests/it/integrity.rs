@@ -29,6 +29,8 @@ struct Fixture {
     metrics: Arc<Metrics>,
     /// The namespace folder on disk.
     folder: PathBuf,
+    /// Its key in the storage (the backup's `key`).
+    key: String,
     ts: i64,
     _dir: tempfile::TempDir,
     _node: AerospikeNode,
@@ -73,6 +75,7 @@ backup-routines:
         app,
         metrics,
         folder: dir.path().join(&key),
+        key,
         ts: report.timestamp_ms,
         _dir: dir,
         _node: node,
@@ -332,4 +335,63 @@ async fn a_backup_without_checksums_is_decoded_only_and_says_so() {
     assert_eq!(r["records"], RECORDS as u64);
     assert_eq!(r["checksummed-files"], 0);
     assert_eq!(r["decode-only"].as_array().unwrap().len(), 1, "{st}");
+}
+
+/// `aerospike-backup-service verify` on a storage descriptor, no service: 0 when intact
+/// (the key's mode read from the metadata), 1 with the damaged file named, 2 without a key.
+#[tokio::test]
+async fn the_cli_verifies_a_backup_from_a_storage_descriptor() {
+    let f = backed_up(&format!(
+        "compression: {{mode: ZSTD, level: 3}}, encryption: {{mode: AES256, key-file: \"{}\"}}",
+        key_pem().display()
+    ))
+    .await;
+    let desc_dir = tempfile::tempdir().unwrap();
+    let desc = desc_dir.path().join("storage.yml");
+    std::fs::write(
+        &desc,
+        format!("local-storage: {{path: \"{}\"}}\n", f._dir.path().display()),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_aerospike-backup-service"))
+            .arg("verify")
+            .arg("--storage")
+            .arg(&desc)
+            .args(extra)
+            .arg(&f.key)
+            .env(
+                "ABS_CACHE_DIR",
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+            )
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let key = key_pem().display().to_string();
+    let (code, out, err) = run(&["--key-file", &key, "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["records"], RECORDS as u64, "{out}");
+    assert_eq!(report["checksummed-files"], report["files"]);
+
+    let (code, out, err) = run(&[]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("encrypted") && err.contains("key"), "{err}");
+
+    let victim = f.data_files()[0].clone();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xFF;
+    std::fs::write(&victim, &bytes).unwrap();
+    let (code, out, err) = run(&["--key-file", &key]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains(&name(&victim)) && out.contains("PROBLEMS FOUND"),
+        "{out}"
+    );
 }
