@@ -465,6 +465,10 @@ pub enum ReadError {
         #[source]
         source: crate::plugins::PluginError,
     },
+    /// The stored bytes are not what `checksums.yaml` recorded: nothing of the file is
+    /// restored.
+    #[error("{key}: {message}; the file is not restored")]
+    Checksum { key: String, message: String },
     /// The decoded text is not a valid `.asb` stream.
     #[error("{key}: {source}")]
     Decode {
@@ -671,4 +675,48 @@ impl FileReader {
                 source,
             })
     }
+}
+
+/// Reads the stored bytes of `key` to its end and compares size and SHA-256 with `expected`
+/// (from `checksums.yaml`). Call from a blocking thread.
+///
+/// # Errors
+/// [`ReadError::Checksum`] on a difference; [`ReadError::Plugin`] when storage fails.
+pub fn check_stored(
+    runtime: &tokio::runtime::Handle,
+    storage: &Arc<dyn Storage>,
+    key: &str,
+    expected: &super::integrity::FileSum,
+    bandwidth: Option<&Arc<RateLimiter>>,
+) -> Result<(), ReadError> {
+    let digest = runtime
+        .block_on(async {
+            let mut d = StoredDigest::default();
+            let mut dl = storage.open(key, 0, None).await?;
+            while let Some(chunk) = dl.next(READ_CHUNK_BYTES).await? {
+                if let Some(b) = bandwidth {
+                    b.acquire_n(chunk.len() as u64).await;
+                }
+                d.update(&chunk);
+            }
+            Ok(d)
+        })
+        .map_err(|source| ReadError::Plugin {
+            key: key.to_string(),
+            source,
+        })?;
+    let fail = |message: String| ReadError::Checksum {
+        key: key.to_string(),
+        message,
+    };
+    if digest.size != expected.size {
+        return Err(fail(format!(
+            "{} stored bytes where checksums.yaml records {}",
+            digest.size, expected.size
+        )));
+    }
+    if digest.hex() != expected.sha256 {
+        return Err(fail("its SHA-256 differs from checksums.yaml".into()));
+    }
+    Ok(())
 }

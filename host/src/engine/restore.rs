@@ -71,6 +71,9 @@ pub struct FolderPlan {
     pub pipeline: Option<Vec<PipelineStepRecord>>,
     /// `metadata_*.asb` first, then the data files, each group in key order.
     pub files: Vec<String>,
+    /// Size and SHA-256 of each file by key, from `checksums.yaml` (none for asbackup's and
+    /// older backups): a file that differs is refused before any of its records is written.
+    pub checksums: std::collections::HashMap<String, super::integrity::FileSum>,
 }
 
 /// A checked restore: where from, where to, what, how.
@@ -244,12 +247,24 @@ async fn plan_folder(
         let name = k.rsplit('/').next().unwrap_or_default();
         (!name.starts_with("metadata_"), k.clone())
     });
+    let owned: Vec<String> = names.iter().map(|k| k.to_string()).collect();
+    let checksums = super::integrity::read_checksums(storage, folder, &owned)
+        .await
+        .map_err(|e| RequestError::new(field, e))?
+        .map(|s| {
+            s.files
+                .into_iter()
+                .map(|f| (format!("{folder}/{}", f.name), f))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(FolderPlan {
         key: folder.to_string(),
         kind: kind.unwrap_or(BackupKind::Full),
         metadata,
         pipeline,
         files,
+        checksums,
     })
 }
 
@@ -494,10 +509,14 @@ impl RestoreRun<'_> {
                     .is_some_and(|n| n.starts_with("metadata_"))
             });
             let rules = self.rules_for(folder);
-            indexes.extend(self.restore_files(&system, pipeline, &rules, 1).await?);
+            let sums = Arc::new(folder.checksums.clone());
+            indexes.extend(
+                self.restore_files(&system, pipeline, &rules, &sums, 1)
+                    .await?,
+            );
             let parallel = self.plan.policy.parallel() as usize;
             indexes.extend(
-                self.restore_files(&data, pipeline, &rules, parallel)
+                self.restore_files(&data, pipeline, &rules, &sums, parallel)
                     .await?,
             );
             files += folder.files.len();
@@ -543,6 +562,7 @@ impl RestoreRun<'_> {
         keys: &[&String],
         pipeline: &Arc<Pipeline>,
         rules: &Arc<WriteRules>,
+        sums: &Arc<std::collections::HashMap<String, super::integrity::FileSum>>,
         parallel: usize,
     ) -> Result<Vec<SecondaryIndex>, EngineError> {
         if keys.is_empty() {
@@ -591,6 +611,7 @@ impl RestoreRun<'_> {
                 runtime: tokio::runtime::Handle::current(),
                 storage: self.storage.clone(),
                 pipeline: pipeline.clone(),
+                sums: sums.clone(),
                 queue: queue.clone(),
                 tx: tx.clone(),
                 batch: policy.batch_size() as usize,
@@ -675,6 +696,7 @@ struct ReaderTask {
     runtime: tokio::runtime::Handle,
     storage: Arc<dyn Storage>,
     pipeline: Arc<Pipeline>,
+    sums: Arc<std::collections::HashMap<String, super::integrity::FileSum>>,
     queue: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
     tx: mpsc::Sender<Item>,
     batch: usize,
@@ -712,6 +734,17 @@ impl ReaderTask {
     }
 
     fn read_file(&self, key: String) -> Result<(), EngineError> {
+        // Checked whole before its first record goes out: a changed file (a flipped byte
+        // in a plain value would restore silently) is refused, never half-written.
+        if let Some(expected) = self.sums.get(&key) {
+            super::files::check_stored(
+                &self.runtime,
+                &self.storage,
+                &key,
+                expected,
+                self.bandwidth.as_ref(),
+            )?;
+        }
         let stored = Arc::new(AtomicU64::new(0));
         let mut reader = FileReader::open(
             self.runtime.clone(),

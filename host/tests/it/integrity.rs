@@ -33,7 +33,7 @@ struct Fixture {
     key: String,
     ts: i64,
     _dir: tempfile::TempDir,
-    _node: AerospikeNode,
+    node: AerospikeNode,
 }
 
 /// A full backup of `RECORDS` records with `policy` (flow YAML body), several data files.
@@ -78,7 +78,7 @@ backup-routines:
         key,
         ts: report.timestamp_ms,
         _dir: dir,
-        _node: node,
+        node,
     }
 }
 
@@ -394,4 +394,62 @@ async fn the_cli_verifies_a_backup_from_a_storage_descriptor() {
         out.contains(&name(&victim)) && out.contains("PROBLEMS FOUND"),
         "{out}"
     );
+}
+
+/// A restore checks each file against `checksums.yaml` before writing any of its records:
+/// a plain file with one changed byte (which would decode and restore a wrong value) is
+/// refused with the file named, and nothing of it reaches the cluster.
+#[tokio::test]
+async fn a_restore_refuses_a_changed_file_before_writing_any_of_its_records() {
+    let f = backed_up("").await;
+    let victim = f.data_files()[0].clone();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&victim, &bytes).unwrap();
+    crate::restore::wipe(&f.node);
+    let body = serde_json::json!({
+        "backup-data-path": f.key, "destination-name": "c", "source-name": "s",
+        "policy": {"parallel": 1},
+    });
+    let (s, id) = call(&f.app, "POST", "/v1/restore/full", Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{id}");
+    let id = id.as_i64().unwrap();
+    let st = loop {
+        let (_, st) = call(&f.app, "GET", &format!("/v1/restore/status/{id}"), None).await;
+        if st["status"] != "running" {
+            break st;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(st["status"], "failure", "{st}");
+    let error = st["error"].as_str().unwrap();
+    assert!(
+        error.contains(&name(&victim))
+            && error.contains("SHA-256")
+            && error.contains("not restored"),
+        "{error}"
+    );
+    // The victim is the first data file and one reader reads files in order: nothing was
+    // written.
+    assert_eq!(f.node.record_count("test"), 0);
+
+    // The same backup undamaged restores every record (the check passes).
+    bytes[at] ^= 0x01;
+    std::fs::write(&victim, &bytes).unwrap();
+    let body = serde_json::json!({
+        "backup-data-path": f.key, "destination-name": "c", "source-name": "s",
+    });
+    let (s, id) = call(&f.app, "POST", "/v1/restore/full", Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{id}");
+    let id = id.as_i64().unwrap();
+    loop {
+        let (_, st) = call(&f.app, "GET", &format!("/v1/restore/status/{id}"), None).await;
+        if st["status"] != "running" {
+            assert_eq!(st["status"], "success", "{st}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(f.node.record_count("test"), RECORDS);
 }
