@@ -132,8 +132,10 @@ impl AppState {
             Arc::new(crate::scheduler::SystemTimer),
             Some(metrics.clone()),
         );
+        let verifies = crate::engine::verify_jobs::VerifyJobs::new(Some(metrics.clone()));
+        scheduler.set_verifier(verifies.clone());
         Self {
-            verifies: crate::engine::verify_jobs::VerifyJobs::new(Some(metrics.clone())),
+            verifies,
             store,
             metrics,
             health: Arc::new(Health::default()),
@@ -156,6 +158,7 @@ impl AppState {
             Some(self.metrics.clone()),
             self.backups.clone(),
         );
+        scheduler.set_verifier(self.verifies.clone());
         self.scheduler = scheduler;
     }
 

@@ -1369,9 +1369,22 @@ pub struct BackupRoutine {
     /// Time zone of this routine's cron expressions (ABS 3.7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_timezone: Option<String>,
+    /// Ours: when to verify the routine's newest full backup without restoring it (every
+    /// file's size and SHA-256, every record decoded); absent = never. Results show in
+    /// `currentBackup` (`last-verify`) and the `verify_*` metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_cron: Option<String>,
 }
 
 impl BackupRoutine {
+    /// The verify schedule, if one is set and non-empty.
+    pub fn verify_cron(&self) -> Option<&str> {
+        self.verify_cron
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+    }
+
     /// The incremental schedule, if one is set and non-empty.
     pub fn incr_cron(&self) -> Option<&str> {
         self.incr_interval_cron

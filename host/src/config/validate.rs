@@ -858,6 +858,11 @@ fn routine(e: &mut Errors, cfg: &Config, path: &str, r: &BackupRoutine) {
     {
         e.push(format!("{path}.incr-interval-cron"), m);
     }
+    if let Some(c) = r.verify_cron()
+        && let Err(m) = c.parse::<CronSchedule>()
+    {
+        e.push(format!("{path}.verify-cron"), m);
+    }
     if let Some(tz) = &r.schedule_timezone {
         check_timezone(e, &format!("{path}.schedule-timezone"), tz);
     }

@@ -96,6 +96,8 @@ struct Job {
 #[derive(Clone, Default)]
 pub struct VerifyJobs {
     jobs: Arc<Mutex<HashMap<i64, Job>>>,
+    /// The newest job of each routine (scheduled or asked for), for `currentBackup`.
+    last: Arc<Mutex<HashMap<String, i64>>>,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -123,6 +125,7 @@ impl VerifyJobs {
     pub fn new(metrics: Option<Arc<Metrics>>) -> Self {
         VerifyJobs {
             jobs: Arc::default(),
+            last: Arc::default(),
             metrics,
         }
     }
@@ -206,6 +209,10 @@ impl VerifyJobs {
             );
             id
         };
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(routine.to_string(), id);
         tracing::info!(job = id, routine = %routine, backup = %backup, "Verify started.");
         let this = self.clone();
         let routine = routine.to_string();
@@ -286,6 +293,40 @@ impl VerifyJobs {
             report: j.report.clone(),
             error: j.error.clone(),
         })
+    }
+
+    /// Starts verifying the newest full backup of `routine` (`verify-cron`).
+    ///
+    /// # Errors
+    /// As [`VerifyJobs::start`]; a routine with no full backup yet is a request error.
+    pub async fn start_newest(
+        &self,
+        ctx: Arc<EngineContext>,
+        config: Arc<Config>,
+        routine: &str,
+    ) -> Result<i64, VerifyStartError> {
+        let mut r = super::context::resolve_routine(&config, routine)?;
+        super::job_secrets::resolve_routine_secrets(&config, &mut r).await?;
+        let plugins = ctx.plugins_for(&config).await?;
+        let storage = super::wiring::open_storage(&plugins, &r.storage)?;
+        let newest = layout::list_backups(&storage, routine, BackupKind::Full)
+            .await
+            .map_err(|e| EngineError::plugin("listing backups", e))?
+            .into_iter()
+            .map(|b| b.timestamp_ms)
+            .max()
+            .ok_or_else(|| RequestError::new("routine", "no full backup to verify yet"))?;
+        self.start(ctx, config, routine, newest).await
+    }
+
+    /// The newest verify job of `routine`, if one ran since the service started.
+    pub fn last_of(&self, routine: &str) -> Option<VerifyStatus> {
+        let id = *self
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(routine)?;
+        self.status(id)
     }
 
     /// Cancels job `id`; `None` if unknown.

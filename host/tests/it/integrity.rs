@@ -453,3 +453,78 @@ async fn a_restore_refuses_a_changed_file_before_writing_any_of_its_records() {
     }
     assert_eq!(f.node.record_count("test"), RECORDS);
 }
+
+/// `verify-cron`: at each fire the routine's newest full backup is verified; `currentBackup`
+/// shows the next fire and the result, and a bad expression is refused naming the field.
+#[tokio::test]
+async fn verify_cron_verifies_the_newest_full_backup_and_current_backup_shows_it() {
+    use abs::scheduler::{ManualTimer, Scheduler};
+    // 2027-01-15T02:00:00Z; the verify fires daily at 03:00.
+    let start = 1_800_000_000_000 - 1_800_000_000_000 % 86_400_000 + 2 * 3_600_000;
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 500);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"
+aerospike-clusters:
+  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}
+storage:
+  s: {{local-storage: {{path: "{path}"}}}}
+backup-policies:
+  p: {{parallel: 2}}
+backup-routines:
+  r: {{interval-cron: "@yearly", verify-cron: "0 0 3 * * ?", source-cluster: c, storage: s, backup-policy: p, namespaces: [test]}}
+"#,
+        port = node.port(),
+        path = dir.path().display(),
+    );
+    let cfg = abs::config::parse::<Config>(&yaml, Format::Yaml).unwrap();
+    abs::config::validate(&cfg).unwrap();
+    let store = Arc::new(ConfigStore::in_memory(cfg));
+    let timer = Arc::new(ManualTimer::at_ms(start));
+    let ctx = Arc::new(EngineContext::new(plugins(), timer.clone()));
+    let metrics = Arc::new(Metrics::new());
+    let jobs = JobRegistry::with_context(store.clone(), Some(metrics.clone()), ctx);
+    let sched = Scheduler::new(
+        jobs.clone(),
+        store.clone(),
+        timer.clone(),
+        Some(metrics.clone()),
+    );
+    let mut state = AppState::new(store, metrics.clone());
+    state.set_scheduler(sched.clone());
+    let app = api::router(state);
+    sched.start().await.unwrap();
+
+    let (_, st) = call(&app, "GET", "/v1/backups/currentBackup/r", None).await;
+    assert_eq!(st["next-verify"], "2027-01-15T03:00:00Z", "{st}");
+    assert!(st.get("last-verify").is_none(), "{st}");
+    // A full backup, then the fire.
+    let (s, _) = call(&app, "POST", "/v1/backups/full/r", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert!(matches!(
+        jobs.wait("r", BackupKind::Full).await,
+        Some(JobOutcome::Success(_))
+    ));
+    timer.set_ms(start + 3_600_000);
+    let mut last = Value::Null;
+    for _ in 0..1500 {
+        let (_, st) = call(&app, "GET", "/v1/backups/currentBackup/r", None).await;
+        last = st["last-verify"].clone();
+        if last["status"] == "ok" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(last["status"], "ok", "{last}");
+    assert_eq!(last["report"]["records"], 500, "{last}");
+    let (_, st) = call(&app, "GET", "/v1/backups/currentBackup/r", None).await;
+    assert_eq!(st["next-verify"], "2027-01-16T03:00:00Z", "{st}");
+
+    // A bad expression is refused naming the field.
+    let cfg =
+        abs::config::parse::<Config>(&yaml.replace("0 0 3 * * ?", "0 0 25 * * ?"), Format::Yaml)
+            .unwrap();
+    let text = format!("{:?}", abs::config::validate(&cfg).unwrap_err());
+    assert!(text.contains("backup-routines.r.verify-cron"), "{text}");
+}
