@@ -47,6 +47,8 @@ pub struct Metrics {
     pub verify_events: IntCounterVec,
     /// Verify jobs per routine that found problems or could not run.
     pub verify_failure: IntCounterVec,
+    /// `copy-to` copies by routine, target storage and outcome.
+    pub copy_events: IntCounterVec,
     /// Ours: records written and stored bytes read by finished restores.
     pub restore_records: IntCounter,
     pub restore_bytes: IntCounter,
@@ -193,6 +195,14 @@ impl Metrics {
             &["routine"],
         )
         .expect("valid metric");
+        let copy_events = IntCounterVec::new(
+            Opts::new(
+                name("copy_events_total"),
+                "Copies of backups to copy-to storages by routine, storage and outcome",
+            ),
+            &["routine", "storage", "outcome"],
+        )
+        .expect("valid metric");
         let restore_records = IntCounter::new(
             name("restore_records_total"),
             "Records written by finished restore jobs",
@@ -238,6 +248,7 @@ impl Metrics {
             Box::new(restore_in_progress.clone()),
             Box::new(verify_events.clone()),
             Box::new(verify_failure.clone()),
+            Box::new(copy_events.clone()),
             Box::new(restore_records.clone()),
             Box::new(restore_bytes.clone()),
             Box::new(http_requests.clone()),
@@ -274,6 +285,7 @@ impl Metrics {
             restore_in_progress,
             verify_events,
             verify_failure,
+            copy_events,
             restore_records,
             restore_bytes,
             http_requests,

@@ -137,6 +137,9 @@ pub struct RoutineState {
     /// Ours: the newest verify of this routine's backups since the service started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_verify: Option<crate::engine::verify_jobs::VerifyStatus>,
+    /// Ours: the newest `copy-to` copy per target storage since the service started.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub copies: std::collections::BTreeMap<String, crate::engine::copies::CopyResult>,
 }
 
 /// How a run ended (our extension of dto.RoutineState).
@@ -506,6 +509,7 @@ pub async fn current_backup(
         storage_error: sched.storage_problem,
         next_verify: sched.next_verify.map(rfc3339),
         last_verify: state.verifies.last_of(&name),
+        copies: state.backups.copies(&name).into_iter().collect(),
     }))
 }
 

@@ -1374,6 +1374,11 @@ pub struct BackupRoutine {
     /// `currentBackup` (`last-verify`) and the `verify_*` metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_cron: Option<String>,
+    /// Ours: storages that receive a copy of every completed backup (streamed, checked
+    /// against `checksums.yaml`, retention applied to each); a failed copy never fails the
+    /// backup. Shown per storage in `currentBackup` (`copies`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_to: Option<Vec<String>>,
 }
 
 impl BackupRoutine {

@@ -863,6 +863,16 @@ fn routine(e: &mut Errors, cfg: &Config, path: &str, r: &BackupRoutine) {
     {
         e.push(format!("{path}.verify-cron"), m);
     }
+    for (i, name) in r.copy_to.iter().flatten().enumerate() {
+        let at = format!("{path}.copy-to[{i}]");
+        if !cfg.storage.contains_key(name) {
+            e.push(at, format!("unknown storage \"{name}\""));
+        } else if *name == r.storage {
+            e.push(at, format!("\"{name}\" is the routine's own storage"));
+        } else if r.copy_to.iter().flatten().take(i).any(|n| n == name) {
+            e.push(at, format!("\"{name}\" is named twice"));
+        }
+    }
     if let Some(tz) = &r.schedule_timezone {
         check_timezone(e, &format!("{path}.schedule-timezone"), tz);
     }

@@ -11,6 +11,7 @@ pub mod backup;
 pub mod cloud;
 pub mod cluster;
 pub mod context;
+pub mod copies;
 pub mod files;
 pub mod gcp_token;
 pub mod integrity;
