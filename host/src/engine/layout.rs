@@ -2,7 +2,7 @@
 //!
 //! Layout (ABS 3.x, D16):
 //! ```text
-//! <routine>/backup/<ts>/data/<ns>/{metadata_<ns>_<k>.asb, <w>_<ns>_<k>.asb, metadata.yaml}
+//! <routine>/backup/<ts>/data/<ns>/{metadata_<ns>_<k>.asb[33], <w>_<ns>_<k>.asb, metadata.yaml}
 //! <routine>/backup/<ts>/configuration/aerospike_<i>.conf   (with-cluster-configuration)
 //! <routine>/incremental/<ts>/data/<ns>/...
 //! ```

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! per folder, in order (a full, then its incrementals):
-//!   metadata_*.asb files first, then the data files, `parallel` at a time:
+//!   metadata_*.asb(33) files first, then the data files, `parallel` at a time:
 //!   download task ─chunks─▶ decoder thread (codecs, .asb) ─record batches─▶ writer tasks
 //! then, after every folder: the secondary indexes
 //! ```
