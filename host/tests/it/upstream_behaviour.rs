@@ -526,6 +526,32 @@ async fn test_backup_restore_with_indexes() {
     e.trigger_full_backup().await;
     let full = e.wait_for_full_backup().await;
     assert_eq!(full["secondary-index-count"], WANT_INDEXES, "{full}");
+    // Ours: the set index's `.asb33` sidecar is checksummed and read by a verify like the
+    // `.asb` files (two files: the bin index's and the sidecar).
+    let (s, b) = e
+        .call(
+            "POST",
+            &format!("/v1/backups/verify/{ROUTINE}/{}", full["timestamp"]),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&b));
+    let id = String::from_utf8(b).unwrap();
+    let start = Instant::now();
+    let verify = loop {
+        let (_, b) = e
+            .call("GET", &format!("/v1/backups/verify/status/{id}"), None)
+            .await;
+        let st: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        if st["status"] != "running" {
+            break st;
+        }
+        assert!(start.elapsed() < PATIENCE, "verify still running");
+        tokio::time::sleep(POLL).await;
+    };
+    assert_eq!(verify["status"], "ok", "{verify}");
+    assert_eq!(verify["report"]["files"], 2, "{verify}");
+    assert_eq!(verify["report"]["checksummed-files"], 2, "{verify}");
 
     e.client
         .drop_index(&admin, NAMESPACE, SET, "age_sidx")
