@@ -469,9 +469,11 @@ pub async fn read_sindexes(client: &Client, ns: &str) -> Result<Vec<SecondaryInd
             (Some(bin), _) => bin,
             (None, Some(_)) => String::new(),
             (None, None) => {
-                return Err(EngineError::Encode(format!(
-                    "secondary index {name}: neither a bin nor an expression in {entry:?}"
-                )));
+                // A form no server we know lists; skipped with a warning (as backup-go 0.11.1
+                // skips index kinds it does not know) rather than failing the backup.
+                tracing::warn!(index = %name, entry = %entry,
+                    "Secondary index with neither a bin nor an expression skipped.");
+                continue;
             }
         };
         let value_type = match field("type")
