@@ -59,10 +59,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// every accepted spelling in any case, not the canonical list alone.
 fn publish_config_enums(schemas: &mut serde_json::Value) {
     use crate::config::{
-        AuthMode, CompressionMode, ConnectionType, EncryptionMode, LogFormat, LogLevel,
+        AuthMode, CompressionMode, ConnectionType, EncryptionMode, IncrMode, LogFormat, LogLevel,
         TimestampFormat,
     };
-    let enums: [(&str, &[&str], &[&str]); 7] = [
+    let enums: [(&str, &[&str], &[&str]); 8] = [
         ("LogLevel", LogLevel::SPELLINGS, LogLevel::VARIANTS),
         ("LogFormat", LogFormat::SPELLINGS, LogFormat::VARIANTS),
         (
@@ -86,6 +86,7 @@ fn publish_config_enums(schemas: &mut serde_json::Value) {
             ConnectionType::SPELLINGS,
             ConnectionType::VARIANTS,
         ),
+        ("IncrMode", IncrMode::SPELLINGS, IncrMode::VARIANTS),
     ];
     for (name, spellings, canonical) in enums {
         let Some(schema) = schemas.get_mut(name).and_then(|s| s.as_object_mut()) else {

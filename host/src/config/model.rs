@@ -1096,6 +1096,11 @@ pub struct BackupPolicy {
     /// Allow an incremental while another backup of the routine runs (ABS 3.1+).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrent_incremental: Option<bool>,
+    /// What an incremental covers (ABS 3.7): `differential` (default) = the changes since
+    /// the routine's previous backup; `cumulative` = every change since its last full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<IncrMode>)]
+    pub incr_mode: Option<Spelled<IncrMode>>,
     /// Retries of a failed namespace backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
@@ -1130,7 +1135,22 @@ pub struct BackupPolicy {
     pub retry_delay: Option<u64>,
 }
 
+config_enum! {
+    /// What an incremental backup covers (ABS 3.7 `incr-mode`).
+    pub enum IncrMode {
+        /// The changes since the routine's previous backup, full or incremental.
+        Differential = "differential",
+        /// The changes since the routine's last full backup.
+        Cumulative = "cumulative",
+    }
+}
+
 impl BackupPolicy {
+    /// `incr-mode`, differential when not given.
+    pub fn incr_mode(&self) -> IncrMode {
+        self.incr_mode.map_or(IncrMode::Differential, |m| *m)
+    }
+
     pub fn parallel(&self) -> u32 {
         self.parallel.unwrap_or(8)
     }

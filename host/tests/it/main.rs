@@ -23,3 +23,4 @@ mod secrets;
 mod self_contained;
 mod service;
 mod upstream_api;
+mod upstream_behaviour;
