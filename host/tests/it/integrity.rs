@@ -528,3 +528,139 @@ backup-routines:
     let text = format!("{:?}", abs::config::validate(&cfg).unwrap_err());
     assert!(text.contains("backup-routines.r.verify-cron"), "{text}");
 }
+
+/// `copy-to`: each completed backup is copied whole to the other storages, byte for byte
+/// (checked against `checksums.yaml`, read back), `currentBackup` shows each copy; a copy
+/// that cannot be written is tried again, reported, and leaves the backup itself complete.
+#[tokio::test]
+async fn copy_to_copies_every_backup_and_a_failed_copy_leaves_the_backup_whole() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 800);
+    let dir = tempfile::tempdir().unwrap();
+    let (primary, copy) = (dir.path().join("primary"), dir.path().join("copy"));
+    // A storage that cannot be written: its root is a file.
+    let blocked = dir.path().join("blocked");
+    std::fs::write(&blocked, b"not a directory").unwrap();
+    let yaml = format!(
+        r#"
+aerospike-clusters:
+  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}
+storage:
+  s: {{local-storage: {{path: "{primary}"}}}}
+  s2: {{local-storage: {{path: "{copy}"}}}}
+  bad: {{local-storage: {{path: "{blocked}/x"}}}}
+backup-policies:
+  p: {{parallel: 2, compression: {{mode: ZSTD, level: 1}}}}
+backup-routines:
+  r: {{interval-cron: "@yearly", source-cluster: c, storage: s, backup-policy: p, namespaces: [test], copy-to: [s2, bad]}}
+"#,
+        port = node.port(),
+        primary = primary.display(),
+        copy = copy.display(),
+        blocked = blocked.display(),
+    );
+    let cfg = abs::config::parse::<Config>(&yaml, Format::Yaml).unwrap();
+    abs::config::validate(&cfg).unwrap();
+    let store = Arc::new(ConfigStore::in_memory(cfg));
+    let ctx = Arc::new(EngineContext::new(
+        plugins(),
+        Arc::new(ManualClock::at_ms(T0)),
+    ));
+    let metrics = Arc::new(Metrics::new());
+    let jobs = JobRegistry::with_context(store.clone(), Some(metrics.clone()), ctx);
+    let mut state = AppState::new(store, metrics.clone());
+    state.set_jobs(jobs.clone());
+    let app = api::router(state);
+    let (s, _) = call(&app, "POST", "/v1/backups/full/r", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let report = match jobs.wait("r", BackupKind::Full).await {
+        Some(JobOutcome::Success(r)) => r,
+        other => panic!("backup failed: {other:?}"),
+    };
+    let key = report.namespaces[0].key.clone().unwrap();
+
+    // The copy holds every file of the backup folder, identical.
+    let folder = key.split("/data/").next().unwrap();
+    let files = |root: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.join(folder)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+                    out.push((rel, std::fs::read(e.path()).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    };
+    let original = files(&primary);
+    assert!(original.iter().any(|(k, _)| k.ends_with(CHECKSUMS_FILE)));
+    assert_eq!(files(&copy), original);
+
+    let (_, st) = call(&app, "GET", "/v1/backups/currentBackup/r", None).await;
+    let ok = &st["copies"]["s2"];
+    assert_eq!(ok["outcome"], "success", "{st}");
+    assert_eq!(ok["files"], original.len() as u64, "{st}");
+    assert_eq!(ok["attempts"], 1);
+    let bad = &st["copies"]["bad"];
+    assert_eq!(bad["outcome"], "failure", "{st}");
+    assert_eq!(bad["attempts"], 3, "{st}");
+    assert!(
+        bad["message"].as_str().unwrap().contains("storage bad"),
+        "{st}"
+    );
+    // The backup itself is listed whole, and the copy verifies on its own.
+    let (_, list) = call(&app, "GET", "/v1/backups/full/r", None).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let m = metrics.render();
+    for (storage, outcome) in [("s2", "success"), ("bad", "failure")] {
+        let line = format!(
+            "aerospike_backup_service_copy_events_total{{outcome=\"{outcome}\",routine=\"r\",storage=\"{storage}\"}} 1"
+        );
+        assert!(m.contains(&line), "{line} not in\n{m}");
+    }
+    let desc = dir.path().join("copy.yml");
+    std::fs::write(
+        &desc,
+        format!("local-storage: {{path: \"{}\"}}\n", copy.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aerospike-backup-service"))
+        .args(["verify", "--storage"])
+        .arg(&desc)
+        .arg(&key)
+        .env(
+            "ABS_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // copy-to naming the routine's own storage, or an unknown one, is refused.
+    for (bad_list, field) in [
+        ("[s]", "copy-to[0]"),
+        ("[s2, nope]", "copy-to[1]"),
+        ("[s2, s2]", "copy-to[1]"),
+    ] {
+        let cfg = abs::config::parse::<Config>(
+            &yaml.replace("copy-to: [s2, bad]", &format!("copy-to: {bad_list}")),
+            Format::Yaml,
+        )
+        .unwrap();
+        let text = format!("{:?}", abs::config::validate(&cfg).unwrap_err());
+        assert!(
+            text.contains(&format!("backup-routines.r.{field}")),
+            "{bad_list}: {text}"
+        );
+    }
+}
