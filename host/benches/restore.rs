@@ -374,6 +374,41 @@ async fn bench(records: usize) {
         phase.print(raw_rate);
         let restore_rate = phase.records as f64 / phase.elapsed.as_secs_f64();
 
+        // The same restore without the checksum check (each file read once), for its cost.
+        {
+            let dest = NodeProcess::spawn(0);
+            let mut plan = plan.clone();
+            plan.cluster.seed_nodes[0].port = u32::from(dest.port);
+            for f in &mut plan.folders {
+                f.checksums.clear();
+            }
+            reset_peak_rss();
+            let base_mib = rss_mib();
+            let counters = Arc::new(Counters::default());
+            let (cpu0, ncpu0, t) = (cpu_seconds_of("self"), dest.cpu(), Instant::now());
+            restore::run_job(
+                &ctx,
+                &plan,
+                counters.clone(),
+                Arc::new(Progress::new(chrono::Utc::now())),
+                CancellationToken::new(),
+            )
+            .await
+            .expect("restore");
+            let c = counters.snapshot();
+            Phase {
+                name: "  the same, checksum check off",
+                records: c.inserted_records,
+                bytes: c.total_bytes,
+                elapsed: t.elapsed(),
+                cpu: cpu_seconds_of("self") - cpu0,
+                node_cpu: dest.cpu() - ncpu0,
+                peak_mib: peak_rss_mib(),
+                base_mib,
+            }
+            .print(raw_rate);
+        }
+
         // Verify of the same backup (issue 27): every file read once, hashed, decoded.
         let storage = open_storage(&plugins, &plan.storage).expect("storage");
         reset_peak_rss();
