@@ -110,13 +110,30 @@ impl EngineContext {
             return Ok(self.plugins.clone());
         }
         let mut cached = self.user_plugins.lock().await;
+        let user = crate::plugin_check::user_plugin_specs(config);
         if let Some((section, registry)) = cached.as_ref()
             && *section == *config.plugins
         {
-            return Ok(registry.clone());
+            // The pins hold for the files on disk now, not only when the config was
+            // accepted: a build copied over a pinned file is refused, not silently ignored.
+            let specs = user.clone();
+            let changed = tokio::task::spawn_blocking(move || {
+                specs.into_iter().find(|(_, s)| {
+                    std::fs::read(&s.path).map_or(true, |b| {
+                        !crate::plugins::registry::sha256_hex(&b)
+                            .eq_ignore_ascii_case(s.sha256.trim())
+                    })
+                })
+            })
+            .await
+            .map_err(|e| EngineError::Config(format!("plugin loader: {e}")))?;
+            match changed {
+                None => return Ok(registry.clone()),
+                Some((name, s)) => tracing::error!(plugin = %name, path = %s.path.display(),
+                    "A plugin file changed on disk since it was loaded; it no longer matches its sha256 pin."),
+            }
         }
         let defaults = self.plugins.clone();
-        let user = crate::plugin_check::user_plugin_specs(config);
         let (registry, refused) =
             tokio::task::spawn_blocking(move || defaults.with_user_plugins_or_refused(&user))
                 .await

@@ -1362,6 +1362,22 @@ async fn user_plugin_named_in_plugins_runs_in_a_pipeline_and_is_listed() {
     assert_same_records(&by_digest(records), &want);
     assert_eq!(metadata(&folder).record_count, 500);
 
+    // A different build copied over the pinned file while the service runs: the next job
+    // refuses it, naming the plugin and both hashes; the right file back, jobs run again.
+    let other_build = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/plugins/compression-zstd.wasm");
+    std::fs::copy(&other_build, &path).unwrap();
+    let other_sha = abs::plugins::registry::sha256_hex(&std::fs::read(&path).unwrap());
+    match h.run(BackupKind::Full).await {
+        JobOutcome::Failure(e) => assert!(
+            e.contains("codec-lz4") && e.contains(&sha) && e.contains(&other_sha),
+            "{e}"
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    std::fs::copy(&example, &path).unwrap();
+    assert_eq!(h.run_ok(BackupKind::Full).await.records(), 500);
+    let registry = ctx.plugins_for(&cfg).await.unwrap();
+
     // One registry per `plugins:` section: reused while it is unchanged, the defaults
     // without one, rebuilt when it changes.
     assert!(Arc::ptr_eq(
