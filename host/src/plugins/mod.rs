@@ -15,6 +15,7 @@ pub mod net;
 pub mod pipeline;
 pub mod registry;
 pub mod runtime;
+pub mod stderr;
 pub mod storage;
 pub mod suite;
 pub mod template;

@@ -173,6 +173,8 @@ pub(crate) struct HostState {
     pub(crate) http: wasmtime_wasi_http::WasiHttpCtx,
     /// Where this store's wasi:http requests may go (nowhere until a backend says).
     pub(crate) net: super::net::NetGuard,
+    /// The end of the guest's stderr (a panic message, for the trap error).
+    pub(crate) stderr: super::stderr::StderrTail,
 }
 
 impl wasmtime_wasi_http::WasiHttpView for HostState {
@@ -437,6 +439,8 @@ impl Runtime {
     ) -> PluginResult<Store<HostState>> {
         let cfg = &self.inner.config;
         let mut wasi = WasiCtxBuilder::new();
+        let stderr = super::stderr::StderrTail::default();
+        wasi.stderr(stderr.clone());
         if let Some(root) = preopen {
             wasi.preopened_dir(root, "/", FsPerms::ReadWrite)
                 .map_err(|e| {
@@ -464,6 +468,7 @@ impl Runtime {
                 storage_root: preopen.map(Path::to_path_buf),
                 http: wasmtime_wasi_http::WasiHttpCtx::new(),
                 net: super::net::NetGuard::deny_all("<unnamed>"),
+                stderr,
             };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -520,9 +525,15 @@ pub(crate) fn classify_trap(
             deadline: timeout,
         };
     }
+    // A Rust guest's panic message comes first: what went wrong and where in its source,
+    // then the wasm backtrace once.
+    let message = match store.data().stderr.panic_message() {
+        Some(panic) => format!("panicked: {panic}; {err:#}"),
+        None => format!("{err:#}"),
+    };
     PluginError::Trap {
         plugin: plugin.to_string(),
-        message: format!("{err:#}"),
+        message,
     }
 }
 

@@ -1364,7 +1364,8 @@ async fn user_plugin_named_in_plugins_runs_in_a_pipeline_and_is_listed() {
 
     // A different build copied over the pinned file while the service runs: the next job
     // refuses it, naming the plugin and both hashes; the right file back, jobs run again.
-    let other_build = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/plugins/compression-zstd.wasm");
+    let other_build =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/plugins/compression-zstd.wasm");
     std::fs::copy(&other_build, &path).unwrap();
     let other_sha = abs::plugins::registry::sha256_hex(&std::fs::read(&path).unwrap());
     match h.run(BackupKind::Full).await {

@@ -606,6 +606,12 @@ fn guest_panic_is_a_trap_error_not_a_host_panic() {
     let mut s = c.decoder(r#"{"mode":"trap"}"#, &[]).unwrap();
     let err = s.push(b"x").unwrap_err();
     assert!(matches!(err, PluginError::Trap { .. }), "{err}");
+    // The guest's panic message and source line come first, from its stderr.
+    let text = err.to_string();
+    assert!(
+        text.contains("panicked: bad-codec was told to trap (at ") && text.contains("src/lib.rs:"),
+        "{text}"
+    );
     engine_still_works(&rt);
 }
 
