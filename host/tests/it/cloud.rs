@@ -576,6 +576,28 @@ pub(crate) async fn run_full(
     jobs.wait("r", BackupKind::Full).await.unwrap()
 }
 
+/// Removes every record of the test node (a truncate that leaves no tombstones).
+pub(crate) fn empty_node(node: &testkit::AerospikeNode) {
+    for ns in &node.store().namespaces {
+        for p in &ns.parts {
+            let mut p = p.write().unwrap();
+            let digests: Vec<_> = p.keys().copied().collect();
+            for d in digests {
+                p.remove(&d);
+            }
+        }
+    }
+    assert_eq!(node.record_count("test"), 0);
+}
+
+/// A top-level `secret-agents` section naming the agent `sa` on `port`, to append to a
+/// storage entry of [`cloud_jobs`] (the storage line, then the section).
+pub(crate) fn agent_section(port: u16) -> String {
+    format!(
+        "\nsecret-agents:\n  sa: {{connection-type: tcp, address: 127.0.0.1, port: {port}, timeout: 3000}}"
+    )
+}
+
 /// A ZSTD+AES256 full backup of 300 records to `storage_yaml` (the `s` storage entry), then a
 /// restore of it into the emptied node: every record comes back, and the objects sit under
 /// `<routine>/backup/<ts>/data/<namespace>/` as ABS lays them out (`backend` lists them, rooted
@@ -613,16 +635,7 @@ pub(crate) async fn cloud_round_trip(what: &str, storage_yaml: &str, backend: Ar
 
     let client = crate::backup::connect(&node).await;
     let want = crate::backup::scan_all(&node, &client).await;
-    for ns in &node.store().namespaces {
-        for p in &ns.parts {
-            let mut p = p.write().unwrap();
-            let digests: Vec<_> = p.keys().copied().collect();
-            for d in digests {
-                p.remove(&d);
-            }
-        }
-    }
-    assert_eq!(node.record_count("test"), 0);
+    empty_node(&node);
     let restores = RestoreJobs::new(store.clone(), Some(Arc::new(Metrics::new())), jobs.clone());
     let req = serde_json::from_value(serde_json::json!({
         "backup-data-path": data_key,

@@ -21,3 +21,4 @@ mod secret_jobs;
 mod secrets;
 mod self_contained;
 mod service;
+mod upstream_storage;
