@@ -343,6 +343,52 @@ async fn s3_named_profile_via_aws_config_file() {
     .await;
 }
 
+/// Ours beyond upstream: temporary keys from the environment carry their session token.
+/// moto takes any key, so a proxy in front of it checks that every request carries the
+/// token and is signed with the environment's key id (never a key of the machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_session_token_from_the_environment_is_sent_with_every_request() {
+    use std::sync::{Arc, Mutex};
+    use testkit::fault_proxy::{Fault, FaultProxy};
+    let (moto, bucket) = crate::cloud::moto_with_bucket("up-token");
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    let proxy = FaultProxy::start(moto.port(), move |h, _| {
+        seen.lock().unwrap().push(h.clone());
+        Fault::Pass
+    })
+    .unwrap();
+    assert_backup_to_storage(
+        "s3, temporary keys from the environment",
+        &s3s_storage(&proxy.endpoint(), &bucket, ""),
+        &[
+            ("AWS_ACCESS_KEY_ID", "ASIATEMPORARY"),
+            ("AWS_SECRET_ACCESS_KEY", "temporary-secret"),
+            ("AWS_SESSION_TOKEN", "session-token-from-env"),
+        ],
+    )
+    .await;
+    let heads = heads.lock().unwrap();
+    assert!(heads.len() > 3, "{heads:?}");
+    for h in heads.iter() {
+        assert_eq!(
+            h.header("x-amz-security-token"),
+            Some("session-token-from-env"),
+            "{} {}",
+            h.method,
+            h.target
+        );
+        assert!(
+            h.header("authorization")
+                .is_some_and(|a| a.contains("Credential=ASIATEMPORARY/")),
+            "{} {}: {:?}",
+            h.method,
+            h.target,
+            h.header("authorization")
+        );
+    }
+}
+
 // ---- storage_azure_test.go: TestAzure -----------------------------------------------------
 
 fn azurite_storage(endpoint: &str, container: &str, extra: &str) -> String {
