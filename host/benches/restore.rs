@@ -372,5 +372,43 @@ async fn bench(records: usize) {
             "{name}: every record restored"
         );
         phase.print(raw_rate);
+        let restore_rate = phase.records as f64 / phase.elapsed.as_secs_f64();
+
+        // Verify of the same backup (issue 27): every file read once, hashed, decoded.
+        let storage = open_storage(&plugins, &plan.storage).expect("storage");
+        reset_peak_rss();
+        let base_mib = rss_mib();
+        let (cpu0, t) = (cpu_seconds_of("self"), Instant::now());
+        let report = abs::engine::integrity::verify(
+            &plugins,
+            storage,
+            &plan.folders,
+            &plan.policy,
+            &plan.keys,
+            Arc::new(Progress::new(chrono::Utc::now())),
+            CancellationToken::new(),
+        )
+        .await
+        .expect("verify");
+        assert!(report.is_ok(), "{name}: {report:?}");
+        assert_eq!(
+            report.records, records as u64,
+            "{name}: every record verified"
+        );
+        let verify = Phase {
+            name: "  verify of the same backup",
+            records: report.records,
+            bytes: report.bytes,
+            elapsed: t.elapsed(),
+            cpu: cpu_seconds_of("self") - cpu0,
+            node_cpu: 0.0,
+            peak_mib: peak_rss_mib(),
+            base_mib,
+        };
+        verify.print(raw_rate);
+        println!(
+            "  verify / restore rate: {:.2}x",
+            report.records as f64 / verify.elapsed.as_secs_f64() / restore_rate
+        );
     }
 }

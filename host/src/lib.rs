@@ -6,6 +6,7 @@ pub mod engine;
 pub mod logging;
 pub mod metrics;
 pub mod outbound;
+pub mod pem_key;
 pub mod plugin_check;
 pub mod plugins;
 pub mod scheduler;

@@ -43,6 +43,12 @@ pub struct Metrics {
     pub next_scheduled_backup: IntGaugeVec,
     pub restore_events: IntCounterVec,
     pub restore_in_progress: IntGauge,
+    /// Verify jobs by outcome (`ok`, `problems`, `failure`, `canceled`).
+    pub verify_events: IntCounterVec,
+    /// Verify jobs per routine that found problems or could not run.
+    pub verify_failure: IntCounterVec,
+    /// `copy-to` copies by routine, target storage and outcome.
+    pub copy_events: IntCounterVec,
     /// Ours: records written and stored bytes read by finished restores.
     pub restore_records: IntCounter,
     pub restore_bytes: IntCounter,
@@ -176,6 +182,27 @@ impl Metrics {
         let restore_in_progress =
             IntGauge::new(name("restore_in_progress"), "Restore jobs running")
                 .expect("valid metric");
+        let verify_events = IntCounterVec::new(
+            Opts::new(name("verify_events_total"), "Verify jobs by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let verify_failure = IntCounterVec::new(
+            Opts::new(
+                name("verify_failure_total"),
+                "Verify jobs that found problems in a backup or could not read it",
+            ),
+            &["routine"],
+        )
+        .expect("valid metric");
+        let copy_events = IntCounterVec::new(
+            Opts::new(
+                name("copy_events_total"),
+                "Copies of backups to copy-to storages by routine, storage and outcome",
+            ),
+            &["routine", "storage", "outcome"],
+        )
+        .expect("valid metric");
         let restore_records = IntCounter::new(
             name("restore_records_total"),
             "Records written by finished restore jobs",
@@ -219,6 +246,9 @@ impl Metrics {
             Box::new(next_scheduled_backup.clone()),
             Box::new(restore_events.clone()),
             Box::new(restore_in_progress.clone()),
+            Box::new(verify_events.clone()),
+            Box::new(verify_failure.clone()),
+            Box::new(copy_events.clone()),
             Box::new(restore_records.clone()),
             Box::new(restore_bytes.clone()),
             Box::new(http_requests.clone()),
@@ -229,6 +259,9 @@ impl Metrics {
         }
         for outcome in ["success", "failure", "canceled"] {
             restore_events.with_label_values(&[outcome]);
+        }
+        for outcome in ["ok", "problems", "failure", "canceled"] {
+            verify_events.with_label_values(&[outcome]);
         }
         Self {
             registry,
@@ -250,6 +283,9 @@ impl Metrics {
             next_scheduled_backup,
             restore_events,
             restore_in_progress,
+            verify_events,
+            verify_failure,
+            copy_events,
             restore_records,
             restore_bytes,
             http_requests,

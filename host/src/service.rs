@@ -57,10 +57,12 @@ pub async fn start_with_runtime(
         None => None,
     };
     // A bad certificate or key stops the start before anything runs.
-    let tls = match &cfg.service.https {
+    let tls = match cfg.service.https.as_ref().filter(|h| !h.disabled()) {
         Some(h) => Some((
             h.clone(),
-            api::server::tls_acceptor(h).map_err(std::io::Error::other)?,
+            api::server::tls_acceptor(h, &cfg.secret_agents)
+                .await
+                .map_err(std::io::Error::other)?,
         )),
         None => None,
     };
@@ -99,7 +101,7 @@ pub async fn start_with_runtime(
         };
         let listener = bind(addr).await?;
         http_addr = Some(listener.local_addr()?);
-        let (app, http, token) = (app.clone(), http.clone(), shutdown.clone());
+        let (http, token) = (http.clone(), shutdown.clone());
         servers.push(tokio::spawn(async move {
             api::server::serve(listener, app, &http, None, token).await
         }));
@@ -111,7 +113,15 @@ pub async fn start_with_runtime(
             .map_err(|e| std::io::Error::other(format!("service.https address: {e}")))?;
         let listener = bind(addr).await?;
         https_addr = Some(listener.local_addr()?);
-        let (http, token) = (http.clone(), shutdown.clone());
+        // The HTTPS listener's own context path, timeouts and rate limit (each defaulting to
+        // service.http's), with its own rate buckets.
+        let own = https.listener(&http);
+        let mut st = state.clone();
+        st.context_path = own.context_path().into();
+        st.rate = Arc::new(own.rate());
+        st.limiter = Arc::default();
+        let app = api::server::with_timeouts(api::router(st), &own);
+        let (http, token) = (own, shutdown.clone());
         servers.push(tokio::spawn(async move {
             api::server::serve(listener, app, &http, Some(acceptor), token).await
         }));

@@ -131,6 +131,15 @@ pub struct RoutineState {
     /// Ours: why the routine's storage could not be read (start-up check, config change).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_error: Option<String>,
+    /// Ours: the next `verify-cron` fire (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_verify: Option<String>,
+    /// Ours: the newest verify of this routine's backups since the service started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_verify: Option<crate::engine::verify_jobs::VerifyStatus>,
+    /// Ours: the newest `copy-to` copy per target storage since the service started.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub copies: std::collections::BTreeMap<String, crate::engine::copies::CopyResult>,
 }
 
 /// How a run ended (our extension of dto.RoutineState).
@@ -509,6 +518,9 @@ pub async fn current_backup(
         last_full_result: result(BackupKind::Full),
         last_incremental_result: result(BackupKind::Incremental),
         storage_error: sched.storage_problem,
+        next_verify: sched.next_verify.map(rfc3339),
+        last_verify: state.verifies.last_of(&name),
+        copies: state.backups.copies(&name).into_iter().collect(),
     }))
 }
 

@@ -16,6 +16,7 @@ pub mod ratelimit;
 pub mod restore;
 pub mod server;
 pub mod system;
+pub mod verify;
 
 use crate::config::ConfigStore;
 use crate::metrics::Metrics;
@@ -100,6 +101,8 @@ pub struct AppState {
     pub backups: crate::engine::jobs::JobRegistry,
     /// Restore jobs (issue 11).
     pub restores: crate::engine::restore_jobs::RestoreJobs,
+    /// Verify jobs (issue 27).
+    pub verifies: crate::engine::verify_jobs::VerifyJobs,
     /// Cron triggers and on-demand runs, with the overlap rules.
     pub scheduler: crate::scheduler::Scheduler,
     /// `service.http.auth` of the configuration in force (rebuilt after each change).
@@ -147,7 +150,10 @@ impl AppState {
             Arc::new(crate::scheduler::SystemTimer),
             Some(metrics.clone()),
         );
+        let verifies = crate::engine::verify_jobs::VerifyJobs::new(Some(metrics.clone()));
+        scheduler.set_verifier(verifies.clone());
         Self {
+            verifies,
             store,
             metrics,
             health: Arc::new(Health::default()),
@@ -170,6 +176,7 @@ impl AppState {
             Some(self.metrics.clone()),
             self.backups.clone(),
         );
+        scheduler.set_verifier(self.verifies.clone());
         self.scheduler = scheduler;
     }
 
@@ -198,6 +205,7 @@ pub fn router(state: AppState) -> Router {
         .merge(config_secret_agents::router())
         .merge(backups::router())
         .merge(restore::router())
+        .merge(verify::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         // Rate limit first (it also slows token guessing), then authentication.
         .layer(middleware::from_fn_with_state(

@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use super::{backups, config_storage, error, restore, system};
+use super::{backups, config_storage, error, restore, system, verify};
 use super::{config, config_clusters, config_policies, config_routines, config_secret_agents};
 use utoipa::OpenApi;
 
@@ -27,6 +27,7 @@ use utoipa::OpenApi;
         restore::restore_full, restore::restore_incremental, restore::restore_timestamp,
         restore::restore_status, restore::restore_jobs, restore::restore_cancel,
         restore::retrieve_configuration,
+        verify::verify_backup, verify::verify_status, verify::verify_cancel,
     ),
     components(schemas(error::ErrorBody, error::FieldError)),
     tags(
@@ -58,10 +59,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// every accepted spelling in any case, not the canonical list alone.
 fn publish_config_enums(schemas: &mut serde_json::Value) {
     use crate::config::{
-        AuthMode, CompressionMode, ConnectionType, EncryptionMode, LogFormat, LogLevel,
+        AuthMode, CompressionMode, ConnectionType, EncryptionMode, IncrMode, LogFormat, LogLevel,
         TimestampFormat,
     };
-    let enums: [(&str, &[&str], &[&str]); 7] = [
+    let enums: [(&str, &[&str], &[&str]); 8] = [
         ("LogLevel", LogLevel::SPELLINGS, LogLevel::VARIANTS),
         ("LogFormat", LogFormat::SPELLINGS, LogFormat::VARIANTS),
         (
@@ -85,6 +86,7 @@ fn publish_config_enums(schemas: &mut serde_json::Value) {
             ConnectionType::SPELLINGS,
             ConnectionType::VARIANTS,
         ),
+        ("IncrMode", IncrMode::SPELLINGS, IncrMode::VARIANTS),
     ];
     for (name, spellings, canonical) in enums {
         let Some(schema) = schemas.get_mut(name).and_then(|s| s.as_object_mut()) else {

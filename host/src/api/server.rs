@@ -1,12 +1,13 @@
 //! The HTTP listener: hyper with the `service.http` timeouts and graceful shutdown.
 
 use super::auth::ClientCertificate;
-use crate::config::{HttpServerConfig, HttpsServerConfig};
+use crate::config::{ClientAuth, HttpServerConfig, HttpsServerConfig, SecretAgent};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,41 +34,55 @@ pub fn with_timeouts(app: Router, http: &HttpServerConfig) -> Router {
 /// A TLS handshake that takes longer than this is dropped (a client that never speaks).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The TLS settings of `service.https`: certificate chain and key, lowest version, and the
-/// client CA when clients must present certificates (mutual TLS).
+/// The TLS settings of `service.https`: certificate chain and key (its password asked of the
+/// Secret Agent when it is a `secrets:` reference), lowest version, TLS 1.2 cipher suites,
+/// and the client CA and mode when clients present certificates (mutual TLS).
 ///
 /// # Errors
-/// A file that cannot be read or holds no certificate or key, or a key that does not fit
-/// the certificate; the message names the field.
-pub fn tls_acceptor(cfg: &HttpsServerConfig) -> Result<TlsAcceptor, String> {
+/// A file that cannot be read or holds no certificate or key, a key password that cannot be
+/// had or does not open the key, a key that does not fit the certificate, or an unknown
+/// cipher suite; the message names the field, never the password.
+pub async fn tls_acceptor(
+    cfg: &HttpsServerConfig,
+    agents: &BTreeMap<String, SecretAgent>,
+) -> Result<TlsAcceptor, String> {
+    use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert_file)
+    let cert_file = cfg.cert_file.as_deref().unwrap_or_default();
+    let key_file = cfg.key_file.as_deref().unwrap_or_default();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
         .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| format!("service.https.cert-file: {}: {e}", cfg.cert_file))?;
+        .map_err(|e| format!("service.https.cert-file: {cert_file}: {e}"))?;
     if certs.is_empty() {
         return Err(format!(
-            "service.https.cert-file: {}: no certificate in it",
-            cfg.cert_file
+            "service.https.cert-file: {cert_file}: no certificate in it"
         ));
     }
-    let key = PrivateKeyDer::from_pem_file(&cfg.key_file)
-        .map_err(|e| format!("service.https.key-file: {}: {e}", cfg.key_file))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let versions: &[&rustls::SupportedProtocolVersion] = match cfg
-        .min_version
-        .as_deref()
-        .map(str::to_ascii_uppercase)
-        .as_deref()
-    {
-        Some("TLS1.3") => &[&rustls::version::TLS13],
-        _ => &[&rustls::version::TLS12, &rustls::version::TLS13],
+    let password = key_password(cfg, agents).await?;
+    let key = crate::pem_key::read(
+        key_file,
+        crate::pem_key::KeyFields {
+            key: "service.https.key-file",
+            password: "service.https.key-file-password",
+        },
+        password.as_deref(),
+    )?;
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(names) = cfg.cipher_suites.as_ref().filter(|n| !n.is_empty()) {
+        provider.cipher_suites = cipher_suites(&provider, names)?;
+    }
+    let provider = Arc::new(provider);
+    let versions: &[&rustls::SupportedProtocolVersion] = if cfg.tls13_only() {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS12, &rustls::version::TLS13]
     };
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| format!("service.https.min-version: {e}"))?;
-    let builder = match &cfg.client_ca_file {
-        Some(ca) => {
+    let mode = cfg.client_auth().unwrap_or(ClientAuth::RequireAndVerify);
+    let builder = match (&cfg.client_ca_file, mode) {
+        (Some(ca), ClientAuth::Request | ClientAuth::RequireAndVerify) => {
             let mut roots = rustls::RootCertStore::empty();
             let cas = CertificateDer::pem_file_iter(ca)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
@@ -77,21 +92,77 @@ pub fn tls_acceptor(cfg: &HttpsServerConfig) -> Result<TlsAcceptor, String> {
                     .add(c)
                     .map_err(|e| format!("service.https.client-ca-file: {ca}: {e}"))?;
             }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            let mut verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider,
-            )
-            .build()
-            .map_err(|e| format!("service.https.client-ca-file: {ca}: {e}"))?;
+            );
+            // `request`: a client without a certificate is let in; one that shows a
+            // certificate must still chain to the CA (stricter than Go's RequestClientCert,
+            // which does not verify it).
+            if mode == ClientAuth::Request {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier
+                .build()
+                .map_err(|e| format!("service.https.client-ca-file: {ca}: {e}"))?;
             builder.with_client_cert_verifier(verifier)
         }
-        None => builder.with_no_client_auth(),
+        _ => builder.with_no_client_auth(),
     };
     let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("service.https.key-file: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// `service.https.key-file-password`, resolved: `None` when not set.
+async fn key_password(
+    cfg: &HttpsServerConfig,
+    agents: &BTreeMap<String, SecretAgent>,
+) -> Result<Option<String>, String> {
+    const FIELD: &str = "service.https.key-file-password";
+    let Some(secret) = &cfg.key_file_password else {
+        return Ok(None);
+    };
+    if !secret.is_agent_reference() {
+        return crate::engine::tls::password_from(FIELD, secret).map(Some);
+    }
+    let agent = crate::secrets::agent_for(
+        agents,
+        cfg.secret_agent.as_ref(),
+        cfg.secret_agent_name.as_deref(),
+        None,
+    )
+    .map_err(|e| format!("{FIELD}: {e}"))?;
+    let value = crate::secrets::resolve_field(agent.as_ref(), FIELD, secret)
+        .await
+        .map_err(|e| format!("{FIELD}: {e}"))?;
+    value
+        .expose_str()
+        .map(|s| Some(s.to_string()))
+        .map_err(|e| format!("{FIELD}: {e}"))
+}
+
+/// `service.https.cipher-suites`: the TLS 1.2 suites named, in order, then every TLS 1.3
+/// suite (as in ABS, the list does not restrict TLS 1.3).
+///
+/// # Errors
+/// A name that is no suite rustls implements.
+pub fn cipher_suites(
+    provider: &rustls::crypto::CryptoProvider,
+    names: &[String],
+) -> Result<Vec<rustls::SupportedCipherSuite>, String> {
+    let mut out = crate::engine::tls::parse_cipher_suites(provider, &names.join(":"))
+        .map_err(|e| e.replacen("tls.cipher-suite", "service.https.cipher-suites", 1))?;
+    out.retain(|s| s.version() != &rustls::version::TLS13);
+    out.extend(
+        provider
+            .cipher_suites
+            .iter()
+            .filter(|s| s.version() == &rustls::version::TLS13),
+    );
+    Ok(out)
 }
 
 /// The handler of one connection's requests: each carries the peer address and, over mutual

@@ -8,7 +8,12 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// Build information.
+/// The ABS release whose API and configuration this service matches. `/version` leads with
+/// it so that clients gating features on ABS's version (`>= 3.5` for the 3.5 endpoints) judge
+/// the service as the ABS it stands in for.
+pub const ABS_COMPATIBLE_VERSION: &str = "3.7.0";
+
+/// Build information, in ABS 3.7's shape (`dto.VersionResponse`, exactly its three fields).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub struct VersionResponse {
@@ -26,7 +31,9 @@ impl VersionResponse {
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default();
         Self {
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            // `v3.7.0+rs.0.1.0`: semver comparisons see the ABS release (build metadata does
+            // not order); people see this service's own version after the `+`.
+            version: format!("v{ABS_COMPATIBLE_VERSION}+rs.{}", env!("CARGO_PKG_VERSION")),
             commit: env!("ABS_GIT_COMMIT").to_string(),
             build_time,
         }

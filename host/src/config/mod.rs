@@ -283,6 +283,32 @@ backup-routines:
         assert_eq!(round_trip(yaml), as_written(yaml));
     }
 
+    /// ABS 3.7's `incr-mode` comes back as written (any case), is absent when not given,
+    /// and an unknown mode is refused naming the values.
+    #[test]
+    fn incr_mode_round_trips_and_defaults_to_differential() {
+        for mode in ["cumulative", "CUMULATIVE", "differential"] {
+            let yaml = format!("backup-policies:\n  p: {{incr-mode: {mode}}}\n");
+            assert_eq!(round_trip(&yaml), as_written(&yaml), "{mode}");
+        }
+        let (cfg, _) = load_str(
+            "backup-policies:\n  p: {incr-mode: Cumulative}\n",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert_eq!(cfg.backup_policies["p"].incr_mode(), IncrMode::Cumulative);
+        let yaml = "backup-policies:\n  p: {parallel: 2}\n";
+        let back = round_trip(yaml);
+        assert!(
+            back["backup-policies"]["p"].get("incr-mode").is_none(),
+            "{back}"
+        );
+        let (cfg, _) = load_str(yaml, Format::Yaml).unwrap();
+        assert_eq!(cfg.backup_policies["p"].incr_mode(), IncrMode::Differential);
+        let e = load_str("backup-policies:\n  p: {incr-mode: weekly}\n", Format::Yaml).unwrap_err();
+        assert!(format!("{e:?}").contains("cumulative"), "{e:?}");
+    }
+
     #[test]
     fn secrets_are_redacted_unless_the_service_reveals_them() {
         let yaml = operator_merged_with_reveal(None);

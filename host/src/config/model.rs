@@ -279,28 +279,99 @@ pub struct ApiToken {
     pub role: Option<String>,
 }
 
-/// `service.https:` the REST API over TLS. It serves the same routes, context path, timeouts
-/// and rate limit as `service.http`.
+/// `service.https:` the REST API over TLS (ABS 3.7 keys). It serves the same routes as
+/// `service.http`; its context path, timeouts and rate limit are its own when given, else
+/// `service.http`'s.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct HttpsServerConfig {
+    /// Do not start the HTTPS listener. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
     /// Address to listen on. Default `0.0.0.0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// Port to listen on. Default 8443.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub port: Option<u16>,
-    /// The server certificate chain, PEM (required).
-    pub cert_file: String,
-    /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1; required).
-    pub key_file: String,
-    /// Lowest TLS version accepted: `TLS1.2` (default) or `TLS1.3`.
+    /// Prefix for every route. Default: `service.http`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_path: Option<String>,
+    /// Time to read request headers, in ms. Default: `service.http`'s.
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<u64>,
+    /// Time to read a whole request, in ms. Default: `service.http`'s.
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub read_timeout: Option<u64>,
+    /// Time to produce a response, in ms. Default: `service.http`'s.
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub write_timeout: Option<u64>,
+    /// Keep-alive idle time, in ms. Default: `service.http`'s.
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_timeout: Option<u64>,
+    /// Per-client-IP rate limit. Default: `service.http`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateLimiterConfig>,
+    /// The server certificate chain, PEM (required unless `disabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<String>,
+    /// The certificate's private key, PEM: PKCS#8, PKCS#1 or SEC1, encrypted PKCS#8, or a
+    /// legacy encrypted PEM key (`Proc-Type`/`DEK-Info`). Required unless `disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// Passphrase of an encrypted `key-file`: the password itself, `env:VAR`, `file:PATH`,
+    /// or `secrets:<resource>:<key>` asked of the listener's Secret Agent at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file_password: Option<Secret>,
+    /// The Secret Agent for `key-file-password`, inline (or name one with `secret-agent-name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_agent: Option<SecretAgent>,
+    /// The configured Secret Agent for `key-file-password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_agent_name: Option<String>,
+    /// Lowest TLS version accepted: `1.2` (default) or `1.3` (ABS); `TLS1.2`/`TLS1.3` too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_version: Option<String>,
-    /// CA certificates (PEM) that client certificates must chain to; when set, every client
-    /// must present one (mutual TLS).
+    /// TLS 1.2 cipher suites allowed, by IANA name (`TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`).
+    /// TLS 1.3 suites are always all on, as in ABS. Default: every suite rustls offers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cipher_suites: Option<Vec<String>>,
+    /// CA certificates (PEM) that client certificates must chain to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ca_file: Option<String>,
+    /// Client certificates: `none`, `request` (asked for and, when given, verified against
+    /// `client-ca-file`) or `require-and-verify`. Default: `require-and-verify` when
+    /// `client-ca-file` is set, else `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<String>,
+}
+
+/// How the HTTPS listener treats client certificates (`service.https.client-auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    None,
+    Request,
+    RequireAndVerify,
 }
 
 impl HttpsServerConfig {
@@ -309,6 +380,69 @@ impl HttpsServerConfig {
     }
     pub fn port(&self) -> u16 {
         self.port.unwrap_or(8443)
+    }
+    pub fn disabled(&self) -> bool {
+        self.disabled.unwrap_or(false)
+    }
+    /// Whether TLS 1.3 is the lowest version accepted.
+    pub fn tls13_only(&self) -> bool {
+        self.min_version
+            .as_deref()
+            .is_some_and(|v| parse_min_version(v) == Some(13))
+    }
+    /// The client certificate mode; `None` for an unknown value (validation names it).
+    pub fn client_auth(&self) -> Option<ClientAuth> {
+        match self
+            .client_auth
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("") if self.client_ca_file.is_some() => Some(ClientAuth::RequireAndVerify),
+            None | Some("") | Some("none") => Some(ClientAuth::None),
+            Some("request") => Some(ClientAuth::Request),
+            Some("require-and-verify") => Some(ClientAuth::RequireAndVerify),
+            Some(_) => None,
+        }
+    }
+    /// Whether clients are asked for certificates (and `client-cert-sha256` callers can be
+    /// known).
+    pub fn asks_client_certificates(&self) -> bool {
+        self.client_ca_file.is_some()
+            && matches!(
+                self.client_auth(),
+                Some(ClientAuth::Request | ClientAuth::RequireAndVerify)
+            )
+    }
+    /// The `service.http` settings this listener serves with: its own context path,
+    /// timeouts and rate limit where given, `http`'s otherwise.
+    pub fn listener(&self, http: &HttpServerConfig) -> HttpServerConfig {
+        HttpServerConfig {
+            address: Some(self.address().to_string()),
+            port: Some(self.port()),
+            context_path: self.context_path.clone().or(http.context_path.clone()),
+            timeout: self.timeout.or(http.timeout),
+            read_timeout: self.read_timeout.or(http.read_timeout),
+            write_timeout: self.write_timeout.or(http.write_timeout),
+            idle_timeout: self.idle_timeout.or(http.idle_timeout),
+            disabled: Given::from(false),
+            auth: http.auth.clone(),
+            rate: self.rate.clone().or(http.rate.clone()),
+        }
+    }
+}
+
+/// `1.2`, `TLS1.2`, `TLSv1.2` (any case) → 12; the same for 1.3 → 13.
+pub fn parse_min_version(v: &str) -> Option<u8> {
+    let v = v.trim().to_ascii_uppercase();
+    let v = v
+        .strip_prefix("TLSV")
+        .or_else(|| v.strip_prefix("TLS"))
+        .unwrap_or(&v);
+    match v {
+        "1.2" => Some(12),
+        "1.3" => Some(13),
+        _ => None,
     }
 }
 
@@ -962,6 +1096,11 @@ pub struct BackupPolicy {
     /// Allow an incremental while another backup of the routine runs (ABS 3.1+).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrent_incremental: Option<bool>,
+    /// What an incremental covers (ABS 3.7): `differential` (default) = the changes since
+    /// the routine's previous backup; `cumulative` = every change since its last full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<IncrMode>)]
+    pub incr_mode: Option<Spelled<IncrMode>>,
     /// Retries of a failed namespace backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
@@ -996,7 +1135,22 @@ pub struct BackupPolicy {
     pub retry_delay: Option<u64>,
 }
 
+config_enum! {
+    /// What an incremental backup covers (ABS 3.7 `incr-mode`).
+    pub enum IncrMode {
+        /// The changes since the routine's previous backup, full or incremental.
+        Differential = "differential",
+        /// The changes since the routine's last full backup.
+        Cumulative = "cumulative",
+    }
+}
+
 impl BackupPolicy {
+    /// `incr-mode`, differential when not given.
+    pub fn incr_mode(&self) -> IncrMode {
+        self.incr_mode.map_or(IncrMode::Differential, |m| *m)
+    }
+
     pub fn parallel(&self) -> u32 {
         self.parallel.unwrap_or(8)
     }
@@ -1235,9 +1389,27 @@ pub struct BackupRoutine {
     /// Time zone of this routine's cron expressions (ABS 3.7).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule_timezone: Option<String>,
+    /// Ours: when to verify the routine's newest full backup without restoring it (every
+    /// file's size and SHA-256, every record decoded); absent = never. Results show in
+    /// `currentBackup` (`last-verify`) and the `verify_*` metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_cron: Option<String>,
+    /// Ours: storages that receive a copy of every completed backup (streamed, checked
+    /// against `checksums.yaml`, retention applied to each); a failed copy never fails the
+    /// backup. Shown per storage in `currentBackup` (`copies`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_to: Option<Vec<String>>,
 }
 
 impl BackupRoutine {
+    /// The verify schedule, if one is set and non-empty.
+    pub fn verify_cron(&self) -> Option<&str> {
+        self.verify_cron
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+    }
+
     /// The incremental schedule, if one is set and non-empty.
     pub fn incr_cron(&self) -> Option<&str> {
         self.incr_interval_cron
@@ -1323,6 +1495,14 @@ impl Config {
     /// Replace [`REDACTED`] placeholders sent back by a client with the stored values, matched
     /// by position (entity name and field).
     pub fn keep_secrets_from(&mut self, old: &Config) {
+        if let Some(p) = self.https_key_password_mut() {
+            p.keep_from(
+                old.service
+                    .https
+                    .as_ref()
+                    .and_then(|h| h.key_file_password.as_ref()),
+            );
+        }
         for (name, c) in &mut self.aerospike_clusters {
             c.keep_secrets_from(old.aerospike_clusters.get(name));
         }
@@ -1334,6 +1514,15 @@ impl Config {
     /// Placeholders that could not be matched to a stored value, as config paths.
     pub fn unresolved_placeholders(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if self
+            .service
+            .https
+            .as_ref()
+            .and_then(|h| h.key_file_password.as_ref())
+            .is_some_and(Secret::is_placeholder)
+        {
+            out.push("service.https.key-file-password".to_string());
+        }
         for (name, c) in &self.aerospike_clusters {
             for p in c.placeholder_fields() {
                 out.push(format!("aerospike-clusters.{name}.{p}"));
@@ -1348,12 +1537,22 @@ impl Config {
     }
 
     fn visit_secrets_mut(&mut self, f: &mut dyn FnMut(&mut Secret)) {
+        if let Some(p) = self.https_key_password_mut() {
+            f(p);
+        }
         for c in self.aerospike_clusters.values_mut() {
             c.visit_secrets_mut(f);
         }
         for s in self.storage.values_mut() {
             s.visit_secrets_mut(f);
         }
+    }
+
+    fn https_key_password_mut(&mut self) -> Option<&mut Secret> {
+        self.service
+            .https
+            .as_mut()
+            .and_then(|h| h.key_file_password.as_mut())
     }
 
     /// Every secret value, for tests that assert none of them leaks.

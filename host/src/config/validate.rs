@@ -156,7 +156,7 @@ pub fn inline_storage(cfg: &Config, path: &str, s: &Storage) -> Vec<ConfigError>
 fn service(e: &mut Errors, cfg: &Config) {
     let s = &cfg.service;
     let h = &s.http;
-    if *h.disabled && s.https.is_none() {
+    if *h.disabled && s.https.as_ref().is_none_or(|x| x.disabled()) {
         e.push(
             "service.http.disabled",
             "disabling HTTP needs a service.https listener, or the API has none",
@@ -221,10 +221,13 @@ fn service(e: &mut Errors, cfg: &Config) {
                         "must be 64 hex digits (colons allowed)",
                     );
                 }
-                if s.https.as_ref().is_none_or(|x| x.client_ca_file.is_none()) {
+                if s.https
+                    .as_ref()
+                    .is_none_or(|x| !x.asks_client_certificates())
+                {
                     e.push(
                         format!("{at}.client-cert-sha256"),
-                        "needs service.https.client-ca-file (client certificates are asked for over mutual TLS only)",
+                        "needs service.https.client-ca-file with client-auth request or require-and-verify (client certificates are asked for over mutual TLS only)",
                     );
                 }
             }
@@ -240,34 +243,7 @@ fn service(e: &mut Errors, cfg: &Config) {
         }
     }
     if let Some(t) = &s.https {
-        if t.port == Some(0) {
-            e.push("service.https.port", "must be 1..=65535");
-        }
-        if !*h.disabled && t.port() == h.port() && t.address() == h.address() {
-            e.push("service.https.port", "is the port of service.http");
-        }
-        if let Some(a) = &t.address
-            && a.parse::<IpAddr>().is_err()
-            && a != "localhost"
-        {
-            e.push(
-                "service.https.address",
-                format!("\"{a}\" is not an IP address"),
-            );
-        }
-        for (field, v) in [("cert-file", &t.cert_file), ("key-file", &t.key_file)] {
-            if v.trim().is_empty() {
-                e.push(format!("service.https.{field}"), "is required");
-            }
-        }
-        if let Some(v) = &t.min_version
-            && !matches!(v.to_ascii_uppercase().as_str(), "TLS1.2" | "TLS1.3")
-        {
-            e.push(
-                "service.https.min-version",
-                format!("\"{v}\": expected TLS1.2 or TLS1.3"),
-            );
-        }
+        https(e, cfg, t);
     }
     e.range(
         "service.http.port".into(),
@@ -345,6 +321,104 @@ fn service(e: &mut Errors, cfg: &Config) {
         && let Some(tz) = &b.schedule_timezone
     {
         check_timezone(e, "service.backup.schedule-timezone", tz);
+    }
+}
+
+/// `service.https` (ABS 3.7 keys).
+fn https(e: &mut Errors, cfg: &Config, t: &crate::config::HttpsServerConfig) {
+    let h = &cfg.service.http;
+    if t.port == Some(0) {
+        e.push("service.https.port", "must be 1..=65535");
+    }
+    if !t.disabled() && !*h.disabled && t.port() == h.port() && t.address() == h.address() {
+        e.push("service.https.port", "is the port of service.http");
+    }
+    if let Some(a) = &t.address
+        && a.parse::<IpAddr>().is_err()
+        && a != "localhost"
+    {
+        e.push(
+            "service.https.address",
+            format!("\"{a}\" is not an IP address"),
+        );
+    }
+    if let Some(cp) = &t.context_path
+        && !cp.starts_with('/')
+    {
+        e.push(
+            "service.https.context-path",
+            format!("\"{cp}\" must start with /"),
+        );
+    }
+    let given = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+    if !t.disabled() {
+        for (field, v) in [("cert-file", &t.cert_file), ("key-file", &t.key_file)] {
+            if !given(v) {
+                e.push(format!("service.https.{field}"), "is required");
+            }
+        }
+    }
+    if t.key_file_password.is_some() && !given(&t.key_file) {
+        e.push("service.https.key-file-password", "needs key-file");
+    }
+    if t.secret_agent.is_some() && t.secret_agent_name.is_some() {
+        e.push(
+            "service.https.secret-agent-name",
+            "and secret-agent are mutually exclusive",
+        );
+    }
+    if let Some(n) = &t.secret_agent_name
+        && !cfg.secret_agents.contains_key(n)
+    {
+        e.push(
+            "service.https.secret-agent-name",
+            format!("unknown secret agent \"{n}\""),
+        );
+    }
+    if let Some(p) = &t.key_file_password
+        && p.is_agent_reference()
+    {
+        if let Err(m) = crate::secrets::SecretRef::parse(p.expose()) {
+            e.push("service.https.key-file-password", m);
+        }
+        if t.secret_agent.is_none() && t.secret_agent_name.is_none() {
+            e.push(
+                "service.https.key-file-password",
+                "is a Secret Agent reference, but neither secret-agent nor secret-agent-name is set",
+            );
+        }
+    }
+    if let Some(v) = &t.min_version
+        && crate::config::parse_min_version(v).is_none()
+    {
+        e.push(
+            "service.https.min-version",
+            format!("\"{v}\": expected 1.2 or 1.3"),
+        );
+    }
+    match t.client_auth() {
+        None => e.push(
+            "service.https.client-auth",
+            format!(
+                "\"{}\": expected none, request or require-and-verify",
+                t.client_auth.as_deref().unwrap_or_default()
+            ),
+        ),
+        Some(crate::config::ClientAuth::None) => {}
+        Some(_) if t.client_ca_file.is_none() => {
+            e.push("service.https.client-auth", "needs client-ca-file")
+        }
+        Some(_) => {}
+    }
+    if let Some(names) = &t.cipher_suites {
+        let provider = rustls::crypto::ring::default_provider();
+        if let Err(m) = crate::api::server::cipher_suites(&provider, names) {
+            e.push(
+                "service.https.cipher-suites",
+                m.trim_start_matches("service.https.cipher-suites: ")
+                    .to_string(),
+            );
+        }
     }
 }
 
@@ -783,6 +857,21 @@ fn routine(e: &mut Errors, cfg: &Config, path: &str, r: &BackupRoutine) {
         && let Err(m) = c.parse::<CronSchedule>()
     {
         e.push(format!("{path}.incr-interval-cron"), m);
+    }
+    if let Some(c) = r.verify_cron()
+        && let Err(m) = c.parse::<CronSchedule>()
+    {
+        e.push(format!("{path}.verify-cron"), m);
+    }
+    for (i, name) in r.copy_to.iter().flatten().enumerate() {
+        let at = format!("{path}.copy-to[{i}]");
+        if !cfg.storage.contains_key(name) {
+            e.push(at, format!("unknown storage \"{name}\""));
+        } else if *name == r.storage {
+            e.push(at, format!("\"{name}\" is the routine's own storage"));
+        } else if r.copy_to.iter().flatten().take(i).any(|n| n == name) {
+            e.push(at, format!("\"{name}\" is named twice"));
+        }
     }
     if let Some(tz) = &r.schedule_timezone {
         check_timezone(e, &format!("{path}.schedule-timezone"), tz);

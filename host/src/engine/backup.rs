@@ -20,18 +20,19 @@ use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, IncrMode};
 use crate::plugins::{Pipeline, Storage};
 
-use super::asb::{AsbEncoder, EncoderOptions};
+use super::asb::{ASB_EXTENDED_VERSION, AsbEncoder, EncoderOptions};
 use super::cluster;
 use super::files::{
     CHUNK_BYTES, FileMsg, FileSpec, FileStats, FileWriter, MAX_PART_BYTES, Written, put_object,
     remove_written, upload_files,
 };
+use super::integrity::{CHECKSUMS_FILE, ChecksumsSidecar};
 use super::layout::{
-    self, BackupKind, BackupMetadata, METADATA_FILE, PIPELINE_FILE, metadata_asb_name,
-    namespace_folder_named,
+    self, BackupKind, BackupMetadata, METADATA_FILE, PIPELINE_FILE, extended_asb_name,
+    metadata_asb_name, namespace_folder_named,
 };
 use super::progress::Progress;
 use super::scan::{self, EncodedBatch, RateLimiter, ScanRange, ScanSpec};
@@ -114,7 +115,7 @@ pub async fn run_job(
     let from = match spec.kind {
         BackupKind::Full => None,
         BackupKind::Incremental => Some(
-            last_backup_created(&storage, &r.name)
+            last_backup_created(&storage, &r.name, r.policy.incr_mode())
                 .await?
                 .ok_or_else(|| EngineError::Config("no full backup of the routine yet".into()))?,
         ),
@@ -254,9 +255,15 @@ struct NamespaceRun<'a> {
 async fn last_backup_created(
     storage: &Arc<dyn Storage>,
     routine: &str,
+    mode: IncrMode,
 ) -> Result<Option<DateTime<Utc>>, EngineError> {
     let mut last = None;
-    for kind in [BackupKind::Full, BackupKind::Incremental] {
+    // Cumulative (ABS 3.7 `incr-mode`): each incremental starts where the last full did.
+    let kinds: &[BackupKind] = match mode {
+        IncrMode::Differential => &[BackupKind::Full, BackupKind::Incremental],
+        IncrMode::Cumulative => &[BackupKind::Full],
+    };
+    for &kind in kinds {
         let found = layout::list_backups(storage, routine, kind)
             .await
             .map_err(|e| EngineError::plugin("listing backups", e))?;
@@ -425,6 +432,14 @@ impl BackupRun<'_> {
             self.written.push(key.clone());
             put_object(&self.storage, &key, text.as_bytes().to_vec()).await?;
         }
+        // Every data file's size and SHA-256, hashed as it was stored: after the data and
+        // before metadata.yaml, so a backup listed as complete always has it.
+        let sums = ChecksumsSidecar::new(self.written.sums_in(&folder));
+        let text = serde_yaml::to_string(&sums)
+            .map_err(|e| EngineError::Encode(format!("{CHECKSUMS_FILE}: {e}")))?;
+        let key = format!("{folder}/{CHECKSUMS_FILE}");
+        self.written.push(key.clone());
+        put_object(&self.storage, &key, text.into_bytes()).await?;
         let yaml = serde_yaml::to_string(&metadata)
             .map_err(|e| EngineError::Encode(format!("metadata.yaml: {e}")))?;
         let key = format!("{folder}/{METADATA_FILE}");
@@ -463,7 +478,8 @@ impl BackupRun<'_> {
         Ok(stats)
     }
 
-    /// The `metadata_<ns>_<k>.asb` file with the UDFs and secondary indexes, if any.
+    /// The `metadata_<ns>_<k>.asb` file with the UDFs and secondary indexes, if any, and
+    /// the `metadata_<ns>_<k>.asb33` sidecar with the indexes asrestore cannot read.
     async fn write_system_file(
         &self,
         files: &FileSpec,
@@ -482,22 +498,49 @@ impl BackupRun<'_> {
         };
         stats.udfs = udfs.len() as u64;
         stats.sindexes = sindexes.len() as u64;
-        if udfs.is_empty() && sindexes.is_empty() {
-            return Ok(());
-        }
-        let mut enc = AsbEncoder::new(Vec::new(), files.options);
+        // asrestore 4.5.8 fails a whole file on a set (`S`) or expression (`* e`) index
+        // line, so those go to a file it skips (not `.asb`): the rest stays restorable by it.
+        let (readable, extended): (Vec<_>, Vec<_>) =
+            sindexes.into_iter().partition(|s| s.asrestore_reads());
         let io = |e: std::io::Error| EngineError::Encode(e.to_string());
-        enc.write_header(ns).map_err(io)?;
-        enc.write_first_file().map_err(io)?;
-        // backup-go order: UDFs, then indexes (an index may need no UDF, but restore
-        // applies them in file order either way).
-        for u in &udfs {
-            enc.write_udf(u).map_err(io)?;
+        if !udfs.is_empty() || !readable.is_empty() {
+            let mut enc = AsbEncoder::new(Vec::new(), files.options);
+            enc.write_header(ns).map_err(io)?;
+            enc.write_first_file().map_err(io)?;
+            // backup-go order: UDFs, then indexes (an index may need no UDF, but restore
+            // applies them in file order either way).
+            for u in &udfs {
+                enc.write_udf(u).map_err(io)?;
+            }
+            for s in &readable {
+                enc.write_sindex(s).map_err(io)?;
+            }
+            let k = files.counter.fetch_add(1, Ordering::Relaxed);
+            self.store_system_file(files, stats, metadata_asb_name(ns, k), enc.into_inner())
+                .await?;
         }
-        for s in &sindexes {
-            enc.write_sindex(s).map_err(io)?;
+        if !extended.is_empty() {
+            let mut enc = AsbEncoder::new(Vec::new(), files.options);
+            enc.write_header_version(ns, ASB_EXTENDED_VERSION)
+                .map_err(io)?;
+            for s in &extended {
+                enc.write_sindex(s).map_err(io)?;
+            }
+            let k = files.counter.fetch_add(1, Ordering::Relaxed);
+            self.store_system_file(files, stats, extended_asb_name(ns, k), enc.into_inner())
+                .await?;
         }
-        let plain = enc.into_inner();
+        Ok(())
+    }
+
+    /// Runs `plain` through the codec chain and stores it as `name` in the folder.
+    async fn store_system_file(
+        &self,
+        files: &FileSpec,
+        stats: &mut NamespaceStats,
+        name: String,
+        plain: Vec<u8>,
+    ) -> Result<(), EngineError> {
         let p = files.pipeline.clone();
         let stored = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, EngineError> {
             let mut codec = p
@@ -515,17 +558,23 @@ impl BackupRun<'_> {
         })
         .await
         .map_err(|e| EngineError::Encode(format!("encoder thread: {e}")))??;
-        let key = format!(
-            "{}/{}",
-            files.folder,
-            metadata_asb_name(ns, files.counter.fetch_add(1, Ordering::Relaxed))
-        );
+        let key = format!("{}/{name}", files.folder);
         stats.bytes += stored.len() as u64;
         stats.files += 1;
         self.progress.add_bytes(stored.len() as u64);
         self.progress.add_file();
-        self.written.push(key.clone());
-        put_object(&self.storage, &key, stored).await
+        self.put_summed(&key, stored).await
+    }
+
+    /// Writes a whole data object (a `metadata_*.asb`), noting its checksum like the
+    /// streamed data files'.
+    async fn put_summed(&self, key: &str, stored: Vec<u8>) -> Result<(), EngineError> {
+        let mut digest = super::files::StoredDigest::default();
+        digest.update(&stored);
+        self.written.push(key.to_string());
+        put_object(&self.storage, key, stored).await?;
+        self.written.sum(key, digest.size, digest.hex());
+        Ok(())
     }
 
     /// The scan of one namespace over `parallel` workers, each with its file writer and

@@ -21,17 +21,50 @@ pub const CHUNK_BYTES: usize = 1024 * 1024;
 /// Largest part sent to storage; the runtime's default storage memory limit fits it twice.
 pub const MAX_PART_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Keys a job has written (or begun), in order, so a failure can remove them newest first.
+/// Keys a job has written (or begun), in order, so a failure can remove them newest first;
+/// and the size and SHA-256 of each finished object, for the backup's `checksums.yaml`.
 #[derive(Debug, Default)]
-pub struct Written(Mutex<Vec<String>>);
+pub struct Written {
+    keys: Mutex<Vec<String>>,
+    sums: Mutex<Vec<(String, u64, String)>>,
+}
 
 impl Written {
     pub fn push(&self, key: String) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(key);
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(key);
     }
 
     pub fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *self.keys.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Notes a finished object's stored size and hex SHA-256.
+    pub fn sum(&self, key: &str, size: u64, sha256: String) {
+        self.sums
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((key.to_string(), size, sha256));
+    }
+
+    /// The sums of the objects directly in `folder`, by name, sorted.
+    pub fn sums_in(&self, folder: &str) -> Vec<super::integrity::FileSum> {
+        let sums = self.sums.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = sums
+            .iter()
+            .filter_map(|(key, size, sha)| {
+                let (dir, name) = key.rsplit_once('/')?;
+                (dir == folder).then(|| super::integrity::FileSum {
+                    name: name.to_string(),
+                    size: *size,
+                    sha256: sha.clone(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 }
 
@@ -245,8 +278,15 @@ impl FileWriter {
     }
 }
 
-/// An object being uploaded: key, upload, next part number, bytes not yet sent.
-type OpenUpload = (String, Box<dyn crate::plugins::Upload>, u32, Vec<u8>);
+/// An object being uploaded: key, upload, next part number, bytes not yet sent, and the
+/// digest of every byte handed to it.
+type OpenUpload = (
+    String,
+    Box<dyn crate::plugins::Upload>,
+    u32,
+    Vec<u8>,
+    StoredDigest,
+);
 
 /// Suffix of the marker object that stands beside an object while it is being uploaded, for
 /// stores whose unfinished uploads live on server-side and invisibly (S3 multipart uploads):
@@ -302,12 +342,20 @@ pub async fn upload_files(
                         .await
                         .map_err(|e| EngineError::plugin(format!("writing {key}"), e))?;
                     written.push(key.clone());
-                    current = Some((key, up, 1, Vec::with_capacity(part_size)));
+                    current = Some((
+                        key,
+                        up,
+                        1,
+                        Vec::with_capacity(part_size),
+                        StoredDigest::default(),
+                    ));
                 }
                 FileMsg::Data(data) => {
-                    let Some((key, up, part, buf)) = current.as_mut() else {
+                    let Some((key, up, part, buf, digest)) = current.as_mut() else {
                         return Err(EngineError::Encode("data outside a file".into()));
                     };
+                    // Hashed as stored, streaming: the checksum needs no second read.
+                    digest.update(&data);
                     // Parts may exceed `part_size` by one chunk (only a minimum matters to
                     // stores); in exchange a chunk is moved, never copied, when it starts a part.
                     if buf.is_empty() {
@@ -327,7 +375,7 @@ pub async fn upload_files(
                     }
                 }
                 FileMsg::End => {
-                    let Some((key, mut up, part, buf)) = current.take() else {
+                    let Some((key, mut up, part, buf, digest)) = current.take() else {
                         return Err(EngineError::Encode("end outside a file".into()));
                     };
                     if !buf.is_empty() || part == 1 {
@@ -341,6 +389,7 @@ pub async fn upload_files(
                     up.finish()
                         .await
                         .map_err(|e| EngineError::plugin(format!("finishing {key}"), e))?;
+                    written.sum(&key, digest.size, digest.hex());
                     // The finished upload still holds a storage slot: let it go before the
                     // marker's delete asks for one, or `parallel` writers at this point
                     // (more than the slots) would each wait for the others.
@@ -420,6 +469,10 @@ pub enum ReadError {
         #[source]
         source: crate::plugins::PluginError,
     },
+    /// The stored bytes are not what `checksums.yaml` recorded: nothing of the file is
+    /// restored.
+    #[error("{key}: {message}; the file is not restored")]
+    Checksum { key: String, message: String },
     /// The decoded text is not a valid `.asb` stream.
     #[error("{key}: {source}")]
     Decode {
@@ -474,6 +527,29 @@ struct PlainChunks {
     finished: bool,
     /// Stored bytes read so far (progress).
     stored: Arc<AtomicU64>,
+    /// Hashes the stored bytes as the decoder consumes them (verify).
+    digest: Option<Arc<Mutex<StoredDigest>>>,
+}
+
+/// Size and SHA-256 of the stored bytes read so far (the bytes as written, after codecs).
+#[derive(Debug, Clone, Default)]
+pub struct StoredDigest {
+    pub size: u64,
+    pub sha256: sha2::Sha256,
+}
+
+impl StoredDigest {
+    pub fn update(&mut self, bytes: &[u8]) {
+        use sha2::Digest as _;
+        self.size += bytes.len() as u64;
+        self.sha256.update(bytes);
+    }
+
+    /// The lowercase hex digest of what was read.
+    pub fn hex(&self) -> String {
+        use sha2::Digest as _;
+        hex::encode(self.sha256.clone().finalize())
+    }
 }
 
 impl Iterator for PlainChunks {
@@ -487,6 +563,9 @@ impl Iterator for PlainChunks {
         match self.runtime.block_on(self.rx.recv()) {
             Some(Ok(chunk)) => {
                 self.stored.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                if let Some(d) = &self.digest {
+                    d.lock().unwrap_or_else(|p| p.into_inner()).update(&chunk);
+                }
                 if self.passthrough {
                     return Some(Ok(chunk));
                 }
@@ -535,6 +614,33 @@ impl FileReader {
         bandwidth: Option<Arc<RateLimiter>>,
         stored: Arc<AtomicU64>,
     ) -> Result<FileReader, ReadError> {
+        Self::open_with(runtime, storage, key, pipeline, bandwidth, stored, None)
+    }
+
+    /// As [`FileReader::open`], hashing the stored bytes into `digest` as they are decoded.
+    ///
+    /// # Errors
+    /// As [`FileReader::open`].
+    pub fn open_hashed(
+        runtime: tokio::runtime::Handle,
+        storage: Arc<dyn Storage>,
+        key: String,
+        pipeline: &Pipeline,
+        stored: Arc<AtomicU64>,
+        digest: Arc<Mutex<StoredDigest>>,
+    ) -> Result<FileReader, ReadError> {
+        Self::open_with(runtime, storage, key, pipeline, None, stored, Some(digest))
+    }
+
+    fn open_with(
+        runtime: tokio::runtime::Handle,
+        storage: Arc<dyn Storage>,
+        key: String,
+        pipeline: &Pipeline,
+        bandwidth: Option<Arc<RateLimiter>>,
+        stored: Arc<AtomicU64>,
+        digest: Option<Arc<Mutex<StoredDigest>>>,
+    ) -> Result<FileReader, ReadError> {
         let codec = pipeline.decoder().map_err(|source| ReadError::Plugin {
             key: key.clone(),
             source,
@@ -548,6 +654,7 @@ impl FileReader {
             passthrough: pipeline.is_empty(),
             finished: false,
             stored,
+            digest,
         };
         Ok(FileReader {
             key,
@@ -572,4 +679,48 @@ impl FileReader {
                 source,
             })
     }
+}
+
+/// Reads the stored bytes of `key` to its end and compares size and SHA-256 with `expected`
+/// (from `checksums.yaml`). Call from a blocking thread.
+///
+/// # Errors
+/// [`ReadError::Checksum`] on a difference; [`ReadError::Plugin`] when storage fails.
+pub fn check_stored(
+    runtime: &tokio::runtime::Handle,
+    storage: &Arc<dyn Storage>,
+    key: &str,
+    expected: &super::integrity::FileSum,
+    bandwidth: Option<&Arc<RateLimiter>>,
+) -> Result<(), ReadError> {
+    let digest = runtime
+        .block_on(async {
+            let mut d = StoredDigest::default();
+            let mut dl = storage.open(key, 0, None).await?;
+            while let Some(chunk) = dl.next(READ_CHUNK_BYTES).await? {
+                if let Some(b) = bandwidth {
+                    b.acquire_n(chunk.len() as u64).await;
+                }
+                d.update(&chunk);
+            }
+            Ok(d)
+        })
+        .map_err(|source| ReadError::Plugin {
+            key: key.to_string(),
+            source,
+        })?;
+    let fail = |message: String| ReadError::Checksum {
+        key: key.to_string(),
+        message,
+    };
+    if digest.size != expected.size {
+        return Err(fail(format!(
+            "{} stored bytes where checksums.yaml records {}",
+            digest.size, expected.size
+        )));
+    }
+    if digest.hex() != expected.sha256 {
+        return Err(fail("its SHA-256 differs from checksums.yaml".into()));
+    }
+    Ok(())
 }

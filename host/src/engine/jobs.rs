@@ -151,6 +151,8 @@ struct Inner {
     created: std::time::SystemTime,
     /// Bumped whenever a job ends, so shutdown can wait for the registry to empty.
     ended: watch::Sender<u64>,
+    /// The newest `copy-to` result per routine and storage.
+    copies: super::copies::CopyResults,
 }
 
 /// One progress line of a running job.
@@ -250,6 +252,7 @@ impl JobRegistry {
                 stopping: std::sync::atomic::AtomicBool::new(false),
                 created: std::time::SystemTime::now(),
                 ended: watch::channel(0).0,
+                copies: super::copies::CopyResults::default(),
             }),
         }
     }
@@ -396,11 +399,28 @@ impl JobRegistry {
                 // Still holding the full's slot: no other full can prune beside this one.
                 retention::after_full(&ctx, &spec, report.timestamp_ms).await;
             }
+            if let JobOutcome::Success(report) = &outcome {
+                // The backup is complete before any copy starts; a copy never changes that.
+                super::copies::after_backup(
+                    &ctx,
+                    &spec,
+                    kind,
+                    report,
+                    &this.inner.copies,
+                    this.inner.metrics.as_deref(),
+                )
+                .await;
+            }
             this.finish(&spec.routine, kind, &outcome, started.elapsed(), &progress);
             let _ = done_tx.send(Some(outcome));
             this.inner.ended.send_modify(|n| *n += 1);
         });
         Ok(Trigger::Started)
+    }
+
+    /// The newest `copy-to` results of `routine`, by target storage.
+    pub fn copies(&self, routine: &str) -> HashMap<String, super::copies::CopyResult> {
+        self.inner.copies.of(routine)
     }
 
     /// True once [`JobRegistry::stop`] was called.

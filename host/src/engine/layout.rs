@@ -2,7 +2,7 @@
 //!
 //! Layout (ABS 3.x, D16):
 //! ```text
-//! <routine>/backup/<ts>/data/<ns>/{metadata_<ns>_<k>.asb, <w>_<ns>_<k>.asb, metadata.yaml}
+//! <routine>/backup/<ts>/data/<ns>/{metadata_<ns>_<k>.asb[33], <w>_<ns>_<k>.asb, metadata.yaml}
 //! <routine>/backup/<ts>/configuration/aerospike_<i>.conf   (with-cluster-configuration)
 //! <routine>/incremental/<ts>/data/<ns>/...
 //! ```
@@ -101,6 +101,16 @@ pub fn data_file_name(writer: usize, namespace: &str, k: u64) -> String {
 /// The file holding `# first-file`, UDFs and sindexes.
 pub fn metadata_asb_name(namespace: &str, k: u64) -> String {
     format!("metadata_{namespace}_{k}.asb")
+}
+
+/// The suffix of the sidecar holding the index lines asrestore 4.5.8 cannot read (set
+/// and expression indexes, file version 3.3): not `.asb`, so asrestore and backup-go,
+/// which read every `*.asb` of a folder, skip it and restore everything else.
+pub const EXTENDED_ASB_SUFFIX: &str = ".asb33";
+
+/// `metadata_<ns>_<k>.asb33`: the set and expression indexes of a full backup.
+pub fn extended_asb_name(namespace: &str, k: u64) -> String {
+    format!("metadata_{namespace}_{k}{EXTENDED_ASB_SUFFIX}")
 }
 
 /// `metadata.yaml` exactly as ABS writes it.

@@ -11,8 +11,10 @@ pub mod backup;
 pub mod cloud;
 pub mod cluster;
 pub mod context;
+pub mod copies;
 pub mod files;
 pub mod gcp_token;
+pub mod integrity;
 pub mod job_secrets;
 pub mod jobs;
 pub mod layout;
@@ -25,6 +27,7 @@ pub mod restore_jobs;
 pub mod retention;
 pub mod scan;
 pub mod tls;
+pub mod verify_jobs;
 pub mod wiring;
 pub mod writer;
 

@@ -88,7 +88,7 @@ pub enum ReadError {
     Timeout { node: String, timeout_ms: u64 },
     #[error("node {node}: malformed reply: {what}")]
     Malformed { node: String, what: String },
-    #[error("node {node}: server error {code}")]
+    #[error("node {node}: server error {code}{}", server_reason(*code))]
     Server { node: String, code: u8 },
     #[error("node {node}: login refused (result code {code}{})", login_reason(*code))]
     Login { node: String, code: u8 },
@@ -99,6 +99,17 @@ pub enum ReadError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Result code 4: the server cannot parse the request (a bad filter expression, say).
+pub const RC_PARAMETER: u8 = 4;
+
+/// The server's name of a scan result code worth naming, for the error text.
+fn server_reason(code: u8) -> &'static str {
+    match code {
+        RC_PARAMETER => " (parameter error)",
+        _ => "",
+    }
 }
 
 /// The server's name of a login result code, for the error text.

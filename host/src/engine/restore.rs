@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! per folder, in order (a full, then its incrementals):
-//!   metadata_*.asb files first, then the data files, `parallel` at a time:
+//!   metadata_*.asb(33) files first, then the data files, `parallel` at a time:
 //!   download task ─chunks─▶ decoder thread (codecs, .asb) ─record batches─▶ writer tasks
 //! then, after every folder: the secondary indexes
 //! ```
@@ -71,6 +71,9 @@ pub struct FolderPlan {
     pub pipeline: Option<Vec<PipelineStepRecord>>,
     /// `metadata_*.asb` first, then the data files, each group in key order.
     pub files: Vec<String>,
+    /// Size and SHA-256 of each file by key, from `checksums.yaml` (none for asbackup's and
+    /// older backups): a file that differs is refused before any of its records is written.
+    pub checksums: std::collections::HashMap<String, super::integrity::FileSum>,
 }
 
 /// A checked restore: where from, where to, what, how.
@@ -236,7 +239,7 @@ async fn plan_folder(
     };
     let mut files: Vec<String> = names
         .iter()
-        .filter(|k| k.ends_with(".asb"))
+        .filter(|k| k.ends_with(".asb") || k.ends_with(layout::EXTENDED_ASB_SUFFIX))
         .map(|k| k.to_string())
         .collect();
     // System files first (UDFs before records); the sort is stable within each group.
@@ -244,12 +247,24 @@ async fn plan_folder(
         let name = k.rsplit('/').next().unwrap_or_default();
         (!name.starts_with("metadata_"), k.clone())
     });
+    let owned: Vec<String> = names.iter().map(|k| k.to_string()).collect();
+    let checksums = super::integrity::read_checksums(storage, folder, &owned)
+        .await
+        .map_err(|e| RequestError::new(field, e))?
+        .map(|s| {
+            s.files
+                .into_iter()
+                .map(|f| (format!("{folder}/{}", f.name), f))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(FolderPlan {
         key: folder.to_string(),
         kind: kind.unwrap_or(BackupKind::Full),
         metadata,
         pipeline,
         files,
+        checksums,
     })
 }
 
@@ -304,7 +319,7 @@ pub async fn plan_timestamp(
             .cloned()
             .collect();
         after.sort_by_key(|b| b.metadata.created);
-        chosen.extend(after);
+        chosen.extend(incremental_chain(after));
     }
     if chosen.is_empty() {
         return Err(RequestError::new(
@@ -320,6 +335,32 @@ pub async fn plan_timestamp(
         out.push(plan_folder(storage, &b.key, &keys).await?);
     }
     Ok(out)
+}
+
+/// The incrementals (sorted by `created`) a restore needs: from the newest back, each one
+/// covers the changes since its `from`, so older ones are needed only when created at or
+/// before that bound. A differential incremental's `from` is the previous backup's
+/// `created`, so the whole chain is taken; a cumulative one's (`incr-mode: cumulative`) is
+/// the full's, so only the newest is. A `from` that is missing (zero) keeps the next one.
+fn incremental_chain(sorted: Vec<layout::FoundBackup>) -> Vec<layout::FoundBackup> {
+    let mut bound = None;
+    let mut chain: Vec<_> = sorted
+        .into_iter()
+        .rev()
+        .filter(|b| {
+            let needed = bound.is_none_or(|upto| b.metadata.created <= upto);
+            if needed {
+                bound = Some(if b.metadata.from > layout::zero_time() {
+                    b.metadata.from
+                } else {
+                    b.metadata.created
+                });
+            }
+            needed
+        })
+        .collect();
+    chain.reverse();
+    chain
 }
 
 /// The codec chain to read `folder` with: the sidecar's `pipeline:` steps (each handed the
@@ -494,10 +535,14 @@ impl RestoreRun<'_> {
                     .is_some_and(|n| n.starts_with("metadata_"))
             });
             let rules = self.rules_for(folder);
-            indexes.extend(self.restore_files(&system, pipeline, &rules, 1).await?);
+            let sums = Arc::new(folder.checksums.clone());
+            indexes.extend(
+                self.restore_files(&system, pipeline, &rules, &sums, 1)
+                    .await?,
+            );
             let parallel = self.plan.policy.parallel() as usize;
             indexes.extend(
-                self.restore_files(&data, pipeline, &rules, parallel)
+                self.restore_files(&data, pipeline, &rules, &sums, parallel)
                     .await?,
             );
             files += folder.files.len();
@@ -543,6 +588,7 @@ impl RestoreRun<'_> {
         keys: &[&String],
         pipeline: &Arc<Pipeline>,
         rules: &Arc<WriteRules>,
+        sums: &Arc<std::collections::HashMap<String, super::integrity::FileSum>>,
         parallel: usize,
     ) -> Result<Vec<SecondaryIndex>, EngineError> {
         if keys.is_empty() {
@@ -591,6 +637,7 @@ impl RestoreRun<'_> {
                 runtime: tokio::runtime::Handle::current(),
                 storage: self.storage.clone(),
                 pipeline: pipeline.clone(),
+                sums: sums.clone(),
                 queue: queue.clone(),
                 tx: tx.clone(),
                 batch: policy.batch_size() as usize,
@@ -675,6 +722,7 @@ struct ReaderTask {
     runtime: tokio::runtime::Handle,
     storage: Arc<dyn Storage>,
     pipeline: Arc<Pipeline>,
+    sums: Arc<std::collections::HashMap<String, super::integrity::FileSum>>,
     queue: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
     tx: mpsc::Sender<Item>,
     batch: usize,
@@ -712,6 +760,17 @@ impl ReaderTask {
     }
 
     fn read_file(&self, key: String) -> Result<(), EngineError> {
+        // Checked whole before its first record goes out: a changed file (a flipped byte
+        // in a plain value would restore silently) is refused, never half-written.
+        if let Some(expected) = self.sums.get(&key) {
+            super::files::check_stored(
+                &self.runtime,
+                &self.storage,
+                &key,
+                expected,
+                self.bandwidth.as_ref(),
+            )?;
+        }
         let stored = Arc::new(AtomicU64::new(0));
         let mut reader = FileReader::open(
             self.runtime.clone(),
@@ -779,6 +838,58 @@ impl From<ReadError> for RequestError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn inc(created_s: i64, from_s: i64) -> layout::FoundBackup {
+        let t = |s: i64| chrono::DateTime::from_timestamp(s, 0).unwrap();
+        layout::FoundBackup {
+            key: format!("r/incremental/{created_s}000/data/test"),
+            timestamp_ms: created_s * 1000,
+            metadata: BackupMetadata {
+                created: t(created_s),
+                finished: None,
+                from: if from_s == 0 {
+                    layout::zero_time()
+                } else {
+                    t(from_s)
+                },
+                namespace: "test".into(),
+                record_count: 0,
+                byte_count: 0,
+                file_count: 0,
+                secondary_index_count: 0,
+                udf_count: 0,
+                compression: "NONE".into(),
+                encryption: "NONE".into(),
+            },
+            pipeline: None,
+        }
+    }
+
+    fn created(chain: Vec<layout::FoundBackup>) -> Vec<i64> {
+        chain
+            .iter()
+            .map(|b| b.metadata.created.timestamp())
+            .collect()
+    }
+
+    #[test]
+    fn the_incremental_chain_follows_each_window_back_to_the_full() {
+        // Differential: each starts at the previous backup (full at 100).
+        let diff = vec![inc(110, 100), inc(120, 110), inc(130, 120)];
+        assert_eq!(created(incremental_chain(diff)), vec![110, 120, 130]);
+        // An empty incremental (at 120) was deleted: 130 still needs 110.
+        let gap = vec![inc(110, 100), inc(130, 120)];
+        assert_eq!(created(incremental_chain(gap)), vec![110, 130]);
+        // Cumulative: each starts at the full, so the newest alone covers everything.
+        let cumul = vec![inc(110, 100), inc(120, 100), inc(130, 100)];
+        assert_eq!(created(incremental_chain(cumul)), vec![130]);
+        // A switch from differential to cumulative: the newest covers all since the full.
+        let mixed = vec![inc(110, 100), inc(120, 110), inc(130, 100)];
+        assert_eq!(created(incremental_chain(mixed)), vec![130]);
+        // No `from` recorded (zero): every older one is kept, as before.
+        let unknown = vec![inc(110, 0), inc(120, 0)];
+        assert_eq!(created(incremental_chain(unknown)), vec![110, 120]);
+    }
 
     #[test]
     fn layout_folders_are_recognised() {

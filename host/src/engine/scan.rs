@@ -24,7 +24,8 @@ use super::EngineError;
 use super::asb::EncoderOptions;
 use super::asb::encode::encode_raw_record;
 use super::node_reader::{
-    Credentials, Message, NodeConn, RawRecord, ReadError, ScanRequest, next_message,
+    self, Credentials, Message, NodeConn, RC_PARAMETER, RawRecord, ReadError, ScanRequest,
+    next_message,
 };
 use super::progress::Progress;
 
@@ -448,11 +449,20 @@ enum RoundError {
     Failed(String),
     /// Do not retry: a record cannot be encoded, or the consumer is gone.
     Stop,
+    /// Do not retry: the server refused the request itself (e.g. parameter error 4 for a
+    /// filter expression it cannot parse); asking again gets the same answer. ABS fails the
+    /// backup at once with the server's code too.
+    Refused(String),
 }
 
 impl From<ReadError> for RoundError {
     fn from(e: ReadError) -> Self {
-        RoundError::Failed(e.to_string())
+        match e {
+            ReadError::Server {
+                code: RC_PARAMETER, ..
+            } => RoundError::Refused(e.to_string()),
+            e => RoundError::Failed(e.to_string()),
+        }
     }
 }
 
@@ -536,6 +546,7 @@ impl Worker {
             }
             let why = match outcome {
                 Err(RoundError::Stop) => return Err(EngineError::Cancelled),
+                Err(RoundError::Refused(why)) => return Err(self.scan_err(why)),
                 Ok(()) if parts.iter().all(|p| p.done) => return Ok(()),
                 Ok(()) => format!(
                     "{} partitions were unavailable on the nodes asked (the partition map is moving)",
@@ -616,6 +627,8 @@ impl Worker {
             match r {
                 Ok(()) => {}
                 Err(RoundError::Stop) => return Err(RoundError::Stop),
+                // A refusal wins over a failure: retrying would only be refused again.
+                Err(e @ RoundError::Refused(_)) => first = Some(e),
                 Err(e) => {
                     first.get_or_insert(e);
                 }
@@ -795,7 +808,13 @@ impl Worker {
                     let mut last = false;
                     while pos < frame.len() {
                         let message = next_message(frame, &mut pos).map_err(|m| {
-                            RoundError::Failed(format!("node {}: {m}", node.name()))
+                            match node_reader::server_code(&m) {
+                                Some(code) => RoundError::from(ReadError::Server {
+                                    node: node.name().to_string(),
+                                    code,
+                                }),
+                                None => RoundError::Failed(format!("node {}: {m}", node.name())),
+                            }
                         })?;
                         match message {
                             Message::Record(r) => {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, SupportedCipherSuite, SupportedProtocolVersion};
 
 use crate::config::{AerospikeCluster, Secret, TlsConfig};
@@ -140,56 +140,27 @@ fn read_certs(field: &str, path: &str) -> Result<Vec<CertificateDer<'static>>, S
     Ok(certs)
 }
 
-/// The client key: PEM PKCS#8, PKCS#1 or SEC1, or encrypted PKCS#8 opened with
-/// `key-file-password`.
+/// The client key: PEM PKCS#8, PKCS#1 or SEC1, encrypted PKCS#8, or a legacy encrypted
+/// PEM key, opened with `key-file-password`.
 fn read_key(path: &str, password: Option<&Secret>) -> Result<PrivateKeyDer<'static>, String> {
-    const BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
-    const END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
-    let field = "tls.key-file";
-    let bytes = std::fs::read(path).map_err(|e| format!("{field} \"{path}\": {e}"))?;
-    let text = String::from_utf8_lossy(&bytes);
-    if let Some(start) = text.find(BEGIN) {
-        let Some(password) = password else {
-            return Err(format!(
-                "{field} \"{path}\": the key is encrypted and tls.key-file-password is not set"
-            ));
-        };
-        let end = text[start..]
-            .find(END)
-            .map(|e| start + e + END.len())
-            .ok_or_else(|| format!("{field} \"{path}\": the encrypted key is cut short"))?;
-        let (_, der) = pkcs8::der::pem::decode_vec(text[start..end].as_bytes())
-            .map_err(|e| format!("{field} \"{path}\": not a PEM file: {e}"))?;
-        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
-            .map_err(|e| format!("{field} \"{path}\": not an encrypted PKCS#8 key: {e}"))?;
-        let password = key_password(password)?;
-        let doc = info.decrypt(password.as_bytes()).map_err(|_| {
-            // A wrong password, most likely; the library's detail says no more.
-            format!(
-                "{field} \"{path}\": cannot decrypt the key with tls.key-file-password (wrong password?)"
-            )
-        })?;
-        return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            doc.as_bytes().to_vec(),
-        )));
-    }
-    if text.contains("Proc-Type: 4,ENCRYPTED") {
-        return Err(format!(
-            "{field} \"{path}\": legacy encrypted PEM keys are not supported; convert the key \
-             to encrypted PKCS#8 (openssl pkcs8 -topk8 -v2 aes-256-cbc)"
-        ));
-    }
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
-        rustls::pki_types::pem::Error::NoItemsFound => {
-            format!("{field} \"{path}\": no private key in the file")
-        }
-        e => format!("{field} \"{path}\": not a PEM key file: {e}"),
-    })
+    crate::pem_key::read_with(
+        path,
+        crate::pem_key::KeyFields {
+            key: "tls.key-file",
+            password: "tls.key-file-password",
+        },
+        || password.map(key_password).transpose(),
+    )
 }
 
 /// `key-file-password`: `env:VAR`, `file:PATH` or the password itself (ABS).
 fn key_password(secret: &Secret) -> Result<String, String> {
-    let field = "tls.key-file-password";
+    password_from("tls.key-file-password", secret)
+}
+
+/// A key password given as `env:VAR`, `file:PATH` or the password itself; `field` names
+/// the config field in errors. Secret Agent references are resolved before this.
+pub(crate) fn password_from(field: &str, secret: &Secret) -> Result<String, String> {
     let value = secret.expose();
     if let Some(var) = value.strip_prefix("env:") {
         return std::env::var(var)

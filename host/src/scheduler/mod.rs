@@ -74,14 +74,18 @@ pub struct ShutdownReport {
 pub struct ScheduleView {
     pub next_full: Option<DateTime<Utc>>,
     pub next_incremental: Option<DateTime<Utc>>,
+    /// Next `verify-cron` fire.
+    pub next_verify: Option<DateTime<Utc>>,
     /// Why the routine's storage could not be read at start-up or after a change.
     pub storage_problem: Option<String>,
     /// When the routine's triggers were (re)created; `None` if it was never scheduled.
     pub scheduled_at: Option<DateTime<Utc>>,
 }
 
-/// The next full and incremental fire of a routine, shared with its trigger tasks.
-type NextFires = Arc<Mutex<[Option<DateTime<Utc>>; 2]>>;
+/// The next full, incremental and verify fire of a routine, shared with its trigger tasks.
+type NextFires = Arc<Mutex<[Option<DateTime<Utc>>; 3]>>;
+/// The `NextFires` slot of `verify-cron`.
+const VERIFY_SLOT: usize = 2;
 
 /// One scheduled routine: the config its triggers were made from, and their stop switch.
 struct Scheduled {
@@ -101,6 +105,8 @@ struct Inner {
     stop: CancellationToken,
     running: AtomicBool,
     events: broadcast::Sender<Event>,
+    /// Runs `verify-cron` fires (set by the API state, which owns the verify jobs).
+    verifier: Mutex<Option<crate::engine::verify_jobs::VerifyJobs>>,
 }
 
 /// The scheduler; cheap to clone.
@@ -144,8 +150,18 @@ impl Scheduler {
                 stop: CancellationToken::new(),
                 running: AtomicBool::new(false),
                 events: broadcast::channel(EVENT_CHANNEL_CAPACITY).0,
+                verifier: Mutex::new(None),
             }),
         }
+    }
+
+    /// Where `verify-cron` fires start their jobs.
+    pub fn set_verifier(&self, verifies: crate::engine::verify_jobs::VerifyJobs) {
+        *self
+            .inner
+            .verifier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(verifies);
     }
 
     /// The job registry (state, cancel, wait).
@@ -266,7 +282,7 @@ impl Scheduler {
 
     fn schedule(&self, name: &str, routine: &BackupRoutine) -> Scheduled {
         let cancel = self.inner.stop.child_token();
-        let next: NextFires = Arc::new(Mutex::new([None, None]));
+        let next: NextFires = Arc::new(Mutex::new([None, None, None]));
         let (schedules, errors) = triggers::RoutineSchedules::of(routine);
         for e in errors {
             tracing::error!(routine = %name, error = %e, "Routine schedule does not parse; it never fires.");
@@ -283,6 +299,26 @@ impl Scheduler {
                 name.to_string(),
                 kind,
                 s.clone(),
+                first,
+                (cancel.clone(), next.clone()),
+            ));
+        }
+        let verify = routine
+            .verify_cron()
+            .filter(|_| !*routine.disabled)
+            .and_then(|c| match c.parse::<CronSchedule>() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(routine = %name, error = %e, "verify-cron does not parse; it never fires.");
+                    None
+                }
+            });
+        if let Some(s) = verify {
+            let first = triggers::first_fire(&s, now);
+            next.lock().unwrap_or_else(|p| p.into_inner())[VERIFY_SLOT] = first;
+            tokio::spawn(self.clone().verify_loop(
+                name.to_string(),
+                s,
                 first,
                 (cancel.clone(), next.clone()),
             ));
@@ -325,6 +361,49 @@ impl Scheduler {
             slots.lock().unwrap_or_else(|p| p.into_inner())[slot(kind)] = next;
             self.set_next_gauge(&routine, kind, next);
             let _ = self.run(&routine, kind, Origin::Schedule, at).await;
+        }
+    }
+
+    /// `verify-cron`: each fire verifies the routine's newest full backup.
+    async fn verify_loop(
+        self,
+        routine: String,
+        schedule: CronSchedule,
+        mut next: Option<DateTime<Utc>>,
+        (cancel, slots): (CancellationToken, NextFires),
+    ) {
+        while let Some(at) = next {
+            tokio::select! {
+                () = self.inner.timer.sleep_until(at) => {}
+                () = cancel.cancelled() => return,
+            }
+            if cancel.is_cancelled() {
+                return;
+            }
+            next = triggers::next_fire(&schedule, at, self.inner.timer.now());
+            slots.lock().unwrap_or_else(|p| p.into_inner())[VERIFY_SLOT] = next;
+            let verifier = self
+                .inner
+                .verifier
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let Some(verifier) = verifier else {
+                continue;
+            };
+            let started = match self.inner.jobs.engine().await {
+                Ok(ctx) => verifier
+                    .start_newest(ctx, self.inner.store.current(), &routine)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = started {
+                tracing::warn!(routine = %routine, error = %e, "Scheduled verify did not start.");
+                if let Some(m) = &self.inner.metrics {
+                    m.verify_failure.with_label_values(&[&routine]).inc();
+                }
+            }
         }
     }
 
@@ -416,6 +495,7 @@ impl Scheduler {
             scheduled_at: since,
             next_full: next[0],
             next_incremental: next[1],
+            next_verify: next[VERIFY_SLOT],
             storage_problem: self
                 .inner
                 .problems

@@ -334,7 +334,7 @@ fn fingerprint(pem: &str, openssl_style: bool) -> String {
 }
 
 /// A TLS client trusting our CA, offering the certificate `name` (`name.pem`, `name.key`).
-fn tls_client(name: Option<&str>) -> tokio_rustls::TlsConnector {
+pub(crate) fn tls_client(name: Option<&str>) -> tokio_rustls::TlsConnector {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let mut roots = rustls::RootCertStore::empty();
@@ -364,7 +364,7 @@ fn tls_client(name: Option<&str>) -> tokio_rustls::TlsConnector {
 
 /// One HTTP/1.1 request; `connector` makes it HTTPS. The status and the body, or why the
 /// connection failed.
-async fn raw_call(
+pub(crate) async fn raw_call(
     addr: std::net::SocketAddr,
     connector: Option<&tokio_rustls::TlsConnector>,
     method: &str,

@@ -566,7 +566,12 @@ async fn system_routes() {
     assert!(body.as_str().unwrap().starts_with("Ok"));
     let (s, v) = call(&f.app, "GET", "/version", None).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    // ABS's form, the ABS release first: `v3.7.0+rs.<ours>`.
+    assert_eq!(
+        v["version"],
+        format!("v3.7.0+rs.{}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(v.as_object().unwrap().len(), 3, "exactly ABS's fields: {v}");
     assert!(v["commit"].is_string() && v["build-time"].is_string());
     let (s, m) = call(&f.app, "GET", "/metrics", None).await;
     assert_eq!(s, StatusCode::OK);
@@ -821,4 +826,56 @@ async fn get_config_answers_the_loaded_file_key_for_key() {
     )
     .await;
     assert_eq!(one["credentials"]["password"], "[secret]", "{one}");
+}
+
+/// The operator's apply loop, as its reconciler runs it against the ConfigMap mounted as the
+/// service's file: the file changes (a backup added, its cluster switched to TLS, the backup
+/// removed), `POST /v1/config/apply` must answer 200, then `GET /v1/config` must equal the
+/// file decoded to plain values (its `reflect.DeepEqual` after `sigs.k8s.io/yaml`), at every
+/// step; a second check with nothing changed finds it synced too (no restart of the pods).
+#[tokio::test]
+async fn the_operators_apply_loop_finds_the_file_applied_at_every_step() {
+    // The operator mounts the cluster's TLS secret at /etc/aerospike/secret; here a folder
+    // holds the same file names (the test certificates).
+    let secret = tempfile::tempdir().unwrap();
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/tls");
+    std::fs::create_dir(secret.path().join("cacerts")).unwrap();
+    for (from, to) in [
+        ("client.pem", "svc_cluster_chain.pem"),
+        ("client.key", "svc_key.pem"),
+        ("ca.pem", "cacerts/ca.pem"),
+    ] {
+        std::fs::copy(tls.join(from), secret.path().join(to)).unwrap();
+    }
+    let reveal = |yaml: String| {
+        yaml.replacen(
+            "service:\n  http:\n",
+            "service:\n  reveal-secrets-in-api: true\n  http:\n",
+            1,
+        )
+        .replace(
+            "/etc/aerospike/secret",
+            &secret.path().display().to_string(),
+        )
+    };
+    let first = reveal(operator_config("service-spec.yml"));
+    let f = fixture_with(&first);
+    let synced = |got: &Value, file: &str| *got == serde_yaml::from_str::<Value>(file).unwrap();
+    let (_, got) = call(&f.app, "GET", "/v1/config", None).await;
+    assert!(synced(&got, &first), "{got}");
+    for step in ["merged.yml", "merged-tls.yml", "service-spec.yml"] {
+        let file = reveal(operator_config(step));
+        std::fs::write(&f.path, &file).unwrap();
+        // Before the apply the service still runs the old file: the operator sees a mismatch.
+        let (_, before) = call(&f.app, "GET", "/v1/config", None).await;
+        assert!(!synced(&before, &file), "{step}: no change seen");
+        let (s, b) = call(&f.app, "POST", "/v1/config/apply", None).await;
+        assert_eq!(s, StatusCode::OK, "{step}: {b}");
+        let (s, got) = call(&f.app, "GET", "/v1/config", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(got, serde_yaml::from_str::<Value>(&file).unwrap(), "{step}");
+        // The next reconcile: nothing to do.
+        let (_, again) = call(&f.app, "GET", "/v1/config", None).await;
+        assert!(synced(&again, &file), "{step}");
+    }
 }

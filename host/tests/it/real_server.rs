@@ -1402,3 +1402,274 @@ fn the_service_binary_backs_up_on_demand_and_on_schedule() {
     assert!(!log().contains("Backup failed"), "{}", log());
     drop(svc);
 }
+
+/// Set indexes (`indextype=set`) and expression indexes (`exp=`), which 8.1 lists with no
+/// bin, are backed up beside the bin indexes and counted in `secondary-index-count`, in a
+/// `.asb33` sidecar that asrestore skips; our restore creates them again with the syntax
+/// the server takes, and asrestore still restores the rest of the backup.
+#[tokio::test]
+async fn set_and_expression_indexes_are_backed_up_and_restored() {
+    let Some((host, port)) = real("set_and_expression_indexes_are_backed_up_and_restored") else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let client = client(&host, port).await;
+    let set = "rs_setidx";
+    let names = ["rs_setidx_age", "rs_setidx_set", "rs_setidx_exp"];
+    let admin = AdminPolicy::default();
+    let drop_all = || async {
+        for n in names {
+            let _ = client.drop_index(&admin, "test", set, n).await;
+        }
+        let start = Instant::now();
+        loop {
+            let list = info(&client, "sindex-list:ns=test;b64=true").await;
+            if names.iter().all(|n| sindex_entry(&list, n).is_none()) {
+                break;
+            }
+            assert!(start.elapsed() < PATIENCE, "the indexes never went: {list}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    drop_all().await;
+    truncate(&client, set).await;
+    write_simple(&client, set, 20).await;
+    client
+        .create_index_on_bin(
+            &admin,
+            "test",
+            set,
+            "a",
+            names[0],
+            IndexType::Numeric,
+            CollectionIndexType::Default,
+            None,
+        )
+        .await
+        .unwrap()
+        .wait_till_complete(None)
+        .await
+        .unwrap();
+    let exp_b64 = exp::int_bin("a").base64().unwrap();
+    for command in [
+        format!(
+            "sindex-create:namespace=test;set={set};indexname={};indextype=set",
+            names[1]
+        ),
+        format!(
+            "sindex-create:namespace=test;set={set};indexname={};exp={exp_b64};type=numeric",
+            names[2]
+        ),
+    ] {
+        assert_eq!(info(&client, &command).await, "ok", "{command}");
+    }
+    let before = info(&client, "sindex-list:ns=test;b64=true").await;
+    let set_entry = sindex_entry(&before, names[1]).expect("the set index is listed");
+    assert_eq!(
+        set_entry,
+        format!("ns=test:indexname={}:set={set}:indextype=set", names[1])
+    );
+    assert!(
+        sindex_entry(&before, names[2])
+            .is_some_and(|e| e.contains("bin=null") && e.contains(&format!("exp={exp_b64}"))),
+        "{before}"
+    );
+
+    let h = harness(&host, port, "parallel: 2", &format!("set-list: [{set}]"));
+    let report = h.run(BackupKind::Full).await;
+    let folder = h.folder(&report).unwrap();
+    let meta: abs::engine::layout::BackupMetadata =
+        serde_yaml::from_slice(&std::fs::read(folder.join("metadata.yaml")).unwrap()).unwrap();
+    // The namespace may hold other tests' indexes too; ours are three of them.
+    assert!(meta.secondary_index_count >= 3, "{meta:?}");
+    // The `.asb` files hold the bin index only; the sidecar the other two.
+    let (_, globals) = decode_folder(&h.store, &folder);
+    let in_asb: BTreeSet<String> = globals
+        .iter()
+        .filter_map(|g| match g {
+            AsbItem::SecondaryIndex(i) => Some(i.name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(in_asb.contains(names[0]), "{in_asb:?}");
+    assert!(
+        !in_asb.contains(names[1]) && !in_asb.contains(names[2]),
+        "{in_asb:?}"
+    );
+    let sidecar: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".asb33"))
+        .collect();
+    assert_eq!(sidecar.len(), 1, "{sidecar:?}");
+    let text = std::fs::read(&sidecar[0]).unwrap();
+    let mut d = AsbDecoder::new(&text[..]);
+    let mut extended = BTreeMap::new();
+    while let Some(item) = d.next_item().unwrap() {
+        if let AsbItem::SecondaryIndex(i) = item {
+            extended.insert(i.name.clone(), i);
+        }
+    }
+    let s = &extended[names[1]];
+    assert_eq!(
+        (s.index_type, s.set.as_deref(), s.bin.as_str()),
+        (abs::engine::asb::IndexType::Set, Some(set), "")
+    );
+    assert_eq!(
+        extended[names[2]].expression.as_deref(),
+        Some(exp_b64.as_str())
+    );
+
+    // Dropped, then restored by the service: each comes back as the server listed it.
+    drop_all().await;
+    let v = h
+        .restore(&folder, serde_json::json!({"no-records": true}))
+        .await;
+    assert!(v.counters.index_count >= 3, "{:?}", v.counters);
+    let start = Instant::now();
+    loop {
+        let after = info(&client, "sindex-list:ns=test;b64=true").await;
+        let got: Vec<Option<String>> = names.iter().map(|n| sindex_entry(&after, n)).collect();
+        let want: Vec<Option<String>> = names.iter().map(|n| sindex_entry(&before, n)).collect();
+        // `state=` moves from building (WO) to ready (RW); the definitions must be equal.
+        let strip = |v: Vec<Option<String>>| -> Vec<Option<String>> {
+            v.into_iter()
+                .map(|e| e.map(|e| e.replace(":state=WO", ":state=RW")))
+                .collect()
+        };
+        if strip(got.clone()) == strip(want.clone()) {
+            break;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "restored {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // asrestore reads the backup (it skips the sidecar): records and the bin index.
+    if let Some(asrestore) = asrestore() {
+        drop_all().await;
+        truncate(&client, set).await;
+        let out = Command::new(&asrestore)
+            .args(["-h", &host, "-p", &port.to_string(), "-d"])
+            .arg(&folder)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "asrestore failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(read_set(&client, set).await.len(), 20);
+        let after = info(&client, "sindex-list:ns=test;b64=true").await;
+        assert!(sindex_entry(&after, names[0]).is_some(), "{after}");
+        assert!(sindex_entry(&after, names[1]).is_none(), "{after}");
+    }
+    drop_all().await;
+}
+
+/// The `sindex-list` entry of the index `name`.
+fn sindex_entry(list: &str, name: &str) -> Option<String> {
+    list.split(';')
+        .find(|e| e.split(':').any(|f| f == format!("indexname={name}")))
+        .map(str::to_string)
+}
+
+/// A `filter-exp` the server cannot parse (`[GT, 1]`: one operand) fails the backup with
+/// the server's parameter error (4), at once, as ABS reports it.
+#[tokio::test]
+async fn a_filter_expression_the_server_cannot_parse_fails_with_code_4() {
+    let Some((host, port)) = real("a_filter_expression_the_server_cannot_parse_fails_with_code_4")
+    else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let client = client(&host, port).await;
+    let set = "rs_badexp";
+    truncate(&client, set).await;
+    write_simple(&client, set, 10).await;
+    let h = harness(
+        &host,
+        port,
+        "parallel: 2",
+        &format!("set-list: [{set}]\n    filter-exp: \"kgMB\""),
+    );
+    let start = Instant::now();
+    match h.outcome(BackupKind::Full).await {
+        JobOutcome::Failure(e) => assert!(
+            e.contains("server error 4 (parameter error)") && !e.contains("attempts"),
+            "{e}"
+        ),
+        other => panic!("a filter the server cannot parse: {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(10), "not retried");
+}
+
+/// `incr-mode: cumulative` on the server: the second incremental holds every change since
+/// the full, and a point-in-time restore applies the full and that incremental only.
+#[tokio::test]
+async fn cumulative_incrementals_cover_everything_since_the_full() {
+    let Some((host, port)) = real("cumulative_incrementals_cover_everything_since_the_full") else {
+        return;
+    };
+    let _serial = SERIAL.lock().await;
+    let client = client(&host, port).await;
+    let set = "rs_cumul";
+    truncate(&client, set).await;
+    write_simple(&client, set, 10).await;
+    let h = harness(
+        &host,
+        port,
+        "parallel: 2, incr-mode: cumulative",
+        &format!("set-list: [{set}]"),
+    );
+    let full = h.run(BackupKind::Full).await;
+    assert_eq!(full.records(), 10);
+    let wp = WritePolicy {
+        send_key: true,
+        ..WritePolicy::default()
+    };
+    let put = |i: i64, v: &'static str| {
+        let key = Key::new("test", set, Value::from(i)).unwrap();
+        let client = &client;
+        let wp = &wp;
+        async move {
+            client
+                .put(wp, &key, &[as_bin!("a", i), as_bin!("b", v)])
+                .await
+                .unwrap();
+        }
+    };
+    put(0, "one").await;
+    put(1, "one").await;
+    let incr1 = h.run(BackupKind::Incremental).await;
+    assert_eq!(incr1.records(), 2);
+    put(2, "two").await;
+    let incr2 = h.run(BackupKind::Incremental).await;
+    assert_eq!(incr2.records(), 3, "cumulative: records 0, 1 and 2");
+    let meta = |r: &JobReport| -> abs::engine::layout::BackupMetadata {
+        let folder = h.folder(r).unwrap();
+        serde_yaml::from_slice(&std::fs::read(folder.join("metadata.yaml")).unwrap()).unwrap()
+    };
+    assert_eq!(meta(&incr2).from, meta(&full).created);
+
+    let want = read_set(&client, set).await;
+    truncate(&client, set).await;
+    let req = serde_json::from_value(serde_json::json!({
+        "routine": "r",
+        "time": chrono::Utc::now().timestamp_millis() + 1,
+        "destination-name": "c",
+    }))
+    .unwrap();
+    let id = h.restores.start_timestamp(&req).await.unwrap();
+    let v = h.restores.wait(id).await.unwrap();
+    assert_eq!(v.status, RestoreStatus::Success, "{:?}", v.error);
+    // The full (10) and the second incremental (3); the first is not read.
+    assert_eq!(v.counters.read_records, 13, "{:?}", v.counters);
+    let now = read_set(&client, set).await;
+    assert_eq!(now.len(), want.len());
+    for (d, w) in &want {
+        assert_eq!(canon_record(&now[d]), canon_record(w), "{d:?}");
+    }
+}

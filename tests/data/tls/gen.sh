@@ -50,3 +50,13 @@ leaf api-admin ca "/CN=backup-operator" "DNS:backup-operator"
 leaf api-reader ca "/CN=backup-dashboards" "DNS:backup-dashboards"
 leaf api-other other-ca "/CN=backup-operator" "DNS:backup-operator"
 rm -f ./*.srl
+# Legacy OpenSSL-encrypted keys (Proc-Type/DEK-Info), as older tools and ABS's own tests write
+# them: the client key three ways, the server key (service.https), and an EC key.
+for c in aes256 aes128 des3; do
+  openssl rsa -in client.key "-$c" -traditional -passout pass:test-key-password \
+    -out "client-legacy-$c.key" 2>/dev/null
+done
+openssl rsa -in server.key -aes256 -traditional -passout pass:server-key-password \
+  -out server-legacy-aes256.key 2>/dev/null
+openssl ecparam -genkey -name prime256v1 -noout 2>/dev/null |
+  openssl ec -aes256 -passout pass:test-key-password -out ec-legacy-aes256.key 2>/dev/null

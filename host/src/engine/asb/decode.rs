@@ -36,6 +36,9 @@ pub enum AsbVersion {
     V3_1,
     /// backup-go metadata files with expression indexes (`* e`).
     V3_2,
+    /// Set indexes (`S` index type, `E` value type), as backup-go's set-index branch
+    /// wrote them; our sidecar of the index lines asrestore cannot read.
+    V3_3,
 }
 
 /// One unit of an `.asb` stream.
@@ -165,9 +168,10 @@ impl<R: BufRead> AsbDecoder<R> {
             b"3.0" => AsbVersion::V3_0,
             b"3.1" => AsbVersion::V3_1,
             b"3.2" => AsbVersion::V3_2,
+            b"3.3" => AsbVersion::V3_3,
             other => {
                 return Err(self.src.err(format!(
-                    "unsupported file version {:?} (expected 3.0, 3.1 or 3.2)",
+                    "unsupported file version {:?} (expected 3.0 to 3.3)",
                     String::from_utf8_lossy(other)
                 )));
             }
@@ -223,7 +227,7 @@ impl<R: BufRead> AsbDecoder<R> {
         let itype = src.next_byte("index type")?;
         let index_type = IndexType::from_label(itype).ok_or_else(|| {
             src.err(format!(
-                "invalid index type {} (expected N, L, K or V)",
+                "invalid index type {} (expected N, L, K, V or S)",
                 show(itype)
             ))
         })?;
@@ -240,7 +244,7 @@ impl<R: BufRead> AsbDecoder<R> {
         let ptype = src.next_byte("indexed value type")?;
         let value_type = IndexValueType::from_label(ptype).ok_or_else(|| {
             src.err(format!(
-                "invalid indexed value type {} (expected S, N, G or B)",
+                "invalid indexed value type {} (expected S, N, G, B or E)",
                 show(ptype)
             ))
         })?;
@@ -938,6 +942,37 @@ mod tests {
                 ("a b", &BinValue::Nil),
             ]
         );
+    }
+
+    /// The 3.3 sidecar: a set index as backup-go's set-index branch wrote it (`S`, an
+    /// empty bin token, `E`) and an 8.1 expression index, which has no bin either; both
+    /// are written back byte for byte.
+    #[test]
+    fn set_and_expression_indexes_of_the_3_3_sidecar_round_trip() {
+        let text: &[u8] = b"Version 3.3\n# namespace test\n\
+            * i test testSet set_sidx S 1  E\n* e test testSet exp_sidx N 1  N k1ECo2FnZQ==\n";
+        let items = decode_all(text).unwrap();
+        let AsbItem::SecondaryIndex(set) = &items[1] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(set.index_type, IndexType::Set);
+        assert_eq!(set.value_type, IndexValueType::Empty);
+        assert_eq!(
+            (set.bin.as_str(), set.set.as_deref()),
+            ("", Some("testSet"))
+        );
+        assert!(!set.asrestore_reads());
+        let AsbItem::SecondaryIndex(exp) = &items[2] else {
+            panic!("{items:?}")
+        };
+        assert_eq!(exp.expression.as_deref(), Some("k1ECo2FnZQ=="));
+        assert!(exp.bin.is_empty() && !exp.asrestore_reads());
+        let mut enc = crate::engine::asb::AsbEncoder::new(Vec::new(), Default::default());
+        enc.write_header_version("test", crate::engine::asb::ASB_EXTENDED_VERSION)
+            .unwrap();
+        enc.write_sindex(set).unwrap();
+        enc.write_sindex(exp).unwrap();
+        assert_eq!(enc.into_inner(), text);
     }
 
     #[test]

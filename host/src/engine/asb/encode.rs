@@ -53,10 +53,15 @@ impl<W: Write> AsbEncoder<W> {
 
     /// `Version 3.1` and `# namespace <ns>`, which C writes at the top of every file.
     pub fn write_header(&mut self, namespace: &str) -> io::Result<()> {
+        self.write_header_version(namespace, ASB_VERSION)
+    }
+
+    /// The header with another file version (the 3.3 sidecar of set and expression indexes).
+    pub fn write_header_version(&mut self, namespace: &str, version: &str) -> io::Result<()> {
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
         buf.extend_from_slice(b"Version ");
-        buf.extend_from_slice(ASB_VERSION.as_bytes());
+        buf.extend_from_slice(version.as_bytes());
         buf.extend_from_slice(b"\n# namespace ");
         escape_into(&mut buf, namespace.as_bytes());
         buf.push(b'\n');

@@ -246,6 +246,10 @@ pub enum IndexType {
     MapKeys,
     /// `V`: map values.
     MapValues,
+    /// `S`: a set index (server 8.1+), which indexes the records of a set and no bin.
+    /// Written as backup-go's set-index branch did (file version 3.3), which asrestore
+    /// cannot read; see [`SecondaryIndex::asrestore_reads`].
+    Set,
 }
 
 impl IndexType {
@@ -255,6 +259,7 @@ impl IndexType {
             IndexType::List => b'L',
             IndexType::MapKeys => b'K',
             IndexType::MapValues => b'V',
+            IndexType::Set => b'S',
         }
     }
 
@@ -264,6 +269,7 @@ impl IndexType {
             b'L' => IndexType::List,
             b'K' => IndexType::MapKeys,
             b'V' => IndexType::MapValues,
+            b'S' => IndexType::Set,
             _ => return None,
         })
     }
@@ -280,6 +286,8 @@ pub enum IndexValueType {
     Geo,
     /// `B`.
     Blob,
+    /// `E`: no indexed value, for a set index (backup-go's set-index branch).
+    Empty,
 }
 
 impl IndexValueType {
@@ -289,6 +297,7 @@ impl IndexValueType {
             IndexValueType::Numeric => b'N',
             IndexValueType::Geo => b'G',
             IndexValueType::Blob => b'B',
+            IndexValueType::Empty => b'E',
         }
     }
 
@@ -298,6 +307,7 @@ impl IndexValueType {
             b'N' => IndexValueType::Numeric,
             b'G' => IndexValueType::Geo,
             b'B' => IndexValueType::Blob,
+            b'E' => IndexValueType::Empty,
             _ => return None,
         })
     }
@@ -312,7 +322,7 @@ pub struct SecondaryIndex {
     pub set: Option<String>,
     pub name: String,
     pub index_type: IndexType,
-    /// The indexed bin.
+    /// The indexed bin; empty for set and expression indexes.
     pub bin: String,
     pub value_type: IndexValueType,
     /// Base64 of the CDT context, kept as text: the server's `sindex-create` takes it so.
@@ -320,6 +330,17 @@ pub struct SecondaryIndex {
     /// Base64 of the index expression (backup-go `* e` lines, file version 3.2); asrestore
     /// cannot read such lines.
     pub expression: Option<String>,
+}
+
+/// The file version of the sidecar that holds the index lines asrestore cannot read.
+pub const ASB_EXTENDED_VERSION: &str = "3.3";
+
+impl SecondaryIndex {
+    /// False for the kinds asrestore 4.5.8 rejects (set indexes, expression indexes): the
+    /// backup keeps them in a sidecar it does not read, so it still restores the rest.
+    pub fn asrestore_reads(&self) -> bool {
+        self.index_type != IndexType::Set && self.expression.is_none()
+    }
 }
 
 /// A UDF module (`* u` line). Lua is the only type the format knows.

@@ -1,0 +1,530 @@
+//! Backups checked without restoring them (issue 27): `checksums.yaml` written with every
+//! backup, `POST /v1/backups/verify/{routine}/{timestamp}` reading every file, and the
+//! corruption matrix (a flipped byte, a truncated file, a deleted file, two files swapped,
+//! a damaged encrypted file), each found with the file named.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use abs::api::{self, AppState};
+use abs::config::{Config, ConfigStore, Format};
+use abs::engine::backup::{EngineContext, ManualClock};
+use abs::engine::integrity::{CHECKSUMS_FILE, ChecksumsSidecar};
+use abs::engine::jobs::{JobOutcome, JobRegistry};
+use abs::engine::layout::BackupKind;
+use abs::metrics::Metrics;
+use axum::http::StatusCode;
+use serde_json::Value;
+use sha2::Digest as _;
+use testkit::AerospikeNode;
+
+use crate::api_config::call;
+use crate::backup::{key_pem, plugins, seed};
+
+const T0: i64 = 1_800_000_000_000;
+const RECORDS: usize = 3000;
+
+struct Fixture {
+    app: axum::Router,
+    metrics: Arc<Metrics>,
+    /// The namespace folder on disk.
+    folder: PathBuf,
+    /// Its key in the storage (the backup's `key`).
+    key: String,
+    ts: i64,
+    _dir: tempfile::TempDir,
+    node: AerospikeNode,
+}
+
+/// A full backup of `RECORDS` records with `policy` (flow YAML body), several data files.
+async fn backed_up(policy: &str) -> Fixture {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, RECORDS);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"
+aerospike-clusters:
+  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}
+storage:
+  s: {{local-storage: {{path: "{path}"}}}}
+backup-policies:
+  p: {{parallel: 3, {policy}}}
+backup-routines:
+  r: {{interval-cron: "@daily", source-cluster: c, storage: s, backup-policy: p, namespaces: [test]}}
+"#,
+        port = node.port(),
+        path = dir.path().display(),
+    );
+    let cfg = abs::config::parse::<Config>(&yaml, Format::Yaml).unwrap();
+    let store = Arc::new(ConfigStore::in_memory(cfg));
+    let clock = Arc::new(ManualClock::at_ms(T0));
+    let ctx = Arc::new(EngineContext::new(plugins(), clock));
+    let metrics = Arc::new(Metrics::new());
+    let jobs = JobRegistry::with_context(store.clone(), Some(metrics.clone()), ctx);
+    let mut state = AppState::new(store, metrics.clone());
+    state.set_jobs(jobs.clone());
+    let app = api::router(state);
+    let (s, b) = call(&app, "POST", "/v1/backups/full/r", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let report = match jobs.wait("r", BackupKind::Full).await {
+        Some(JobOutcome::Success(r)) => r,
+        other => panic!("backup failed: {other:?}"),
+    };
+    let key = report.namespaces[0].key.clone().unwrap();
+    Fixture {
+        app,
+        metrics,
+        folder: dir.path().join(&key),
+        key,
+        ts: report.timestamp_ms,
+        _dir: dir,
+        node,
+    }
+}
+
+impl Fixture {
+    /// The `.asb` files of the folder, sorted by name.
+    fn data_files(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = std::fs::read_dir(&self.folder)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "asb"))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn checksums(&self) -> ChecksumsSidecar {
+        serde_yaml::from_slice(&std::fs::read(self.folder.join(CHECKSUMS_FILE)).unwrap()).unwrap()
+    }
+
+    /// Runs a verify through the API to its end: the final status.
+    async fn verify(&self) -> Value {
+        let (s, id) = call(
+            &self.app,
+            "POST",
+            &format!("/v1/backups/verify/r/{}", self.ts),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{id}");
+        let id = id.as_i64().expect("a bare job id");
+        for _ in 0..1500 {
+            let (s, st) = call(
+                &self.app,
+                "GET",
+                &format!("/v1/backups/verify/status/{id}"),
+                None,
+            )
+            .await;
+            assert_eq!(s, StatusCode::OK, "{st}");
+            if st["status"] != "running" {
+                return st;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("verify did not finish");
+    }
+
+    /// The verify's problems as `file-name: problem` lines.
+    async fn problems(&self) -> Vec<String> {
+        let st = self.verify().await;
+        assert_eq!(st["status"], "problems", "{st}");
+        st["report"]["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let file = p["file"].as_str().unwrap();
+                let name = file.rsplit('/').next().unwrap();
+                format!("{name}: {}", p["problem"].as_str().unwrap())
+            })
+            .collect()
+    }
+}
+
+fn name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[tokio::test]
+async fn every_backup_lists_its_files_size_and_sha256_before_its_metadata() {
+    let f = backed_up("compression: {mode: ZSTD, level: 3}").await;
+    let sums = f.checksums();
+    assert_eq!(sums.algorithm, "sha256");
+    let files = f.data_files();
+    assert!(files.len() >= 3, "one file per writer at least: {files:?}");
+    let listed: Vec<&str> = sums.files.iter().map(|s| s.name.as_str()).collect();
+    let on_disk: Vec<String> = files.iter().map(|p| name(p)).collect();
+    assert_eq!(listed, on_disk);
+    for (sum, path) in sums.files.iter().zip(&files) {
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(sum.size, bytes.len() as u64, "{}", sum.name);
+        assert_eq!(
+            sum.sha256,
+            hex::encode(sha2::Sha256::digest(&bytes)),
+            "{}",
+            sum.name
+        );
+    }
+    // The listing's byte-count is the total the checksums cover.
+    let (_, list) = call(&f.app, "GET", "/v1/backups/full/r", None).await;
+    assert_eq!(list[0]["byte-count"], sums.total_bytes(), "{list}");
+    // metadata.yaml is written last: it is the newest file of the folder.
+    let newest = std::fs::read_dir(&f.folder)
+        .unwrap()
+        .flatten()
+        .max_by_key(|e| e.metadata().unwrap().modified().unwrap())
+        .unwrap();
+    assert!(
+        ["metadata.yaml", CHECKSUMS_FILE].contains(&name(&newest.path()).as_str()),
+        "{:?}",
+        newest.path()
+    );
+}
+
+#[tokio::test]
+async fn verify_reads_every_file_and_record_of_an_intact_backup() {
+    let f = backed_up(&format!(
+        "compression: {{mode: ZSTD, level: 3}}, encryption: {{mode: AES256, key-file: \"{}\"}}",
+        key_pem().display()
+    ))
+    .await;
+    let st = f.verify().await;
+    assert_eq!(st["status"], "ok", "{st}");
+    let r = &st["report"];
+    assert_eq!(r["records"], RECORDS as u64, "{st}");
+    assert_eq!(r["files"], f.data_files().len() as u64);
+    assert_eq!(r["checksummed-files"], r["files"]);
+    assert_eq!(r["problem-count"], 0);
+    assert_eq!(st["percentage-done"], 100);
+    assert_eq!(r["bytes"], f.checksums().total_bytes());
+    let m = f.metrics.render();
+    assert!(
+        m.contains("aerospike_backup_service_verify_events_total{outcome=\"ok\"} 1"),
+        "{m}"
+    );
+    // Unknown routine, unknown time, bad job id.
+    let (s, _) = call(&f.app, "POST", "/v1/backups/verify/nope/1", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, b) = call(&f.app, "POST", "/v1/backups/verify/r/12345", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(b["field"], "timestamp", "{b}");
+    let (s, _) = call(&f.app, "GET", "/v1/backups/verify/status/42", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_flipped_byte_is_found_with_the_file_named() {
+    let f = backed_up("").await;
+    let files = f.data_files();
+    let victim = files.last().unwrap();
+    let mut bytes = std::fs::read(victim).unwrap();
+    // A byte inside a record's text: the plain stream may still decode.
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(victim, &bytes).unwrap();
+    let problems = f.problems().await;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with(&name(victim)) && p.contains("SHA-256 differs")),
+        "{problems:?}"
+    );
+    let m = f.metrics.render();
+    assert!(
+        m.contains("aerospike_backup_service_verify_failure_total{routine=\"r\"} 1"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_file_is_found_with_its_size() {
+    let f = backed_up("compression: {mode: ZSTD, level: 3}").await;
+    let victim = f.data_files()[1].clone();
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    let problems = f.problems().await;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with(&name(&victim)) && p.contains("truncated")),
+        "{problems:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_file_is_missing_and_its_records_too() {
+    let f = backed_up("").await;
+    let victim = f.data_files()[1].clone();
+    std::fs::remove_file(&victim).unwrap();
+    let problems = f.problems().await;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with(&name(&victim)) && p.contains("missing")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("metadata.yaml") && p.contains("records")),
+        "{problems:?}"
+    );
+}
+
+#[tokio::test]
+async fn two_swapped_files_are_both_found() {
+    let f = backed_up("").await;
+    let files = f.data_files();
+    let (a, b) = (&files[1], &files[2]);
+    let (da, db) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    std::fs::write(a, &db).unwrap();
+    std::fs::write(b, &da).unwrap();
+    let problems = f.problems().await;
+    for v in [a, b] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(&name(v))),
+            "{} not named: {problems:?}",
+            name(v)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_encrypted_file_is_found_and_where_decoding_stopped() {
+    let f = backed_up(&format!(
+        "compression: {{mode: ZSTD, level: 3}}, encryption: {{mode: AES256, key-file: \"{}\"}}",
+        key_pem().display()
+    ))
+    .await;
+    let victim = f.data_files()[1].clone();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let at = bytes.len() / 3;
+    for b in &mut bytes[at..at + 16] {
+        *b ^= 0xA5;
+    }
+    std::fs::write(&victim, &bytes).unwrap();
+    let st = f.verify().await;
+    assert_eq!(st["status"], "problems", "{st}");
+    let problems = st["report"]["problems"].as_array().unwrap();
+    let mine: Vec<&Value> = problems
+        .iter()
+        .filter(|p| p["file"].as_str().unwrap().ends_with(&name(&victim)))
+        .collect();
+    assert!(
+        mine.iter()
+            .any(|p| p["problem"].as_str().unwrap().contains("SHA-256")),
+        "{st}"
+    );
+    // The stream itself fails to decrypt-decompress-decode, with the stored offset.
+    assert!(
+        mine.iter().any(|p| p["offset"].is_u64()),
+        "decoding did not stop at the damage: {st}"
+    );
+}
+
+#[tokio::test]
+async fn a_backup_without_checksums_is_decoded_only_and_says_so() {
+    let f = backed_up("").await;
+    std::fs::remove_file(f.folder.join(CHECKSUMS_FILE)).unwrap();
+    let st = f.verify().await;
+    assert_eq!(st["status"], "ok", "{st}");
+    let r = &st["report"];
+    assert_eq!(r["records"], RECORDS as u64);
+    assert_eq!(r["checksummed-files"], 0);
+    assert_eq!(r["decode-only"].as_array().unwrap().len(), 1, "{st}");
+}
+
+/// `aerospike-backup-service verify` on a storage descriptor, no service: 0 when intact
+/// (the key's mode read from the metadata), 1 with the damaged file named, 2 without a key.
+#[tokio::test]
+async fn the_cli_verifies_a_backup_from_a_storage_descriptor() {
+    let f = backed_up(&format!(
+        "compression: {{mode: ZSTD, level: 3}}, encryption: {{mode: AES256, key-file: \"{}\"}}",
+        key_pem().display()
+    ))
+    .await;
+    let desc_dir = tempfile::tempdir().unwrap();
+    let desc = desc_dir.path().join("storage.yml");
+    std::fs::write(
+        &desc,
+        format!("local-storage: {{path: \"{}\"}}\n", f._dir.path().display()),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_aerospike-backup-service"))
+            .arg("verify")
+            .arg("--storage")
+            .arg(&desc)
+            .args(extra)
+            .arg(&f.key)
+            .env(
+                "ABS_CACHE_DIR",
+                PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+            )
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let key = key_pem().display().to_string();
+    let (code, out, err) = run(&["--key-file", &key, "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["records"], RECORDS as u64, "{out}");
+    assert_eq!(report["checksummed-files"], report["files"]);
+
+    let (code, out, err) = run(&[]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("encrypted") && err.contains("key"), "{err}");
+
+    let victim = f.data_files()[0].clone();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xFF;
+    std::fs::write(&victim, &bytes).unwrap();
+    let (code, out, err) = run(&["--key-file", &key]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains(&name(&victim)) && out.contains("PROBLEMS FOUND"),
+        "{out}"
+    );
+}
+
+/// A restore checks each file against `checksums.yaml` before writing any of its records:
+/// a plain file with one changed byte (which would decode and restore a wrong value) is
+/// refused with the file named, and nothing of it reaches the cluster.
+#[tokio::test]
+async fn a_restore_refuses_a_changed_file_before_writing_any_of_its_records() {
+    let f = backed_up("").await;
+    let victim = f.data_files()[0].clone();
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&victim, &bytes).unwrap();
+    crate::restore::wipe(&f.node);
+    let body = serde_json::json!({
+        "backup-data-path": f.key, "destination-name": "c", "source-name": "s",
+        "policy": {"parallel": 1},
+    });
+    let (s, id) = call(&f.app, "POST", "/v1/restore/full", Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{id}");
+    let id = id.as_i64().unwrap();
+    let st = loop {
+        let (_, st) = call(&f.app, "GET", &format!("/v1/restore/status/{id}"), None).await;
+        if st["status"] != "running" {
+            break st;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(st["status"], "failure", "{st}");
+    let error = st["error"].as_str().unwrap();
+    assert!(
+        error.contains(&name(&victim))
+            && error.contains("SHA-256")
+            && error.contains("not restored"),
+        "{error}"
+    );
+    // The victim is the first data file and one reader reads files in order: nothing was
+    // written.
+    assert_eq!(f.node.record_count("test"), 0);
+
+    // The same backup undamaged restores every record (the check passes).
+    bytes[at] ^= 0x01;
+    std::fs::write(&victim, &bytes).unwrap();
+    let body = serde_json::json!({
+        "backup-data-path": f.key, "destination-name": "c", "source-name": "s",
+    });
+    let (s, id) = call(&f.app, "POST", "/v1/restore/full", Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{id}");
+    let id = id.as_i64().unwrap();
+    loop {
+        let (_, st) = call(&f.app, "GET", &format!("/v1/restore/status/{id}"), None).await;
+        if st["status"] != "running" {
+            assert_eq!(st["status"], "success", "{st}");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(f.node.record_count("test"), RECORDS);
+}
+
+/// `verify-cron`: at each fire the routine's newest full backup is verified; `currentBackup`
+/// shows the next fire and the result, and a bad expression is refused naming the field.
+#[tokio::test]
+async fn verify_cron_verifies_the_newest_full_backup_and_current_backup_shows_it() {
+    use abs::scheduler::{ManualTimer, Scheduler};
+    // 2027-01-15T02:00:00Z; the verify fires daily at 03:00.
+    let start = 1_800_000_000_000 - 1_800_000_000_000 % 86_400_000 + 2 * 3_600_000;
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 500);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"
+aerospike-clusters:
+  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}
+storage:
+  s: {{local-storage: {{path: "{path}"}}}}
+backup-policies:
+  p: {{parallel: 2}}
+backup-routines:
+  r: {{interval-cron: "@yearly", verify-cron: "0 0 3 * * ?", source-cluster: c, storage: s, backup-policy: p, namespaces: [test]}}
+"#,
+        port = node.port(),
+        path = dir.path().display(),
+    );
+    let cfg = abs::config::parse::<Config>(&yaml, Format::Yaml).unwrap();
+    abs::config::validate(&cfg).unwrap();
+    let store = Arc::new(ConfigStore::in_memory(cfg));
+    let timer = Arc::new(ManualTimer::at_ms(start));
+    let ctx = Arc::new(EngineContext::new(plugins(), timer.clone()));
+    let metrics = Arc::new(Metrics::new());
+    let jobs = JobRegistry::with_context(store.clone(), Some(metrics.clone()), ctx);
+    let sched = Scheduler::new(
+        jobs.clone(),
+        store.clone(),
+        timer.clone(),
+        Some(metrics.clone()),
+    );
+    let mut state = AppState::new(store, metrics.clone());
+    state.set_scheduler(sched.clone());
+    let app = api::router(state);
+    sched.start().await.unwrap();
+
+    let (_, st) = call(&app, "GET", "/v1/backups/currentBackup/r", None).await;
+    assert_eq!(st["next-verify"], "2027-01-15T03:00:00Z", "{st}");
+    assert!(st.get("last-verify").is_none(), "{st}");
+    // A full backup, then the fire.
+    let (s, _) = call(&app, "POST", "/v1/backups/full/r", None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert!(matches!(
+        jobs.wait("r", BackupKind::Full).await,
+        Some(JobOutcome::Success(_))
+    ));
+    timer.set_ms(start + 3_600_000);
+    let mut last = Value::Null;
+    for _ in 0..1500 {
+        let (_, st) = call(&app, "GET", "/v1/backups/currentBackup/r", None).await;
+        last = st["last-verify"].clone();
+        if last["status"] == "ok" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(last["status"], "ok", "{last}");
+    assert_eq!(last["report"]["records"], 500, "{last}");
+    let (_, st) = call(&app, "GET", "/v1/backups/currentBackup/r", None).await;
+    assert_eq!(st["next-verify"], "2027-01-16T03:00:00Z", "{st}");
+
+    // A bad expression is refused naming the field.
+    let cfg =
+        abs::config::parse::<Config>(&yaml.replace("0 0 3 * * ?", "0 0 25 * * ?"), Format::Yaml)
+            .unwrap();
+    let text = format!("{:?}", abs::config::validate(&cfg).unwrap_err());
+    assert!(text.contains("backup-routines.r.verify-cron"), "{text}");
+}
