@@ -260,6 +260,8 @@ fn spawn_config_watch(
                         tracing::warn!("Changes to the service section (HTTP, logger) take effect after a restart.");
                     }
                     metrics.sync_routines(&next);
+                    // A storage removed from the config is no longer named by `/ready`.
+                    health.retain_storages(&next.storage.keys().collect::<Vec<_>>());
                     cfg = next;
                 }
                 _ = tokio::time::sleep(CLUSTER_PROBE_INTERVAL) => {}

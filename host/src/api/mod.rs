@@ -79,6 +79,11 @@ impl Health {
             }
         }
     }
+    /// Keeps only the named storages (others were removed from the config).
+    pub fn retain_storages(&self, names: &[&String]) {
+        let mut m = self.storages.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|k, _| names.contains(&k));
+    }
     pub fn storage_problems(&self) -> Vec<(String, String)> {
         let m = self.storages.lock().unwrap_or_else(|p| p.into_inner());
         m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
