@@ -85,7 +85,7 @@ pub async fn start_with_runtime(
 
     // Triggers run from here on; storage reachability is read in the background.
     state.scheduler.start();
-    spawn_storage_probe(state.backups.clone(), store.clone());
+    spawn_storage_probe(state.backups.clone(), store.clone(), state.health.clone());
 
     let http = cfg.service.http.clone();
     let app = api::server::with_timeouts(api::router(state.clone()), &http);
@@ -171,9 +171,14 @@ impl Running {
 }
 
 /// Lists each configured storage once at start-up (ABS 3.5+), in the background: one that
-/// cannot be opened or listed is logged with its name and reason; the service runs on.
-/// Routines' storages also show a failure in their routine state (the scheduler's recovery).
-fn spawn_storage_probe(jobs: crate::engine::jobs::JobRegistry, store: Arc<ConfigStore>) {
+/// cannot be opened or listed is logged with its name and reason, and named by `/ready`;
+/// the service runs on. Routines' storages also show a failure in their routine state (the
+/// scheduler's recovery).
+fn spawn_storage_probe(
+    jobs: crate::engine::jobs::JobRegistry,
+    store: Arc<ConfigStore>,
+    health: Arc<Health>,
+) {
     tokio::spawn(async move {
         let cfg = store.current();
         let plugins = match jobs.engine().await {
@@ -205,12 +210,18 @@ fn spawn_storage_probe(jobs: crate::engine::jobs::JobRegistry, store: Arc<Config
                 Err(e) => Err(e.to_string()),
             };
             match result {
-                Ok(()) => tracing::debug!(storage = %name, "Storage is reachable."),
-                Err(e) => tracing::warn!(
-                    storage = %name,
-                    error = %e,
-                    "Storage is not reachable; backups and restores that use it will fail until it is."
-                ),
+                Ok(()) => {
+                    tracing::debug!(storage = %name, "Storage is reachable.");
+                    health.set_storage(name, None);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        storage = %name,
+                        error = %e,
+                        "Storage is not reachable; backups and restores that use it will fail until it is."
+                    );
+                    health.set_storage(name, Some(e));
+                }
             }
         }
     });
@@ -249,6 +260,8 @@ fn spawn_config_watch(
                         tracing::warn!("Changes to the service section (HTTP, logger) take effect after a restart.");
                     }
                     metrics.sync_routines(&next);
+                    // A storage removed from the config is no longer named by `/ready`.
+                    health.retain_storages(&next.storage.keys().collect::<Vec<_>>());
                     cfg = next;
                 }
                 _ = tokio::time::sleep(CLUSTER_PROBE_INTERVAL) => {}

@@ -130,6 +130,11 @@ pub fn status_is_temporary(status: u16) -> bool {
 
 /// Maps a non-success status to the SDK error (`what` names the operation, `detail` is a
 /// short excerpt of the body, which must not contain secrets).
+///
+/// A 404 is `not-found`, except for a listing (`what` starting with `list `): a prefix with
+/// no objects lists empty, so a 404 there means the bucket or container itself is missing,
+/// and the operator needs the store's own code (`NoSuchBucket`, `ContainerNotFound`), which
+/// the payload-less `not-found` would drop.
 pub fn status_error(what: &str, status: u16, detail: &str) -> Error {
     let msg = if detail.is_empty() {
         format!("{what}: HTTP {status}")
@@ -137,6 +142,9 @@ pub fn status_error(what: &str, status: u16, detail: &str) -> Error {
         format!("{what}: HTTP {status}: {detail}")
     };
     match status {
+        404 if what.starts_with("list ") => {
+            Error::Other(format!("{msg} (the bucket or container does not exist)"))
+        }
         404 => Error::NotFound,
         401 | 403 => Error::Other(format!("{msg} (check the credentials and permissions)")),
         409 | 412 => Error::AlreadyExists,
@@ -521,5 +529,13 @@ mod tests {
         assert_eq!(status_error("get", 404, ""), Error::NotFound);
         assert!(!status_error("put", 400, "bad").is_temporary());
         assert!(!status_error("put", 403, "").is_temporary());
+        assert!(matches!(
+            status_error("get", 404, "NoSuchKey"),
+            Error::NotFound
+        ));
+        match status_error("list objects", 404, "NoSuchBucket: gone") {
+            Error::Other(m) => assert!(m.contains("HTTP 404: NoSuchBucket"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -260,14 +260,20 @@ async fn list_routine(
     state.backups.sweep_done().await;
     let ctx = state.backups.engine().await.map_err(engine_error)?;
     let plugins = ctx.plugins_for(&cfg).await.map_err(engine_error)?;
+    // From here on a failure is the storage's (its credentials, its agent, the store's
+    // answer): named with the storage and shown, never a bare 500.
+    let storage_error = |e: &dyn std::fmt::Display| ApiError::Storage {
+        storage: r.storage.clone(),
+        message: e.to_string(),
+    };
     // Resolved credentials open the storage; the response shows the configured one.
     let resolved = crate::engine::job_secrets::routine_storage(&cfg, routine)
         .await
-        .map_err(engine_error)?;
-    let storage = open_storage(&plugins, &resolved).map_err(engine_error)?;
+        .map_err(|e| storage_error(&e))?;
+    let storage = open_storage(&plugins, &resolved).map_err(|e| storage_error(&e))?;
     let found = layout::list_backups(&storage, routine, kind)
         .await
-        .map_err(engine_error)?;
+        .map_err(|e| storage_error(&e))?;
     Ok(found
         .into_iter()
         // By the backup's timestamp (its folder, the `timestamp` listed): `created` is the
@@ -296,8 +302,9 @@ async fn list_all(
             Ok(list) => {
                 out.insert(r, list);
             }
-            // One unreachable storage must not hide every other routine's backups; the
-            // routine is left out of the answer and the cause logged.
+            // A storage that fails the listing fails it whole, as in ABS, but named (502):
+            // an answer without the routine would read as "no backups". Anything else
+            // internal leaves the routine out and logs the cause.
             Err(ApiError::Internal(e)) => {
                 tracing::warn!(routine = %r, error = format!("{e:#}"), "Cannot list the routine's backups.");
             }
@@ -312,7 +319,8 @@ async fn list_all(
     params(("from" = Option<i64>, Query, description = "Lower bound of `created`, epoch ms, inclusive"),
         ("to" = Option<i64>, Query, description = "Upper bound of `created`, epoch ms, exclusive")),
     responses((status = 200, description = "Full backups by routine", body = BTreeMap<String, Vec<BackupDetails>>),
-        (status = 400, body = ErrorBody), (status = 500, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 502, description = "The storage refused or could not be reached", body = ErrorBody)))]
 pub async fn list_full(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -325,7 +333,8 @@ pub async fn list_full(
     params(("from" = Option<i64>, Query, description = "Lower bound of `created`, epoch ms, inclusive"),
         ("to" = Option<i64>, Query, description = "Upper bound of `created`, epoch ms, exclusive")),
     responses((status = 200, description = "Incremental backups by routine", body = BTreeMap<String, Vec<BackupDetails>>),
-        (status = 400, body = ErrorBody), (status = 500, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 502, description = "The storage refused or could not be reached", body = ErrorBody)))]
 pub async fn list_incremental(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -339,7 +348,8 @@ pub async fn list_incremental(
         ("from" = Option<i64>, Query, description = "Lower bound of `created`, epoch ms, inclusive"),
         ("to" = Option<i64>, Query, description = "Upper bound of `created`, epoch ms, exclusive")),
     responses((status = 200, body = Vec<BackupDetails>), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 500, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 502, description = "The storage refused or could not be reached", body = ErrorBody)))]
 pub async fn list_full_routine(
     State(state): State<AppState>,
     Name(name): Name,
@@ -357,7 +367,8 @@ pub async fn list_full_routine(
         ("from" = Option<i64>, Query, description = "Lower bound of `created`, epoch ms, inclusive"),
         ("to" = Option<i64>, Query, description = "Upper bound of `created`, epoch ms, exclusive")),
     responses((status = 200, body = Vec<BackupDetails>), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 500, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 500, body = ErrorBody),
+        (status = 502, description = "The storage refused or could not be reached", body = ErrorBody)))]
 pub async fn list_incremental_routine(
     State(state): State<AppState>,
     Name(name): Name,

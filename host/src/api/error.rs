@@ -43,6 +43,11 @@ pub enum ApiError {
     /// The previous configuration stays loaded and on disk.
     #[error("{0}")]
     SaveFailed(String),
+    /// A storage could not be reached or refused the request (credentials, missing bucket or
+    /// container): 502, with the storage's name and the store's own answer, which the
+    /// operator acts on. Plugin errors never carry secrets.
+    #[error("storage {storage}: {message}")]
+    Storage { storage: String, message: String },
     /// Anything else; the cause is logged, not shown. 500.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -71,6 +76,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage { .. } => StatusCode::BAD_GATEWAY,
             ApiError::SaveFailed(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -147,6 +153,14 @@ impl IntoResponse for ApiError {
                 ErrorBody {
                     error: m.clone(),
                     field: None,
+                    errors: vec![],
+                }
+            }
+            ApiError::Storage { storage, .. } => {
+                tracing::warn!(storage = %storage, error = %self, "Storage request failed.");
+                ErrorBody {
+                    error: self.to_string(),
+                    field: Some(format!("storage.{storage}")),
                     errors: vec![],
                 }
             }

@@ -30,11 +30,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// What `/ready` reports: whether start-up finished, and clusters that could not be reached.
+/// What `/ready` reports: whether start-up finished, and clusters and storages that could
+/// not be reached.
 #[derive(Debug, Default)]
 pub struct Health {
     ready: AtomicBool,
     clusters: Mutex<BTreeMap<String, String>>,
+    storages: Mutex<BTreeMap<String, String>>,
 }
 
 impl Health {
@@ -63,6 +65,27 @@ impl Health {
     }
     pub fn cluster_problems(&self) -> Vec<(String, String)> {
         let m = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+    /// Records what the start-up check of a storage found: `None` = reachable.
+    pub fn set_storage(&self, name: &str, problem: Option<String>) {
+        let mut m = self.storages.lock().unwrap_or_else(|p| p.into_inner());
+        match problem {
+            Some(p) => {
+                m.insert(name.to_string(), p);
+            }
+            None => {
+                m.remove(name);
+            }
+        }
+    }
+    /// Keeps only the named storages (others were removed from the config).
+    pub fn retain_storages(&self, names: &[&String]) {
+        let mut m = self.storages.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|k, _| names.contains(&k));
+    }
+    pub fn storage_problems(&self) -> Vec<(String, String)> {
+        let m = self.storages.lock().unwrap_or_else(|p| p.into_inner());
         m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }

@@ -54,7 +54,8 @@ pub async fn health() -> &'static str {
 }
 
 /// Readiness: 200 `Ok` once the configuration is loaded and the service runs; further lines
-/// name clusters that could not be reached (which do not make the service unready).
+/// name clusters, and storages the start-up check could not list, with the reason (neither
+/// makes the service unready, DESIGN D7).
 #[utoipa::path(get, path = "/ready", tag = "System",
     responses((status = 200, description = "Ready", body = String, content_type = "text/plain"),
         (status = 503, description = "Starting", body = String, content_type = "text/plain")))]
@@ -69,6 +70,9 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let mut body = String::from("Ok");
     for (name, problem) in state.health.cluster_problems() {
         body.push_str(&format!("\ncluster {name}: {problem}"));
+    }
+    for (name, problem) in state.health.storage_problems() {
+        body.push_str(&format!("\nstorage {name}: {problem}"));
     }
     body.into_response()
 }

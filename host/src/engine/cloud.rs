@@ -5,7 +5,7 @@
 //! credential chain that the service's own environment provides (`AWS_ACCESS_KEY_ID` /
 //! `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, then web identity (`AWS_WEB_IDENTITY_TOKEN_FILE`
 //! and `AWS_ROLE_ARN`, exchanged at job start by [`web_identity_keys`]), then the shared
-//! credentials file with `s3-profile`, `AWS_PROFILE` or `default`).
+//! credentials file and the shared config file with `s3-profile`, `AWS_PROFILE` or `default`).
 
 use std::path::PathBuf;
 
@@ -63,6 +63,9 @@ pub struct AwsEnvironment {
     pub session_token: Option<String>,
     pub profile: Option<String>,
     pub credentials_file: Option<PathBuf>,
+    /// `AWS_CONFIG_FILE`, default `~/.aws/config`: the AWS CLI writes keys here too
+    /// (`aws configure --profile`), under `[profile <name>]`.
+    pub config_file: Option<PathBuf>,
     /// `AWS_WEB_IDENTITY_TOKEN_FILE`: an OIDC token (EKS service accounts) to exchange for
     /// temporary keys of `AWS_ROLE_ARN`.
     pub web_identity_token_file: Option<PathBuf>,
@@ -84,6 +87,9 @@ impl AwsEnvironment {
             credentials_file: var("AWS_SHARED_CREDENTIALS_FILE")
                 .map(PathBuf::from)
                 .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".aws/credentials"))),
+            config_file: var("AWS_CONFIG_FILE")
+                .map(PathBuf::from)
+                .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".aws/config"))),
             web_identity_token_file: var("AWS_WEB_IDENTITY_TOKEN_FILE").map(PathBuf::from),
             role_arn: var("AWS_ROLE_ARN"),
             role_session_name: var("AWS_ROLE_SESSION_NAME"),
@@ -150,15 +156,16 @@ fn aws_chain(s3: &S3Storage, env: &AwsEnvironment) -> Result<Option<AwsKeys>, En
         .clone()
         .or_else(|| env.profile.clone())
         .unwrap_or_else(|| "default".into());
-    let from_file = env
-        .credentials_file
-        .as_ref()
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|text| profile_keys(&text, &profile));
+    // The credentials file wins over the config file, as in the AWS SDKs.
+    let from_file = [&env.credentials_file, &env.config_file]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .find_map(|text| profile_keys(&text, &profile));
     match from_file {
         Some(k) => Ok(Some(k)),
         None if s3.s3_profile.is_some() => Err(EngineError::Config(format!(
-            "s3-storage.s3-profile: no credentials for profile {profile:?} in the shared credentials file"
+            "s3-storage.s3-profile: no credentials for profile {profile:?} in the shared credentials or config file"
         ))),
         // No credentials anywhere: unsigned requests (public buckets); S3 answers 403 otherwise.
         None => Ok(None),
@@ -524,6 +531,32 @@ mod tests {
         assert!(e.to_string().contains("s3-profile"), "{e}");
         let (_, s) = s3_plugin_config(&s3(), &AwsEnvironment::default()).unwrap();
         assert!(s.0.is_empty());
+
+        // The config file (`[profile <name>]`) serves a profile the credentials file lacks.
+        let config = dir.path().join("config");
+        std::fs::write(
+            &config,
+            "[default]\nregion = eu-west-1\n\n[profile cli]\nregion = eu-west-1\naws_access_key_id = C\naws_secret_access_key = CS\n",
+        )
+        .unwrap();
+        let env = AwsEnvironment {
+            credentials_file: Some(dir.path().join("credentials")),
+            config_file: Some(config),
+            ..AwsEnvironment::default()
+        };
+        c.s3_profile = Some("cli".into());
+        let (_, s) = s3_plugin_config(&c, &env).unwrap();
+        assert_eq!(
+            names(&s)[..2],
+            [("access-key-id", "C"), ("secret-access-key", "CS")]
+        );
+        c.s3_profile = Some("backup".into());
+        let (_, s) = s3_plugin_config(&c, &env).unwrap();
+        assert_eq!(
+            names(&s)[0],
+            ("access-key-id", "B"),
+            "the credentials file wins"
+        );
     }
 
     #[test]

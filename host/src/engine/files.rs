@@ -390,6 +390,10 @@ pub async fn upload_files(
                         .await
                         .map_err(|e| EngineError::plugin(format!("finishing {key}"), e))?;
                     written.sum(&key, digest.size, digest.hex());
+                    // The finished upload still holds a storage slot: let it go before the
+                    // marker's delete asks for one, or `parallel` writers at this point
+                    // (more than the slots) would each wait for the others.
+                    drop(up);
                     if mark_open {
                         let marker = format!("{key}{OPEN_MARKER_SUFFIX}");
                         storage.delete(&marker).await.map_err(|e| {

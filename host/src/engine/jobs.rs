@@ -391,7 +391,7 @@ impl JobRegistry {
             let outcome = match result {
                 Ok(report) => JobOutcome::Success(report),
                 Err(EngineError::Cancelled) => JobOutcome::Canceled,
-                Err(e) => JobOutcome::Failure(e.to_string()),
+                Err(e) => JobOutcome::Failure(failure_text(&spec, &e)),
             };
             if let JobOutcome::Success(report) = &outcome
                 && kind == BackupKind::Full
@@ -835,4 +835,34 @@ impl JobRegistry {
     pub async fn engine(&self) -> Result<Arc<EngineContext>, EngineError> {
         self.context().await
     }
+}
+
+/// A job's failure as the operator reads it. A storage's failure names the storage, as the
+/// backup listings do (`storage <name>: <what>: <the store's answer>`), so a refused key or a
+/// missing bucket reads the same in both places.
+fn failure_text(spec: &JobSpec, e: &EngineError) -> String {
+    let storage = spec
+        .config
+        .backup_routines
+        .get(&spec.routine)
+        .map(|r| r.storage.as_str());
+    match (e, storage) {
+        (EngineError::Plugin { context, .. }, Some(name)) if is_storage_step(context) => {
+            format!("storage {name}: {e}")
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Whether a plugin error's context is a step of the storage (rather than of a codec).
+fn is_storage_step(context: &str) -> bool {
+    [
+        "opening storage",
+        "listing backups",
+        "checking the backup folder",
+    ]
+    .contains(&context)
+        || ["writing ", "finishing ", "removing the marker"]
+            .iter()
+            .any(|p| context.starts_with(p))
 }

@@ -18,7 +18,7 @@ use crate::cloud::{
 /// An account SAS for the Azurite development account (blob service; container and object
 /// resources; read, write, delete, list, add, create), signed by the test with the account key
 /// as the Azure Storage reference defines the string to sign for version 2020-08-04.
-fn account_sas() -> String {
+pub(crate) fn account_sas() -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let (sp, ss, srt, se, spr, sv) = (
@@ -89,7 +89,7 @@ async fn azure_sas_token_in_the_endpoint_round_trips() {
     }
 }
 
-fn gcs_with_bucket(tag: &str) -> (StandIn, String) {
+pub(crate) fn gcs_with_bucket(tag: &str) -> (StandIn, String) {
     let gcs = emulators::fake_gcs()
         .expect("the fake-gcs-server stand-in must be installed (scripts/test)");
     let bucket = bucket_name(tag);
@@ -119,7 +119,7 @@ async fn gcs_endpoint_as_abs_writes_it_without_authentication_round_trips() {
 
 /// A service-account key JSON whose token endpoint is the test's own, and the count of
 /// grants that endpoint accepted.
-fn service_account_key() -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+pub(crate) fn service_account_key() -> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
     use rustls::pki_types::PrivateKeyDer;
     use rustls::pki_types::pem::PemObject;
     let pem_path =
@@ -165,9 +165,9 @@ async fn gcs_key_json_from_the_secret_agent_with_the_abs_endpoint_round_trips() 
     let double = SecretAgentDouble::start().unwrap();
     double.set("gcp", "key", key.as_bytes());
     let storage = format!(
-        "    gcp-storage: {{bucket-name: {bucket}, path: abs/rt, endpoint: \"{}/storage/v1/\", key: \"secrets:gcp:key\", secret-agent-name: sa}}\nsecret-agents:\n  sa: {{connection-type: tcp, address: 127.0.0.1, port: {}, timeout: 3000}}",
+        "    gcp-storage: {{bucket-name: {bucket}, path: abs/rt, endpoint: \"{}/storage/v1/\", key: \"secrets:gcp:key\", secret-agent-name: sa}}{}",
         gcs.endpoint(),
-        double.port()
+        crate::cloud::agent_section(double.port())
     );
     cloud_round_trip(
         "gcs, key from the agent",

@@ -13,7 +13,7 @@ use testkit::secret_agent::SecretAgentDouble;
 
 use crate::cloud::{bucket_name, cloud_round_trip, registry};
 
-fn s3s_with_bucket(tag: &str) -> (StandIn, String) {
+pub(crate) fn s3s_with_bucket(tag: &str) -> (StandIn, String) {
     let s3s = emulators::s3s_fs()
         .expect("the s3s-fs S3 stand-in must be installed (scripts/test sets ABS_S3S_FS)");
     let bucket = bucket_name(tag);
@@ -91,9 +91,9 @@ async fn s3s_fs_keys_from_the_secret_agent_both_halves_round_trip() {
     double.set("aws", "secret", S3S_FS_SECRET_KEY.as_bytes());
     // The storage entry, then the agent as a top-level section of the same document.
     let storage = format!(
-        "    s3-storage: {{bucket: {bucket}, s3-region: us-east-1, path: abs/rt, s3-endpoint-override: \"{}\", access-key-id: \"secrets:aws:key-id\", secret-access-key: \"secrets:aws:secret\", secret-agent-name: sa}}\nsecret-agents:\n  sa: {{connection-type: tcp, address: 127.0.0.1, port: {}, timeout: 3000}}",
+        "    s3-storage: {{bucket: {bucket}, s3-region: us-east-1, path: abs/rt, s3-endpoint-override: \"{}\", access-key-id: \"secrets:aws:key-id\", secret-access-key: \"secrets:aws:secret\", secret-agent-name: sa}}{}",
         s3s.endpoint(),
-        double.port()
+        crate::cloud::agent_section(double.port())
     );
     let backend = s3s_backend(&s3s, &bucket, "abs/rt", S3S_FS_SECRET_KEY);
     cloud_round_trip("s3s-fs, keys from the agent", &storage, backend).await;

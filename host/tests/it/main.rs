@@ -24,3 +24,4 @@ mod self_contained;
 mod service;
 mod upstream_api;
 mod upstream_behaviour;
+mod upstream_storage;
