@@ -184,11 +184,13 @@ fn details(b: FoundBackup, storage: &Storage) -> BackupDetails {
     }
 }
 
-/// `from`/`to` in epoch ms: from inclusive, to exclusive.
-#[derive(Debug, Clone, Copy, Default)]
+/// `from`/`to` in epoch ms: from inclusive, to exclusive; and which storage to list.
+#[derive(Debug, Clone, Default)]
 struct TimeBounds {
     from: Option<i64>,
     to: Option<i64>,
+    /// Ours: list the copies in this `copy-to` storage instead of the routine's own.
+    storage: Option<String>,
 }
 
 impl TimeBounds {
@@ -208,6 +210,10 @@ impl TimeBounds {
         let b = TimeBounds {
             from: one("from")?,
             to: one("to")?,
+            storage: q
+                .get("storage")
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
         };
         if let (Some(f), Some(t)) = (b.from, b.to)
             && f >= t
@@ -252,10 +258,23 @@ async fn list_routine(
         .backup_routines
         .get(routine)
         .ok_or_else(|| ApiError::NotFound(format!("routine {routine} not found")))?;
+    // The routine's own storage, or with `?storage=` one of its `copy-to` storages.
+    let storage_name = match &bounds.storage {
+        None => r.storage.clone(),
+        Some(s) if *s == r.storage || r.copy_to.iter().flatten().any(|c| c == s) => s.clone(),
+        Some(s) => {
+            return Err(ApiError::bad_field(
+                "storage",
+                format!(
+                    "routine {routine} keeps no backups in storage {s} (neither its storage nor a copy-to)"
+                ),
+            ));
+        }
+    };
     let storage_cfg = cfg
         .storage
-        .get(&r.storage)
-        .ok_or_else(|| ApiError::NotFound(format!("storage {} not found", r.storage)))?;
+        .get(&storage_name)
+        .ok_or_else(|| ApiError::NotFound(format!("storage {storage_name} not found")))?;
     // Right after a start, the sweep may still be removing what a crash left.
     state.backups.sweep_done().await;
     let ctx = state.backups.engine().await.map_err(engine_error)?;
@@ -263,11 +282,11 @@ async fn list_routine(
     // From here on a failure is the storage's (its credentials, its agent, the store's
     // answer): named with the storage and shown, never a bare 500.
     let storage_error = |e: &dyn std::fmt::Display| ApiError::Storage {
-        storage: r.storage.clone(),
+        storage: storage_name.clone(),
         message: e.to_string(),
     };
     // Resolved credentials open the storage; the response shows the configured one.
-    let resolved = crate::engine::job_secrets::routine_storage(&cfg, routine)
+    let resolved = crate::engine::job_secrets::routine_storage_named(&cfg, routine, &storage_name)
         .await
         .map_err(|e| storage_error(&e))?;
     let storage = open_storage(&plugins, &resolved).map_err(|e| storage_error(&e))?;
@@ -297,8 +316,18 @@ async fn list_all(
         .cloned()
         .collect();
     let mut out = BTreeMap::new();
+    let cfg = state.store.current();
     for r in routines {
-        match list_routine(state, &r, kind, bounds).await {
+        if let Some(s) = &bounds.storage {
+            let keeps = cfg
+                .backup_routines
+                .get(&r)
+                .is_some_and(|x| x.storage == *s || x.copy_to.iter().flatten().any(|c| c == s));
+            if !keeps {
+                continue;
+            }
+        }
+        match list_routine(state, &r, kind, bounds.clone()).await {
             Ok(list) => {
                 out.insert(r, list);
             }
@@ -317,7 +346,8 @@ async fn list_all(
 /// Full backups of every routine.
 #[utoipa::path(get, path = "/v1/backups/full", tag = "Backup",
     params(("from" = Option<i64>, Query, description = "Lower bound of `created`, epoch ms, inclusive"),
-        ("to" = Option<i64>, Query, description = "Upper bound of `created`, epoch ms, exclusive")),
+        ("to" = Option<i64>, Query, description = "Upper bound of `created`, epoch ms, exclusive"),
+        ("storage" = Option<String>, Query, description = "Ours: list the copies in this copy-to storage")),
     responses((status = 200, description = "Full backups by routine", body = BTreeMap<String, Vec<BackupDetails>>),
         (status = 400, body = ErrorBody), (status = 500, body = ErrorBody),
         (status = 502, description = "The storage refused or could not be reached", body = ErrorBody)))]
@@ -331,7 +361,8 @@ pub async fn list_full(
 /// Incremental backups of every routine.
 #[utoipa::path(get, path = "/v1/backups/incremental", tag = "Backup",
     params(("from" = Option<i64>, Query, description = "Lower bound of `created`, epoch ms, inclusive"),
-        ("to" = Option<i64>, Query, description = "Upper bound of `created`, epoch ms, exclusive")),
+        ("to" = Option<i64>, Query, description = "Upper bound of `created`, epoch ms, exclusive"),
+        ("storage" = Option<String>, Query, description = "Ours: list the copies in this copy-to storage")),
     responses((status = 200, description = "Incremental backups by routine", body = BTreeMap<String, Vec<BackupDetails>>),
         (status = 400, body = ErrorBody), (status = 500, body = ErrorBody),
         (status = 502, description = "The storage refused or could not be reached", body = ErrorBody)))]
@@ -346,7 +377,8 @@ pub async fn list_incremental(
 #[utoipa::path(get, path = "/v1/backups/full/{name}", tag = "Backup",
     params(("name" = String, Path, description = "Routine"),
         ("from" = Option<i64>, Query, description = "Lower bound of `created`, epoch ms, inclusive"),
-        ("to" = Option<i64>, Query, description = "Upper bound of `created`, epoch ms, exclusive")),
+        ("to" = Option<i64>, Query, description = "Upper bound of `created`, epoch ms, exclusive"),
+        ("storage" = Option<String>, Query, description = "Ours: list the copies in this copy-to storage")),
     responses((status = 200, body = Vec<BackupDetails>), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 500, body = ErrorBody),
         (status = 502, description = "The storage refused or could not be reached", body = ErrorBody)))]
@@ -365,7 +397,8 @@ pub async fn list_full_routine(
 #[utoipa::path(get, path = "/v1/backups/incremental/{name}", tag = "Backup",
     params(("name" = String, Path, description = "Routine"),
         ("from" = Option<i64>, Query, description = "Lower bound of `created`, epoch ms, inclusive"),
-        ("to" = Option<i64>, Query, description = "Upper bound of `created`, epoch ms, exclusive")),
+        ("to" = Option<i64>, Query, description = "Upper bound of `created`, epoch ms, exclusive"),
+        ("storage" = Option<String>, Query, description = "Ours: list the copies in this copy-to storage")),
     responses((status = 200, body = Vec<BackupDetails>), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 500, body = ErrorBody),
         (status = 502, description = "The storage refused or could not be reached", body = ErrorBody)))]

@@ -11,11 +11,18 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use crate::engine::verify_jobs::{VerifyStartError, VerifyStatus};
 
-fn start_error(e: VerifyStartError) -> ApiError {
-    match e {
-        VerifyStartError::NotFound(m) => ApiError::NotFound(m),
-        VerifyStartError::Request(r) => ApiError::bad_field(r.field, r.message),
-        VerifyStartError::Engine(e) => ApiError::Internal(anyhow::anyhow!("{e}")),
+/// `storage`: the routine's storage, named in a 502 when the store failed.
+fn start_error(e: VerifyStartError, storage: Option<String>) -> ApiError {
+    match (e, storage) {
+        (VerifyStartError::NotFound(m), _) => ApiError::NotFound(m),
+        (VerifyStartError::Request(r), _) => ApiError::bad_field(r.field, r.message),
+        (VerifyStartError::Engine(e @ crate::engine::EngineError::Plugin { .. }), Some(s)) => {
+            ApiError::Storage {
+                storage: s,
+                message: e.to_string(),
+            }
+        }
+        (VerifyStartError::Engine(e), _) => ApiError::Internal(anyhow::anyhow!("{e}")),
     }
 }
 
@@ -32,7 +39,9 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
         ("timestamp" = i64, Path, description = "The backup folder's epoch ms")),
     responses((status = 202, body = i64, content_type = "application/json",
             description = "The job id, a bare JSON number"),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 500, body = ErrorBody),
+        (status = 502, description = "The storage refused or could not be reached", body = ErrorBody)))]
 pub async fn verify_backup(
     State(state): State<AppState>,
     Path((name, timestamp)): Path<(String, String)>,
@@ -48,11 +57,13 @@ pub async fn verify_backup(
         .engine()
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+    let config = state.store.current();
+    let storage = config.backup_routines.get(&name).map(|r| r.storage.clone());
     let id = state
         .verifies
-        .start(ctx, state.store.current(), &name, ts)
+        .start(ctx, config, &name, ts)
         .await
-        .map_err(start_error)?;
+        .map_err(|e| start_error(e, storage))?;
     Ok((StatusCode::ACCEPTED, Json(id)).into_response())
 }
 

@@ -888,7 +888,7 @@ pub struct S3Storage {
     pub max_async_connections: Option<u32>,
     /// Storage class of written objects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage_class: Option<String>,
+    pub storage_class: Option<StorageClass>,
     /// Inline Secret Agent for this storage's secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_agent: Option<SecretAgent>,
@@ -940,7 +940,7 @@ pub struct AzureStorage {
     pub min_part_size: Option<u64>,
     /// Access tier of written blobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage_class: Option<String>,
+    pub storage_class: Option<StorageClass>,
     /// Inline Secret Agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_agent: Option<SecretAgent>,
@@ -1427,6 +1427,37 @@ config_enum! {
     pub enum ConnectionType {
         Tcp = "tcp",
         Unix = "unix",
+    }
+}
+
+/// `storage-class` of S3 and Azure storage: one class (access tier) for every object, or
+/// ABS's `{data, metadata}`: `data` for the `.asb` files, `metadata` for the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum StorageClass {
+    One(String),
+    Split(SplitStorageClass),
+}
+
+/// `storage-class: {data, metadata}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SplitStorageClass {
+    /// The class of the data files; absent: the store's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// The class of metadata and sidecar files (quick to read back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
+}
+
+impl StorageClass {
+    /// The data files' class and the other files' class.
+    pub fn classes(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            StorageClass::One(c) => (Some(c), None),
+            StorageClass::Split(s) => (s.data.as_deref(), s.metadata.as_deref()),
+        }
     }
 }
 

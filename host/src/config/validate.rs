@@ -596,6 +596,38 @@ fn required(e: &mut Errors, path: String, v: &str) {
     }
 }
 
+/// ABS's `storage-class: {data, metadata}` for S3: any class for data; metadata only in a
+/// class read back at once.
+fn s3_classes(e: &mut Errors, path: &str, c: &SplitStorageClass) {
+    const DATA: [&str; 11] = [
+        "STANDARD",
+        "REDUCED_REDUNDANCY",
+        "GLACIER",
+        "STANDARD_IA",
+        "ONEZONE_IA",
+        "INTELLIGENT_TIERING",
+        "DEEP_ARCHIVE",
+        "OUTPOSTS",
+        "GLACIER_IR",
+        "SNOW",
+        "EXPRESS_ONEZONE",
+    ];
+    const METADATA: [&str; 3] = ["STANDARD", "INTELLIGENT_TIERING", "EXPRESS_ONEZONE"];
+    for (field, value, allowed) in [
+        ("data", &c.data, &DATA[..]),
+        ("metadata", &c.metadata, &METADATA[..]),
+    ] {
+        if let Some(v) = value
+            && !allowed.contains(&v.as_str())
+        {
+            e.push(
+                format!("{path}.{field}"),
+                format!("\"{v}\": expected one of {}", allowed.join(", ")),
+            );
+        }
+    }
+}
+
 fn storage(e: &mut Errors, cfg: &Config, path: &str, s: &Storage) {
     let p = format!("{path}.{}", s.kind());
     match s {
@@ -623,6 +655,9 @@ fn storage(e: &mut Errors, cfg: &Config, path: &str, s: &Storage) {
             }
             if let Some(ep) = s3.s3_endpoint_override.as_deref().filter(|s| !s.is_empty()) {
                 check_url(e, format!("{p}.s3-endpoint-override"), ep);
+            }
+            if let Some(StorageClass::Split(c)) = &s3.storage_class {
+                s3_classes(e, &format!("{p}.storage-class"), c);
             }
             agent_refs(
                 e,

@@ -306,7 +306,12 @@ pub fn s3_plugin_config(
         "max-async-connections",
         s3.max_async_connections.map(Value::from),
     );
-    put("storage-class", s3.storage_class.clone().map(Value::from));
+    let (data, metadata) = s3
+        .storage_class
+        .as_ref()
+        .map_or((None, None), |c| c.classes());
+    put("storage-class", data.map(Value::from));
+    put("metadata-storage-class", metadata.map(Value::from));
     let mut secrets = Vec::new();
     if let Some(k) = aws_chain(s3, env)? {
         secrets.push(("access-key-id".to_string(), k.access_key_id));
@@ -361,7 +366,12 @@ pub fn azure_plugin_config(a: &AzureStorage) -> Result<(Value, StorageSecrets), 
     put("path", a.path.clone().map(Value::from));
     put("account-name", a.account_name.clone().map(Value::from));
     put("min-part-size", a.min_part_size.map(Value::from));
-    put("storage-class", a.storage_class.clone().map(Value::from));
+    let (data, metadata) = a
+        .storage_class
+        .as_ref()
+        .map_or((None, None), |c| c.classes());
+    put("storage-class", data.map(Value::from));
+    put("metadata-storage-class", metadata.map(Value::from));
     Ok((
         Value::Object(o),
         StorageSecrets(vec![(secret.0.to_string(), secret.1)]),
@@ -566,7 +576,7 @@ mod tests {
             container_name: "c".into(),
             account_name: Some("acct".into()),
             account_key: Some(Secret::new("a2V5")),
-            storage_class: Some("Cool".into()),
+            storage_class: Some(crate::config::StorageClass::One("Cool".into())),
             ..AzureStorage::default()
         };
         let (o, s) = azure_plugin_config(&a).unwrap();

@@ -165,20 +165,9 @@ async fn open_named(
     routine: &str,
     name: &str,
 ) -> Result<Arc<dyn Storage>, String> {
-    let cfg = config
-        .storage
-        .get(name)
-        .ok_or_else(|| format!("storage {name} not found"))?;
-    let agent_name = config
-        .backup_routines
-        .get(routine)
-        .and_then(|r| r.secret_agent.as_deref());
-    let agent = crate::secrets::agent_for(&config.secret_agents, None, agent_name, None)
+    let resolved = super::job_secrets::routine_storage_named(config, routine, name)
+        .await
         .map_err(|e| e.to_string())?;
-    let resolved =
-        super::job_secrets::resolve_storage(&config.secret_agents, name, cfg, agent.as_ref())
-            .await
-            .map_err(|e| e.to_string())?;
     super::wiring::open_storage(plugins, &resolved).map_err(|e| format!("storage {name}: {e}"))
 }
 

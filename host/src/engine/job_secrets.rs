@@ -384,11 +384,28 @@ pub async fn routine_storage(config: &Config, routine: &str) -> Result<StorageCo
         .backup_routines
         .get(routine)
         .ok_or_else(|| EngineError::Config(format!("routine {routine} not found")))?;
+    routine_storage_named(config, routine, &r.storage).await
+}
+
+/// Storage `name` as `routine` reaches it (its own or a `copy-to` storage): credentials
+/// resolved, with the routine's Secret Agent as the default.
+///
+/// # Errors
+/// As [`resolve_storage`]; an unknown routine or storage.
+pub async fn routine_storage_named(
+    config: &Config,
+    routine: &str,
+    name: &str,
+) -> Result<StorageConfig, EngineError> {
+    let r = config
+        .backup_routines
+        .get(routine)
+        .ok_or_else(|| EngineError::Config(format!("routine {routine} not found")))?;
     let storage = config
         .storage
-        .get(&r.storage)
-        .ok_or_else(|| EngineError::Config(format!("storage {} not found", r.storage)))?;
+        .get(name)
+        .ok_or_else(|| EngineError::Config(format!("storage {name} not found")))?;
     let agent = secrets::agent_for(&config.secret_agents, None, r.secret_agent.as_deref(), None)
         .map_err(|e| EngineError::Config(format!("routine {routine}: secret-agent: {e}")))?;
-    resolve_storage(&config.secret_agents, &r.storage, storage, agent.as_ref()).await
+    resolve_storage(&config.secret_agents, name, storage, agent.as_ref()).await
 }

@@ -941,6 +941,70 @@ async fn s3_storage_class_is_sent_with_every_object_created() {
     }
 }
 
+/// ABS's `storage-class: {data, metadata}`: the `.asb` files in the data class, every other
+/// object (metadata, checksums, sidecars) in the metadata class.
+#[tokio::test]
+async fn s3_storage_class_data_and_metadata_go_to_their_objects() {
+    use std::sync::Mutex;
+    use testkit::fault_proxy::{Fault, FaultProxy};
+    let (moto, bucket) = moto_with_bucket("split");
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    let proxy = FaultProxy::start(moto.port(), move |h, _| {
+        seen.lock().unwrap().push(h.clone());
+        Fault::Pass
+    })
+    .unwrap();
+    let storage = format!(
+        "    s3-storage: {{bucket: {bucket}, s3-region: us-east-1, path: abs/rt, s3-endpoint-override: \"{}\", access-key-id: AKIDTEST, secret-access-key: test-secret-not-real, storage-class: {{data: GLACIER_IR, metadata: STANDARD}}}}",
+        proxy.endpoint()
+    );
+    cloud_round_trip(
+        "s3 with data and metadata classes",
+        &storage,
+        s3_backend(&moto, &bucket, "abs/rt"),
+    )
+    .await;
+    let heads = heads.lock().unwrap();
+    let creations: Vec<_> = heads
+        .iter()
+        .filter(|h| {
+            (h.method == "PUT" && !h.target.contains("partNumber="))
+                || (h.method == "POST" && h.target.contains("?uploads"))
+        })
+        .collect();
+    let (mut data, mut other) = (0, 0);
+    for h in creations {
+        let path = h.target.split('?').next().unwrap_or_default();
+        let want = if path.ends_with(".asb") {
+            data += 1;
+            "GLACIER_IR"
+        } else {
+            other += 1;
+            "STANDARD"
+        };
+        assert_eq!(
+            h.header("x-amz-storage-class"),
+            Some(want),
+            "{} {}",
+            h.method,
+            h.target
+        );
+    }
+    assert!(data > 0 && other > 0, "{data} data objects, {other} others");
+    // Metadata in a slow class is refused naming the field, as ABS does.
+    let cfg = abs::config::parse::<abs::config::Config>(
+        "storage:\n  s: {s3-storage: {bucket: b, s3-region: r, storage-class: {data: GLACIER, metadata: DEEP_ARCHIVE}}}\n",
+        abs::config::Format::Yaml,
+    )
+    .unwrap();
+    let text = format!("{:?}", abs::config::validate(&cfg).unwrap_err());
+    assert!(
+        text.contains("storage.s.s3-storage.storage-class.metadata"),
+        "{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_backup_with_more_writers_than_storage_slots_completes() {
     // Each writer holds an open upload (a storage slot) and, at the end of its file,

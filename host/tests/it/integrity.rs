@@ -613,9 +613,20 @@ backup-routines:
         bad["message"].as_str().unwrap().contains("storage bad"),
         "{st}"
     );
-    // The backup itself is listed whole, and the copy verifies on its own.
+    // The backup itself is listed whole; the copy is listed with `?storage=`, and verifies
+    // on its own.
     let (_, list) = call(&app, "GET", "/v1/backups/full/r", None).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let (s, copied) = call(&app, "GET", "/v1/backups/full/r?storage=s2", None).await;
+    assert_eq!(s, StatusCode::OK, "{copied}");
+    assert_eq!(copied[0]["key"], list[0]["key"], "{copied}");
+    assert_eq!(copied[0]["record-count"], 800);
+    let (s, all) = call(&app, "GET", "/v1/backups/full?storage=s2", None).await;
+    assert_eq!(s, StatusCode::OK, "{all}");
+    assert_eq!(all["r"].as_array().unwrap().len(), 1, "{all}");
+    let (s, b) = call(&app, "GET", "/v1/backups/full/r?storage=elsewhere", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["field"], "storage");
     let m = metrics.render();
     for (storage, outcome) in [("s2", "success"), ("bad", "failure")] {
         let line = format!(

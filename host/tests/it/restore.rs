@@ -796,8 +796,23 @@ async fn bad_files_fail_the_job_clearly_and_the_service_goes_on() {
     assert!(err.contains(&fname) && err.contains("line 1"), "{err}");
     assert_invariant(&v);
 
-    // Truncated mid-stream: the records before the cut are written and counted.
+    // Truncated mid-stream, with checksums.yaml: refused before any of its records.
     std::fs::write(&data, &original[..original.len() / 2]).unwrap();
+    wipe(&node);
+    let v = h.restore(&path, enc.clone()).await;
+    assert_eq!(v.status, RestoreStatus::Failure);
+    let err = v.error.clone().unwrap();
+    assert!(
+        err.contains(&fname) && err.contains("checksums.yaml"),
+        "{err}"
+    );
+    assert_eq!(v.counters.inserted_records, 0, "{:?}", v.counters);
+    assert_invariant(&v);
+
+    // Without checksums.yaml (asbackup's backups, older ones): the decoder finds the cut;
+    // the records before it are written and counted.
+    let sums = std::fs::read(folder.join("checksums.yaml")).unwrap();
+    std::fs::remove_file(folder.join("checksums.yaml")).unwrap();
     wipe(&node);
     let v = h.restore(&path, enc.clone()).await;
     assert_eq!(v.status, RestoreStatus::Failure);
@@ -805,6 +820,7 @@ async fn bad_files_fail_the_job_clearly_and_the_service_goes_on() {
     assert!(err.contains(&fname) && err.contains("line"), "{err}");
     assert!(v.counters.inserted_records > 0, "{:?}", v.counters);
     assert_invariant(&v);
+    std::fs::write(folder.join("checksums.yaml"), sums).unwrap();
 
     // Corrupt plain text: a flipped byte in a record line names the line.
     let h2 = harness(&node, "parallel: 1");
@@ -818,6 +834,8 @@ async fn bad_files_fail_the_job_clearly_and_the_service_goes_on() {
     let text = std::fs::read_to_string(&f2).unwrap();
     let broken = text.replacen("\n+ g ", "\n+ g x", 5);
     std::fs::write(&f2, broken).unwrap();
+    // (Without checksums.yaml, so the decoder is what finds it.)
+    std::fs::remove_file(h2.dir.path().join(&path2).join("checksums.yaml")).unwrap();
     let v = h2.restore(&path2, serde_json::json!({})).await;
     assert_eq!(v.status, RestoreStatus::Failure);
     assert!(

@@ -59,9 +59,14 @@ pub struct Options {
     /// Block size in bytes.
     #[serde(default)]
     min_part_size: Option<u64>,
-    /// Access tier of written blobs: Hot, Cool, Cold or Archive.
+    /// Access tier of written blobs: Hot, Cool, Cold or Archive; of the data files (`.asb`)
+    /// only when `metadata-storage-class` is given.
     #[serde(default)]
     storage_class: Option<String>,
+    /// Access tier of every blob that is not a data file (metadata, checksums, sidecars):
+    /// ABS's `storage-class.metadata`.
+    #[serde(default)]
+    metadata_storage_class: Option<String>,
 }
 
 impl Options {
@@ -86,12 +91,17 @@ impl Options {
                 "min-part-size: must be between 1 and {MAX_BLOCK} bytes"
             )));
         }
-        if let Some(t) = &o.storage_class
-            && !["Hot", "Cool", "Cold", "Archive"].contains(&t.as_str())
-        {
-            return Err(Error::invalid_config(format!(
-                "storage-class: {t:?} is not an access tier (Hot, Cool, Cold, Archive)"
-            )));
+        for (field, tier) in [
+            ("storage-class", &o.storage_class),
+            ("metadata-storage-class", &o.metadata_storage_class),
+        ] {
+            if let Some(t) = tier
+                && !["Hot", "Cool", "Cold", "Archive"].contains(&t.as_str())
+            {
+                return Err(Error::invalid_config(format!(
+                    "{field}: {t:?} is not an access tier (Hot, Cool, Cold, Archive)"
+                )));
+            }
         }
         Ok(())
     }
@@ -129,6 +139,7 @@ struct Conn {
     root: String,
     auth: Auth,
     tier: Option<String>,
+    metadata_tier: Option<String>,
 }
 
 fn timeouts() -> Timeouts {
@@ -328,6 +339,7 @@ impl Storage for AzureStorage {
                 root,
                 auth,
                 tier: o.storage_class,
+                metadata_tier: o.metadata_storage_class,
             },
             block_size: o.min_part_size.unwrap_or(DEFAULT_BLOCK),
             authority,
@@ -508,8 +520,14 @@ impl AzureUpload {
         Ok(())
     }
 
+    /// The blob's access tier: the metadata tier for anything but a data file, when set.
     fn with_tier(&self, req: Request) -> Request {
-        match &self.conn.tier {
+        let data_file = self.key.ends_with(".asb") || self.key.ends_with(".asb33");
+        let tier = match &self.conn.metadata_tier {
+            Some(m) if !data_file => Some(m),
+            _ => self.conn.tier.as_ref(),
+        };
+        match tier {
             Some(t) => req.header("x-ms-access-tier", t.clone()),
             None => req,
         }

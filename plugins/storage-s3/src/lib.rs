@@ -59,9 +59,14 @@ pub struct Options {
     /// Upper bound of concurrent uploads.
     #[serde(default)]
     max_async_connections: Option<u32>,
-    /// e.g. STANDARD, STANDARD_IA, GLACIER_IR.
+    /// e.g. STANDARD, STANDARD_IA, GLACIER_IR: the class of every object, or of the data
+    /// files (`.asb`) when `metadata-storage-class` is given.
     #[serde(default)]
     storage_class: Option<String>,
+    /// The class of every object that is not a data file (metadata, checksums, sidecars):
+    /// ABS's `storage-class.metadata`, for classes read back quickly.
+    #[serde(default)]
+    metadata_storage_class: Option<String>,
 }
 
 impl Options {
@@ -95,12 +100,17 @@ impl Options {
                 "max-async-connections: must be at least 1",
             ));
         }
-        if let Some(c) = &o.storage_class
-            && (c.is_empty() || !c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
-        {
-            return Err(Error::invalid_config(format!(
-                "storage-class: {c:?} is not an S3 storage class (e.g. STANDARD_IA)"
-            )));
+        for (field, class) in [
+            ("storage-class", &o.storage_class),
+            ("metadata-storage-class", &o.metadata_storage_class),
+        ] {
+            if let Some(c) = class
+                && (c.is_empty() || !c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+            {
+                return Err(Error::invalid_config(format!(
+                    "{field}: {c:?} is not an S3 storage class (e.g. STANDARD_IA)"
+                )));
+            }
         }
         Ok(())
     }
@@ -221,6 +231,7 @@ impl Storage for S3Storage {
                 signer,
                 root,
                 storage_class: o.storage_class,
+                metadata_storage_class: o.metadata_storage_class,
             },
             min_part_size: o.min_part_size.unwrap_or(S3_MIN_PART),
             max_concurrency: o.max_async_connections,
@@ -373,6 +384,7 @@ struct S3Ref {
     signer: Option<Signer>,
     root: String,
     storage_class: Option<String>,
+    metadata_storage_class: Option<String>,
 }
 
 impl S3Ref {
@@ -470,9 +482,15 @@ impl S3Ref {
         }
     }
 
-    /// The headers of a request that creates an object (its storage class).
-    fn create_headers(&self) -> Vec<(&'static str, String)> {
-        match &self.storage_class {
+    /// The headers of a request that creates object `key` (its storage class: the
+    /// metadata class for anything but a data file, when one is set).
+    fn create_headers(&self, key: &str) -> Vec<(&'static str, String)> {
+        let data_file = key.ends_with(".asb") || key.ends_with(".asb33");
+        let class = match &self.metadata_storage_class {
+            Some(m) if !data_file => Some(m),
+            _ => self.storage_class.as_ref(),
+        };
+        match class {
             Some(c) => vec![("x-amz-storage-class", c.clone())],
             None => Vec::new(),
         }
@@ -502,7 +520,7 @@ impl S3Upload {
         let req = self.backend.request(
             Method::Post,
             &self.backend.object_url(&key, &[("uploads", None)]),
-            &self.backend.create_headers(),
+            &self.backend.create_headers(&key),
             Payload::Signed(&[]),
         )?;
         let mut resp = self.backend.send("create multipart upload", req, &[])?;
@@ -566,7 +584,7 @@ impl Upload for S3Upload {
             let req = self.backend.request(
                 Method::Put,
                 &self.backend.object_url(&key, &[]),
-                &self.backend.create_headers(),
+                &self.backend.create_headers(&key),
                 Payload::Signed(&[]),
             )?;
             let resp = self.backend.send("put object", req, &[])?;

@@ -48,7 +48,7 @@ fn requests_are_signed_in_the_authorization_header_and_sub_resources_have_no_val
         .request(
             Method::Post,
             &url,
-            &s.conn.create_headers(),
+            &s.conn.create_headers("k.asb"),
             Payload::Signed(&[]),
         )
         .unwrap();
@@ -161,6 +161,10 @@ fn options_are_checked_with_their_names() {
         (r#", "max-async-connections": 0"#, "max-async-connections"),
         (r#", "storage-class": "cheap please""#, "storage-class"),
         (
+            r#", "metadata-storage-class": "glacier""#,
+            "metadata-storage-class",
+        ),
+        (
             r#", "s3-endpoint-override": "ftp://x""#,
             "s3-endpoint-override",
         ),
@@ -240,4 +244,41 @@ fn open_uploads_of_exactly_the_key_are_picked_from_a_listing() {
 </ListMultipartUploadsResult>"#;
     assert_eq!(xml::uploads_of(body, "r/a.asb"), ["id-1", "id&3"]);
     assert!(xml::uploads_of("<ListMultipartUploadsResult/>", "r/a.asb").is_empty());
+}
+
+#[test]
+fn data_files_and_the_rest_take_their_own_storage_class() {
+    let class = |opts_extra: &str, key: &str| {
+        let s = aerospike_backup_plugin::testing::storage::<S3Storage>(&opts(opts_extra), keys())
+            .unwrap();
+        s.conn
+            .create_headers(key)
+            .into_iter()
+            .find(|(n, _)| *n == "x-amz-storage-class")
+            .map(|(_, v)| v)
+    };
+    let split = r#", "storage-class": "GLACIER_IR", "metadata-storage-class": "STANDARD""#;
+    assert_eq!(
+        class(split, "r/backup/1/data/test/test_1.asb").as_deref(),
+        Some("GLACIER_IR")
+    );
+    assert_eq!(
+        class(split, "r/backup/1/data/test/metadata_test_2.asb33").as_deref(),
+        Some("GLACIER_IR")
+    );
+    assert_eq!(
+        class(split, "r/backup/1/data/test/metadata.yaml").as_deref(),
+        Some("STANDARD")
+    );
+    assert_eq!(
+        class(split, "r/backup/1/data/test/checksums.yaml").as_deref(),
+        Some("STANDARD")
+    );
+    // One class for everything; none at all.
+    let one = r#", "storage-class": "STANDARD_IA""#;
+    assert_eq!(
+        class(one, "x/metadata.yaml").as_deref(),
+        Some("STANDARD_IA")
+    );
+    assert_eq!(class("", "x/a.asb"), None);
 }
