@@ -101,30 +101,7 @@ impl Fixture {
 
     /// Runs a verify through the API to its end: the final status.
     async fn verify(&self) -> Value {
-        let (s, id) = call(
-            &self.app,
-            "POST",
-            &format!("/v1/backups/verify/r/{}", self.ts),
-            None,
-        )
-        .await;
-        assert_eq!(s, StatusCode::ACCEPTED, "{id}");
-        let id = id.as_i64().expect("a bare job id");
-        for _ in 0..1500 {
-            let (s, st) = call(
-                &self.app,
-                "GET",
-                &format!("/v1/backups/verify/status/{id}"),
-                None,
-            )
-            .await;
-            assert_eq!(s, StatusCode::OK, "{st}");
-            if st["status"] != "running" {
-                return st;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        panic!("verify did not finish");
+        verify_through(&self.app, "r", self.ts).await
     }
 
     /// The verify's problems as `file-name: problem` lines.
@@ -141,6 +118,45 @@ impl Fixture {
                 format!("{name}: {}", p["problem"].as_str().unwrap())
             })
             .collect()
+    }
+}
+
+/// Runs a verify of `routine`'s backup at `ts` through the API to its end: the final status.
+async fn verify_through(app: &axum::Router, routine: &str, ts: i64) -> Value {
+    let (s, id) = call(
+        app,
+        "POST",
+        &format!("/v1/backups/verify/{routine}/{ts}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{id}");
+    let id = id.as_i64().expect("a bare job id");
+    for _ in 0..1500 {
+        let (s, st) = call(app, "GET", &format!("/v1/backups/verify/status/{id}"), None).await;
+        assert_eq!(s, StatusCode::OK, "{st}");
+        if st["status"] != "running" {
+            return st;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("verify did not finish");
+}
+
+/// A restore of `key` through the API to its end: the final status.
+async fn restore_through(app: &axum::Router, key: &str, policy: Value) -> Value {
+    let body = serde_json::json!({
+        "backup-data-path": key, "destination-name": "c", "source-name": "s", "policy": policy,
+    });
+    let (s, id) = call(app, "POST", "/v1/restore/full", Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{id}");
+    let id = id.as_i64().unwrap();
+    loop {
+        let (_, st) = call(app, "GET", &format!("/v1/restore/status/{id}"), None).await;
+        if st["status"] != "running" {
+            return st;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 
@@ -674,4 +690,74 @@ backup-routines:
             "{bad_list}: {text}"
         );
     }
+}
+
+/// The corruption matrix on a cloud store (moto): a changed object and a deleted one are found
+/// by verify with the object named, and a restore refuses the changed one.
+#[tokio::test]
+async fn on_s3_a_changed_or_deleted_object_is_found_and_a_restore_refuses_it() {
+    use bytes::Bytes;
+    let (moto, bucket) = crate::cloud::moto_with_bucket("verify");
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 1500);
+    let storage_yaml = format!(
+        "    s3-storage: {{bucket: {bucket}, s3-region: us-east-1, path: abs/rt, s3-endpoint-override: \"{}\", access-key-id: AKIDTEST, secret-access-key: test-secret-not-real}}",
+        moto.endpoint()
+    );
+    // zstd + AES-256, two writers.
+    let (store, jobs) = crate::cloud::cloud_jobs(&node, &storage_yaml);
+    let report = match crate::cloud::run_full(&jobs).await {
+        JobOutcome::Success(r) => r,
+        other => panic!("backup failed: {other:?}"),
+    };
+    let key = report.namespaces[0].key.clone().unwrap();
+    let mut state = AppState::new(store, Arc::new(Metrics::new()));
+    state.set_jobs(jobs);
+    let app = api::router(state);
+    let st = verify_through(&app, "r", report.timestamp_ms).await;
+    assert_eq!(st["status"], "ok", "{st}");
+    assert_eq!(st["report"]["records"], 1500, "{st}");
+
+    // Change one stored byte of a data object, in the bucket.
+    let backend = crate::cloud::s3_backend(&moto, &bucket, "abs/rt");
+    let listed = abs::engine::layout::list_keys(&backend, &format!("{key}/"))
+        .await
+        .unwrap();
+    let data: Vec<&String> = listed.iter().filter(|k| k.ends_with(".asb")).collect();
+    assert!(data.len() >= 2, "{listed:?}");
+    let victim = data[data.len() - 1].clone();
+    let mut bytes = abs::engine::layout::read_object(&backend, &victim, u64::MAX)
+        .await
+        .unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    let mut up = backend.begin_upload(&victim, None).await.unwrap();
+    up.write_part(1, Bytes::from(bytes)).await.unwrap();
+    up.finish().await.unwrap();
+    let st = verify_through(&app, "r", report.timestamp_ms).await;
+    assert_eq!(st["status"], "problems", "{st}");
+    let problems = st["report"]["problems"].to_string();
+    assert!(
+        problems.contains(victim.as_str()) && problems.contains("SHA-256"),
+        "{problems}"
+    );
+    let enc = serde_json::json!({"encryption": {"mode": "AES256", "key-file": key_pem()}});
+    crate::restore::wipe(&node);
+    let st = restore_through(&app, &key, enc).await;
+    assert_eq!(st["status"], "failure", "{st}");
+    let error = st["error"].as_str().unwrap();
+    assert!(
+        error.contains(victim.as_str()) && error.contains("not restored"),
+        "{error}"
+    );
+
+    // Delete another data object.
+    let gone = data[0].clone();
+    backend.delete(&gone).await.unwrap();
+    let st = verify_through(&app, "r", report.timestamp_ms).await;
+    let problems = st["report"]["problems"].to_string();
+    assert!(
+        problems.contains(gone.as_str()) && problems.contains("missing"),
+        "{problems}"
+    );
 }
