@@ -82,9 +82,12 @@ enum PluginCommand {
     Check {
         /// The `.wasm` component.
         path: PathBuf,
-        /// Options (JSON) to create it with; defaults to `{}` for codecs and a temporary
-        /// directory for storage plugins. A storage plugin's secrets come from environment
-        /// variables `ABS_PLUGIN_SECRET_<NAME>` (`..._ACCESS_KEY_ID` → `access-key-id`).
+        /// Options (JSON) to create it with; by default, for codecs, the first `examples` entry
+        /// of the plugin's options schema, else its `default`s; for storage plugins a temporary
+        /// directory as `path`. The report prints the options used. A storage check works in
+        /// a folder of its own under `plugin-check/` and removes everything it wrote. A storage
+        /// plugin's secrets come from environment variables `ABS_PLUGIN_SECRET_<NAME>`
+        /// (`..._ACCESS_KEY_ID` → `access-key-id`).
         #[arg(long, value_name = "JSON")]
         options: Option<String>,
     },

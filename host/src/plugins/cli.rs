@@ -271,8 +271,10 @@ pub async fn plugin_check(
                 Ok(b) => b,
                 Err(e) => return fail(out, format!("backend.create: {e}")),
             };
+            // A folder of its own per run, removed afterwards whatever the outcome.
+            let prefix = format!("plugin-check/{:016x}/", rand::random::<u64>());
             let suite = SuiteOptions {
-                prefix: "plugin-check/".into(),
+                prefix: prefix.clone(),
                 // A network backend's `path` is a key prefix, not a directory.
                 local_root: opts
                     .get("path")
@@ -281,7 +283,8 @@ pub async fn plugin_check(
                     .map(std::path::PathBuf::from),
                 large_object_bytes: 0,
             };
-            let report = run_storage_suite(backend, &suite).await;
+            let report = run_storage_suite(backend.clone(), &suite).await;
+            let _ = writeln!(out, "options: {opts}");
             let _ = writeln!(
                 out,
                 "checked for storage: the behaviour suite below (uploads, re-sent parts, \
@@ -290,6 +293,22 @@ pub async fn plugin_check(
                  the backend's own failure modes"
             );
             let _ = writeln!(out, "storage behaviour suite:\n{report}");
+            // Local folders the suite made go too (deleting files leaves the directories).
+            if let Some(root) = &suite.local_root {
+                let _ = std::fs::remove_dir_all(root.join(&prefix));
+                let _ = std::fs::remove_dir(root.join("plugin-check"));
+            }
+            match super::suite::remove_prefix(backend.as_ref(), &prefix).await {
+                Ok(0) => {
+                    let _ = writeln!(out, "cleanup: nothing left under {prefix}");
+                }
+                Ok(n) => {
+                    let _ = writeln!(out, "cleanup: removed the {n} objects left under {prefix}");
+                }
+                Err(e) => {
+                    let _ = writeln!(out, "cleanup: objects may remain under {prefix}: {e}");
+                }
+            }
             if !report.is_success() {
                 return fail(out, "storage contract violated".into());
             }

@@ -537,6 +537,28 @@ fn case_errors_mapped<'a>(s: &'a dyn Storage, p: &'a str) -> CaseFuture<'a> {
 }
 
 /// Runs every case against `storage` and reports each outcome.
+/// Deletes every object under `prefix` (what a suite run left: its cases clean up after
+/// themselves only when they pass); returns how many there were.
+///
+/// # Errors
+/// The listing or a delete failed.
+pub async fn remove_prefix(storage: &dyn Storage, prefix: &str) -> Result<usize, PluginError> {
+    let mut keys = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = storage.list(prefix, true, cursor, 1000).await?;
+        keys.extend(page.objects.into_iter().map(|o| o.key));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    for k in &keys {
+        storage.delete(k).await?;
+    }
+    Ok(keys.len())
+}
+
 pub async fn run_storage_suite(storage: Arc<dyn Storage>, options: &SuiteOptions) -> SuiteReport {
     let s = storage.as_ref();
     let p = options.prefix.as_str();

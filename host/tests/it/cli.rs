@@ -269,6 +269,62 @@ fn plugin_check_runs_the_storage_suite_on_a_stand_in() {
     );
     assert!(stdout.contains("9 passed, 0 failed"), "{stdout}");
     assert!(!stdout.contains("not-a-real-secret"), "{stdout}");
+    // It says what it ran with, and leaves nothing in the bucket.
+    assert!(
+        stdout.contains("options: {") && stdout.contains("\"path\":\"checked\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("cleanup:"), "{stdout}");
+    let backend = crate::cloud::s3_backend(&moto, "plugin-check-bucket", "checked");
+    let left = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(abs::engine::layout::list_keys(&backend, ""))
+        .unwrap();
+    assert_eq!(left, Vec::<String>::new(), "{stdout}");
+}
+
+/// `plugin check` of a local storage plugin on a folder of the author's: nothing is left in it.
+#[test]
+fn plugin_check_of_a_local_storage_leaves_its_folder_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mine.txt"), b"the author's file").unwrap();
+    let options = serde_json::json!({ "path": dir.path() }).to_string();
+    let wasm = repo().join("host/assets/plugins/storage-local.wasm");
+    let out = Command::new(BIN)
+        .args(["plugin".as_ref(), "check".as_ref(), wasm.as_os_str()])
+        .args(["--options", &options])
+        .env(
+            "ABS_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut left: Vec<String> = Vec::new();
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let rel = e
+                .path()
+                .strip_prefix(dir.path())
+                .unwrap()
+                .display()
+                .to_string();
+            if e.path().is_dir() {
+                stack.push(e.path());
+            }
+            left.push(rel);
+        }
+    }
+    left.sort();
+    // The plugin's own staging folder may stay (empty); nothing of the check does.
+    left.retain(|p| p != ".abs-tmp");
+    assert_eq!(left, ["mine.txt"], "{stdout}");
 }
 
 /// `plugin list` and `plugin check`, as a third-party author runs them.

@@ -260,6 +260,9 @@ impl Upload for FileUpload {
             )));
         }
         // A re-sent part (same number, same bytes) is written again at the same offset.
+        // Kept short here: a stream write on WASI reports a full disk as plain EIO. For the
+        // filesystem's own code (ENOSPC, EDQUOT), write with pwrite as `storage-local` does
+        // (its `write_all_at`; docs/PLUGINS.md §8).
         let start = if n == 1 { 0 } else { self.part_ends[n - 2] };
         file.seek(SeekFrom::Start(start))?;
         file.write_all(&data)?;
