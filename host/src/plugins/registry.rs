@@ -421,6 +421,13 @@ impl Registry {
         }
         let (plugin, sha256) =
             load_component(&self.runtime, name, &bytes).map_err(|e| ("path", e))?;
+        // The `plugins:` key is the name jobs use; a component calling itself something else
+        // works, but an author renaming the crate and not the key would wonder which is used.
+        if plugin.info().name != name {
+            tracing::warn!(plugin = %name, component_name = %plugin.info().name,
+                path = %spec.path.display(),
+                "The plugins: key differs from the name the component gives itself; jobs use the key.");
+        }
         self.plugins.insert(
             name.to_string(),
             RegisteredPlugin {
