@@ -37,7 +37,15 @@ fn truncation_note(codec: &dyn Codec, options: &str, keys: &[Key]) -> String {
         .and_then(|mut e| encode_with(e.as_mut(), &data, &[1 << 20]))
     {
         Ok(e) => e,
-        Err(e) => return format!("truncation: not tried (encode failed: {e})"),
+        Err(e) => {
+            // A trap's backtrace is in the failures above already.
+            let e = e.to_string();
+            let e = e
+                .split("; error while executing at wasm backtrace:")
+                .next()
+                .unwrap_or_default();
+            return format!("truncation: not tried (encode failed: {e})");
+        }
     };
     let cut = &encoded[..encoded.len() / 2];
     match codec
@@ -178,10 +186,19 @@ pub async fn plugin_check(
         .and_then(|s| s.to_str())
         .unwrap_or("plugin")
         .to_string();
-    let (plugin, sha) = match load_component(runtime, &name, &wasm) {
+    let (mut plugin, sha) = match load_component(runtime, &name, &wasm) {
         Ok(p) => p,
         Err(e) => return fail(out, e.to_string()),
     };
+    // Errors and traps then name the plugin as the author does (its registry name), not by
+    // the file name cargo gave it (the compiled component is cached: a second load is cheap).
+    let own = plugin.info().name.clone();
+    if own != name
+        && !own.is_empty()
+        && let Ok((renamed, _)) = load_component(runtime, &own, &wasm)
+    {
+        plugin = renamed;
+    }
     debug_assert_eq!(sha, sha256_hex(&wasm));
     describe(
         &mut out,

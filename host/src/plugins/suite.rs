@@ -50,8 +50,22 @@ impl std::fmt::Display for SuiteReport {
         for p in &self.passed {
             writeln!(f, "  ok    {p}")?;
         }
+        // A trapping plugin fails every case the same way: its wasm backtrace once.
+        const BACKTRACE: &str = "wasm backtrace:";
+        let mut shown = false;
         for (name, why) in &self.failed {
-            writeln!(f, "  FAIL  {name}: {why}")?;
+            match why.find(BACKTRACE) {
+                Some(at) if shown => writeln!(
+                    f,
+                    "  FAIL  {name}: {}(backtrace as above)",
+                    why[..at].trim_end_matches("error while executing at ")
+                )?,
+                Some(_) => {
+                    shown = true;
+                    writeln!(f, "  FAIL  {name}: {why}")?;
+                }
+                None => writeln!(f, "  FAIL  {name}: {why}")?,
+            }
         }
         write!(
             f,

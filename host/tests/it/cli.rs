@@ -939,3 +939,27 @@ fn plugin_new_writes_a_standalone_codec_crate() {
     let lib = std::fs::read_to_string(store.join("src/lib.rs")).unwrap();
     assert!(lib.contains("export_plugin!(storage: StoreDemo);"), "{lib}");
 }
+
+/// A panicking codec under `plugin check`: named by its registry name, the panic message and
+/// source line shown, the wasm backtrace once.
+#[test]
+fn plugin_check_of_a_panicking_codec_says_what_and_where_once() {
+    let wasm = repo().join("host/tests/fixtures/bad-codec.wasm");
+    let out = Command::new(BIN)
+        .args(["plugin".as_ref(), "check".as_ref(), wasm.as_os_str()])
+        .args(["--options", r#"{"mode":"trap"}"#])
+        .env(
+            "ABS_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("panicked: bad-codec was told to trap (at "),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("wasm backtrace:").count(), 1, "{stdout}");
+    assert!(!stdout.contains("plugin `bad_codec`"), "{stdout}");
+}
