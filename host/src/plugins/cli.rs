@@ -88,6 +88,13 @@ pub fn plugin_list(registry: &Registry) -> String {
     } in registry.plugins()
     {
         describe(&mut out, name, &source.to_string(), sha256, plugin);
+        if plugin.info().name != *name {
+            let _ = writeln!(
+                out,
+                "  note:        the component calls itself `{}`; jobs use the plugins: key `{name}`",
+                plugin.info().name
+            );
+        }
     }
     out
 }

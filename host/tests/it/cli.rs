@@ -963,3 +963,42 @@ fn plugin_check_of_a_panicking_codec_says_what_and_where_once() {
     assert_eq!(stdout.matches("wasm backtrace:").count(), 1, "{stdout}");
     assert!(!stdout.contains("plugin `bad_codec`"), "{stdout}");
 }
+
+/// A `plugins:` key that differs from the name the component gives itself works (jobs use the
+/// key) and `plugin list` says so, so an author who renamed one of them sees which is used.
+#[test]
+fn plugin_list_notes_a_key_that_differs_from_the_components_own_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let lz4 = repo().join("host/assets/plugins/examples/codec-lz4.wasm");
+    let sha = abs::plugins::registry::sha256_hex(&std::fs::read(&lz4).unwrap());
+    let cfg = lz4_config(dir.path(), "renamed", &lz4, &sha, 65536);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("codec-lz4:", "my-lz4:")
+        .replace("plugin: codec-lz4", "plugin: my-lz4");
+    std::fs::write(&cfg, text).unwrap();
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&cfg)
+        .args(["plugin", "list"])
+        .env(
+            "ABS_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
+        .env_remove("ABS_PLUGIN_DIR")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .contains("the component calls itself `codec-lz4`; jobs use the plugins: key `my-lz4`"),
+        "{stdout}"
+    );
+    // The defaults, whose names are their own, carry no such note.
+    assert_eq!(stdout.matches("calls itself").count(), 1, "{stdout}");
+}
