@@ -40,6 +40,11 @@ pub struct RestorePolicy {
     /// Restore no UDF modules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_udfs: Option<bool>,
+    /// Ours: check each file against the backup's `checksums.yaml` before writing any of its
+    /// records (one more read of each file). Default true; false restores faster and trusts
+    /// the stored bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_checksums: Option<bool>,
     /// Socket timeout of writes, ms. Default 600000.
     #[serde(
         default,

@@ -535,7 +535,11 @@ impl RestoreRun<'_> {
                     .is_some_and(|n| n.starts_with("metadata_"))
             });
             let rules = self.rules_for(folder);
-            let sums = Arc::new(folder.checksums.clone());
+            let sums = Arc::new(if self.plan.policy.check_checksums.unwrap_or(true) {
+                folder.checksums.clone()
+            } else {
+                Default::default()
+            });
             indexes.extend(
                 self.restore_files(&system, pipeline, &rules, &sums, 1)
                     .await?,

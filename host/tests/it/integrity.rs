@@ -450,9 +450,34 @@ async fn a_restore_refuses_a_changed_file_before_writing_any_of_its_records() {
     // written.
     assert_eq!(f.node.record_count("test"), 0);
 
-    // The same backup undamaged restores every record (the check passes).
+    // The file back as written, but its checksums.yaml entry wrong: with the check switched
+    // off (`check-checksums: false`) the stored bytes are trusted and every record restored.
     bytes[at] ^= 0x01;
     std::fs::write(&victim, &bytes).unwrap();
+    let sums_path = f.folder.join(CHECKSUMS_FILE);
+    let sums = std::fs::read_to_string(&sums_path).unwrap();
+    let right = f
+        .checksums()
+        .files
+        .into_iter()
+        .find(|s| s.name == name(&victim))
+        .unwrap()
+        .sha256;
+    std::fs::write(&sums_path, sums.replace(&right, &"0".repeat(64))).unwrap();
+    let st = restore_through(&f.app, &f.key, serde_json::json!({"parallel": 1})).await;
+    assert_eq!(st["status"], "failure", "{st}");
+    let st = restore_through(
+        &f.app,
+        &f.key,
+        serde_json::json!({"parallel": 1, "check-checksums": false}),
+    )
+    .await;
+    assert_eq!(st["status"], "success", "{st}");
+    assert_eq!(f.node.record_count("test"), RECORDS);
+    std::fs::write(&sums_path, sums).unwrap();
+    crate::restore::wipe(&f.node);
+
+    // The same backup undamaged restores every record (the check passes).
     let body = serde_json::json!({
         "backup-data-path": f.key, "destination-name": "c", "source-name": "s",
     });
