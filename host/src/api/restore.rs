@@ -98,7 +98,7 @@ fn accepted(id: i64) -> Response {
     (StatusCode::ACCEPTED, Json(id)).into_response()
 }
 
-fn parse_id(id: &str) -> Result<i64, ApiError> {
+pub(super) fn parse_id(id: &str) -> Result<i64, ApiError> {
     id.trim()
         .parse::<i64>()
         .map_err(|_| ApiError::bad_field("jobId", format!("invalid job id {id:?}")))

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
+use super::restore::parse_id;
 use crate::engine::verify_jobs::{VerifyStartError, VerifyStatus};
 
 /// `storage`: the routine's storage, named in a 502 when the store failed.
@@ -24,12 +25,6 @@ fn start_error(e: VerifyStartError, storage: Option<String>) -> ApiError {
         }
         (VerifyStartError::Engine(e), _) => ApiError::Internal(anyhow::anyhow!("{e}")),
     }
-}
-
-fn parse_id(id: &str) -> Result<i64, ApiError> {
-    id.trim()
-        .parse::<i64>()
-        .map_err(|_| ApiError::bad_field("jobId", format!("invalid job id {id:?}")))
 }
 
 /// Starts verifying the backup of a routine taken at `timestamp` (the backup folder's epoch

@@ -408,12 +408,7 @@ impl RestoreJobs {
         let id = {
             let mut jobs = self.lock();
             prune(&mut jobs);
-            let id = loop {
-                let id = rand::random::<i64>() & i64::MAX;
-                if !jobs.contains_key(&id) {
-                    break id;
-                }
-            };
+            let id = new_job_id(&jobs);
             jobs.insert(
                 id,
                 Job {
@@ -559,15 +554,34 @@ fn view(id: i64, j: &Job) -> RestoreView {
 
 /// Drops finished jobs past their time, then the oldest beyond the cap.
 fn prune(jobs: &mut HashMap<i64, Job>) {
-    jobs.retain(|_, j| j.finished.is_none_or(|f| f.elapsed() < FINISHED_JOB_TTL));
-    let mut finished: Vec<(std::time::Instant, i64)> = jobs
+    prune_finished(jobs, |j| j.finished);
+}
+
+/// Drops finished jobs (`finished` says when each ended) past [`FINISHED_JOB_TTL`], then the
+/// oldest beyond [`MAX_FINISHED_JOBS`]. Restore and verify jobs are kept alike.
+pub(crate) fn prune_finished<J>(
+    jobs: &mut HashMap<i64, J>,
+    finished: impl Fn(&J) -> Option<std::time::Instant>,
+) {
+    jobs.retain(|_, j| finished(j).is_none_or(|f| f.elapsed() < FINISHED_JOB_TTL));
+    let mut ended: Vec<(std::time::Instant, i64)> = jobs
         .iter()
-        .filter_map(|(id, j)| j.finished.map(|f| (f, *id)))
+        .filter_map(|(id, j)| finished(j).map(|f| (f, *id)))
         .collect();
-    if finished.len() > MAX_FINISHED_JOBS {
-        finished.sort();
-        for (_, id) in &finished[..finished.len() - MAX_FINISHED_JOBS] {
+    if ended.len() > MAX_FINISHED_JOBS {
+        ended.sort();
+        for (_, id) in &ended[..ended.len() - MAX_FINISHED_JOBS] {
             jobs.remove(id);
+        }
+    }
+}
+
+/// A random positive job id no job in `jobs` has.
+pub(crate) fn new_job_id<J>(jobs: &HashMap<i64, J>) -> i64 {
+    loop {
+        let id = rand::random::<i64>() & i64::MAX;
+        if !jobs.contains_key(&id) {
+            return id;
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Verify jobs started through the API (`POST /v1/backups/verify/{routine}/{timestamp}`):
 //! ids, live progress like a restore's, the report when done, cancel. Finished jobs are
-//! kept for a while, as restores are.
+//! kept as restores are (`restore_jobs::prune_finished`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,10 +19,6 @@ use super::integrity::{self, VerifyReport};
 use super::layout::{self, BackupKind};
 use super::progress::Progress;
 use super::restore::{self, RequestError};
-
-/// Finished jobs kept at most this long, and at most this many.
-const KEEP_FINISHED: Duration = Duration::from_secs(24 * 3600);
-const MAX_FINISHED: usize = 1000;
 
 /// Where a verify job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -187,12 +183,7 @@ impl VerifyJobs {
         let id = {
             let mut jobs = self.lock();
             prune(&mut jobs);
-            let id = loop {
-                let id = rand::random::<i64>() & i64::MAX;
-                if !jobs.contains_key(&id) {
-                    break id;
-                }
-            };
+            let id = super::restore_jobs::new_job_id(&jobs);
             jobs.insert(
                 id,
                 Job {
@@ -353,15 +344,5 @@ fn common_folder(folders: &[restore::FolderPlan]) -> String {
 }
 
 fn prune(jobs: &mut HashMap<i64, Job>) {
-    jobs.retain(|_, j| j.finished.is_none_or(|t| t.elapsed() < KEEP_FINISHED));
-    let mut finished: Vec<(Instant, i64)> = jobs
-        .iter()
-        .filter_map(|(id, j)| j.finished.map(|t| (t, *id)))
-        .collect();
-    if finished.len() > MAX_FINISHED {
-        finished.sort();
-        for (_, id) in finished.iter().take(finished.len() - MAX_FINISHED) {
-            jobs.remove(id);
-        }
-    }
+    super::restore_jobs::prune_finished(jobs, |j| j.finished);
 }
