@@ -217,7 +217,10 @@ async fn copy_once(
             if let Some(want) = expected.get(*key) {
                 check(key, "source", &digest, want)?;
                 // What the target holds, read back: the copy is verified, not assumed.
-                let back = read_digest(&target, key).await?;
+                let mut back = StoredDigest::default();
+                super::files::hash_stored(&target, key, 0, &mut back, None)
+                    .await
+                    .map_err(|e| format!("reading back {key}: {e}"))?;
                 check(key, "copy", &back, want)?;
             }
             files += 1;
@@ -300,47 +303,14 @@ async fn copy_object(
     }
 }
 
-/// Size and SHA-256 of what `storage` holds at `key`.
-async fn read_digest(storage: &Arc<dyn Storage>, key: &str) -> Result<StoredDigest, String> {
-    let mut dl = storage
-        .open(key, 0, None)
-        .await
-        .map_err(|e| format!("reading back {key}: {e}"))?;
-    let mut d = StoredDigest::default();
-    while let Some(chunk) = dl
-        .next(READ_CHUNK_BYTES)
-        .await
-        .map_err(|e| format!("reading back {key}: {e}"))?
-    {
-        d.update(&chunk);
-    }
-    Ok(d)
-}
-
 /// The routine's retention applied to the copy in `target`, after a full was copied.
 async fn retention_on_copy(ctx: &EngineContext, spec: &JobSpec, target: &str, new_full_ms: i64) {
     let run = async {
-        let r = super::context::resolve_routine(&spec.config, &spec.routine)
-            .map_err(|e| e.to_string())?;
-        let plugins = ctx
-            .plugins_for(&spec.config)
-            .await
-            .map_err(|e| e.to_string())?;
-        let storage = open_named(&plugins, &spec.config, &spec.routine, target).await?;
-        let mut listed = Vec::new();
-        for kind in [BackupKind::Full, BackupKind::Incremental] {
-            let found = layout::list_backups(&storage, &spec.routine, kind)
+        let storage =
+            super::job_secrets::routine_storage_named(&spec.config, &spec.routine, target)
                 .await
                 .map_err(|e| e.to_string())?;
-            listed.push(super::retention::folders(&found, kind));
-        }
-        let doomed = super::retention::plan(
-            &listed[0],
-            &listed[1],
-            new_full_ms,
-            r.policy.retention.as_ref(),
-        );
-        Ok::<_, String>(super::retention::delete_folders(&storage, &doomed).await)
+        super::retention::apply(ctx, spec, &storage, new_full_ms).await
     };
     match run.await {
         Ok(removed) => {

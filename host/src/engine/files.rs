@@ -681,6 +681,28 @@ impl FileReader {
     }
 }
 
+/// Reads the stored bytes of `key` from byte `from` to its end into `digest`, paced by
+/// `bandwidth`.
+///
+/// # Errors
+/// What the storage reports.
+pub async fn hash_stored(
+    storage: &Arc<dyn Storage>,
+    key: &str,
+    from: u64,
+    digest: &mut StoredDigest,
+    bandwidth: Option<&Arc<RateLimiter>>,
+) -> Result<(), crate::plugins::PluginError> {
+    let mut dl = storage.open(key, from, None).await?;
+    while let Some(chunk) = dl.next(READ_CHUNK_BYTES).await? {
+        if let Some(b) = bandwidth {
+            b.acquire_n(chunk.len() as u64).await;
+        }
+        digest.update(&chunk);
+    }
+    Ok(())
+}
+
 /// Reads the stored bytes of `key` to its end and compares size and SHA-256 with `expected`
 /// (from `checksums.yaml`). Call from a blocking thread.
 ///
@@ -693,18 +715,9 @@ pub fn check_stored(
     expected: &super::integrity::FileSum,
     bandwidth: Option<&Arc<RateLimiter>>,
 ) -> Result<(), ReadError> {
-    let digest = runtime
-        .block_on(async {
-            let mut d = StoredDigest::default();
-            let mut dl = storage.open(key, 0, None).await?;
-            while let Some(chunk) = dl.next(READ_CHUNK_BYTES).await? {
-                if let Some(b) = bandwidth {
-                    b.acquire_n(chunk.len() as u64).await;
-                }
-                d.update(&chunk);
-            }
-            Ok(d)
-        })
+    let mut digest = StoredDigest::default();
+    runtime
+        .block_on(hash_stored(storage, key, 0, &mut digest, bandwidth))
         .map_err(|source| ReadError::Plugin {
             key: key.to_string(),
             source,

@@ -39,8 +39,6 @@ const MAX_CHECKSUMS_BYTES: u64 = 16 * 1024 * 1024;
 pub const MAX_PROBLEMS: usize = 20;
 /// Files verified at once (each on its own blocking thread).
 const FILES_AT_ONCE: usize = 4;
-/// Stored bytes asked of storage per call when finishing a digest after a decode error.
-const REST_CHUNK: u32 = 1024 * 1024;
 
 /// One file of a folder: its name in the folder, stored size and lowercase hex SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -345,18 +343,14 @@ fn read_one(
     if error.is_some() {
         // The decoder stopped early: hash the rest of the object, so a size or digest
         // mismatch is told apart from a damaged stream that was stored as written.
-        let from = digest.lock().unwrap_or_else(|p| p.into_inner()).size;
-        let rest = runtime.block_on(async {
-            let mut dl = storage.open(&key, from, None).await?;
-            while let Some(chunk) = dl.next(REST_CHUNK).await? {
-                digest
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .update(&chunk);
-            }
-            Ok::<(), crate::plugins::PluginError>(())
-        });
-        if let Err(e) = rest {
+        let mut rest = digest.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let from = rest.size;
+        let read = runtime.block_on(super::files::hash_stored(
+            &storage, &key, from, &mut rest, None,
+        ));
+        // What was read counts even when the read then failed.
+        *digest.lock().unwrap_or_else(|p| p.into_inner()) = rest;
+        if let Err(e) = read {
             tracing::debug!(key = %key, error = %e, "Reading the rest of a damaged file failed.");
         }
     }

@@ -165,29 +165,10 @@ pub async fn delete_markers(
 /// succeeded, with the config the job ran with. Failures are logged, never fail the backup.
 pub async fn after_full(ctx: &EngineContext, spec: &JobSpec, new_full_ms: i64) -> Vec<String> {
     let run = async {
-        let r = resolve_routine(&spec.config, &spec.routine).map_err(|e| e.to_string())?;
-        let plugins = ctx
-            .plugins_for(&spec.config)
+        let storage_cfg = super::job_secrets::routine_storage(&spec.config, &spec.routine)
             .await
             .map_err(|e| e.to_string())?;
-        let storage_cfg = super::job_secrets::routine_storage(&spec.config, &r.name)
-            .await
-            .map_err(|e| e.to_string())?;
-        let storage = open_storage(&plugins, &storage_cfg).map_err(|e| e.to_string())?;
-        let mut listed = Vec::new();
-        for kind in [BackupKind::Full, BackupKind::Incremental] {
-            let found = layout::list_backups(&storage, &spec.routine, kind)
-                .await
-                .map_err(|e| e.to_string())?;
-            listed.push(folders(&found, kind));
-        }
-        let doomed = plan(
-            &listed[0],
-            &listed[1],
-            new_full_ms,
-            r.policy.retention.as_ref(),
-        );
-        Ok::<_, String>(delete_folders(&storage, &doomed).await)
+        apply(ctx, spec, &storage_cfg, new_full_ms).await
     };
     match run.await {
         Ok(removed) => {
@@ -201,6 +182,39 @@ pub async fn after_full(ctx: &EngineContext, spec: &JobSpec, new_full_ms: i64) -
             Vec::new()
         }
     }
+}
+
+/// The routine's retention policy applied in `storage` (its own or a `copy-to` storage, with
+/// credentials resolved): the folders removed.
+///
+/// # Errors
+/// The routine, plugins or storage cannot be had, or a listing failed.
+pub async fn apply(
+    ctx: &EngineContext,
+    spec: &JobSpec,
+    storage: &crate::config::Storage,
+    new_full_ms: i64,
+) -> Result<Vec<String>, String> {
+    let r = resolve_routine(&spec.config, &spec.routine).map_err(|e| e.to_string())?;
+    let plugins = ctx
+        .plugins_for(&spec.config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let storage = open_storage(&plugins, storage).map_err(|e| e.to_string())?;
+    let mut listed = Vec::new();
+    for kind in [BackupKind::Full, BackupKind::Incremental] {
+        let found = layout::list_backups(&storage, &spec.routine, kind)
+            .await
+            .map_err(|e| e.to_string())?;
+        listed.push(folders(&found, kind));
+    }
+    let doomed = plan(
+        &listed[0],
+        &listed[1],
+        new_full_ms,
+        r.policy.retention.as_ref(),
+    );
+    Ok(delete_folders(&storage, &doomed).await)
 }
 
 #[cfg(test)]
