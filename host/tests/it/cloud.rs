@@ -895,36 +895,7 @@ async fn s3_requests_are_shaped_as_the_api_reference_writes_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_storage_class_is_sent_with_every_object_created() {
-    use std::sync::Mutex;
-    use testkit::fault_proxy::{Fault, FaultProxy};
-    let (moto, bucket) = moto_with_bucket("class");
-    let heads = Arc::new(Mutex::new(Vec::new()));
-    let seen = heads.clone();
-    let proxy = FaultProxy::start(moto.port(), move |h, _| {
-        seen.lock().unwrap().push(h.clone());
-        Fault::Pass
-    })
-    .unwrap();
-    let storage = format!(
-        "    s3-storage: {{bucket: {bucket}, s3-region: us-east-1, path: abs/rt, s3-endpoint-override: \"{}\", access-key-id: AKIDTEST, secret-access-key: test-secret-not-real, storage-class: STANDARD_IA}}",
-        proxy.endpoint()
-    );
-    cloud_round_trip(
-        "s3 with a storage class",
-        &storage,
-        s3_backend(&moto, &bucket, "abs/rt"),
-    )
-    .await;
-    let heads = heads.lock().unwrap();
-    // An object is created by PutObject (a PUT that is not an UploadPart) or by
-    // CreateMultipartUpload (POST ?uploads); S3 takes the class there and only there.
-    let creations: Vec<_> = heads
-        .iter()
-        .filter(|h| {
-            (h.method == "PUT" && !h.target.contains("partNumber="))
-                || (h.method == "POST" && h.target.contains("?uploads"))
-        })
-        .collect();
+    let creations = object_creations_with_class("class", "STANDARD_IA").await;
     assert!(
         creations.iter().any(|h| h.target.contains(".asb"))
             && creations.iter().any(|h| h.target.contains("metadata.yaml")),
@@ -945,34 +916,8 @@ async fn s3_storage_class_is_sent_with_every_object_created() {
 /// object (metadata, checksums, sidecars) in the metadata class.
 #[tokio::test]
 async fn s3_storage_class_data_and_metadata_go_to_their_objects() {
-    use std::sync::Mutex;
-    use testkit::fault_proxy::{Fault, FaultProxy};
-    let (moto, bucket) = moto_with_bucket("split");
-    let heads = Arc::new(Mutex::new(Vec::new()));
-    let seen = heads.clone();
-    let proxy = FaultProxy::start(moto.port(), move |h, _| {
-        seen.lock().unwrap().push(h.clone());
-        Fault::Pass
-    })
-    .unwrap();
-    let storage = format!(
-        "    s3-storage: {{bucket: {bucket}, s3-region: us-east-1, path: abs/rt, s3-endpoint-override: \"{}\", access-key-id: AKIDTEST, secret-access-key: test-secret-not-real, storage-class: {{data: GLACIER_IR, metadata: STANDARD}}}}",
-        proxy.endpoint()
-    );
-    cloud_round_trip(
-        "s3 with data and metadata classes",
-        &storage,
-        s3_backend(&moto, &bucket, "abs/rt"),
-    )
-    .await;
-    let heads = heads.lock().unwrap();
-    let creations: Vec<_> = heads
-        .iter()
-        .filter(|h| {
-            (h.method == "PUT" && !h.target.contains("partNumber="))
-                || (h.method == "POST" && h.target.contains("?uploads"))
-        })
-        .collect();
+    let creations =
+        object_creations_with_class("split", "{data: GLACIER_IR, metadata: STANDARD}").await;
     let (mut data, mut other) = (0, 0);
     for h in creations {
         let path = h.target.split('?').next().unwrap_or_default();
@@ -1003,6 +948,44 @@ async fn s3_storage_class_data_and_metadata_go_to_their_objects() {
         text.contains("storage.s.s3-storage.storage-class.metadata"),
         "{text}"
     );
+}
+
+/// A zstd+AES256 round trip through moto behind a proxy, with `storage-class: <class>`
+/// (flow YAML); the requests that created an object: a PutObject (a PUT that is not an
+/// UploadPart) or a CreateMultipartUpload (POST ?uploads), where S3 takes the class.
+async fn object_creations_with_class(
+    tag: &str,
+    class: &str,
+) -> Vec<testkit::fault_proxy::RequestHead> {
+    use std::sync::Mutex;
+    use testkit::fault_proxy::{Fault, FaultProxy};
+    let (moto, bucket) = moto_with_bucket(tag);
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    let proxy = FaultProxy::start(moto.port(), move |h, _| {
+        seen.lock().unwrap().push(h.clone());
+        Fault::Pass
+    })
+    .unwrap();
+    let storage = format!(
+        "    s3-storage: {{bucket: {bucket}, s3-region: us-east-1, path: abs/rt, s3-endpoint-override: \"{}\", access-key-id: AKIDTEST, secret-access-key: test-secret-not-real, storage-class: {class}}}",
+        proxy.endpoint()
+    );
+    cloud_round_trip(
+        &format!("s3 with storage-class {class}"),
+        &storage,
+        s3_backend(&moto, &bucket, "abs/rt"),
+    )
+    .await;
+    let heads = heads.lock().unwrap();
+    heads
+        .iter()
+        .filter(|h| {
+            (h.method == "PUT" && !h.target.contains("partNumber="))
+                || (h.method == "POST" && h.target.contains("?uploads"))
+        })
+        .cloned()
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
