@@ -424,20 +424,7 @@ async fn a_restore_refuses_a_changed_file_before_writing_any_of_its_records() {
     bytes[at] ^= 0x01;
     std::fs::write(&victim, &bytes).unwrap();
     crate::restore::wipe(&f.node);
-    let body = serde_json::json!({
-        "backup-data-path": f.key, "destination-name": "c", "source-name": "s",
-        "policy": {"parallel": 1},
-    });
-    let (s, id) = call(&f.app, "POST", "/v1/restore/full", Some(body)).await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{id}");
-    let id = id.as_i64().unwrap();
-    let st = loop {
-        let (_, st) = call(&f.app, "GET", &format!("/v1/restore/status/{id}"), None).await;
-        if st["status"] != "running" {
-            break st;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    let st = restore_through(&f.app, &f.key, serde_json::json!({"parallel": 1})).await;
     assert_eq!(st["status"], "failure", "{st}");
     let error = st["error"].as_str().unwrap();
     assert!(
@@ -478,20 +465,8 @@ async fn a_restore_refuses_a_changed_file_before_writing_any_of_its_records() {
     crate::restore::wipe(&f.node);
 
     // The same backup undamaged restores every record (the check passes).
-    let body = serde_json::json!({
-        "backup-data-path": f.key, "destination-name": "c", "source-name": "s",
-    });
-    let (s, id) = call(&f.app, "POST", "/v1/restore/full", Some(body)).await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{id}");
-    let id = id.as_i64().unwrap();
-    loop {
-        let (_, st) = call(&f.app, "GET", &format!("/v1/restore/status/{id}"), None).await;
-        if st["status"] != "running" {
-            assert_eq!(st["status"], "success", "{st}");
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let st = restore_through(&f.app, &f.key, serde_json::json!({})).await;
+    assert_eq!(st["status"], "success", "{st}");
     assert_eq!(f.node.record_count("test"), RECORDS);
 }
 
