@@ -1,0 +1,6 @@
+# The user of packaging/sysusers.conf, before the files that name its group are installed.
+getent group aerospike-backup >/dev/null || groupadd --system aerospike-backup
+getent passwd aerospike-backup >/dev/null || useradd --system --gid aerospike-backup \
+    --home-dir /var/lib/aerospike-backup-service --no-create-home --shell /sbin/nologin \
+    --comment "Aerospike Backup Service" aerospike-backup
+exit 0
