@@ -42,8 +42,8 @@ LABEL org.opencontainers.image.title="aerospike-backup-service" \
 # The uid/gid is fixed so volumes and Kubernetes' runAsUser/fsGroup can name it. No packages
 # are added: TLS roots are built into the binary (SSL_CERT_FILE adds more) and the health
 # check speaks HTTP through bash.
-RUN groupadd --system --gid 10001 abs \
- && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/aerospike-backup-service \
+RUN groupadd --gid 10001 abs \
+ && useradd --uid 10001 --gid 10001 --home-dir /var/lib/aerospike-backup-service \
       --no-create-home --shell /usr/sbin/nologin abs \
  && mkdir -p /etc/aerospike-backup-service /var/lib/aerospike-backup-service \
  && chown abs:abs /etc/aerospike-backup-service /var/lib/aerospike-backup-service

@@ -27,7 +27,7 @@ def call(method, path, body=None):
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
+        with urllib.request.urlopen(req, timeout=60) as r:
             raw = r.read().decode()
             status = r.status
     except urllib.error.HTTPError as e:

@@ -1,4 +1,5 @@
-# The REST API saves configuration changes in this directory.
+# The REST API saves configuration changes in this directory; closed to others, as the
+# configuration may hold passwords.
 chown aerospike-backup:aerospike-backup /etc/aerospike-backup-service
 chmod 0750 /etc/aerospike-backup-service
 # As %systemd_post: reload units; enable only where the preset says so.

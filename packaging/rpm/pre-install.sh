@@ -1,4 +1,4 @@
-# The user of packaging/sysusers.conf, before the files that name its group are installed.
+# The user of /usr/lib/sysusers.d/aerospike-backup-service.conf, created before the files.
 getent group aerospike-backup >/dev/null || groupadd --system aerospike-backup
 getent passwd aerospike-backup >/dev/null || useradd --system --gid aerospike-backup \
     --home-dir /var/lib/aerospike-backup-service --no-create-home --shell /sbin/nologin \
