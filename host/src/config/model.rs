@@ -1116,6 +1116,15 @@ pub struct BackupPolicy {
     /// Our extension: an explicit codec chain, exclusive with compression/encryption.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<Vec<PipelineStep>>,
+    /// Ours: how long (ms) after its start a full backup cut off by a crash or restart
+    /// is resumed from its checkpoint when the service comes back; older ones start anew.
+    /// 0 = never resume. Default 86400000 (one day).
+    #[serde(
+        default,
+        deserialize_with = "opt_number",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resume_max_age: Option<u64>,
     /// Deprecated (ABS 2.x): use `retention`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remove_files: Option<RemoveFiles>,

@@ -304,6 +304,18 @@ impl JobRegistry {
         }
         // Wait for the start-up sweep, if one runs.
         drop(self.inner.gate.read().await);
+        self.launch(routine, kind, admit, None).await
+    }
+
+    /// [`JobRegistry::start`] once the start-up sweep is out of the way (or from the sweep
+    /// itself, for a backup it resumes).
+    async fn launch(
+        &self,
+        routine: &str,
+        kind: BackupKind,
+        admit: Admission,
+        resume: Option<Arc<super::resume::Checkpoint>>,
+    ) -> Result<Trigger, JobError> {
         let config = self.inner.store.current();
         let ctx = self.context().await?;
         let resolved = resolve_routine(&config, routine).map_err(|e| match e {
@@ -340,6 +352,7 @@ impl JobRegistry {
             routine: routine.to_string(),
             kind,
             config,
+            resume,
         };
         let progress = Arc::new(Progress::new(ctx.clock.now()));
         let cancel = CancellationToken::new();
@@ -453,6 +466,15 @@ impl JobRegistry {
                 return;
             }
         }
+    }
+
+    /// Cancels every running job because the service stops: checkpointed full backups keep
+    /// their files to resume at the next start. How many there were.
+    pub fn suspend_all(&self) -> usize {
+        if let Some(ctx) = self.inner.ctx.get() {
+            ctx.suspend();
+        }
+        self.cancel_all()
     }
 
     /// Cancels every running job; how many there were.
@@ -718,7 +740,25 @@ impl JobRegistry {
                 Ok(g) => g,
                 Err(_) => this.inner.gate.clone().write_owned().await,
             };
-            this.sweep_incomplete().await
+            let (removed, resumable) = this.sweep().await;
+            // Registered before the gate opens, so a scheduled full of the same routine
+            // finds this one running instead of starting beside it.
+            for (routine, cp) in resumable {
+                let ts = cp.timestamp;
+                let started = this
+                    .launch(
+                        &routine,
+                        BackupKind::Full,
+                        |_, _| Ok(()),
+                        Some(Arc::new(cp)),
+                    )
+                    .await;
+                if let Err(e) = started {
+                    tracing::warn!(routine = %routine, timestamp = ts, error = %e,
+                        "Cannot resume the backup cut off by the last stop.");
+                }
+            }
+            removed
         })
     }
 
@@ -733,10 +773,15 @@ impl JobRegistry {
     ///
     /// Returns the removed folders.
     pub async fn sweep_incomplete(&self) -> Vec<String> {
+        self.sweep().await.0
+    }
+
+    /// The sweep, and the checkpointed full backups it kept to resume.
+    async fn sweep(&self) -> (Vec<String>, Vec<(String, super::resume::Checkpoint)>) {
         let config = self.inner.store.current();
-        let removed = self.sweep_folders(&config).await;
+        let found = self.sweep_folders(&config).await;
         self.sweep_partial_uploads(&config).await;
-        removed
+        found
     }
 
     /// Removes staged upload parts older than this registry from every local storage.
@@ -760,14 +805,18 @@ impl JobRegistry {
         }
     }
 
-    async fn sweep_folders(&self, config: &crate::config::Config) -> Vec<String> {
+    async fn sweep_folders(
+        &self,
+        config: &crate::config::Config,
+    ) -> (Vec<String>, Vec<(String, super::resume::Checkpoint)>) {
         let ctx = match self.context().await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "Cannot look for incomplete backups.");
-                return Vec::new();
+                return (Vec::new(), Vec::new());
             }
         };
+        let mut resumable = Vec::new();
         // One registry for every routine: they all run with this config.
         let plugins = ctx.plugins_for(config).await.map_err(|e| e.to_string());
         let mut removed = Vec::new();
@@ -800,6 +849,10 @@ impl JobRegistry {
                 if ctx.is_claimed(routine, f.timestamp_ms) {
                     continue;
                 }
+                if let Some(cp) = self.resumable(&storage, routine, &f, config).await {
+                    resumable.push((routine.clone(), cp));
+                    continue;
+                }
                 let mut failed = None;
                 for key in &f.keys {
                     // A marker names an object whose upload was cut short: its unfinished
@@ -825,7 +878,36 @@ impl JobRegistry {
                 }
             }
         }
-        removed
+        (removed, resumable)
+    }
+
+    /// The checkpoint of an incomplete full backup folder, if the backup may be resumed
+    /// under `config` now; a refusal is logged with its reason (the folder is then swept).
+    async fn resumable(
+        &self,
+        storage: &Arc<dyn crate::plugins::Storage>,
+        routine: &str,
+        f: &layout::IncompleteFolder,
+        config: &crate::config::Config,
+    ) -> Option<super::resume::Checkpoint> {
+        let checkpoint_key = format!("{}/{}", f.folder, super::resume::RESUME_FILE);
+        if f.kind != BackupKind::Full || !f.keys.contains(&checkpoint_key) {
+            return None;
+        }
+        let why = match super::resume::load(storage, &f.folder).await {
+            Ok(Some(cp)) if cp.routine != routine || cp.timestamp != f.timestamp_ms => {
+                "its checkpoint names another backup".to_string()
+            }
+            Ok(Some(cp)) => match cp.refusal(config, self.now()) {
+                None => return Some(cp),
+                Some(why) => why,
+            },
+            Ok(None) => return None,
+            Err(e) => format!("its checkpoint cannot be read: {e}"),
+        };
+        tracing::warn!(routine = %routine, key = %f.folder, reason = %why,
+            "Not resuming a backup cut off by the last stop; it is removed.");
+        None
     }
 
     /// The shared engine context (plugins, clock), loading it if needed.

@@ -24,6 +24,7 @@ pub mod progress;
 pub mod remote_config;
 pub mod restore;
 pub mod restore_jobs;
+pub mod resume;
 pub mod retention;
 pub mod scan;
 pub mod tls;
