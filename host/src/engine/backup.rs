@@ -116,19 +116,16 @@ pub async fn run_job(
     let pipeline = Arc::new(pipeline);
 
     if let Some(cp) = &spec.resume {
-        return resume_job(
-            ctx,
-            spec,
-            cp.clone(),
-            r,
+        let wiring = Wiring {
             storage,
             pipeline,
-            (compression, encryption),
+            labels: Labels {
+                compression,
+                encryption,
+            },
             sidecar,
-            progress,
-            cancel,
-        )
-        .await;
+        };
+        return resume_job(ctx, spec, cp.clone(), r, wiring, progress, cancel).await;
     }
     let from = match spec.kind {
         BackupKind::Full => None,
@@ -198,13 +195,15 @@ pub async fn run_job(
         None
     };
     let parts = JobParts {
-        storage,
-        pipeline,
-        labels: Labels {
-            compression,
-            encryption,
+        wiring: Wiring {
+            storage,
+            pipeline,
+            labels: Labels {
+                compression,
+                encryption,
+            },
+            sidecar,
         },
-        sidecar,
         window,
         written,
         checkpoint,
@@ -213,12 +212,18 @@ pub async fn run_job(
     run_parts(ctx, spec, &r, parts, progress, cancel).await
 }
 
-/// What a job runs with once its folder is decided.
-struct JobParts {
+/// The storage and codecs a job writes with.
+struct Wiring {
     storage: Arc<dyn Storage>,
     pipeline: Arc<Pipeline>,
     labels: Labels,
+    /// The `pipeline.yaml` text, for a `pipeline:` chain.
     sidecar: Option<String>,
+}
+
+/// What a job runs with once its folder is decided.
+struct JobParts {
+    wiring: Wiring,
     window: Window,
     written: Arc<Written>,
     checkpoint: Option<Arc<Checkpointer>>,
@@ -242,7 +247,7 @@ async fn run_parts(
             if !(matches!(e, EngineError::Cancelled) && ctx.is_suspending())
                 || parts.checkpoint.is_none()
             {
-                remove_written(&parts.storage, parts.written.take()).await;
+                remove_written(&parts.wiring.storage, parts.written.take()).await;
             }
             return Err(e);
         }
@@ -252,10 +257,10 @@ async fn run_parts(
         routine: r,
         kind: spec.kind,
         client: client.clone(),
-        storage: parts.storage.clone(),
-        pipeline: parts.pipeline,
-        labels: parts.labels,
-        sidecar: parts.sidecar,
+        storage: parts.wiring.storage.clone(),
+        pipeline: parts.wiring.pipeline,
+        labels: parts.wiring.labels,
+        sidecar: parts.wiring.sidecar,
         window: parts.window,
         written: parts.written,
         checkpoint: parts.checkpoint,
@@ -281,7 +286,7 @@ async fn run_parts(
             Err(EngineError::Cancelled)
         }
         Err(e) => {
-            remove_written(&parts.storage, run.written.take()).await;
+            remove_written(&parts.wiring.storage, run.written.take()).await;
             Err(e)
         }
     }
@@ -290,19 +295,16 @@ async fn run_parts(
 /// Finishes a full backup from its checkpoint: the folder keeps exactly the files the
 /// checkpoint lists (anything newer is deleted, partial uploads aborted), and each namespace
 /// goes on from where its stored files end.
-#[allow(clippy::too_many_arguments)]
 async fn resume_job(
     ctx: &EngineContext,
     spec: &JobSpec,
     cp: Arc<Checkpoint>,
     r: ResolvedRoutine,
-    storage: Arc<dyn Storage>,
-    pipeline: Arc<Pipeline>,
-    (compression, encryption): (&'static str, &'static str),
-    sidecar: Option<String>,
+    wiring: Wiring,
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Result<JobReport, EngineError> {
+    let storage = wiring.storage.clone();
     if !ctx.claim(&r.name, cp.timestamp) {
         return Err(EngineError::Config(format!(
             "backup {} of routine {} is already being written",
@@ -363,13 +365,7 @@ async fn resume_job(
     let checkpoint = Checkpointer::new(storage.clone(), &folder, ctx.clock.clone(), (*cp).clone())
         .map_err(|e| EngineError::Config(format!("{RESUME_FILE}: {e}")))?;
     let parts = JobParts {
-        storage,
-        pipeline,
-        labels: Labels {
-            compression,
-            encryption,
-        },
-        sidecar,
+        wiring,
         window: Window {
             from: None,
             created: cp.created,
