@@ -185,6 +185,13 @@ impl AppState {
         self.scheduler = scheduler;
     }
 
+    /// Tells `listener` of every backup, restore and verify end (notifications).
+    pub fn on_job_end(&self, listener: crate::engine::events::JobListener) {
+        self.backups.events().listen(listener.clone());
+        self.restores.events().listen(listener.clone());
+        self.verifies.events().listen(listener);
+    }
+
     /// Replaces the job registry, under a scheduler on the system clock (tests whose
     /// backups run on demand only).
     pub fn set_jobs(&mut self, jobs: crate::engine::jobs::JobRegistry) {

@@ -12,6 +12,7 @@ mod cluster_tls;
 mod crash;
 mod faults;
 mod hardening;
+mod notifications;
 mod integrity;
 mod openapi;
 mod plugins;
