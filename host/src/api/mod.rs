@@ -1,6 +1,7 @@
 //! The REST API: ABS v3 paths, methods, status codes and JSON shapes.
 
 pub mod auth;
+pub mod backup_files;
 pub mod backups;
 pub mod body;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod ratelimit;
 pub mod restore;
 pub mod server;
 pub mod system;
+pub mod ui;
 pub mod verify;
 
 use crate::config::ConfigStore;
@@ -216,8 +218,10 @@ pub fn router(state: AppState) -> Router {
         .merge(config_routines::routes())
         .merge(config_secret_agents::router())
         .merge(backups::router())
+        .merge(backup_files::router())
         .merge(restore::router())
         .merge(verify::router())
+        .merge(ui::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         // Rate limit first (it also slows token guessing), then authentication.
         .layer(middleware::from_fn_with_state(
