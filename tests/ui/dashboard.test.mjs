@@ -3,7 +3,7 @@
 //
 // Environment: ABS_URL (the service, e.g. http://127.0.0.1:18081), ABS_ADMIN_TOKEN,
 // ABS_VIEWER_TOKEN (read-only), ABS_ROUTINE (a routine whose full backup takes several
-// seconds), ABS_SHOTS (folder for the screenshots), CHROMIUM (default /usr/bin/chromium).
+// seconds), ABS_FAILING_ROUTINE (one whose backups fail), ABS_SHOTS (folder for the screenshots), CHROMIUM (default /usr/bin/chromium).
 // Exits non-zero on the first failed check, naming it.
 import { chromium } from 'playwright-core';
 import { createRequire } from 'node:module';
@@ -17,6 +17,7 @@ const base = need('ABS_URL').replace(/\/$/, '');
 const admin = need('ABS_ADMIN_TOKEN');
 const viewer = need('ABS_VIEWER_TOKEN');
 const routine = need('ABS_ROUTINE');
+const failing = need('ABS_FAILING_ROUTINE');
 const shots = need('ABS_SHOTS');
 const secretInConfig = process.env.ABS_CONFIG_SECRET || '';
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -50,7 +51,8 @@ async function check(name, fn) {
 }
 
 async function axe(page, name) {
-  await page.addScriptTag({ content: axeSource });
+  // Evaluated over the DevTools protocol: the page's CSP (own scripts only) stays in force.
+  await page.evaluate(axeSource);
   const result = await page.evaluate(async () => window.axe.run(document, { resultTypes: ['violations'] }));
   const bad = result.violations.filter((v) => ['serious', 'critical'].includes(v.impact));
   const minor = result.violations.length - bad.length;
@@ -115,11 +117,19 @@ try {
     await page.getByText('No job is running.').waitFor();
   });
 
-  await check('the overview colours the routine healthy after its full backup', async () => {
+  await check('the overview colours the routine healthy after its full backup, and a failing one red', async () => {
+    assert.equal((await api('POST', `/v1/backups/full/${failing}`)).status, 202);
+    await until('the failing routine to fail', async () => {
+      const s = (await api('GET', `/v1/backups/currentBackup/${failing}`)).body;
+      return !s.full && s['last-full-result'] && s['last-full-result'].outcome === 'failure';
+    });
     await page.goto(`${base}/ui/#/overview`);
     const row = page.locator(`tr[data-routine="${routine}"]`);
     await row.locator('.badge', { hasText: 'healthy' }).waitFor();
     assert.match(await row.getAttribute('class'), /row-ok/);
+    const bad = page.locator(`tr[data-routine="${failing}"]`);
+    await bad.locator('.badge', { hasText: 'failure' }).waitFor();
+    assert.match(await bad.getAttribute('class'), /row-bad/);
     await shot(page, 'overview');
   });
 
@@ -149,8 +159,9 @@ try {
   });
 
   await check('a restore through the wizard runs to success', async () => {
-    await page.goto(`${base}/ui/#/restore`);
+    await page.goto(`${base}/ui/#/restore/${routine}`);
     await page.locator('#w-routine').waitFor();
+    assert.equal(await page.inputValue('#w-routine'), routine);
     await page.check('#w-mode-backup');
     await page.selectOption('#w-backup', backupId);
     await axe(page, 'restore wizard');

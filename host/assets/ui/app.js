@@ -74,7 +74,7 @@ function span(s) {
   if (s < 172800) return `${Math.round(s / 3600)} h`;
   return `${Math.round(s / 86400)} d`;
 }
-const when = (t) => (t ? new Date(t).toLocaleString('en-GB', { timeZone: 'UTC' }) + ' UTC' : '—');
+const when = (t) => (t ? new Date(t).toISOString().slice(0, 19).replace('T', ' ') + ' UTC' : '—');
 const badge = (cls, text) => `<span class="badge health-${cls}">${esc(text)}</span>`;
 const enc = encodeURIComponent;
 
@@ -95,6 +95,7 @@ async function route() {
   const main = old.cloneNode(false);
   old.replaceWith(main);
   say('');
+  if (!$('#version').textContent) api('GET', 'version').then((v) => { $('#version').textContent = `ABS ${v.version} · `; }).catch(() => {});
   try {
     await pages[name](main, args, gen);
   } catch (e) {
@@ -293,8 +294,8 @@ function chart(list) {
     ${list.map((b) => b.kind === 'full'
       ? `<circle cx="${x(b.timestamp).toFixed(1)}" cy="${y(b.bytes).toFixed(1)}" r="5" fill="#0b57a4"><title>full ${esc(when(b.created))}: ${esc(bytes(b.bytes))}</title></circle>`
       : `<rect x="${(x(b.timestamp) - 4).toFixed(1)}" y="${(y(b.bytes) - 4).toFixed(1)}" width="8" height="8" fill="#b35900"><title>incremental ${esc(when(b.created))}: ${esc(bytes(b.bytes))}</title></rect>`).join('')}
-  </svg><figcaption class="legend"><span><span class="swatch" style="background:#0b57a4"></span>full (line: growth)</span>
-    <span><span class="swatch" style="background:#b35900"></span>incremental</span></figcaption></figure>`;
+  </svg><figcaption class="legend"><span><span class="swatch full"></span>full (line: growth)</span>
+    <span><span class="swatch incremental"></span>incremental</span></figcaption></figure>`;
 }
 
 async function backups(main, args, gen) {
@@ -435,7 +436,7 @@ async function restore(main, args, gen) {
     const el = $('#w-progress', main);
     if (!el) return;
     el.innerHTML = progressBlock(`wr-${jobId}`, `restore job ${jobId}: ${r.status}`, r.status === 'running' ? j['percentage-done'] : 100,
-      [...runningFacts(j), ['read', num(r['read-records'])], ['inserted', num(r['inserted-records'])], ['status', r.status]], r.status === 'running' ? `restore:${jobId}` : '') +
+      [...runningFacts(j), ['read', num(r['read-records'])], ['inserted', num(r['inserted-records'])], ['kept (existing or newer)', num((r['existed-records'] || 0) + (r['fresher-records'] || 0))], ['status', r.status]], r.status === 'running' ? `restore:${jobId}` : '') +
       (r.error ? `<p class="msg error">${esc(r.error)}</p>` : '') + (r.status !== 'running' ? `<p id="w-done">Restore ${esc(r.status)}. <a href="#/jobs">All jobs</a></p>` : '');
     if (r.status !== 'running') { clearInterval(timer); timer = null; }
   };
@@ -517,5 +518,4 @@ $('#forget').addEventListener('click', () => { sessionStorage.removeItem('abs-to
 // The skip link focuses the content without changing the page's #/route.
 $('.skip').addEventListener('click', (e) => { e.preventDefault(); $('#main').focus(); });
 window.addEventListener('hashchange', route);
-api('GET', 'version').then((v) => { $('#version').textContent = `ABS ${v.version}`; }).catch(() => {});
 route();
