@@ -407,8 +407,10 @@ notifications:
         let kept: Vec<u64> = n
             .lock()
             .iter()
-            .map(|d| serde_json::from_slice::<serde_json::Value>(&d.body).unwrap()["records"])
-            .map(|r| r.as_u64().unwrap())
+            .map(|d| {
+                let body: serde_json::Value = serde_json::from_slice(&d.body).unwrap();
+                body["records"].as_u64().unwrap()
+            })
             .collect();
         assert_eq!(kept, [2, 3], "the oldest went first");
         let dropped = metrics
