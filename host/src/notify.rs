@@ -422,6 +422,61 @@ notifications:
     }
 
     #[test]
+    fn webhook_settings_are_checked_naming_each_field_and_round_trip() {
+        let yaml = r#"
+notifications:
+  queue-size: 0
+  webhooks:
+    w:
+      url: "ftp://hooks.example/secret-path"
+      secret: ""
+      routines: [nope]
+      kinds: [backup, copy]
+      outcomes: [fail]
+      format: xml
+      timeout-seconds: 0
+      retry-policy: {multiplier: 0.5}
+    s: {url: "secrets:slack:url"}
+"#;
+        let cfg: Config = crate::config::parse(yaml, crate::config::Format::Yaml).unwrap();
+        let errors = crate::config::validate(&cfg).unwrap_err();
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        let w = "notifications.webhooks.w";
+        for p in [
+            "notifications.queue-size".to_string(),
+            format!("{w}.url"),
+            format!("{w}.secret"),
+            format!("{w}.routines[0]"),
+            format!("{w}.kinds[1]"),
+            format!("{w}.outcomes[0]"),
+            format!("{w}.format"),
+            format!("{w}.timeout-seconds"),
+            format!("{w}.retry-policy.multiplier"),
+            "notifications.webhooks.s.secret-agent-name".to_string(),
+        ] {
+            assert!(paths.contains(&p.as_str()), "{p} not in {paths:?}");
+        }
+        // The URL is a secret: not in any error, and redacted when shown.
+        assert!(!errors.iter().any(|e| e.message.contains("secret-path")));
+        let shown = serde_json::to_string(&cfg.redacted()).unwrap();
+        assert!(!shown.contains("secret-path"), "{shown}");
+        assert!(
+            shown.contains("secrets:slack:url"),
+            "references are not secret"
+        );
+        // Unknown keys are refused with their place; what was written is what is shown.
+        let bad = "notifications: {webhooks: {w: {url: \"http://h/x\", colour: red}}}";
+        let e = crate::config::parse::<Config>(bad, crate::config::Format::Yaml).unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+        let minimal = "notifications: {queue-size: 5}";
+        let cfg: Config = crate::config::parse(minimal, crate::config::Format::Yaml).unwrap();
+        assert_eq!(
+            serde_json::to_value(&cfg).unwrap(),
+            serde_json::json!({"notifications": {"queue-size": 5}})
+        );
+    }
+
+    #[test]
     fn webhooks_select_by_routine_kind_and_outcome() {
         let hook = WebhookConfig {
             routines: Some(vec!["daily".into()]),

@@ -1513,8 +1513,9 @@ pub struct PluginDefinition {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct NotificationsConfig {
     /// Webhooks by name (the name labels their metrics and logs).
-    #[serde(default)]
-    pub webhooks: BTreeMap<String, WebhookConfig>,
+    #[serde(default, skip_serializing_if = "Given::is_absent")]
+    #[schema(value_type = BTreeMap<String, WebhookConfig>)]
+    pub webhooks: Given<BTreeMap<String, WebhookConfig>>,
     /// Deliveries waiting to be sent, at most; when full, the oldest is dropped (and
     /// counted). Default 1000.
     #[serde(
