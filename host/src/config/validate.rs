@@ -97,9 +97,12 @@ pub fn validate(cfg: &Config) -> Result<(), Vec<ConfigError>> {
 
 /// `notifications:` (ours): each webhook's URL, selectors, format and retries.
 fn notifications(e: &mut Errors, cfg: &Config, n: &NotificationsConfig) {
-    if n.queue_size == Some(0) {
-        e.push("notifications.queue-size", "must be at least 1");
-    }
+    e.range(
+        "notifications.queue-size".into(),
+        "NotificationsConfig",
+        "queue-size",
+        n.queue_size,
+    );
     for (name, w) in &n.webhooks {
         check_name(e, "notifications.webhooks", name);
         let path = entity_path("notifications.webhooks", name);
@@ -154,16 +157,14 @@ fn notifications(e: &mut Errors, cfg: &Config, n: &NotificationsConfig) {
         {
             e.push(format!("{path}.format"), "must be json or slack");
         }
-        if w.timeout_seconds == Some(0) {
-            e.push(format!("{path}.timeout-seconds"), "must be at least 1");
-        }
-        if let Some(m) = w.retry_policy.as_ref().and_then(|p| p.multiplier)
-            && !(m >= 1.0 && m.is_finite())
-        {
-            e.push(
-                format!("{path}.retry-policy.multiplier"),
-                "must be a number >= 1",
-            );
+        e.range(
+            format!("{path}.timeout-seconds"),
+            "WebhookConfig",
+            "timeout-seconds",
+            w.timeout_seconds,
+        );
+        if let Some(p) = &w.retry_policy {
+            retry_policy(e, &format!("{path}.retry-policy"), p);
         }
     }
 }
