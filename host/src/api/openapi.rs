@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use super::{backups, config_storage, error, restore, system, verify};
+use super::{backup_files, backups, config_storage, error, restore, system, verify};
 use super::{config, config_clusters, config_policies, config_routines, config_secret_agents};
 use utoipa::OpenApi;
 
@@ -28,6 +28,7 @@ use utoipa::OpenApi;
         restore::restore_status, restore::restore_jobs, restore::restore_cancel,
         restore::retrieve_configuration,
         verify::verify_backup, verify::verify_status, verify::verify_cancel,
+        backup_files::backup_files,
     ),
     components(schemas(error::ErrorBody, error::FieldError)),
     tags(

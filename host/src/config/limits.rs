@@ -70,6 +70,8 @@ pub const RANGES: &[Range] = &[
     r("BackupRoutine", "prefer-racks", 0, 1_000_000),
     r("SecretAgent", "port", 1, 65535),
     r("SecretAgent", "timeout", 1, MAX_MS),
+    r("NotificationsConfig", "queue-size", 1, 1_000_000),
+    r("WebhookConfig", "timeout-seconds", 1, 3600),
     r("RestorePolicy", "parallel", 1, PARTITIONS),
     r("RestorePolicy", "socket-timeout", 0, MAX_MS),
     r("RestorePolicy", "total-timeout", 0, MAX_MS),

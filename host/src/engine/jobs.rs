@@ -153,6 +153,8 @@ struct Inner {
     ended: watch::Sender<u64>,
     /// The newest `copy-to` result per routine and storage.
     copies: super::copies::CopyResults,
+    /// Told of every job end and skip (notifications).
+    events: super::events::JobEvents,
 }
 
 /// One progress line of a running job.
@@ -253,6 +255,7 @@ impl JobRegistry {
                 created: std::time::SystemTime::now(),
                 ended: watch::channel(0).0,
                 copies: super::copies::CopyResults::default(),
+                events: super::events::JobEvents::default(),
             }),
         }
     }
@@ -431,6 +434,11 @@ impl JobRegistry {
         Ok(Trigger::Started)
     }
 
+    /// Where job ends and skips are reported.
+    pub fn events(&self) -> &super::events::JobEvents {
+        &self.inner.events
+    }
+
     /// The newest `copy-to` results of `routine`, by target storage.
     pub fn copies(&self, routine: &str) -> HashMap<String, super::copies::CopyResult> {
         self.inner.copies.of(routine)
@@ -562,6 +570,14 @@ impl JobRegistry {
             .or_default()
             .last_outcome
             .insert(kind.label(), (JobOutcome::Skipped(why.to_string()), now));
+        self.inner.events.emit(ended(
+            routine,
+            kind,
+            &JobOutcome::Skipped(why.to_string()),
+            Duration::ZERO,
+            (0, 0),
+            now,
+        ));
     }
 
     fn finish(
@@ -648,6 +664,15 @@ impl JobRegistry {
         }
         jobs.last_outcome
             .insert(kind.label(), (outcome.clone(), self.now()));
+        drop(routines);
+        self.inner.events.emit(ended(
+            routine,
+            kind,
+            outcome,
+            elapsed,
+            (snap.records, snap.bytes),
+            self.now(),
+        ));
     }
 
     /// Cancels the running backups of `routine`; true if there was one.
@@ -916,6 +941,36 @@ impl JobRegistry {
     /// The plugins failed to load.
     pub async fn engine(&self) -> Result<Arc<EngineContext>, EngineError> {
         self.context().await
+    }
+}
+
+/// A backup's end (or skip) as an event; `counts` are (records, bytes).
+fn ended(
+    routine: &str,
+    kind: BackupKind,
+    outcome: &JobOutcome,
+    elapsed: Duration,
+    counts: (u64, u64),
+    at: DateTime<Utc>,
+) -> super::events::JobEnded {
+    use super::events::{JobEnded, JobKind, JobResult};
+    let (result, error) = match outcome {
+        JobOutcome::Success(_) => (JobResult::Success, None),
+        JobOutcome::Failure(e) => (JobResult::Failure, Some(e.clone())),
+        JobOutcome::Canceled => (JobResult::Canceled, None),
+        JobOutcome::Skipped(why) => (JobResult::Skip, Some(why.clone())),
+    };
+    JobEnded {
+        kind: JobKind::Backup,
+        detail: kind.label().to_string(),
+        routine: Some(routine.to_string()),
+        job_id: None,
+        result,
+        records: counts.0,
+        bytes: counts.1,
+        duration: elapsed,
+        error,
+        finished_at: at,
     }
 }
 

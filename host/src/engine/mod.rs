@@ -12,6 +12,7 @@ pub mod cloud;
 pub mod cluster;
 pub mod context;
 pub mod copies;
+pub mod events;
 pub mod files;
 pub mod gcp_token;
 pub mod integrity;
