@@ -55,6 +55,33 @@ pub fn document() -> utoipa::openapi::OpenApi {
     serde_json::from_value(value).expect("the OpenAPI document reads back")
 }
 
+/// The document as served: [`document`] plus what utoipa's model cannot carry. The listings'
+/// `from` and `to` get `allowEmptyValue`: ABS reads `?to=` as no bound (Go's `Query().Get`
+/// cannot tell empty from absent) and so do we, so clients and fuzzers should know an empty
+/// value is accepted.
+pub fn served() -> serde_json::Value {
+    let mut value = serde_json::to_value(document()).expect("the OpenAPI document serializes");
+    if let Some(paths) = value["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(|item| item.as_object_mut())
+            .flat_map(|o| o.values_mut())
+        {
+            for param in op
+                .get_mut("parameters")
+                .and_then(|p| p.as_array_mut())
+                .into_iter()
+                .flatten()
+            {
+                if param["in"] == "query" && (param["name"] == "from" || param["name"] == "to") {
+                    param["allowEmptyValue"] = true.into();
+                }
+            }
+        }
+    }
+    value
+}
+
 /// Configuration enums are read case-insensitively, with aliases (`WARNING` for `WARN`), and
 /// `GET /v1/config` answers them as they were written; so their schemas are a pattern over
 /// every accepted spelling in any case, not the canonical list alone.
