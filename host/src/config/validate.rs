@@ -835,6 +835,7 @@ fn policy(e: &mut Errors, path: &str, p: &BackupPolicy) {
         ("bandwidth", p.bandwidth),
         ("file-limit", p.file_limit),
         ("retry-delay", p.retry_delay),
+        ("resume-max-age", p.resume_max_age),
     ] {
         e.range(format!("{path}.{field}"), bp, field, v);
     }
