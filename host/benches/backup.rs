@@ -279,6 +279,7 @@ async fn bench(records: usize) {
             routine: "r".into(),
             kind: BackupKind::Full,
             config: Arc::new(config(port, &storage, &policy, routine)),
+            resume: None,
         };
         reset_peak_rss();
         let base_mib = rss_mib();

@@ -273,6 +273,7 @@ async fn bench(records: usize) {
                 routine: "r".into(),
                 kind: BackupKind::Full,
                 config: cfg.clone(),
+                resume: None,
             };
             let report = run_job(
                 &ctx,

@@ -125,6 +125,7 @@ impl Bench {
             routine: "r".into(),
             kind: BackupKind::Full,
             config: Arc::new(config(&self.host, self.port, root, policy)),
+            resume: None,
         };
         reset_peak_rss();
         let (cpu0, scpu0, t) = (

@@ -5,6 +5,7 @@ pub mod config;
 pub mod engine;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod outbound;
 pub mod pem_key;
 pub mod plugin_check;

@@ -56,6 +56,13 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_request_duration: HistogramVec,
     pub http_rate_limited: IntCounter,
+    /// Ours: webhook delivery attempts (each try, retries included) by webhook.
+    pub webhook_attempts: IntCounterVec,
+    /// Ours: webhook deliveries by webhook and outcome (`success`, `failure` = gave up after
+    /// the retries, `dropped` = pushed out of the full queue).
+    pub webhook_deliveries: IntCounterVec,
+    /// Ours: deliveries waiting in the queue.
+    pub webhook_queue_length: IntGauge,
 }
 
 fn name(n: &str) -> String {
@@ -235,8 +242,32 @@ impl Metrics {
             "HTTP requests refused with 429 by the per-client rate limit",
         )
         .expect("valid metric");
+        let webhook_attempts = IntCounterVec::new(
+            Opts::new(
+                name("webhook_attempts_total"),
+                "Webhook delivery attempts (retries included) by webhook",
+            ),
+            &["webhook"],
+        )
+        .expect("valid metric");
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                name("webhook_deliveries_total"),
+                "Webhook deliveries by webhook and outcome (success, failure, dropped)",
+            ),
+            &["webhook", "outcome"],
+        )
+        .expect("valid metric");
+        let webhook_queue_length = IntGauge::new(
+            name("webhook_queue_length"),
+            "Webhook deliveries waiting to be sent",
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(backup_events.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(webhook_attempts.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(webhook_deliveries.clone()),
+            Box::new(webhook_queue_length.clone()),
+            Box::new(backup_events.clone()),
             Box::new(backup_duration.clone()),
             Box::new(backup_in_progress.clone()),
             Box::new(backup_progress_pct.clone()),
@@ -291,6 +322,9 @@ impl Metrics {
             http_requests,
             http_request_duration,
             http_rate_limited,
+            webhook_attempts,
+            webhook_deliveries,
+            webhook_queue_length,
         }
     }
 

@@ -73,6 +73,8 @@ pub async fn start_with_runtime(
         None => AppState::new(store.clone(), metrics.clone()),
     };
     state.auth.install(cfg.clone(), auth);
+    let notifier = crate::notify::Notifier::start(store.clone(), Some(metrics.clone()));
+    state.on_job_end(notifier.listener());
     state.backups.sweep_incomplete_at_start();
     let shutdown = CancellationToken::new();
 

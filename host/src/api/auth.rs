@@ -313,6 +313,10 @@ pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) 
     if route == "/health" || route == "/ready" {
         return next.run(req).await;
     }
+    // The dashboard's static files hold no data; its API calls are checked as any other.
+    if super::ui::is_ui_route(&route) && matches!(*req.method(), Method::GET | Method::HEAD) {
+        return next.run(req).await;
+    }
     let Some(auth) = state.auth.current().await else {
         return next.run(req).await;
     };

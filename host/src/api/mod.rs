@@ -1,6 +1,7 @@
 //! The REST API: ABS v3 paths, methods, status codes and JSON shapes.
 
 pub mod auth;
+pub mod backup_files;
 pub mod backups;
 pub mod body;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod ratelimit;
 pub mod restore;
 pub mod server;
 pub mod system;
+pub mod ui;
 pub mod verify;
 
 use crate::config::ConfigStore;
@@ -185,6 +187,13 @@ impl AppState {
         self.scheduler = scheduler;
     }
 
+    /// Tells `listener` of every backup, restore and verify end (notifications).
+    pub fn on_job_end(&self, listener: crate::engine::events::JobListener) {
+        self.backups.events().listen(listener.clone());
+        self.restores.events().listen(listener.clone());
+        self.verifies.events().listen(listener);
+    }
+
     /// Replaces the job registry, under a scheduler on the system clock (tests whose
     /// backups run on demand only).
     pub fn set_jobs(&mut self, jobs: crate::engine::jobs::JobRegistry) {
@@ -209,8 +218,10 @@ pub fn router(state: AppState) -> Router {
         .merge(config_routines::routes())
         .merge(config_secret_agents::router())
         .merge(backups::router())
+        .merge(backup_files::router())
         .merge(restore::router())
         .merge(verify::router())
+        .merge(ui::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         // Rate limit first (it also slows token guessing), then authentication.
         .layer(middleware::from_fn_with_state(

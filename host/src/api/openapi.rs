@@ -1,6 +1,6 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
-use super::{backups, config_storage, error, restore, system, verify};
+use super::{backup_files, backups, config_storage, error, restore, system, verify};
 use super::{config, config_clusters, config_policies, config_routines, config_secret_agents};
 use utoipa::OpenApi;
 
@@ -28,6 +28,7 @@ use utoipa::OpenApi;
         restore::restore_status, restore::restore_jobs, restore::restore_cancel,
         restore::retrieve_configuration,
         verify::verify_backup, verify::verify_status, verify::verify_cancel,
+        backup_files::backup_files,
     ),
     components(schemas(error::ErrorBody, error::FieldError)),
     tags(
@@ -52,6 +53,33 @@ pub fn document() -> utoipa::openapi::OpenApi {
     publish_save_failure(&mut value);
     publish_config_enums(&mut value["components"]["schemas"]);
     serde_json::from_value(value).expect("the OpenAPI document reads back")
+}
+
+/// The document as served: [`document`] plus what utoipa's model cannot carry. The listings'
+/// `from` and `to` get `allowEmptyValue`: ABS reads `?to=` as no bound (Go's `Query().Get`
+/// cannot tell empty from absent) and so do we, so clients and fuzzers should know an empty
+/// value is accepted.
+pub fn served() -> serde_json::Value {
+    let mut value = serde_json::to_value(document()).expect("the OpenAPI document serializes");
+    if let Some(paths) = value["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(|item| item.as_object_mut())
+            .flat_map(|o| o.values_mut())
+        {
+            for param in op
+                .get_mut("parameters")
+                .and_then(|p| p.as_array_mut())
+                .into_iter()
+                .flatten()
+            {
+                if param["in"] == "query" && (param["name"] == "from" || param["name"] == "to") {
+                    param["allowEmptyValue"] = true.into();
+                }
+            }
+        }
+    }
+    value
 }
 
 /// Configuration enums are read case-insensitively, with aliases (`WARNING` for `WARN`), and

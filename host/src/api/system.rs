@@ -100,7 +100,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 /// The OpenAPI document of this service.
 pub async fn openapi_json() -> Response {
-    Json(super::openapi::document()).into_response()
+    Json(super::openapi::served()).into_response()
 }
 
 /// A small page listing the API, linking the OpenAPI document (no external assets, so it works

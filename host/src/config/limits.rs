@@ -60,6 +60,8 @@ pub const RANGES: &[Range] = &[
     r("BackupPolicy", "max-concurrent-nodes", 1, 256),
     r("BackupPolicy", "max-retries", 0, 1000),
     r("BackupPolicy", "retry-delay", 0, MAX_MS),
+    // A backup resumed a year after it started would no longer be the snapshot it claims.
+    r("BackupPolicy", "resume-max-age", 0, 366 * 24 * 3600 * 1000),
     r("RetryPolicy", "base-timeout", 1, MAX_MS),
     r("RetryPolicy", "multiplier", 1, 100),
     r("RetryPolicy", "max-retries", 0, 1000),
@@ -70,6 +72,8 @@ pub const RANGES: &[Range] = &[
     r("BackupRoutine", "prefer-racks", 0, 1_000_000),
     r("SecretAgent", "port", 1, 65535),
     r("SecretAgent", "timeout", 1, MAX_MS),
+    r("NotificationsConfig", "queue-size", 1, 1_000_000),
+    r("WebhookConfig", "timeout-seconds", 1, 3600),
     r("RestorePolicy", "parallel", 1, PARTITIONS),
     r("RestorePolicy", "socket-timeout", 0, MAX_MS),
     r("RestorePolicy", "total-timeout", 0, MAX_MS),

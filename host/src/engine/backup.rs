@@ -26,8 +26,8 @@ use crate::plugins::{Pipeline, Storage};
 use super::asb::{ASB_EXTENDED_VERSION, AsbEncoder, EncoderOptions};
 use super::cluster;
 use super::files::{
-    CHUNK_BYTES, FileMsg, FileSpec, FileStats, FileWriter, MAX_PART_BYTES, Written, put_object,
-    remove_written, upload_files,
+    CHUNK_BYTES, FileMsg, FileSpec, FileStats, FileWriter, MAX_PART_BYTES, UploadOptions, Written,
+    put_object, remove_written, upload_files,
 };
 use super::integrity::{CHECKSUMS_FILE, ChecksumsSidecar};
 use super::layout::{
@@ -35,6 +35,7 @@ use super::layout::{
     metadata_asb_name, namespace_folder_named,
 };
 use super::progress::Progress;
+use super::resume::{Checkpoint, Checkpointer, NamespaceState, RESUME_FILE};
 use super::scan::{self, EncodedBatch, RateLimiter, ScanRange, ScanSpec};
 use super::wiring::pipeline_sidecar;
 use super::{EngineError, FirstError};
@@ -61,6 +62,8 @@ pub struct JobSpec {
     pub kind: BackupKind,
     /// The config snapshot the job runs with (a running job keeps it across changes).
     pub config: Arc<Config>,
+    /// The checkpoint of a full backup cut off by a restart, which this job finishes.
+    pub resume: Option<Arc<Checkpoint>>,
 }
 
 /// One namespace of a finished job.
@@ -112,6 +115,18 @@ pub async fn run_job(
         .then(|| pipeline_sidecar(&pipeline, &plugins));
     let pipeline = Arc::new(pipeline);
 
+    if let Some(cp) = &spec.resume {
+        let wiring = Wiring {
+            storage,
+            pipeline,
+            labels: Labels {
+                compression,
+                encryption,
+            },
+            sidecar,
+        };
+        return resume_job(ctx, spec, cp.clone(), r, wiring, progress, cancel).await;
+    }
     let from = match spec.kind {
         BackupKind::Full => None,
         BackupKind::Incremental => Some(
@@ -142,33 +157,114 @@ pub async fn run_job(
         .single()
         .unwrap_or_default();
 
-    let client = Arc::new(r.connect(&cancel).await?);
+    let window = Window {
+        from,
+        created,
+        ts,
+        name: layout::folder_name(
+            ts,
+            spec.config
+                .service
+                .backup
+                .as_ref()
+                .and_then(|b| b.timestamp_format.map(|f| *f)),
+        ),
+    };
+    let written = Arc::new(Written::default());
+    // A full backup keeps a checkpoint to resume from after a restart (unless the policy's
+    // `resume-max-age` is 0). Written before any data, so a folder that has data but no
+    // checkpoint is never mistaken for a resumable one.
+    let checkpoint = if spec.kind == BackupKind::Full && r.policy.resume_max_age != Some(0) {
+        let folder = layout::backup_folder_named(&r.name, spec.kind, &window.name);
+        let cp = super::resume::start(
+            &r.name,
+            ts,
+            &window.name,
+            created,
+            super::resume::fingerprint(&r.routine, &r.policy),
+        );
+        let cp = Checkpointer::new(storage.clone(), &folder, ctx.clock.clone(), cp)
+            .map_err(EngineError::Config)?;
+        written.push(cp.key().to_string());
+        if let Err(e) = cp.write().await {
+            remove_written(&storage, written.take()).await;
+            return Err(e);
+        }
+        Some(Arc::new(cp))
+    } else {
+        None
+    };
+    let parts = JobParts {
+        wiring: Wiring {
+            storage,
+            pipeline,
+            labels: Labels {
+                compression,
+                encryption,
+            },
+            sidecar,
+        },
+        window,
+        written,
+        checkpoint,
+        resumed: None,
+    };
+    run_parts(ctx, spec, &r, parts, progress, cancel).await
+}
+
+/// The storage and codecs a job writes with.
+struct Wiring {
+    storage: Arc<dyn Storage>,
+    pipeline: Arc<Pipeline>,
+    labels: Labels,
+    /// The `pipeline.yaml` text, for a `pipeline:` chain.
+    sidecar: Option<String>,
+}
+
+/// What a job runs with once its folder is decided.
+struct JobParts {
+    wiring: Wiring,
+    window: Window,
+    written: Arc<Written>,
+    checkpoint: Option<Arc<Checkpointer>>,
+    resumed: Option<Arc<Checkpoint>>,
+}
+
+/// Connects, runs the job and cleans up after it: a failure or a cancel removes what the
+/// job wrote, except a checkpointed full backup cut off by a shutdown, which the next start
+/// resumes.
+async fn run_parts(
+    ctx: &EngineContext,
+    spec: &JobSpec,
+    r: &ResolvedRoutine,
+    parts: JobParts,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Result<JobReport, EngineError> {
+    let client = match r.connect(&cancel).await {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            if !(matches!(e, EngineError::Cancelled) && ctx.is_suspending())
+                || parts.checkpoint.is_none()
+            {
+                remove_written(&parts.wiring.storage, parts.written.take()).await;
+            }
+            return Err(e);
+        }
+    };
     let run = BackupRun {
         ctx,
-        routine: &r,
+        routine: r,
         kind: spec.kind,
         client: client.clone(),
-        storage: storage.clone(),
-        pipeline,
-        labels: Labels {
-            compression,
-            encryption,
-        },
-        sidecar,
-        window: Window {
-            from,
-            created,
-            ts,
-            name: layout::folder_name(
-                ts,
-                spec.config
-                    .service
-                    .backup
-                    .as_ref()
-                    .and_then(|b| b.timestamp_format.map(|f| *f)),
-            ),
-        },
-        written: Arc::new(Written::default()),
+        storage: parts.wiring.storage.clone(),
+        pipeline: parts.wiring.pipeline,
+        labels: parts.wiring.labels,
+        sidecar: parts.wiring.sidecar,
+        window: parts.window,
+        written: parts.written,
+        checkpoint: parts.checkpoint,
+        resumed: parts.resumed,
         progress,
         cancel,
     };
@@ -178,11 +274,109 @@ pub async fn run_job(
     }
     match result {
         Ok(report) => Ok(report),
+        Err(EngineError::Cancelled) if ctx.is_suspending() && run.checkpoint.is_some() => {
+            if let Some(cp) = &run.checkpoint
+                && let Err(e) = cp.write().await
+            {
+                tracing::warn!(key = %cp.key(), error = %e,
+                    "Cannot update the backup's resume checkpoint.");
+            }
+            tracing::info!(routine = %r.name, timestamp = run.window.ts,
+                "Backup cut off by the shutdown; its stored files and checkpoint are kept and the next start resumes it.");
+            Err(EngineError::Cancelled)
+        }
         Err(e) => {
-            remove_written(&storage, run.written.take()).await;
+            remove_written(&parts.wiring.storage, run.written.take()).await;
             Err(e)
         }
     }
+}
+
+/// Finishes a full backup from its checkpoint: the folder keeps exactly the files the
+/// checkpoint lists (anything newer is deleted, partial uploads aborted), and each namespace
+/// goes on from where its stored files end.
+async fn resume_job(
+    ctx: &EngineContext,
+    spec: &JobSpec,
+    cp: Arc<Checkpoint>,
+    r: ResolvedRoutine,
+    wiring: Wiring,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Result<JobReport, EngineError> {
+    let storage = wiring.storage.clone();
+    if !ctx.claim(&r.name, cp.timestamp) {
+        return Err(EngineError::Config(format!(
+            "backup {} of routine {} is already being written",
+            cp.timestamp, r.name
+        )));
+    }
+    let _claim = ClaimGuard {
+        ctx,
+        key: (r.name.clone(), cp.timestamp),
+    };
+    let folder = layout::backup_folder_named(&r.name, BackupKind::Full, &cp.folder);
+    let kept: std::collections::HashSet<String> = cp.kept_keys(&folder).into_iter().collect();
+    let resume_key = format!("{folder}/{RESUME_FILE}");
+    let keys = layout::list_keys(&storage, &format!("{folder}/"))
+        .await
+        .map_err(|e| EngineError::plugin("listing backups", e))?;
+    let mut dropped = 0usize;
+    for key in keys
+        .iter()
+        .filter(|k| !kept.contains(*k) && **k != resume_key)
+    {
+        // A marker names an upload the killed process left open: abort what is left of it
+        // (never the object itself, which may be a kept file), then drop the marker.
+        if let Some(object) = super::files::marked_object(key) {
+            super::files::abort_leftover(&storage, object)
+                .await
+                .map_err(|e| EngineError::plugin(format!("removing the marker of {object}"), e))?;
+        }
+        storage
+            .delete(key)
+            .await
+            .map_err(|e| EngineError::plugin(format!("writing {key}"), e))?;
+        dropped += 1;
+    }
+    let written = Arc::new(Written::default());
+    for n in cp
+        .namespaces
+        .iter()
+        .filter(|n| n.state != NamespaceState::Pending)
+    {
+        let ns_folder = format!("{folder}/data/{}", n.namespace);
+        for f in &n.files {
+            let key = format!("{ns_folder}/{}", f.name);
+            written.push(key.clone());
+            written.sum(&key, f.size, f.sha256.clone());
+        }
+    }
+    written.push(resume_key);
+    let kept_records: u64 = cp
+        .namespaces
+        .iter()
+        .filter(|n| n.state != NamespaceState::Pending)
+        .map(|n| n.records)
+        .sum();
+    tracing::info!(routine = %r.name, timestamp = cp.timestamp, kept_files = kept.len(),
+        kept_records, dropped_files = dropped, "Resuming a backup cut off by a restart.");
+    progress.add_records(kept_records);
+    let checkpoint = Checkpointer::new(storage.clone(), &folder, ctx.clock.clone(), (*cp).clone())
+        .map_err(|e| EngineError::Config(format!("{RESUME_FILE}: {e}")))?;
+    let parts = JobParts {
+        wiring,
+        window: Window {
+            from: None,
+            created: cp.created,
+            ts: cp.timestamp,
+            name: cp.folder.clone(),
+        },
+        written,
+        checkpoint: Some(Arc::new(checkpoint)),
+        resumed: Some(cp),
+    };
+    run_parts(ctx, spec, &r, parts, progress, cancel).await
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -225,6 +419,10 @@ struct BackupRun<'a> {
     sidecar: Option<String>,
     window: Window,
     written: Arc<Written>,
+    /// The full backup's resume checkpoint, kept up to date as files finish.
+    checkpoint: Option<Arc<Checkpointer>>,
+    /// The checkpoint this job resumes from.
+    resumed: Option<Arc<Checkpoint>>,
     progress: Arc<Progress>,
     cancel: CancellationToken,
 }
@@ -365,7 +563,12 @@ impl BackupRun<'_> {
                 limiter: limiter.clone(),
                 bandwidth: bandwidth.clone(),
             };
-            let stats = self.backup_namespace(&nsr).await?;
+            let stats = match self.resumed.as_ref().and_then(|c| c.namespace(ns)) {
+                Some(n) if n.state != NamespaceState::Pending => {
+                    self.resume_namespace(&nsr, n).await?
+                }
+                _ => self.backup_namespace(&nsr).await?,
+            };
             reports.push((ns.clone(), stats));
         }
         if self.kind == BackupKind::Full && r.policy.with_cluster_configuration.unwrap_or(false) {
@@ -376,6 +579,13 @@ impl BackupRun<'_> {
         let mut out = Vec::new();
         for (ns, stats) in reports {
             out.push(self.finish_namespace(&ns, stats, finished).await?);
+        }
+        // Complete: the checkpoint has nothing left to resume.
+        if let Some(cp) = &self.checkpoint
+            && let Err(e) = self.storage.delete(cp.key()).await
+        {
+            tracing::warn!(key = %cp.key(), error = %e,
+                "Cannot remove the finished backup's resume checkpoint; the start-up sweep removes it.");
         }
         Ok(JobReport {
             timestamp_ms: self.window.ts,
@@ -471,10 +681,70 @@ impl BackupRun<'_> {
         if self.kind == BackupKind::Full {
             self.write_system_file(&files, &mut stats).await?;
         }
-        if r.policy.no_records.unwrap_or(false) {
+        if let Some(cp) = &self.checkpoint {
+            let system = self.written.sums_in(&files.folder);
+            cp.begin_namespace(nsr.ns, nsr.ranges, system, (stats.sindexes, stats.udfs))
+                .await?;
+        }
+        if !r.policy.no_records.unwrap_or(false) {
+            self.scan_namespace(nsr, files.clone(), &mut stats).await?;
+        }
+        if let Some(cp) = &self.checkpoint {
+            cp.namespace_scanned(nsr.ns, files.counter.load(Ordering::Relaxed))
+                .await?;
+        }
+        Ok(stats)
+    }
+
+    /// A namespace of a resumed backup: what its checkpoint keeps, plus the scan of the
+    /// partitions it had not finished.
+    async fn resume_namespace(
+        &self,
+        nsr: &NamespaceRun<'_>,
+        n: &super::resume::NamespaceCheckpoint,
+    ) -> Result<NamespaceStats, EngineError> {
+        let r = self.routine;
+        let mut stats = NamespaceStats {
+            records: n.records,
+            bytes: n.bytes,
+            files: n.files.len() as u64,
+            sindexes: n.sindexes,
+            udfs: n.udfs,
+        };
+        self.progress.add_bytes(n.bytes);
+        for _ in &n.files {
+            self.progress.add_file();
+        }
+        if n.state == NamespaceState::Scanned {
             return Ok(stats);
         }
-        self.scan_namespace(nsr, files, &mut stats).await?;
+        let files = FileSpec {
+            namespace: nsr.ns.to_string(),
+            folder: namespace_folder_named(&r.name, self.kind, &self.window.name, nsr.ns),
+            counter: Arc::new(AtomicU64::new(n.next_file.max(1))),
+            file_limit: r.policy.file_limit_mb().max(1) * FILE_LIMIT_UNIT,
+            pipeline: self.pipeline.clone(),
+            options: EncoderOptions {
+                compact: r.policy.compact.unwrap_or(false),
+            },
+        };
+        let ranges = n
+            .ranges(r.policy.parallel())
+            .map_err(|m| EngineError::Config(format!("{RESUME_FILE}: {m}")))?;
+        if !ranges.is_empty() {
+            let rest = NamespaceRun {
+                ns: nsr.ns,
+                ranges: &ranges,
+                limiter: nsr.limiter.clone(),
+                bandwidth: nsr.bandwidth.clone(),
+            };
+            self.scan_namespace(&rest, files.clone(), &mut stats)
+                .await?;
+        }
+        if let Some(cp) = &self.checkpoint {
+            cp.namespace_scanned(nsr.ns, files.counter.load(Ordering::Relaxed))
+                .await?;
+        }
         Ok(stats)
     }
 
@@ -664,7 +934,10 @@ impl BackupRun<'_> {
                 nsr.bandwidth.clone(),
                 self.written.clone(),
                 self.progress.clone(),
-                marks_open_uploads(&self.routine.storage),
+                UploadOptions {
+                    mark_open: marks_open_uploads(&self.routine.storage),
+                    checkpoint: self.checkpoint.clone().map(|c| (c, ns.to_string())),
+                },
             ));
         }
         let mut first = FirstError::new(stop);

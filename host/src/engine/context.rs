@@ -70,6 +70,9 @@ pub struct EngineContext {
     claimed: Mutex<HashSet<(String, i64)>>,
     /// The registry with the user plugins of the last `plugins:` section seen, keyed by it.
     user_plugins: tokio::sync::Mutex<Option<UserRegistry>>,
+    /// Set when the service cancels jobs to stop: a checkpointed full backup then keeps its
+    /// files to resume at the next start instead of deleting them.
+    suspending: std::sync::atomic::AtomicBool,
 }
 
 /// A `plugins:` section and the registry built from it.
@@ -91,7 +94,19 @@ impl EngineContext {
             clock,
             claimed: Mutex::new(HashSet::new()),
             user_plugins: tokio::sync::Mutex::new(None),
+            suspending: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Jobs canceled from now on are cut off by a shutdown (see [`EngineContext::is_suspending`]).
+    pub fn suspend(&self) {
+        self.suspending
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// True once [`EngineContext::suspend`] was called.
+    pub fn is_suspending(&self) -> bool {
+        self.suspending.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The plugins of a job running with `config`: the defaults, plus the config's

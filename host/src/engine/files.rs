@@ -14,6 +14,7 @@ use super::EngineError;
 use super::asb::{AsbEncoder, EncoderOptions};
 use super::layout::data_file_name;
 use super::progress::Progress;
+use super::resume::{Checkpointer, FileProgress};
 use super::scan::{EncodedBatch, RateLimiter};
 
 /// Plain `.asb` bytes encoded before they go through the codec chain (DESIGN §3: ~1 MiB).
@@ -75,8 +76,8 @@ pub enum FileMsg {
     Begin(String),
     /// Stored (post-codec) bytes of the current object.
     Data(Vec<u8>),
-    /// The current object is complete.
-    End,
+    /// The current object is complete; what it holds of the scan.
+    End(Box<FileProgress>),
 }
 
 /// Per-writer totals.
@@ -93,6 +94,8 @@ struct OpenFile {
     codec: Box<dyn CodecStream>,
     /// Stored bytes of this file so far.
     stored: u64,
+    /// Its records' partition cursors, for the resume checkpoint.
+    scan: FileProgress,
 }
 
 /// Where and how a namespace's data files are written; shared by its workers.
@@ -119,6 +122,8 @@ pub struct FileWriter {
     progress: Arc<Progress>,
     current: Option<OpenFile>,
     stats: FileStats,
+    /// Finished partitions that arrived while no file was open: the next file carries them.
+    pending_done: Vec<u16>,
 }
 
 impl std::fmt::Debug for FileWriter {
@@ -145,6 +150,7 @@ impl FileWriter {
             progress,
             current: None,
             stats: FileStats::default(),
+            pending_done: Vec::new(),
         }
     }
 
@@ -186,12 +192,20 @@ impl FileWriter {
             f.encoder
                 .write_encoded(&batch.bytes[start..end], n)
                 .map_err(|e| EngineError::Encode(e.to_string()))?;
+            if batch.digests.len() == ends.len() {
+                f.scan.note(&batch.digests[i..j]);
+            }
             // Progress counted these records as the scan encoded them.
             self.stats.records += n;
             if f.encoder.buffered_len() >= self.chunk_bytes {
                 self.flush_chunk()?;
             }
             (i, start) = (j, end);
+        }
+        // The batch's last record is in the open file: its finished partitions go with it.
+        match self.current.as_mut() {
+            Some(f) => f.scan.done.extend_from_slice(&batch.done),
+            None => self.pending_done.extend_from_slice(&batch.done),
         }
         Ok(())
     }
@@ -220,6 +234,7 @@ impl FileWriter {
             encoder,
             codec,
             stored: 0,
+            scan: FileProgress::after(std::mem::take(&mut self.pending_done)),
         });
         Ok(())
     }
@@ -261,7 +276,9 @@ impl FileWriter {
             self.emit(tail)?;
         }
         self.stats.files += 1;
-        self.send(FileMsg::End)
+        let mut scan = std::mem::take(&mut f.scan);
+        scan.next_file = self.spec.counter.load(Ordering::Relaxed);
+        self.send(FileMsg::End(Box::new(scan)))
     }
 
     fn emit(&mut self, data: Vec<u8>) -> Result<(), EngineError> {
@@ -315,9 +332,17 @@ pub async fn abort_leftover(
     up.abort().await
 }
 
+/// How an uploader treats each finished object besides storing it.
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    /// Keep an [`OPEN_MARKER_SUFFIX`] marker beside each object while it is written.
+    pub mark_open: bool,
+    /// Note each finished object in this checkpoint, as a file of this namespace.
+    pub checkpoint: Option<(Arc<Checkpointer>, String)>,
+}
+
 /// Writes the objects an encoder streams, in parts of `part_size`. An object left without
-/// its `End` (the encoder failed) is aborted. With `mark_open`, each object has an
-/// [`OPEN_MARKER_SUFFIX`] marker beside it while it is written.
+/// its `End` (the encoder failed) is aborted.
 pub async fn upload_files(
     storage: Arc<dyn Storage>,
     mut rx: mpsc::Receiver<FileMsg>,
@@ -325,8 +350,9 @@ pub async fn upload_files(
     bandwidth: Option<Arc<RateLimiter>>,
     written: Arc<Written>,
     progress: Arc<Progress>,
-    mark_open: bool,
+    options: UploadOptions,
 ) -> Result<(), EngineError> {
+    let mark_open = options.mark_open;
     let part_size = part_size as usize;
     let mut current: Option<OpenUpload> = None;
     let result: Result<(), EngineError> = async {
@@ -374,7 +400,7 @@ pub async fn upload_files(
                         *part += 1;
                     }
                 }
-                FileMsg::End => {
+                FileMsg::End(scan) => {
                     let Some((key, mut up, part, buf, digest)) = current.take() else {
                         return Err(EngineError::Encode("end outside a file".into()));
                     };
@@ -390,6 +416,20 @@ pub async fn upload_files(
                         .await
                         .map_err(|e| EngineError::plugin(format!("finishing {key}"), e))?;
                     written.sum(&key, digest.size, digest.hex());
+                    if let Some((cp, ns)) = &options.checkpoint {
+                        let name = key.rsplit_once('/').map_or(key.as_str(), |(_, n)| n);
+                        let sum = super::integrity::FileSum {
+                            name: name.to_string(),
+                            size: digest.size,
+                            sha256: digest.hex(),
+                        };
+                        // The checkpoint only saves work: a backup goes on without it (a
+                        // resume then deletes the files it does not list).
+                        if let Err(e) = cp.commit_file(ns, scan.next_file, sum, &scan).await {
+                            tracing::warn!(key = %cp.key(), error = %e,
+                                "Cannot update the backup's resume checkpoint.");
+                        }
+                    }
                     // The finished upload still holds a storage slot: let it go before the
                     // marker's delete asks for one, or `parallel` writers at this point
                     // (more than the slots) would each wait for the others.

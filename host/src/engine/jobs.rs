@@ -153,6 +153,8 @@ struct Inner {
     ended: watch::Sender<u64>,
     /// The newest `copy-to` result per routine and storage.
     copies: super::copies::CopyResults,
+    /// Told of every job end and skip (notifications).
+    events: super::events::JobEvents,
 }
 
 /// One progress line of a running job.
@@ -253,6 +255,7 @@ impl JobRegistry {
                 created: std::time::SystemTime::now(),
                 ended: watch::channel(0).0,
                 copies: super::copies::CopyResults::default(),
+                events: super::events::JobEvents::default(),
             }),
         }
     }
@@ -304,6 +307,18 @@ impl JobRegistry {
         }
         // Wait for the start-up sweep, if one runs.
         drop(self.inner.gate.read().await);
+        self.launch(routine, kind, admit, None).await
+    }
+
+    /// [`JobRegistry::start`] once the start-up sweep is out of the way (or from the sweep
+    /// itself, for a backup it resumes).
+    async fn launch(
+        &self,
+        routine: &str,
+        kind: BackupKind,
+        admit: Admission,
+        resume: Option<Arc<super::resume::Checkpoint>>,
+    ) -> Result<Trigger, JobError> {
         let config = self.inner.store.current();
         let ctx = self.context().await?;
         let resolved = resolve_routine(&config, routine).map_err(|e| match e {
@@ -340,6 +355,7 @@ impl JobRegistry {
             routine: routine.to_string(),
             kind,
             config,
+            resume,
         };
         let progress = Arc::new(Progress::new(ctx.clock.now()));
         let cancel = CancellationToken::new();
@@ -418,6 +434,11 @@ impl JobRegistry {
         Ok(Trigger::Started)
     }
 
+    /// Where job ends and skips are reported.
+    pub fn events(&self) -> &super::events::JobEvents {
+        &self.inner.events
+    }
+
     /// The newest `copy-to` results of `routine`, by target storage.
     pub fn copies(&self, routine: &str) -> HashMap<String, super::copies::CopyResult> {
         self.inner.copies.of(routine)
@@ -453,6 +474,15 @@ impl JobRegistry {
                 return;
             }
         }
+    }
+
+    /// Cancels every running job because the service stops: checkpointed full backups keep
+    /// their files to resume at the next start. How many there were.
+    pub fn suspend_all(&self) -> usize {
+        if let Some(ctx) = self.inner.ctx.get() {
+            ctx.suspend();
+        }
+        self.cancel_all()
     }
 
     /// Cancels every running job; how many there were.
@@ -540,6 +570,14 @@ impl JobRegistry {
             .or_default()
             .last_outcome
             .insert(kind.label(), (JobOutcome::Skipped(why.to_string()), now));
+        self.inner.events.emit(ended(
+            routine,
+            kind,
+            &JobOutcome::Skipped(why.to_string()),
+            Duration::ZERO,
+            (0, 0),
+            now,
+        ));
     }
 
     fn finish(
@@ -626,6 +664,15 @@ impl JobRegistry {
         }
         jobs.last_outcome
             .insert(kind.label(), (outcome.clone(), self.now()));
+        drop(routines);
+        self.inner.events.emit(ended(
+            routine,
+            kind,
+            outcome,
+            elapsed,
+            (snap.records, snap.bytes),
+            self.now(),
+        ));
     }
 
     /// Cancels the running backups of `routine`; true if there was one.
@@ -718,7 +765,25 @@ impl JobRegistry {
                 Ok(g) => g,
                 Err(_) => this.inner.gate.clone().write_owned().await,
             };
-            this.sweep_incomplete().await
+            let (removed, resumable) = this.sweep().await;
+            // Registered before the gate opens, so a scheduled full of the same routine
+            // finds this one running instead of starting beside it.
+            for (routine, cp) in resumable {
+                let ts = cp.timestamp;
+                let started = this
+                    .launch(
+                        &routine,
+                        BackupKind::Full,
+                        |_, _| Ok(()),
+                        Some(Arc::new(cp)),
+                    )
+                    .await;
+                if let Err(e) = started {
+                    tracing::warn!(routine = %routine, timestamp = ts, error = %e,
+                        "Cannot resume the backup cut off by the last stop.");
+                }
+            }
+            removed
         })
     }
 
@@ -733,10 +798,15 @@ impl JobRegistry {
     ///
     /// Returns the removed folders.
     pub async fn sweep_incomplete(&self) -> Vec<String> {
+        self.sweep().await.0
+    }
+
+    /// The sweep, and the checkpointed full backups it kept to resume.
+    async fn sweep(&self) -> (Vec<String>, Vec<(String, super::resume::Checkpoint)>) {
         let config = self.inner.store.current();
-        let removed = self.sweep_folders(&config).await;
+        let found = self.sweep_folders(&config).await;
         self.sweep_partial_uploads(&config).await;
-        removed
+        found
     }
 
     /// Removes staged upload parts older than this registry from every local storage.
@@ -760,14 +830,18 @@ impl JobRegistry {
         }
     }
 
-    async fn sweep_folders(&self, config: &crate::config::Config) -> Vec<String> {
+    async fn sweep_folders(
+        &self,
+        config: &crate::config::Config,
+    ) -> (Vec<String>, Vec<(String, super::resume::Checkpoint)>) {
         let ctx = match self.context().await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "Cannot look for incomplete backups.");
-                return Vec::new();
+                return (Vec::new(), Vec::new());
             }
         };
+        let mut resumable = Vec::new();
         // One registry for every routine: they all run with this config.
         let plugins = ctx.plugins_for(config).await.map_err(|e| e.to_string());
         let mut removed = Vec::new();
@@ -800,6 +874,10 @@ impl JobRegistry {
                 if ctx.is_claimed(routine, f.timestamp_ms) {
                     continue;
                 }
+                if let Some(cp) = self.resumable(&storage, routine, &f, config).await {
+                    resumable.push((routine.clone(), cp));
+                    continue;
+                }
                 let mut failed = None;
                 for key in &f.keys {
                     // A marker names an object whose upload was cut short: its unfinished
@@ -825,7 +903,36 @@ impl JobRegistry {
                 }
             }
         }
-        removed
+        (removed, resumable)
+    }
+
+    /// The checkpoint of an incomplete full backup folder, if the backup may be resumed
+    /// under `config` now; a refusal is logged with its reason (the folder is then swept).
+    async fn resumable(
+        &self,
+        storage: &Arc<dyn crate::plugins::Storage>,
+        routine: &str,
+        f: &layout::IncompleteFolder,
+        config: &crate::config::Config,
+    ) -> Option<super::resume::Checkpoint> {
+        let checkpoint_key = format!("{}/{}", f.folder, super::resume::RESUME_FILE);
+        if f.kind != BackupKind::Full || !f.keys.contains(&checkpoint_key) {
+            return None;
+        }
+        let why = match super::resume::load(storage, &f.folder).await {
+            Ok(Some(cp)) if cp.routine != routine || cp.timestamp != f.timestamp_ms => {
+                "its checkpoint names another backup".to_string()
+            }
+            Ok(Some(cp)) => match cp.refusal(config, self.now()) {
+                None => return Some(cp),
+                Some(why) => why,
+            },
+            Ok(None) => return None,
+            Err(e) => format!("its checkpoint cannot be read: {e}"),
+        };
+        tracing::warn!(routine = %routine, key = %f.folder, reason = %why,
+            "Not resuming a backup cut off by the last stop; it is removed.");
+        None
     }
 
     /// The shared engine context (plugins, clock), loading it if needed.
@@ -834,6 +941,36 @@ impl JobRegistry {
     /// The plugins failed to load.
     pub async fn engine(&self) -> Result<Arc<EngineContext>, EngineError> {
         self.context().await
+    }
+}
+
+/// A backup's end (or skip) as an event; `counts` are (records, bytes).
+fn ended(
+    routine: &str,
+    kind: BackupKind,
+    outcome: &JobOutcome,
+    elapsed: Duration,
+    counts: (u64, u64),
+    at: DateTime<Utc>,
+) -> super::events::JobEnded {
+    use super::events::{JobEnded, JobKind, JobResult};
+    let (result, error) = match outcome {
+        JobOutcome::Success(_) => (JobResult::Success, None),
+        JobOutcome::Failure(e) => (JobResult::Failure, Some(e.clone())),
+        JobOutcome::Canceled => (JobResult::Canceled, None),
+        JobOutcome::Skipped(why) => (JobResult::Skip, Some(why.clone())),
+    };
+    JobEnded {
+        kind: JobKind::Backup,
+        detail: kind.label().to_string(),
+        routine: Some(routine.to_string()),
+        job_id: None,
+        result,
+        records: counts.0,
+        bytes: counts.1,
+        duration: elapsed,
+        error,
+        finished_at: at,
     }
 }
 

@@ -353,8 +353,12 @@ pub fn find_incomplete(routine: &str, kind: BackupKind, keys: &[String]) -> Vec<
         let base = format!("{prefix}{name}");
         // namespace → (has metadata.yaml, its keys)
         let mut namespaces: BTreeMap<&str, (bool, Vec<String>)> = BTreeMap::new();
+        let mut checkpoint = None;
         for key in &keys {
             let inner = &key[base.len() + 1..];
+            if inner == super::resume::RESUME_FILE {
+                checkpoint = Some((*key).clone());
+            }
             if let Some((ns, file)) = inner.strip_prefix("data/").and_then(|r| r.split_once('/')) {
                 let entry = namespaces.entry(ns).or_default();
                 entry.0 |= file == METADATA_FILE;
@@ -371,6 +375,15 @@ pub fn find_incomplete(routine: &str, kind: BackupKind, keys: &[String]) -> Vec<
                         keys,
                     });
                 }
+            }
+            // A resume checkpoint left beside finished metadata: nothing to resume.
+            if let Some(key) = checkpoint {
+                out.push(IncompleteFolder {
+                    kind,
+                    timestamp_ms: ts,
+                    folder: key.clone(),
+                    keys: vec![key],
+                });
             }
         } else {
             out.push(IncompleteFolder {
@@ -523,6 +536,10 @@ mod tests {
             "r/backup/3000/data/b/pipeline.yaml",
             // ABS timestamp-format folder name, complete (its metadata does not parse: kept)
             "r/backup/4000_2024-01-01/data/a/metadata.yaml",
+            // complete, but its resume checkpoint was not removed: only that goes
+            "r/backup/4500/data/a/0_a_1.asb",
+            "r/backup/4500/data/a/metadata.yaml",
+            "r/backup/4500/resume.yaml",
             // not backup folders: never touched
             "r/backup/data/a/0_a_1.asb",
             "r/backup/notes.txt",
@@ -550,6 +567,12 @@ mod tests {
                         "r/backup/3000/data/b/0_b_1.asb",
                         "r/backup/3000/data/b/pipeline.yaml",
                     ]),
+                },
+                IncompleteFolder {
+                    kind: BackupKind::Full,
+                    timestamp_ms: 4500,
+                    folder: "r/backup/4500/resume.yaml".into(),
+                    keys: keys(&["r/backup/4500/resume.yaml"]),
                 },
             ]
         );

@@ -83,6 +83,10 @@ struct Job {
     finished_at: Option<DateTime<Utc>>,
     /// When the job finished, for expiry (monotonic).
     finished: Option<std::time::Instant>,
+    /// The request kind (`full`, `incremental`, `timestamp`) and the routine restored, for
+    /// the job's end event.
+    label: String,
+    routine: Option<String>,
 }
 
 /// Why a restore could not start.
@@ -103,6 +107,8 @@ pub struct RestoreJobs {
     metrics: Option<Arc<Metrics>>,
     backups: JobRegistry,
     jobs: Arc<Mutex<HashMap<i64, Job>>>,
+    /// Told of every job end (notifications).
+    events: super::events::JobEvents,
 }
 
 impl std::fmt::Debug for RestoreJobs {
@@ -118,6 +124,8 @@ struct Target {
     storage: StorageConfig,
     policy: RestorePolicy,
     keys: ResolvedKeys,
+    /// The routine whose backup is restored, when known.
+    routine: Option<String>,
 }
 
 impl Target {
@@ -245,7 +253,13 @@ impl RestoreJobs {
             metrics,
             backups,
             jobs: Arc::new(Mutex::new(HashMap::new())),
+            events: super::events::JobEvents::default(),
         }
+    }
+
+    /// Where job ends are reported.
+    pub fn events(&self) -> &super::events::JobEvents {
+        &self.events
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Job>> {
@@ -274,6 +288,7 @@ impl RestoreJobs {
             storage,
             policy,
             keys: ResolvedKeys::default(),
+            routine: routine_of_path(&req.backup_data_path),
         }
         .resolve_secrets(
             &config,
@@ -323,6 +338,7 @@ impl RestoreJobs {
             storage,
             policy,
             keys: ResolvedKeys::default(),
+            routine: Some(req.routine.clone()),
         }
         .resolve_secrets(
             &config,
@@ -381,6 +397,7 @@ impl RestoreJobs {
         for f in &folders {
             restore::folder_pipeline(&plugins, &target.policy, &target.keys, f)?;
         }
+        let routine = target.routine.clone();
         let plan = RestorePlan {
             label: label.to_string(),
             cluster_name: target.cluster_name,
@@ -419,6 +436,8 @@ impl RestoreJobs {
                     cancel: cancel.clone(),
                     finished_at: None,
                     finished: None,
+                    label: label.to_string(),
+                    routine,
                 },
             );
             id
@@ -493,6 +512,27 @@ impl RestoreJobs {
             m.restore_records.inc_by(c.inserted_records);
             m.restore_bytes.inc_by(c.total_bytes);
         }
+        use super::events::{JobEnded, JobKind, JobResult};
+        let event = JobEnded {
+            kind: JobKind::Restore,
+            detail: job.label.clone(),
+            routine: job.routine.clone(),
+            job_id: Some(id),
+            result: match status {
+                RestoreStatus::Success => JobResult::Success,
+                RestoreStatus::Canceled => JobResult::Canceled,
+                _ => JobResult::Failure,
+            },
+            records: c.inserted_records,
+            bytes: c.total_bytes,
+            duration: (*now - job.progress.snapshot().started_at)
+                .to_std()
+                .unwrap_or_default(),
+            error: job.error.clone(),
+            finished_at: *now,
+        };
+        drop(jobs);
+        self.events.emit(event);
     }
 
     /// The job `id`.
@@ -550,6 +590,15 @@ fn view(id: i64, j: &Job) -> RestoreView {
         finished_at: j.finished_at,
         counters: j.counters.snapshot(),
     }
+}
+
+/// The routine of a `backup-data-path` of our layout (`<routine>/backup/<ts>/...`).
+fn routine_of_path(path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    parts
+        .windows(2)
+        .find(|w| w[1] == "backup" || w[1] == "incremental")
+        .map(|w| w[0].to_string())
 }
 
 /// Drops finished jobs past their time, then the oldest beyond the cap.
@@ -625,7 +674,19 @@ mod tests {
             cancel: CancellationToken::new(),
             finished_at: None,
             finished,
+            label: "full".into(),
+            routine: None,
         }
+    }
+
+    #[test]
+    fn routines_are_read_from_backup_paths() {
+        assert_eq!(
+            routine_of_path("daily/backup/1700000000000/data/test"),
+            Some("daily".into())
+        );
+        assert_eq!(routine_of_path("/r/incremental/17/"), Some("r".into()));
+        assert_eq!(routine_of_path("some/folder"), None);
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct EncodedBatch {
     pub bytes: Vec<u8>,
     /// End offset in `bytes` of each record.
     pub ends: Vec<u32>,
+    /// Digest of each record, for the resume checkpoint's partition cursors.
+    pub digests: Vec<[u8; 20]>,
+    /// Partitions whose every record is in this batch or an earlier one.
+    pub done: Vec<u16>,
 }
 
 impl EncodedBatch {
@@ -52,11 +56,14 @@ impl EncodedBatch {
             // One record past the threshold fits without a reallocation in the common case.
             bytes: Vec::with_capacity(BATCH_BYTES + 16 * 1024),
             ends: Vec::with_capacity(512),
+            digests: Vec::with_capacity(512),
+            done: Vec::new(),
         }
     }
 
+    /// No records and no finished partitions: nothing to hand on.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.ends.is_empty() && self.done.is_empty()
     }
 }
 
@@ -82,6 +89,7 @@ impl Batcher {
             return None;
         }
         self.batch.ends.push(self.batch.bytes.len() as u32);
+        self.batch.digests.push(record.digest);
         self.uncounted += 1;
         if self.uncounted >= self.count_every {
             self.count();
@@ -103,6 +111,8 @@ pub enum ScanRange {
     Partitions { begin: u16, count: u16 },
     /// Records after `digest` in its partition.
     AfterDigest([u8; 20]),
+    /// Partitions, each from its beginning or after a digest (a resumed backup's rest).
+    Cursors(Vec<(u16, Option<[u8; 20]>)>),
 }
 
 impl ScanRange {
@@ -111,6 +121,7 @@ impl ScanRange {
         match self {
             ScanRange::Partitions { count, .. } => u32::from(*count),
             ScanRange::AfterDigest(_) => 1,
+            ScanRange::Cursors(parts) => parts.len() as u32,
         }
     }
 }
@@ -524,6 +535,20 @@ impl Worker {
                 done: false,
                 unavailable: false,
             }],
+            ScanRange::Cursors(parts) => {
+                let mut v: Vec<PartStatus> = parts
+                    .iter()
+                    .map(|(id, digest)| PartStatus {
+                        id: *id,
+                        digest: *digest,
+                        done: false,
+                        unavailable: false,
+                    })
+                    .collect();
+                // `round` merges results back by binary search on the id.
+                v.sort_by_key(|p| p.id);
+                v
+            }
         };
         let mut attempt = 0;
         loop {
@@ -845,6 +870,12 @@ impl Worker {
                             }
                             Message::Skipped => {}
                             Message::Last => {
+                                // Every partition asked for and served is finished once the
+                                // records before this point are stored: the checkpoint
+                                // learns it with the batch that carries them.
+                                b.batch
+                                    .done
+                                    .extend(parts.iter().filter(|p| !p.unavailable).map(|p| p.id));
                                 last = true;
                                 break;
                             }
@@ -893,7 +924,7 @@ mod tests {
         r.iter()
             .map(|r| match r {
                 ScanRange::Partitions { begin, count } => (*begin, *count),
-                ScanRange::AfterDigest(_) => panic!("digest"),
+                ScanRange::AfterDigest(_) | ScanRange::Cursors(_) => panic!("not a plain range"),
             })
             .collect()
     }

@@ -95,6 +95,8 @@ pub struct VerifyJobs {
     /// The newest job of each routine (scheduled or asked for), for `currentBackup`.
     last: Arc<Mutex<HashMap<String, i64>>>,
     metrics: Option<Arc<Metrics>>,
+    /// Told of every job end (notifications).
+    events: super::events::JobEvents,
 }
 
 impl std::fmt::Debug for VerifyJobs {
@@ -123,7 +125,13 @@ impl VerifyJobs {
             jobs: Arc::default(),
             last: Arc::default(),
             metrics,
+            events: super::events::JobEvents::default(),
         }
+    }
+
+    /// Where job ends are reported.
+    pub fn events(&self) -> &super::events::JobEvents {
+        &self.events
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Job>> {
@@ -247,14 +255,40 @@ impl VerifyJobs {
                 m.verify_failure.with_label_values(&[routine]).inc();
             }
         }
+        use super::events::{JobEnded, JobKind, JobResult};
         let mut jobs = self.lock();
-        if let Some(job) = jobs.get_mut(&id) {
-            job.status = status;
-            job.report = report;
-            job.error = error;
-            job.finished_at = Some(now);
-            job.finished = Some(Instant::now());
-        }
+        let Some(job) = jobs.get_mut(&id) else {
+            return;
+        };
+        let p = job.progress.snapshot();
+        let event = JobEnded {
+            kind: JobKind::Verify,
+            detail: "verify".into(),
+            routine: Some(routine.to_string()),
+            job_id: Some(id),
+            result: match status {
+                VerifyState::Ok => JobResult::Success,
+                VerifyState::Canceled => JobResult::Canceled,
+                _ => JobResult::Failure,
+            },
+            records: p.records,
+            bytes: p.bytes,
+            duration: (now - p.started_at).to_std().unwrap_or_default(),
+            error: error.clone().or_else(|| {
+                report
+                    .as_ref()
+                    .filter(|r| !r.is_ok())
+                    .map(|r| format!("{} problem(s) found in {}", r.problem_count, job.backup))
+            }),
+            finished_at: now,
+        };
+        job.status = status;
+        job.report = report;
+        job.error = error;
+        job.finished_at = Some(now);
+        job.finished = Some(Instant::now());
+        drop(jobs);
+        self.events.emit(event);
     }
 
     /// Job `id`, `None` if unknown.

@@ -526,10 +526,10 @@ impl Scheduler {
         }
         let mut canceled = 0;
         if tokio::time::timeout(grace, jobs.wait_idle()).await.is_err() {
-            canceled = jobs.cancel_all();
+            canceled = jobs.suspend_all();
             tracing::warn!(
                 canceled,
-                "Grace period over: running backups canceled; their files are removed."
+                "Grace period over: running backups canceled; full backups with a checkpoint resume at the next start, the others' files are removed."
             );
             let _ = tokio::time::timeout(CANCEL_CLEANUP_BOUND, jobs.wait_idle()).await;
         }

@@ -138,7 +138,7 @@ fn kill_mid_backup_then_restart_sweeps_partial_folder_and_uploads() {
             "service:\n  http: {{address: 127.0.0.1, port: {port}}}\n\
              aerospike-clusters:\n  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {}}}]}}\n\
              storage:\n  disk: {{local-storage: {{path: {}}}}}\n\
-             backup-policies:\n  slow: {{parallel: 1, file-limit: 1, records-per-second: 2000}}\n\
+             backup-policies:\n  slow: {{parallel: 1, file-limit: 1, records-per-second: 2000, resume-max-age: 0}}\n\
              backup-routines:\n  r: {{interval-cron: \"@yearly\", source-cluster: c, storage: disk, \
              backup-policy: slow, namespaces: [test]}}\n",
             node.port(),
@@ -268,7 +268,7 @@ fn kill_mid_backup_to_s3_then_restart_aborts_the_open_multipart_uploads() {
              storage:\n  s3: {{s3-storage: {{bucket: {bucket}, s3-region: us-east-1, path: abs, \
              s3-endpoint-override: \"{}\", access-key-id: AKIDTEST, \
              secret-access-key: test-secret-not-real, min-part-size: 5242880}}}}\n\
-             backup-policies:\n  slow: {{parallel: 1, file-limit: 12, records-per-second: 2000}}\n\
+             backup-policies:\n  slow: {{parallel: 1, file-limit: 12, records-per-second: 2000, resume-max-age: 0}}\n\
              backup-routines:\n  r: {{interval-cron: \"@yearly\", source-cluster: c, storage: s3, \
              backup-policy: slow, namespaces: [test]}}\n",
             node.port(),
@@ -308,4 +308,170 @@ fn kill_mid_backup_to_s3_then_restart_aborts_the_open_multipart_uploads() {
     });
     let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
     assert!(log.contains("Removed an incomplete backup"), "{log}");
+}
+
+/// Issue 27, resume: a full backup killed (`kill -9`) after some of its files were stored is
+/// finished by the restarted service from its checkpoint. The files stored before the kill
+/// are kept as they were, what the killed process had begun is dropped, and the backup holds
+/// every record of the namespace exactly once: decoded file by file, and restored into an
+/// empty node and compared record by record.
+#[test]
+fn kill_mid_backup_then_restart_resumes_from_the_checkpoint() {
+    let node = AerospikeNode::start().unwrap();
+    let spec = FixtureSpec {
+        records: RECORDS,
+        shape: Shape::Small,
+        ..FixtureSpec::default()
+    };
+    assert_eq!(fixtures::fill(&node, &spec), RECORDS);
+    let target = AerospikeNode::start().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("backups");
+    let folders = root.join("r/backup");
+    let port = testkit::emulators::free_port().unwrap();
+    let config = dir.path().join("abs.yml");
+    let write_config = |throttle: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "service:\n  http: {{address: 127.0.0.1, port: {port}}}\n\
+                 aerospike-clusters:\n  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {}}}]}}\n  \
+                 t: {{seed-nodes: [{{host-name: 127.0.0.1, port: {}}}]}}\n\
+                 storage:\n  disk: {{local-storage: {{path: {}}}}}\n\
+                 backup-policies:\n  slow: {{parallel: 2, file-limit: 1{throttle}}}\n\
+                 backup-routines:\n  r: {{interval-cron: \"@yearly\", source-cluster: c, storage: disk, \
+                 backup-policy: slow, namespaces: [test]}}\n",
+                node.port(),
+                target.port(),
+                root.display()
+            ),
+        )
+        .unwrap();
+    };
+    // Two scans, 1 MB files, throttled: files finish one after another for seconds.
+    write_config(", records-per-second: 3000");
+    let checkpoint_files = |cp: &Path| -> Vec<String> {
+        let Ok(text) = std::fs::read_to_string(cp) else {
+            return Vec::new();
+        };
+        let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        v["namespaces"][0]["files"]
+            .as_sequence()
+            .map(|f| {
+                f.iter()
+                    .map(|f| f["name"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let svc = Service::start(dir.path(), &config, port, "first.log");
+    let (s, body) = svc.call("POST", "/v1/backups/full/r", None);
+    assert_eq!(s, 202, "{body}");
+    let mut folder = PathBuf::new();
+    wait_for("the checkpoint lists two stored data files", || {
+        let Some(cp) = files(&folders)
+            .into_iter()
+            .find(|f| f.ends_with("resume.yaml"))
+        else {
+            return false;
+        };
+        folder = cp.parent().unwrap().to_path_buf();
+        checkpoint_files(&cp).len() >= 2
+    });
+    let mut svc = svc;
+    svc.child.kill().unwrap(); // SIGKILL
+    svc.child.wait().unwrap();
+    drop(svc);
+    let kept = checkpoint_files(&folder.join("resume.yaml"));
+    let data = folder.join("data/test");
+    let before: Vec<(String, Vec<u8>)> = kept
+        .iter()
+        .map(|n| (n.clone(), std::fs::read(data.join(n)).unwrap()))
+        .collect();
+    let records_before: usize = before.iter().map(|(_, b)| count_records(b)).sum();
+    assert!(
+        records_before > 0 && records_before < RECORDS,
+        "killed mid-backup: {records_before} records stored"
+    );
+
+    // Back unthrottled: speed is not part of what a backup holds, so it still resumes.
+    write_config("");
+    let svc = Service::start(dir.path(), &config, port, "second.log");
+    let mut listed = serde_json::Value::Null;
+    wait_for("the resumed backup is listed", || {
+        listed = svc.call("GET", "/v1/backups/full/r", None).1;
+        listed.as_array().is_some_and(|a| !a.is_empty())
+    });
+    let backups = listed.as_array().unwrap();
+    assert_eq!(backups.len(), 1, "{listed}");
+    assert_eq!(backups[0]["record-count"], RECORDS as u64, "{listed}");
+    let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
+    assert!(
+        log.contains("Resuming a backup cut off by a restart"),
+        "{log}"
+    );
+    assert!(!log.contains("Removed an incomplete backup"), "{log}");
+    // Same folder, the stored files untouched, the checkpoint gone.
+    for (name, bytes) in &before {
+        assert_eq!(
+            &std::fs::read(data.join(name)).unwrap(),
+            bytes,
+            "{name} was rewritten"
+        );
+    }
+    assert!(!folder.join("resume.yaml").exists());
+    let mut digests = std::collections::BTreeSet::new();
+    let mut total = 0;
+    for f in files(&data) {
+        if f.extension().is_some_and(|e| e == "asb") {
+            let bytes = std::fs::read(&f).unwrap();
+            let mut dec = abs::engine::asb::AsbDecoder::new(&bytes[..]);
+            while let Some(item) = dec.next_item().unwrap() {
+                if let abs::engine::asb::AsbItem::Record(r) = item {
+                    total += 1;
+                    digests.insert(r.digest);
+                }
+            }
+        }
+    }
+    assert_eq!(total, RECORDS, "records in the files");
+    assert_eq!(digests.len(), RECORDS, "no record twice");
+
+    // Restored into an empty node: the same records.
+    let key = backups[0]["key"].as_str().unwrap();
+    let body = format!(
+        r#"{{"backup-data-path": "{key}", "destination-name": "t", "source-name": "disk", "policy": {{}}}}"#
+    );
+    let (s, id) = svc.call("POST", "/v1/restore/full", Some(&body));
+    assert_eq!(s, 202, "{id}");
+    let id = id.as_i64().unwrap();
+    let mut st = serde_json::Value::Null;
+    wait_for("the restore ends", || {
+        st = svc.call("GET", &format!("/v1/restore/status/{id}"), None).1;
+        st["status"] != "running"
+    });
+    assert_eq!(st["status"], "success", "{st}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (want, got) = rt.block_on(async {
+        let a = crate::backup::connect(&node).await;
+        let b = crate::backup::connect(&target).await;
+        (
+            crate::restore::scan_all(&a, "test").await,
+            crate::restore::scan_all(&b, "test").await,
+        )
+    });
+    assert_eq!(want.len(), RECORDS);
+    crate::backup::assert_same_records(&got, &want);
+}
+
+/// Records in a plain `.asb` file.
+fn count_records(bytes: &[u8]) -> usize {
+    let mut dec = abs::engine::asb::AsbDecoder::new(bytes);
+    let mut n = 0;
+    while let Some(item) = dec.next_item().unwrap() {
+        n += usize::from(matches!(item, abs::engine::asb::AsbItem::Record(_)));
+    }
+    n
 }

@@ -227,7 +227,8 @@ fn validate_refuses_out_of_range_numbers_in_files() {
         &bad,
         "service:\n  http: {port: 8080, idle-timeout: 999999999999}\n\
          aerospike-clusters:\n  c: {seed-nodes: [{host-name: h, port: 0}], conn-timeout: 0}\n\
-         backup-policies:\n  p: {parallel: 0, retry-delay: 2066540437521813504, bandwidth: 5000000}\n",
+         backup-policies:\n  p: {parallel: 0, retry-delay: 2066540437521813504, bandwidth: 5000000, \
+         resume-max-age: 9223372036854775808}\n",
     )
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_aerospike-backup-service"))
@@ -245,6 +246,7 @@ fn validate_refuses_out_of_range_numbers_in_files() {
         // The deprecated key is read as its 3.x spelling (with a warning), and named so.
         "backup-policies.p.retry-policy.base-timeout",
         "backup-policies.p.bandwidth",
+        "backup-policies.p.resume-max-age: must be between 0 and 31622400000",
     ] {
         assert!(err.contains(field), "{field} missing from: {err}");
     }

@@ -149,3 +149,34 @@ fn the_document_describes_what_the_service_reads_and_sends() {
         assert!(content.get("text/plain").is_none(), "{kind}: {content}");
     }
 }
+
+/// ABS reads an empty `from=` / `to=` as no bound, and so do we; the served document says so
+/// (`allowEmptyValue`), so a client or fuzzer does not take `?to=` for an invalid request.
+#[tokio::test]
+async fn empty_time_bounds_are_accepted_and_documented_as_such() {
+    use crate::api_config::{CONFIG, call, fixture_with};
+    let fx = fixture_with(CONFIG);
+    let (status, body) = call(&fx.app, "GET", "/api-docs/openapi.json", None).await;
+    assert_eq!(status, 200);
+    let mut marked = 0;
+    for item in body["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] == "query" && (p["name"] == "from" || p["name"] == "to") {
+                    assert_eq!(p["allowEmptyValue"], true, "{p}");
+                    marked += 1;
+                }
+            }
+        }
+    }
+    assert!(marked >= 8, "the four listings' from and to: {marked}");
+    for uri in [
+        "/v1/backups/full?from=&to=",
+        "/v1/backups/incremental/nightly?to=",
+    ] {
+        let (status, body) = call(&fx.app, "GET", uri, None).await;
+        assert_eq!(status, 200, "GET {uri}: {body}");
+    }
+    let (status, body) = call(&fx.app, "GET", "/v1/backups/full?to=x", None).await;
+    assert_eq!(status, 400, "{body}");
+}

@@ -181,7 +181,7 @@ async fn connect(node: &AerospikeNode) -> Client {
 }
 
 /// The namespace as the client scans it, by digest.
-async fn scan_all(client: &Client, ns: &str) -> BTreeMap<[u8; 20], AsbRecord> {
+pub(crate) async fn scan_all(client: &Client, ns: &str) -> BTreeMap<[u8; 20], AsbRecord> {
     let rs = client
         .query(
             &QueryPolicy::default(),

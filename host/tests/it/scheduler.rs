@@ -659,7 +659,8 @@ async fn shutdown_cancels_what_outlives_the_grace_period_and_leaves_nothing_list
     let store = Arc::new(ConfigStore::in_memory(config(
         node.port(),
         dir.path(),
-        "parallel: 1, records-per-second: 100",
+        // Without a resume checkpoint: a canceled full removes every file it wrote.
+        "parallel: 1, records-per-second: 100, resume-max-age: 0",
         &routine("r", "@yearly", "", ""),
     )));
     let rig = rig(store, ms("2027-01-15T08:00:00Z")).await;
@@ -702,6 +703,89 @@ async fn shutdown_cancels_what_outlives_the_grace_period_and_leaves_nothing_list
             .unwrap(),
         Trigger::Skipped("the service is shutting down".into())
     );
+}
+
+/// Issue 27: a full backup cut off by a shutdown keeps its checkpoint (nothing listed), and
+/// the next process's start-up sweep resumes it instead of removing it.
+#[tokio::test]
+async fn shutdown_keeps_a_checkpointed_full_that_the_next_start_resumes() {
+    let node = AerospikeNode::start().unwrap();
+    seed(&node, 2000);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |policy: &str| {
+        Arc::new(ConfigStore::in_memory(config(
+            node.port(),
+            dir.path(),
+            policy,
+            &routine("r", "@yearly", "", ""),
+        )))
+    };
+    let rig1 = rig(
+        cfg("parallel: 1, records-per-second: 100"),
+        ms("2027-01-15T08:00:00Z"),
+    )
+    .await;
+    rig1.start().await;
+    let t = rig1.sched.trigger("r", BackupKind::Full, Duration::ZERO);
+    assert_eq!(t.await.unwrap(), Trigger::Started);
+    while rig1
+        .sched
+        .jobs()
+        .state("r")
+        .full
+        .is_some_and(|f| f.progress.records < 50)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = rig1.sched.shutdown(Duration::from_millis(100)).await;
+    assert_eq!((report.running, report.canceled), (1, 1));
+    assert_eq!(
+        rig1.sched.jobs().wait("r", BackupKind::Full).await,
+        Some(JobOutcome::Canceled)
+    );
+    assert!(rig1.listed("r", BackupKind::Full).await.is_empty());
+    let left = layout::list_keys(&rig1.storage(), "r/").await.unwrap();
+    assert!(left.iter().any(|k| k.ends_with("/resume.yaml")), "{left:?}");
+
+    // The next process (unthrottled: speed is not part of what a backup holds).
+    let rig2 = rig(cfg("parallel: 2"), ms("2027-01-15T08:05:00Z")).await;
+    let removed = rig2.sched.jobs().sweep_incomplete_at_start().await.unwrap();
+    assert!(removed.is_empty(), "{removed:?}");
+    match rig2.sched.jobs().wait("r", BackupKind::Full).await {
+        Some(JobOutcome::Success(rep)) => assert_eq!(rep.records(), 2000),
+        other => panic!("the resumed backup did not succeed: {other:?}"),
+    }
+    assert_eq!(rig2.listed("r", BackupKind::Full).await.len(), 1);
+    let left = layout::list_keys(&rig2.storage(), "r/").await.unwrap();
+    assert!(
+        !left.iter().any(|k| k.ends_with("/resume.yaml")),
+        "{left:?}"
+    );
+
+    // Too old to resume: swept like any incomplete backup.
+    let rig3 = rig(
+        cfg("parallel: 1, records-per-second: 100"),
+        ms("2027-02-15T08:00:00Z"),
+    )
+    .await;
+    rig3.start().await;
+    let t = rig3.sched.trigger("r", BackupKind::Full, Duration::ZERO);
+    assert_eq!(t.await.unwrap(), Trigger::Started);
+    while rig3
+        .sched
+        .jobs()
+        .state("r")
+        .full
+        .is_some_and(|f| f.progress.records < 50)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    rig3.sched.shutdown(Duration::from_millis(100)).await;
+    let rig4 = rig(cfg("parallel: 2"), ms("2027-02-17T08:00:00Z")).await;
+    let removed = rig4.sched.jobs().sweep_incomplete_at_start().await.unwrap();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(rig4.sched.jobs().wait("r", BackupKind::Full).await, None);
+    assert_eq!(rig4.listed("r", BackupKind::Full).await.len(), 1);
 }
 
 #[tokio::test]
