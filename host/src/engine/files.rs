@@ -416,20 +416,6 @@ pub async fn upload_files(
                         .await
                         .map_err(|e| EngineError::plugin(format!("finishing {key}"), e))?;
                     written.sum(&key, digest.size, digest.hex());
-                    if let Some((cp, ns)) = &options.checkpoint {
-                        let name = key.rsplit_once('/').map_or(key.as_str(), |(_, n)| n);
-                        let sum = super::integrity::FileSum {
-                            name: name.to_string(),
-                            size: digest.size,
-                            sha256: digest.hex(),
-                        };
-                        // The checkpoint only saves work: a backup goes on without it (a
-                        // resume then deletes the files it does not list).
-                        if let Err(e) = cp.commit_file(ns, scan.next_file, sum, &scan).await {
-                            tracing::warn!(key = %cp.key(), error = %e,
-                                "Cannot update the backup's resume checkpoint.");
-                        }
-                    }
                     // The finished upload still holds a storage slot: let it go before the
                     // marker's delete asks for one, or `parallel` writers at this point
                     // (more than the slots) would each wait for the others.
@@ -439,6 +425,22 @@ pub async fn upload_files(
                         storage.delete(&marker).await.map_err(|e| {
                             EngineError::plugin(format!("removing the marker of {key}"), e)
                         })?;
+                    }
+                    if let Some((cp, ns)) = &options.checkpoint {
+                        let name = key.rsplit_once('/').map_or(key.as_str(), |(_, n)| n);
+                        let sum = super::integrity::FileSum {
+                            name: name.to_string(),
+                            size: digest.size,
+                            sha256: digest.hex(),
+                        };
+                        // After the upload's slot is given back: the checkpoint's write takes
+                        // one, and with more writers than slots, holding ours while waiting
+                        // for another would deadlock. The checkpoint only saves work: a
+                        // backup goes on without it (a resume deletes the files it omits).
+                        if let Err(e) = cp.commit_file(ns, scan.next_file, sum, &scan).await {
+                            tracing::warn!(key = %cp.key(), error = %e,
+                                "Cannot update the backup's resume checkpoint.");
+                        }
                     }
                     progress.add_file();
                 }
