@@ -208,7 +208,16 @@ fn dockerfile_matches_the_project() {
         assert!(repo().join(src).exists(), "Dockerfile copies missing {src}");
     }
     assert!(df.contains("EXPOSE 8080"));
-    assert!(df.contains("http://127.0.0.1:8080/health"));
+    // The image has no curl: the health check asks /health over bash's /dev/tcp.
+    let health = df
+        .lines()
+        .skip_while(|l| !l.starts_with("HEALTHCHECK"))
+        .take(2)
+        .collect::<String>();
+    assert!(
+        health.contains("/dev/tcp/127.0.0.1/8080") && health.contains("GET /health"),
+        "{health}"
+    );
     let user_line = df
         .lines()
         .find(|l| l.starts_with("USER "))
