@@ -326,17 +326,15 @@ async fn resume_job(
         .iter()
         .filter(|k| !kept.contains(*k) && **k != resume_key)
     {
-        // A marker names an upload the killed process left open: abort what is left of it
-        // (never the object itself, which may be a kept file), then drop the marker.
-        if let Some(object) = super::files::marked_object(key) {
-            super::files::abort_leftover(&storage, object)
-                .await
-                .map_err(|e| EngineError::plugin(format!("removing the marker of {object}"), e))?;
-        }
-        storage
-            .delete(key)
+        super::files::remove_leftover(&storage, key)
             .await
-            .map_err(|e| EngineError::plugin(format!("writing {key}"), e))?;
+            .map_err(|e| {
+                let step = match super::files::marked_object(key) {
+                    Some(object) => format!("removing the marker of {object}"),
+                    None => format!("writing {key}"),
+                };
+                EngineError::plugin(step, e)
+            })?;
         dropped += 1;
     }
     let written = Arc::new(Written::default());
@@ -661,22 +659,28 @@ impl BackupRun<'_> {
         })
     }
 
+    /// Where and how namespace `ns`'s files are written, numbered from `first`.
+    fn file_spec(&self, ns: &str, first: u64) -> FileSpec {
+        let r = self.routine;
+        FileSpec {
+            namespace: ns.to_string(),
+            folder: namespace_folder_named(&r.name, self.kind, &self.window.name, ns),
+            counter: Arc::new(AtomicU64::new(first)),
+            file_limit: r.policy.file_limit_mb().max(1) * FILE_LIMIT_UNIT,
+            pipeline: self.pipeline.clone(),
+            options: EncoderOptions {
+                compact: r.policy.compact.unwrap_or(false),
+            },
+        }
+    }
+
     /// Backs up one namespace: its UDF/sindex file (full only), then the records.
     async fn backup_namespace(
         &self,
         nsr: &NamespaceRun<'_>,
     ) -> Result<NamespaceStats, EngineError> {
         let r = self.routine;
-        let files = FileSpec {
-            namespace: nsr.ns.to_string(),
-            folder: namespace_folder_named(&r.name, self.kind, &self.window.name, nsr.ns),
-            counter: Arc::new(AtomicU64::new(1)),
-            file_limit: r.policy.file_limit_mb().max(1) * FILE_LIMIT_UNIT,
-            pipeline: self.pipeline.clone(),
-            options: EncoderOptions {
-                compact: r.policy.compact.unwrap_or(false),
-            },
-        };
+        let files = self.file_spec(nsr.ns, 1);
         let mut stats = NamespaceStats::default();
         if self.kind == BackupKind::Full {
             self.write_system_file(&files, &mut stats).await?;
@@ -718,16 +722,7 @@ impl BackupRun<'_> {
         if n.state == NamespaceState::Scanned {
             return Ok(stats);
         }
-        let files = FileSpec {
-            namespace: nsr.ns.to_string(),
-            folder: namespace_folder_named(&r.name, self.kind, &self.window.name, nsr.ns),
-            counter: Arc::new(AtomicU64::new(n.next_file.max(1))),
-            file_limit: r.policy.file_limit_mb().max(1) * FILE_LIMIT_UNIT,
-            pipeline: self.pipeline.clone(),
-            options: EncoderOptions {
-                compact: r.policy.compact.unwrap_or(false),
-            },
-        };
+        let files = self.file_spec(nsr.ns, n.next_file.max(1));
         let ranges = n
             .ranges(r.policy.parallel())
             .map_err(|m| EngineError::Config(format!("{RESUME_FILE}: {m}")))?;

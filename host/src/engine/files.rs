@@ -341,6 +341,21 @@ pub struct UploadOptions {
     pub checkpoint: Option<(Arc<Checkpointer>, String)>,
 }
 
+/// Removes an object a killed job left behind. A marker first has what is left of its
+/// object's upload aborted (never the object itself, which may be whole), then goes.
+///
+/// # Errors
+/// What the storage reports; an abort that fails leaves the marker for the next try.
+pub async fn remove_leftover(
+    storage: &Arc<dyn Storage>,
+    key: &str,
+) -> Result<(), crate::plugins::PluginError> {
+    if let Some(object) = marked_object(key) {
+        abort_leftover(storage, object).await?;
+    }
+    storage.delete(key).await
+}
+
 /// Writes the objects an encoder streams, in parts of `part_size`. An object left without
 /// its `End` (the encoder failed) is aborted.
 pub async fn upload_files(

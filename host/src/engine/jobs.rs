@@ -880,15 +880,7 @@ impl JobRegistry {
                 }
                 let mut failed = None;
                 for key in &f.keys {
-                    // A marker names an object whose upload was cut short: its unfinished
-                    // parts go first, then the marker.
-                    if let Some(object) = super::files::marked_object(key)
-                        && let Err(e) = super::files::abort_leftover(&storage, object).await
-                    {
-                        failed = Some(e);
-                        continue;
-                    }
-                    if let Err(e) = storage.delete(key).await {
+                    if let Err(e) = super::files::remove_leftover(&storage, key).await {
                         failed = Some(e);
                     }
                 }
