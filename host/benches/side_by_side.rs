@@ -16,6 +16,11 @@
 //! the asked count. Without `ABS_REAL_AEROSPIKE` (or without `--bench`, as `cargo test
 //! --all-targets` runs it) it says so and does a 1k-record smoke run of our half against the
 //! test node in this process. Figures are recorded in docs/PERFORMANCE.md.
+//!
+//! Each of our phases runs in a process of its own (this binary again, with `ABS_BENCH_CHILD`
+//! set), measured from outside as the tools are: its peak RSS is its own, not what an earlier
+//! phase left in the allocator, and start-up (plugin loading included) is counted as it is
+//! for the tools.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -295,6 +300,14 @@ async fn truncate(client: &Client) {
 }
 
 fn main() {
+    if let Ok(phase) = std::env::var(CHILD) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio");
+        rt.block_on(child(&phase));
+        return;
+    }
     let full = std::env::args().any(|a| a == "--bench");
     let real = std::env::var("ABS_REAL_AEROSPIKE")
         .ok()
@@ -317,6 +330,64 @@ fn main() {
             rt.block_on(smoke());
         }
     }
+}
+
+/// Set to `backup` or `restore`, this binary runs one of our phases and exits; the phase's
+/// inputs come in the `ABS_BENCH_CHILD_*` variables.
+const CHILD: &str = "ABS_BENCH_CHILD";
+
+fn child_var(name: &str) -> String {
+    std::env::var(format!("{CHILD}_{name}")).unwrap_or_else(|_| panic!("{CHILD}_{name} is set"))
+}
+
+/// One of our phases in this process (see [`CHILD`]); a short count fails the process.
+async fn child(phase: &str) {
+    let (ctx, plugins) = engine();
+    let bench = Bench {
+        host: child_var("HOST"),
+        port: child_var("PORT").parse().expect("port"),
+        server_pid: None,
+        ctx,
+        plugins,
+        key: PathBuf::new(),
+        asbackup: None,
+        asrestore: None,
+    };
+    let root = PathBuf::from(child_var("ROOT"));
+    let expect: u64 = child_var("EXPECT").parse().expect("count");
+    let run = match phase {
+        "backup" => bench.ours_backup(&root, &child_var("POLICY")).await,
+        "restore" => {
+            let policy = serde_json::from_str(&child_var("POLICY")).expect("restore policy");
+            bench
+                .ours_restore(&root, &child_var("FOLDER"), policy)
+                .await
+        }
+        other => panic!("{CHILD}={other}: backup or restore"),
+    };
+    assert_eq!(run.records, expect, "our {phase}: every record");
+}
+
+/// Runs one of our phases in a process of its own, measured as the tools are.
+fn ours_in_child(
+    bench: &Bench,
+    phase: &str,
+    root: &Path,
+    folder: &str,
+    policy: &str,
+    expect: u64,
+) -> Run {
+    let mut cmd = Command::new(std::env::current_exe().expect("this bench's path"));
+    cmd.env(CHILD, phase)
+        .env(format!("{CHILD}_HOST"), &bench.host)
+        .env(format!("{CHILD}_PORT"), bench.port.to_string())
+        .env(format!("{CHILD}_ROOT"), root)
+        .env(format!("{CHILD}_FOLDER"), folder)
+        .env(format!("{CHILD}_POLICY"), policy)
+        .env(format!("{CHILD}_EXPECT"), expect.to_string());
+    let mut run = run_tool(&mut cmd, bench.server());
+    run.records = expect;
+    run
 }
 
 fn engine() -> (EngineContext, Arc<Registry>) {
@@ -456,8 +527,7 @@ async fn side_by_side(target: &str) {
                 r
             });
             let ours_dir = tempfile::tempdir().expect("tempdir");
-            let ours = bench.ours_backup(ours_dir.path(), policy).await;
-            assert_eq!(ours.records, records, "our backup: every record");
+            let ours = ours_in_child(&bench, "backup", ours_dir.path(), "", policy, records);
             row(&format!("our backup, {name}"), &ours, records);
             if let Some(t) = theirs {
                 push(format!("backup {name}"), t.secs / ours.secs);
@@ -491,10 +561,14 @@ async fn side_by_side(target: &str) {
                 _ => None,
             };
             truncate(&client).await;
-            let ours = bench
-                .ours_restore(root, &folder, restore_policy.clone())
-                .await;
-            assert_eq!(ours.records, records, "our restore: every record");
+            let ours = ours_in_child(
+                &bench,
+                "restore",
+                root,
+                &folder,
+                &restore_policy.to_string(),
+                records,
+            );
             row(&format!("our restore, {name}"), &ours, records);
             if let Some(t) = theirs {
                 push(format!("restore {name}"), t.secs / ours.secs);

@@ -63,6 +63,9 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     /// Ours: deliveries waiting in the queue.
     pub webhook_queue_length: IntGauge,
+    /// Ours: 1 when the last periodic check listed the configured storage, 0 when it could
+    /// not (see `/ready` and the log for the reason).
+    pub storage_reachable: IntGaugeVec,
 }
 
 fn name(n: &str) -> String {
@@ -263,8 +266,17 @@ impl Metrics {
             "Webhook deliveries waiting to be sent",
         )
         .expect("valid metric");
+        let storage_reachable = IntGaugeVec::new(
+            Opts::new(
+                name("storage_reachable"),
+                "1 when the last check could list the storage, 0 when it could not",
+            ),
+            &["storage"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(webhook_attempts.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(storage_reachable.clone()),
             Box::new(webhook_deliveries.clone()),
             Box::new(webhook_queue_length.clone()),
             Box::new(backup_events.clone()),
@@ -325,6 +337,20 @@ impl Metrics {
             webhook_attempts,
             webhook_deliveries,
             webhook_queue_length,
+            storage_reachable,
+        }
+    }
+
+    /// Drops the reachability series of storages that are no longer configured.
+    pub fn retain_storages(&self, names: &[&String]) {
+        for mf in prometheus::core::Collector::collect(&self.storage_reachable) {
+            for m in mf.get_metric() {
+                for l in m.get_label() {
+                    if l.name() == "storage" && !names.iter().any(|n| n.as_str() == l.value()) {
+                        let _ = self.storage_reachable.remove_label_values(&[l.value()]);
+                    }
+                }
+            }
         }
     }
 

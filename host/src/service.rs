@@ -4,13 +4,16 @@ use crate::api::{self, AppState, Health};
 use crate::config::{Config, ConfigStore};
 use crate::metrics::Metrics;
 use crate::plugins::Runtime;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// How long the start-up check waits for one storage's first listing.
+/// How long a storage check waits for one storage's listing.
 const STORAGE_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often each configured storage is listed again (one request of one key each).
+const STORAGE_PROBE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How often configured clusters are probed for `/ready` and the logs.
 const CLUSTER_PROBE_INTERVAL: Duration = Duration::from_secs(30);
@@ -80,14 +83,20 @@ pub async fn start_with_runtime(
 
     spawn_config_watch(
         store.clone(),
-        metrics,
+        metrics.clone(),
         state.health.clone(),
         shutdown.clone(),
     );
 
     // Triggers run from here on; storage reachability is read in the background.
     state.scheduler.start();
-    spawn_storage_probe(state.backups.clone(), store.clone(), state.health.clone());
+    spawn_storage_probe(
+        state.backups.clone(),
+        store.clone(),
+        state.health.clone(),
+        metrics,
+        shutdown.clone(),
+    );
 
     let http = cfg.service.http.clone();
     let app = api::server::with_timeouts(api::router(state.clone()), &http);
@@ -172,29 +181,60 @@ impl Running {
     }
 }
 
-/// Lists each configured storage once at start-up (ABS 3.5+), in the background: one that
-/// cannot be opened or listed is logged with its name and reason, and named by `/ready`;
-/// the service runs on. Routines' storages also show a failure in their routine state (the
-/// scheduler's recovery).
+/// Lists each configured storage at start-up (ABS 3.5+), then every
+/// [`STORAGE_PROBE_INTERVAL`] and after each config change, in the background. One that
+/// cannot be opened or listed is named by `/ready`, set to 0 in the `storage_reachable`
+/// gauge and logged with its reason when it starts failing (and again when it recovers); the
+/// service runs on. Routines' storages also show a failure in their routine state.
 fn spawn_storage_probe(
     jobs: crate::engine::jobs::JobRegistry,
     store: Arc<ConfigStore>,
     health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
 ) {
+    let mut rx = store.subscribe();
     tokio::spawn(async move {
-        let cfg = store.current();
-        let plugins = match jobs.engine().await {
-            Ok(ctx) => ctx.plugins_for(&cfg).await,
-            Err(e) => Err(e),
-        };
-        let plugins = match plugins {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "Storage check skipped: the plugins did not load.");
-                return;
+        // What the last round found, so the log tells changes, not every round.
+        let mut last: BTreeMap<String, Option<String>> = BTreeMap::new();
+        loop {
+            let cfg = rx.borrow_and_update().clone();
+            probe_storages(&jobs, &cfg, &health, &metrics, &mut last).await;
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(STORAGE_PROBE_INTERVAL) => {}
+                _ = shutdown.cancelled() => return,
             }
-        };
-        for (name, storage) in &cfg.storage {
+        }
+    });
+}
+
+async fn probe_storages(
+    jobs: &crate::engine::jobs::JobRegistry,
+    cfg: &Config,
+    health: &Health,
+    metrics: &Metrics,
+    last: &mut BTreeMap<String, Option<String>>,
+) {
+    let names: Vec<&String> = cfg.storage.keys().collect();
+    health.retain_storages(&names);
+    metrics.retain_storages(&names);
+    last.retain(|k, _| names.contains(&k));
+    let plugins = match jobs.engine().await {
+        Ok(ctx) => ctx.plugins_for(cfg).await,
+        Err(e) => Err(e),
+    };
+    let plugins = match plugins {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "Storage check skipped: the plugins did not load.");
+            return;
+        }
+    };
+    // Each storage on its own: a slow one does not hold back the others' answers.
+    let checks = cfg.storage.iter().map(|(name, storage)| {
+        let plugins = plugins.clone();
+        async move {
             // Credentials from a Secret Agent are asked for as a job would (its own agent).
             let resolved = crate::engine::job_secrets::resolve_storage(
                 &cfg.secret_agents,
@@ -211,22 +251,35 @@ fn spawn_storage_probe(
                     .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string())),
                 Err(e) => Err(e.to_string()),
             };
-            match result {
-                Ok(()) => {
+            (name, result)
+        }
+    });
+    for (name, result) in futures::future::join_all(checks).await {
+        let before = last.get(name);
+        match &result {
+            Ok(()) => {
+                if matches!(before, Some(Some(_))) {
+                    tracing::info!(storage = %name, "Storage is reachable again.");
+                } else {
                     tracing::debug!(storage = %name, "Storage is reachable.");
-                    health.set_storage(name, None);
                 }
-                Err(e) => {
+                health.set_storage(name, None);
+                metrics.storage_reachable.with_label_values(&[name]).set(1);
+            }
+            Err(e) => {
+                if !matches!(before, Some(Some(_))) {
                     tracing::warn!(
                         storage = %name,
                         error = %e,
                         "Storage is not reachable; backups and restores that use it will fail until it is."
                     );
-                    health.set_storage(name, Some(e));
                 }
+                health.set_storage(name, Some(e.clone()));
+                metrics.storage_reachable.with_label_values(&[name]).set(0);
             }
         }
-    });
+        last.insert(name.clone(), result.err());
+    }
 }
 
 async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
@@ -262,8 +315,6 @@ fn spawn_config_watch(
                         tracing::warn!("Changes to the service section (HTTP, logger) take effect after a restart.");
                     }
                     metrics.sync_routines(&next);
-                    // A storage removed from the config is no longer named by `/ready`.
-                    health.retain_storages(&next.storage.keys().collect::<Vec<_>>());
                     cfg = next;
                 }
                 _ = tokio::time::sleep(CLUSTER_PROBE_INTERVAL) => {}

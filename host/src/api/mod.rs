@@ -69,7 +69,7 @@ impl Health {
         let m = self.clusters.lock().unwrap_or_else(|p| p.into_inner());
         m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
-    /// Records what the start-up check of a storage found: `None` = reachable.
+    /// Records what the latest check of a storage found: `None` = reachable.
     pub fn set_storage(&self, name: &str, problem: Option<String>) {
         let mut m = self.storages.lock().unwrap_or_else(|p| p.into_inner());
         match problem {

@@ -261,3 +261,99 @@ async fn a_bad_certificate_stops_the_start_naming_the_field() {
         .unwrap_err();
     assert!(err.to_string().contains("service.https.cert-file"), "{err}");
 }
+
+/// The body of a GET of `path`.
+async fn get_body(addr: std::net::SocketAddr, path: &str) -> String {
+    let resp = http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    resp.split_once("\r\n\r\n")
+        .map_or(resp.clone(), |(_, b)| b.to_string())
+}
+
+/// Waits until `/metrics` satisfies `ok`, for at most a minute (a closed port may take a
+/// storage plugin's retries to give up).
+async fn metrics_until(addr: std::net::SocketAddr, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = get_body(addr, "/metrics").await;
+        if ok(&text) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Each storage is listed at start-up and again after every config change: the
+/// `storage_reachable` gauge and `/ready` follow what it finds, and a removed storage's
+/// series goes with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_reachability_is_exported_and_follows_config_changes() {
+    let (moto, bucket) = crate::cloud::moto_with_bucket("probe");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s3 = |endpoint: &str| {
+        format!(
+            r#"{{s3-storage: {{bucket: {bucket}, s3-region: us-east-1, s3-endpoint-override: "{endpoint}", access-key-id: AKIDTEST, secret-access-key: test-secret-not-real}}}}"#
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("abs.yml");
+    std::fs::write(
+        &path,
+        format!(
+            "service: {{http: {{port: 8080}}}}\nstorage:\n  good: {}\n  cold: {}\n",
+            s3(&moto.endpoint()),
+            s3(&format!("http://127.0.0.1:{closed}"))
+        ),
+    )
+    .unwrap();
+    let store = Arc::new(ConfigStore::load_file(&path, None).unwrap().store);
+    let running = abs::service::start(store, Some("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let addr = running.addr;
+    let good = r#"aerospike_backup_service_storage_reachable{storage="good"} 1"#;
+    let cold_down = r#"aerospike_backup_service_storage_reachable{storage="cold"} 0"#;
+    let cold_up = r#"aerospike_backup_service_storage_reachable{storage="cold"} 1"#;
+    let text = metrics_until(addr, |t| t.contains(good) && t.contains(cold_down)).await;
+    assert!(text.contains(good) && text.contains(cold_down), "{text}");
+    let ready = get_body(addr, "/ready").await;
+    assert!(ready.contains("storage cold:"), "{ready}");
+    assert!(!ready.contains("storage good"), "{ready}");
+    assert!(!ready.contains("test-secret-not-real"), "{ready}");
+
+    // The operator points it at a store that answers: the change itself triggers a check.
+    let body = format!(
+        r#"{{"s3-storage":{{"bucket":"{bucket}","s3-region":"us-east-1","s3-endpoint-override":"{}","access-key-id":"AKIDTEST","secret-access-key":"test-secret-not-real"}}}}"#,
+        moto.endpoint()
+    );
+    let put = format!(
+        "PUT /v1/config/storage/cold HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let resp = http(addr, &put).await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let text = metrics_until(addr, |t| t.contains(cold_up)).await;
+    assert!(text.contains(cold_up), "{text}");
+    let ready = get_body(addr, "/ready").await;
+    assert!(!ready.contains("storage cold"), "{ready}");
+
+    // A removed storage is no longer exported.
+    let resp = http(
+        addr,
+        "DELETE /v1/config/storage/cold HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 204"), "{resp}");
+    let text = metrics_until(addr, |t| !t.contains(r#"storage="cold""#)).await;
+    assert!(!text.contains(r#"storage="cold""#), "{text}");
+    assert!(text.contains(good), "{text}");
+    running.shutdown.cancel();
+    drop(moto);
+}
