@@ -301,6 +301,8 @@ async fn truncate(client: &Client) {
 
 fn main() {
     if let Ok(phase) = std::env::var(CHILD) {
+        // As the service's `main` does.
+        abs::malloc::limit_arenas();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -4,6 +4,7 @@ pub mod api;
 pub mod config;
 pub mod engine;
 pub mod logging;
+pub mod malloc;
 pub mod metrics;
 pub mod notify;
 pub mod outbound;

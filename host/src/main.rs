@@ -384,6 +384,7 @@ fn load_url(
 }
 
 fn main() -> ExitCode {
+    abs::malloc::limit_arenas();
     let cli = Cli::parse();
     if cli.version {
         let v = abs::api::system::VersionResponse::current();

@@ -586,6 +586,11 @@ struct PlainChunks {
     stored: Arc<AtomicU64>,
     /// Hashes the stored bytes as the decoder consumes them (verify).
     digest: Option<Arc<Mutex<StoredDigest>>>,
+    /// The stored chunk being decoded, and how much of it went through the codecs: it is fed
+    /// to them a sub-chunk at a time, so the plain bytes in hand stay a sub-chunk's
+    /// expansion, not a whole compressed chunk's (tens of MiB per reader for zstd).
+    stored_chunk: Vec<u8>,
+    stored_pos: usize,
 }
 
 /// Size and SHA-256 of the stored bytes read so far (the bytes as written, after codecs).
@@ -613,31 +618,43 @@ impl Iterator for PlainChunks {
     type Item = std::io::Result<Vec<u8>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.finished {
-            return None;
-        }
         let plugin_err = |e: crate::plugins::PluginError| std::io::Error::other(e);
-        match self.runtime.block_on(self.rx.recv()) {
-            Some(Ok(chunk)) => {
-                self.stored.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                if let Some(d) = &self.digest {
-                    d.lock().unwrap_or_else(|p| p.into_inner()).update(&chunk);
-                }
-                if self.passthrough {
-                    return Some(Ok(chunk));
-                }
-                Some(self.codec.push(&chunk).map_err(plugin_err))
+        loop {
+            if self.stored_pos < self.stored_chunk.len() {
+                let end = (self.stored_pos + crate::plugins::pipeline::DECODE_SUB_CHUNK_BYTES)
+                    .min(self.stored_chunk.len());
+                let out = self
+                    .codec
+                    .push(&self.stored_chunk[self.stored_pos..end])
+                    .map_err(plugin_err);
+                self.stored_pos = end;
+                return Some(out);
             }
-            Some(Err(e)) => {
-                self.finished = true;
-                Some(Err(plugin_err(e)))
+            if self.finished {
+                return None;
             }
-            None => {
-                self.finished = true;
-                if self.passthrough {
-                    return None;
+            match self.runtime.block_on(self.rx.recv()) {
+                Some(Ok(chunk)) => {
+                    self.stored.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    if let Some(d) = &self.digest {
+                        d.lock().unwrap_or_else(|p| p.into_inner()).update(&chunk);
+                    }
+                    if self.passthrough {
+                        return Some(Ok(chunk));
+                    }
+                    (self.stored_chunk, self.stored_pos) = (chunk, 0);
                 }
-                Some(self.codec.finish().map_err(plugin_err))
+                Some(Err(e)) => {
+                    self.finished = true;
+                    return Some(Err(plugin_err(e)));
+                }
+                None => {
+                    self.finished = true;
+                    if self.passthrough {
+                        return None;
+                    }
+                    return Some(self.codec.finish().map_err(plugin_err));
+                }
             }
         }
     }
@@ -712,6 +729,8 @@ impl FileReader {
             finished: false,
             stored,
             digest,
+            stored_chunk: Vec::new(),
+            stored_pos: 0,
         };
         Ok(FileReader {
             key,

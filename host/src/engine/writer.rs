@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{RestorePolicy, WriteRetry};
 
 use super::EngineError;
-use super::asb::convert::{restore_key, restore_value};
+use super::asb::convert::{into_restore_value, restore_key};
 use super::asb::{AsbRecord, CITRUSLEAF_EPOCH_UNIX_SECS};
 use super::scan::RateLimiter;
 
@@ -177,7 +177,7 @@ impl WriteRules {
         };
         let mut bins = Vec::with_capacity(rec.bins.len());
         for b in rec.bins {
-            match restore_value(&b.value) {
+            match into_restore_value(b.value) {
                 Ok(v) => bins.push(Bin::new(b.name, v)),
                 Err(m) => return Prepared::Ignore(format!("bin {}: {m}", b.name)),
             }
@@ -388,11 +388,15 @@ impl RecordWriter {
     }
 
     async fn write_batch(&self, writes: Vec<Write>) -> Result<(), EngineError> {
+        // Each record's key moves into its row and its bins are dropped once the row's
+        // operations hold them: with up to `max-async-batches` batches waiting on the
+        // cluster, a second copy of every batch would double the restore's memory.
         let mut pending: Vec<BatchOperation> = writes
-            .iter()
+            .into_iter()
             .map(|w| {
+                let policy = self.rules.batch_policy(&w);
                 let ops: Vec<_> = w.bins.iter().map(operations::put).collect();
-                BatchOperation::write(&self.rules.batch_policy(w), w.key.clone(), ops)
+                BatchOperation::write(&policy, w.key, ops)
             })
             .collect();
         let mut attempt = 0;

@@ -177,17 +177,28 @@ pub fn restore_bins(record: &AsbRecord) -> Result<Vec<aerospike::Bin>, ConvertEr
 /// as raw particles (keeping list order flags and any encoding detail), language blobs under
 /// their own particle type, and non-UTF-8 strings as raw string particles.
 pub fn restore_value(value: &BinValue) -> Result<Value, String> {
+    into_restore_value(value.clone())
+}
+
+/// [`restore_value`] of a value the caller gives up: its bytes move into the client value,
+/// uncopied (the restore's hot path).
+pub fn into_restore_value(value: BinValue) -> Result<Value, String> {
     Ok(match value {
-        BinValue::List(raw) => Value::Unknown(particle::LIST, raw.clone()),
-        BinValue::Map(raw) => Value::Unknown(particle::MAP, raw.clone()),
-        BinValue::String(s) => match std::str::from_utf8(s) {
-            Ok(text) => Value::String(text.to_string()),
-            Err(_) => Value::Unknown(particle::STRING, s.clone()),
+        BinValue::List(raw) => Value::Unknown(particle::LIST, raw),
+        BinValue::Map(raw) => Value::Unknown(particle::MAP, raw),
+        BinValue::String(s) => match String::from_utf8(s) {
+            Ok(text) => Value::String(text),
+            Err(e) => Value::Unknown(particle::STRING, e.into_bytes()),
         },
-        BinValue::Blob(kind, b) if *kind != BlobKind::Generic => {
-            Value::Unknown(kind.particle_type(), b.clone())
+        BinValue::Blob(kind, b) if kind != BlobKind::Generic => {
+            Value::Unknown(kind.particle_type(), b)
         }
-        other => structured_scalar(other)?,
+        BinValue::Blob(_, b) => Value::Blob(b),
+        BinValue::Hll(b) => Value::Hll(b),
+        BinValue::GeoJson(g) => {
+            Value::GeoJson(String::from_utf8(g).map_err(|_| "GeoJSON text is not valid UTF-8")?)
+        }
+        other => structured_scalar(&other)?,
     })
 }
 
