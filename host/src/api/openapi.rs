@@ -61,24 +61,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// value is accepted.
 pub fn served() -> serde_json::Value {
     let mut value = serde_json::to_value(document()).expect("the OpenAPI document serializes");
-    if let Some(paths) = value["paths"].as_object_mut() {
-        for op in paths
-            .values_mut()
-            .filter_map(|item| item.as_object_mut())
-            .flat_map(|o| o.values_mut())
-        {
-            for param in op
-                .get_mut("parameters")
-                .and_then(|p| p.as_array_mut())
-                .into_iter()
-                .flatten()
-            {
-                if param["in"] == "query" && (param["name"] == "from" || param["name"] == "to") {
-                    param["allowEmptyValue"] = true.into();
-                }
-            }
+    for_each_parameter(&mut value, |param| {
+        if param["in"] == "query" && (param["name"] == "from" || param["name"] == "to") {
+            param["allowEmptyValue"] = true.into();
         }
-    }
+    });
     value
 }
 
@@ -245,29 +232,35 @@ fn name_schema() -> serde_json::Value {
     })
 }
 
+/// Calls `f` on every parameter of every operation of the document's paths.
+fn for_each_parameter(doc: &mut serde_json::Value, mut f: impl FnMut(&mut serde_json::Value)) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|o| o.values_mut())
+    {
+        for param in op
+            .get_mut("parameters")
+            .and_then(|p| p.as_array_mut())
+            .into_iter()
+            .flatten()
+        {
+            f(param);
+        }
+    }
+}
+
 /// Puts the name rule on every `{name}` path parameter and on the keys of the config's named
 /// sections, so generated clients and fuzzers know which names the validator accepts.
 fn publish_names(doc: &mut serde_json::Value) {
-    if let Some(paths) = doc["paths"].as_object_mut() {
-        for item in paths.values_mut() {
-            for op in item
-                .as_object_mut()
-                .into_iter()
-                .flat_map(|o| o.values_mut())
-            {
-                for param in op
-                    .get_mut("parameters")
-                    .and_then(|p| p.as_array_mut())
-                    .into_iter()
-                    .flatten()
-                {
-                    if param["name"] == "name" && param["in"] == "path" {
-                        param["schema"] = name_schema();
-                    }
-                }
-            }
+    for_each_parameter(doc, |param| {
+        if param["name"] == "name" && param["in"] == "path" {
+            param["schema"] = name_schema();
         }
-    }
+    });
     let config = &mut doc["components"]["schemas"]["Config"]["properties"];
     for section in [
         "aerospike-clusters",

@@ -104,6 +104,25 @@ impl Service {
             serde_json::from_str(&b).unwrap_or(serde_json::Value::String(b)),
         )
     }
+
+    /// Restores backup `key` of storage `disk` into cluster `destination` with the default
+    /// policy, waits for the job to end and returns its last status.
+    pub(crate) fn restore_full(&self, key: &str, destination: &str) -> serde_json::Value {
+        let body = format!(
+            r#"{{"backup-data-path": "{key}", "destination-name": "{destination}", "source-name": "disk", "policy": {{}}}}"#
+        );
+        let (s, id) = self.call("POST", "/v1/restore/full", Some(&body));
+        assert_eq!(s, 202, "{id}");
+        let id = id.as_i64().unwrap();
+        let mut st = serde_json::Value::Null;
+        wait_for("the restore ends", || {
+            st = self
+                .call("GET", &format!("/v1/restore/status/{id}"), None)
+                .1;
+            st["status"] != "running"
+        });
+        st
+    }
 }
 
 impl Drop for Service {
@@ -440,18 +459,7 @@ fn kill_mid_backup_then_restart_resumes_from_the_checkpoint() {
     assert_eq!(digests.len(), RECORDS, "no record twice");
 
     // Restored into an empty node: the same records.
-    let key = backups[0]["key"].as_str().unwrap();
-    let body = format!(
-        r#"{{"backup-data-path": "{key}", "destination-name": "t", "source-name": "disk", "policy": {{}}}}"#
-    );
-    let (s, id) = svc.call("POST", "/v1/restore/full", Some(&body));
-    assert_eq!(s, 202, "{id}");
-    let id = id.as_i64().unwrap();
-    let mut st = serde_json::Value::Null;
-    wait_for("the restore ends", || {
-        st = svc.call("GET", &format!("/v1/restore/status/{id}"), None).1;
-        st["status"] != "running"
-    });
+    let st = svc.restore_full(backups[0]["key"].as_str().unwrap(), "t");
     assert_eq!(st["status"], "success", "{st}");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (want, got) = rt.block_on(async {

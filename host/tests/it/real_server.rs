@@ -1484,17 +1484,7 @@ fn a_backup_killed_mid_way_resumes_from_its_checkpoint() {
     assert_digests(&got, &want, "the resumed backup");
 
     rt.block_on(truncate(&client, set));
-    let body = format!(
-        r#"{{"backup-data-path": "{key}", "destination-name": "c", "source-name": "disk", "policy": {{}}}}"#
-    );
-    let (s, id) = svc.call("POST", "/v1/restore/full", Some(&body));
-    assert_eq!(s, 202, "{id}");
-    let id = id.as_i64().unwrap();
-    let mut st = serde_json::Value::Null;
-    wait_for("the restore ends", || {
-        st = svc.call("GET", &format!("/v1/restore/status/{id}"), None).1;
-        st["status"] != "running"
-    });
+    let st = svc.restore_full(&key, "c");
     assert_eq!(st["status"], "success", "{st}");
     let back: BTreeSet<[u8; 20]> = rt.block_on(read_set(&client, set)).into_keys().collect();
     assert_digests(&back, &want, "restored");

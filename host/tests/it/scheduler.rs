@@ -100,6 +100,21 @@ impl Rig {
         open_storage(&plugins(), &self.store.current().storage["s"]).unwrap()
     }
 
+    /// Starts a full backup of `r` now and returns once it has written `records` records.
+    async fn full_under_way(&self, r: &str, records: u64) {
+        let t = self.sched.trigger(r, BackupKind::Full, Duration::ZERO);
+        assert_eq!(t.await.unwrap(), Trigger::Started);
+        while self
+            .sched
+            .jobs()
+            .state(r)
+            .full
+            .is_some_and(|f| f.progress.records < records)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn listed(&self, r: &str, kind: BackupKind) -> Vec<i64> {
         let found = layout::list_backups(&self.storage(), r, kind)
             .await
@@ -665,23 +680,8 @@ async fn shutdown_cancels_what_outlives_the_grace_period_and_leaves_nothing_list
     )));
     let rig = rig(store, ms("2027-01-15T08:00:00Z")).await;
     rig.start().await;
-    assert_eq!(
-        rig.sched
-            .trigger("r", BackupKind::Full, Duration::ZERO)
-            .await
-            .unwrap(),
-        Trigger::Started
-    );
     // Let it write some data first.
-    while rig
-        .sched
-        .jobs()
-        .state("r")
-        .full
-        .is_some_and(|f| f.progress.records < 50)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    rig.full_under_way("r", 50).await;
     let report = rig.sched.shutdown(Duration::from_millis(100)).await;
     assert_eq!(
         (report.running, report.canceled, report.abandoned),
@@ -726,17 +726,7 @@ async fn shutdown_keeps_a_checkpointed_full_that_the_next_start_resumes() {
     )
     .await;
     rig1.start().await;
-    let t = rig1.sched.trigger("r", BackupKind::Full, Duration::ZERO);
-    assert_eq!(t.await.unwrap(), Trigger::Started);
-    while rig1
-        .sched
-        .jobs()
-        .state("r")
-        .full
-        .is_some_and(|f| f.progress.records < 50)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    rig1.full_under_way("r", 50).await;
     let report = rig1.sched.shutdown(Duration::from_millis(100)).await;
     assert_eq!((report.running, report.canceled), (1, 1));
     assert_eq!(
@@ -769,17 +759,7 @@ async fn shutdown_keeps_a_checkpointed_full_that_the_next_start_resumes() {
     )
     .await;
     rig3.start().await;
-    let t = rig3.sched.trigger("r", BackupKind::Full, Duration::ZERO);
-    assert_eq!(t.await.unwrap(), Trigger::Started);
-    while rig3
-        .sched
-        .jobs()
-        .state("r")
-        .full
-        .is_some_and(|f| f.progress.records < 50)
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    rig3.full_under_way("r", 50).await;
     rig3.sched.shutdown(Duration::from_millis(100)).await;
     let rig4 = rig(cfg("parallel: 2"), ms("2027-02-17T08:00:00Z")).await;
     let removed = rig4.sched.jobs().sweep_incomplete_at_start().await.unwrap();
