@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use abs::engine::asb::{AsbDecoder, AsbItem, ChunkReader, DecodeError};
+use abs::asb::{AsbDecoder, AsbItem, ChunkReader, DecodeError};
 
 /// Wraps the system allocator to remember the largest single request since the last reset.
 struct Largest;

@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use abs::config::{Config, Format};
-use abs::engine::backup::{EngineContext, JobSpec, SystemClock, run_job};
-use abs::engine::layout::BackupKind;
-use abs::engine::progress::Progress;
+use abs::jobs::backup::{EngineContext, JobSpec, SystemClock, run_job};
 use abs::plugins::{Registry, Runtime, RuntimeConfig};
+use abs::progress::Progress;
+use abs::storage::layout::BackupKind;
 use aerospike::query::{PartitionFilter, Statement};
 use aerospike::{Bins, Client, ClientPolicy, QueryPolicy};
 use std::io::{BufRead, BufReader, Read};

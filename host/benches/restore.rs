@@ -19,13 +19,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use abs::aerospike::writer::Counters;
 use abs::config::{Config, Format, RestorePolicy};
-use abs::engine::backup::{EngineContext, JobSpec, SystemClock, open_storage, run_job};
-use abs::engine::layout::BackupKind;
-use abs::engine::progress::Progress;
-use abs::engine::restore::{self, RestorePlan};
-use abs::engine::writer::Counters;
+use abs::jobs::backup::{EngineContext, JobSpec, SystemClock, open_storage, run_job};
+use abs::jobs::restore::{self, RestorePlan};
 use abs::plugins::{Registry, Runtime, RuntimeConfig};
+use abs::progress::Progress;
+use abs::storage::layout::BackupKind;
 use aerospike::{
     BatchOperation, BatchPolicy, BatchWritePolicy, Bin, Client, ClientPolicy, Key, Value,
     operations,
@@ -415,7 +415,7 @@ async fn bench(records: usize) {
         reset_peak_rss();
         let base_mib = rss_mib();
         let (cpu0, t) = (cpu_seconds_of("self"), Instant::now());
-        let report = abs::engine::integrity::verify(
+        let report = abs::jobs::integrity::verify(
             &plugins,
             storage,
             &plan.folders,

@@ -27,13 +27,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use abs::aerospike::writer::Counters;
 use abs::config::{Config, Format, RestorePolicy};
-use abs::engine::backup::{EngineContext, JobSpec, SystemClock, open_storage, run_job};
-use abs::engine::layout::BackupKind;
-use abs::engine::progress::Progress;
-use abs::engine::restore::{self, RestorePlan};
-use abs::engine::writer::Counters;
+use abs::jobs::backup::{EngineContext, JobSpec, SystemClock, open_storage, run_job};
+use abs::jobs::restore::{self, RestorePlan};
 use abs::plugins::{Registry, Runtime, RuntimeConfig};
+use abs::progress::Progress;
+use abs::storage::layout::BackupKind;
 use aerospike::{AdminPolicy, Client, ClientPolicy, Key, Value, WritePolicy, as_bin};
 use tokio_util::sync::CancellationToken;
 

@@ -275,7 +275,7 @@ fn load_remote(
     let registry = abs::plugins::Registry::with_defaults(plugins)
         .map_err(|e| format!("cannot load the storage plugins: {e}"))?;
     let doc = runtime
-        .block_on(abs::engine::remote_config::open(&descriptor, &registry))
+        .block_on(abs::remote_config::open(&descriptor, &registry))
         .map_err(|e| format!("{}: {e}", descriptor_path.display()))?;
     runtime
         .block_on(ConfigStore::load_remote(Arc::new(doc), Some(checker)))
@@ -321,7 +321,7 @@ fn verify_command(
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
-    let report = match tokio.block_on(abs::engine::integrity::verify_with_descriptor(
+    let report = match tokio.block_on(abs::jobs::integrity::verify_with_descriptor(
         &registry,
         &descriptor,
         path,
@@ -377,7 +377,7 @@ fn load_url(
     url: &str,
     checker: Arc<dyn PluginCheck>,
 ) -> Result<abs::config::store::Loaded, String> {
-    let doc = abs::engine::remote_config::UrlDocument::new(url)?;
+    let doc = abs::remote_config::UrlDocument::new(url)?;
     runtime
         .block_on(ConfigStore::load_remote(Arc::new(doc), Some(checker)))
         .map_err(|e| e.to_string())
@@ -501,7 +501,7 @@ fn main() -> ExitCode {
     }
     // A URL may carry a credential (user info, a presigned query): log it redacted.
     let config_label = match url {
-        Some(u) => abs::engine::remote_config::redact_url(u),
+        Some(u) => abs::remote_config::redact_url(u),
         None => config_path.display().to_string(),
     };
     runtime.block_on(async move {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use crate::config::{Config, ConfigStore, WebhookConfig};
-use crate::engine::events::{JobEnded, JobListener};
+use crate::jobs::events::{JobEnded, JobListener};
 use crate::metrics::Metrics;
 
 /// The signature header: `sha256=<hex HMAC-SHA256 of the body>`.
@@ -329,7 +329,7 @@ async fn deliver(d: Delivery, metrics: Option<&Metrics>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::events::{JobKind, JobResult};
+    use crate::jobs::events::{JobKind, JobResult};
 
     fn event() -> JobEnded {
         JobEnded {

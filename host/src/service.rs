@@ -187,7 +187,7 @@ impl Running {
 /// gauge and logged with its reason when it starts failing (and again when it recovers); the
 /// service runs on. Routines' storages also show a failure in their routine state.
 fn spawn_storage_probe(
-    jobs: crate::engine::jobs::JobRegistry,
+    jobs: crate::jobs::registry::JobRegistry,
     store: Arc<ConfigStore>,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
@@ -210,7 +210,7 @@ fn spawn_storage_probe(
 }
 
 async fn probe_storages(
-    jobs: &crate::engine::jobs::JobRegistry,
+    jobs: &crate::jobs::registry::JobRegistry,
     cfg: &Config,
     health: &Health,
     metrics: &Metrics,
@@ -236,14 +236,14 @@ async fn probe_storages(
         let plugins = plugins.clone();
         async move {
             // Credentials from a Secret Agent are asked for as a job would (its own agent).
-            let resolved = crate::engine::job_secrets::resolve_storage(
+            let resolved = crate::jobs::job_secrets::resolve_storage(
                 &cfg.secret_agents,
                 &format!("storage {name}"),
                 storage,
                 None,
             )
             .await;
-            let opened = resolved.and_then(|s| crate::engine::wiring::open_storage(&plugins, &s));
+            let opened = resolved.and_then(|s| crate::storage::wiring::open_storage(&plugins, &s));
             let result = match opened {
                 Ok(s) => tokio::time::timeout(STORAGE_PROBE_TIMEOUT, s.list("", false, None, 1))
                     .await

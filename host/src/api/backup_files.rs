@@ -9,9 +9,9 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use crate::engine::backup::open_storage;
-use crate::engine::integrity;
-use crate::engine::layout::{self, BackupKind};
+use crate::jobs::backup::open_storage;
+use crate::jobs::integrity;
+use crate::storage::layout::{self, BackupKind};
 
 /// One namespace folder of a backup.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -79,7 +79,7 @@ pub async fn backup_files(
         .plugins_for(&cfg)
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
-    let resolved = crate::engine::job_secrets::routine_storage_named(&cfg, &name, &routine.storage)
+    let resolved = crate::jobs::job_secrets::routine_storage_named(&cfg, &name, &routine.storage)
         .await
         .map_err(|e| storage_error(&e))?;
     let storage = open_storage(&plugins, &resolved).map_err(|e| storage_error(&e))?;

@@ -16,9 +16,9 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use crate::config::Storage;
-use crate::engine::backup::open_storage;
-use crate::engine::jobs::{JobError, RunningView, Trigger};
-use crate::engine::layout::{self, BackupKind, FoundBackup, PipelineStepRecord};
+use crate::jobs::backup::open_storage;
+use crate::jobs::registry::{JobError, RunningView, Trigger};
+use crate::storage::layout::{self, BackupKind, FoundBackup, PipelineStepRecord};
 
 /// One complete backup of one namespace (dto.BackupDetails).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -136,10 +136,10 @@ pub struct RoutineState {
     pub next_verify: Option<String>,
     /// Ours: the newest verify of this routine's backups since the service started.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_verify: Option<crate::engine::verify_jobs::VerifyStatus>,
+    pub last_verify: Option<crate::jobs::verify_jobs::VerifyStatus>,
     /// Ours: the newest `copy-to` copy per target storage since the service started.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub copies: std::collections::BTreeMap<String, crate::engine::copies::CopyResult>,
+    pub copies: std::collections::BTreeMap<String, crate::jobs::copies::CopyResult>,
 }
 
 /// How a run ended (our extension of dto.RoutineState).
@@ -286,7 +286,7 @@ async fn list_routine(
         message: e.to_string(),
     };
     // Resolved credentials open the storage; the response shows the configured one.
-    let resolved = crate::engine::job_secrets::routine_storage_named(&cfg, routine, &storage_name)
+    let resolved = crate::jobs::job_secrets::routine_storage_named(&cfg, routine, &storage_name)
         .await
         .map_err(|e| storage_error(&e))?;
     let storage = open_storage(&plugins, &resolved).map_err(|e| storage_error(&e))?;

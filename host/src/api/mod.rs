@@ -105,11 +105,11 @@ pub struct AppState {
     /// `service.http.context-path` at start, normalised (`/` or `/abs/`).
     pub context_path: Arc<str>,
     /// Backup jobs (state, cancel); starts go through `scheduler`.
-    pub backups: crate::engine::jobs::JobRegistry,
+    pub backups: crate::jobs::registry::JobRegistry,
     /// Restore jobs (issue 11).
-    pub restores: crate::engine::restore_jobs::RestoreJobs,
+    pub restores: crate::jobs::restore_jobs::RestoreJobs,
     /// Verify jobs (issue 27).
-    pub verifies: crate::engine::verify_jobs::VerifyJobs,
+    pub verifies: crate::jobs::verify_jobs::VerifyJobs,
     /// Cron triggers and on-demand runs, with the overlap rules.
     pub scheduler: crate::scheduler::Scheduler,
     /// `service.http.auth` of the configuration in force (rebuilt after each change).
@@ -119,7 +119,7 @@ pub struct AppState {
 impl AppState {
     /// State whose backup jobs start a plugin runtime of their own (tests).
     pub fn new(store: Arc<ConfigStore>, metrics: Arc<Metrics>) -> Self {
-        let backups = crate::engine::jobs::JobRegistry::new(store.clone(), Some(metrics.clone()));
+        let backups = crate::jobs::registry::JobRegistry::new(store.clone(), Some(metrics.clone()));
         Self::with_jobs(store, metrics, backups)
     }
 
@@ -129,7 +129,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         runtime: crate::plugins::Runtime,
     ) -> Self {
-        let backups = crate::engine::jobs::JobRegistry::with_runtime(
+        let backups = crate::jobs::registry::JobRegistry::with_runtime(
             store.clone(),
             Some(metrics.clone()),
             runtime,
@@ -140,13 +140,13 @@ impl AppState {
     fn with_jobs(
         store: Arc<ConfigStore>,
         metrics: Arc<Metrics>,
-        backups: crate::engine::jobs::JobRegistry,
+        backups: crate::jobs::registry::JobRegistry,
     ) -> Self {
         let context_path = store.current().service.http.context_path();
         let rate = Arc::new(store.current().service.http.rate());
         // Built on the first request; `service::start` installs the one it checked.
         let auth = Arc::new(auth::ApiAuth::new(store.clone()));
-        let restores = crate::engine::restore_jobs::RestoreJobs::new(
+        let restores = crate::jobs::restore_jobs::RestoreJobs::new(
             store.clone(),
             Some(metrics.clone()),
             backups.clone(),
@@ -157,7 +157,7 @@ impl AppState {
             Arc::new(crate::scheduler::SystemTimer),
             Some(metrics.clone()),
         );
-        let verifies = crate::engine::verify_jobs::VerifyJobs::new(Some(metrics.clone()));
+        let verifies = crate::jobs::verify_jobs::VerifyJobs::new(Some(metrics.clone()));
         scheduler.set_verifier(verifies.clone());
         Self {
             verifies,
@@ -178,7 +178,7 @@ impl AppState {
     /// Restores are rebuilt on the new registry so a restore still sees running backups.
     pub fn set_scheduler(&mut self, scheduler: crate::scheduler::Scheduler) {
         self.backups = scheduler.jobs().clone();
-        self.restores = crate::engine::restore_jobs::RestoreJobs::new(
+        self.restores = crate::jobs::restore_jobs::RestoreJobs::new(
             self.store.clone(),
             Some(self.metrics.clone()),
             self.backups.clone(),
@@ -188,7 +188,7 @@ impl AppState {
     }
 
     /// Tells `listener` of every backup, restore and verify end (notifications).
-    pub fn on_job_end(&self, listener: crate::engine::events::JobListener) {
+    pub fn on_job_end(&self, listener: crate::jobs::events::JobListener) {
         self.backups.events().listen(listener.clone());
         self.restores.events().listen(listener.clone());
         self.verifies.events().listen(listener);
@@ -196,7 +196,7 @@ impl AppState {
 
     /// Replaces the job registry, under a scheduler on the system clock (tests whose
     /// backups run on demand only).
-    pub fn set_jobs(&mut self, jobs: crate::engine::jobs::JobRegistry) {
+    pub fn set_jobs(&mut self, jobs: crate::jobs::registry::JobRegistry) {
         let scheduler = crate::scheduler::Scheduler::new(
             jobs,
             self.store.clone(),

@@ -15,11 +15,11 @@ use super::AppState;
 use super::backups::JobMetrics;
 use super::body::Body;
 use super::error::{ApiError, ErrorBody};
+use crate::aerospike::writer::CounterSnapshot;
 use crate::config::{RestoreRequest, RestoreTimestampRequest};
-use crate::engine::backup::open_storage;
-use crate::engine::layout::{self, BackupKind};
-use crate::engine::restore_jobs::{RestoreStatus, RestoreView, StartError};
-use crate::engine::writer::CounterSnapshot;
+use crate::jobs::backup::open_storage;
+use crate::jobs::restore_jobs::{RestoreStatus, RestoreView, StartError};
+use crate::storage::layout::{self, BackupKind};
 
 /// Largest saved node configuration returned.
 const MAX_CONFIGURATION_BYTES: u64 = 16 * 1024 * 1024;
@@ -299,7 +299,7 @@ pub async fn retrieve_configuration(
         .plugins_for(&config)
         .await
         .map_err(|e| internal(e.to_string()))?;
-    let storage_cfg = crate::engine::job_secrets::routine_storage(&config, &name)
+    let storage_cfg = crate::jobs::job_secrets::routine_storage(&config, &name)
         .await
         .map_err(|e| internal(e.to_string()))?;
     let storage = open_storage(&plugins, &storage_cfg).map_err(|e| internal(e.to_string()))?;

@@ -126,7 +126,7 @@ async fn key_password(
         return Ok(None);
     };
     if !secret.is_agent_reference() {
-        return crate::engine::tls::password_from(FIELD, secret).map(Some);
+        return crate::aerospike::tls::password_from(FIELD, secret).map(Some);
     }
     let agent = crate::secrets::agent_for(
         agents,
@@ -153,7 +153,7 @@ pub fn cipher_suites(
     provider: &rustls::crypto::CryptoProvider,
     names: &[String],
 ) -> Result<Vec<rustls::SupportedCipherSuite>, String> {
-    let mut out = crate::engine::tls::parse_cipher_suites(provider, &names.join(":"))
+    let mut out = crate::aerospike::tls::parse_cipher_suites(provider, &names.join(":"))
         .map_err(|e| e.replacen("tls.cipher-suite", "service.https.cipher-suites", 1))?;
     out.retain(|s| s.version() != &rustls::version::TLS13);
     out.extend(

@@ -10,14 +10,14 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::restore::parse_id;
-use crate::engine::verify_jobs::{VerifyStartError, VerifyStatus};
+use crate::jobs::verify_jobs::{VerifyStartError, VerifyStatus};
 
 /// `storage`: the routine's storage, named in a 502 when the store failed.
 fn start_error(e: VerifyStartError, storage: Option<String>) -> ApiError {
     match (e, storage) {
         (VerifyStartError::NotFound(m), _) => ApiError::NotFound(m),
         (VerifyStartError::Request(r), _) => ApiError::bad_field(r.field, r.message),
-        (VerifyStartError::Engine(e @ crate::engine::EngineError::Plugin { .. }), Some(s)) => {
+        (VerifyStartError::Engine(e @ crate::error::EngineError::Plugin { .. }), Some(s)) => {
             ApiError::Storage {
                 storage: s,
                 message: e.to_string(),

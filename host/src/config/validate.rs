@@ -603,7 +603,7 @@ fn cluster(e: &mut Errors, cfg: &Config, path: &str, c: &AerospikeCluster) {
 /// A cluster's `tls`: the files it names exist, cert and key come together, protocols and
 /// cipher suites are known. File contents are checked when a job connects.
 fn cluster_tls(e: &mut Errors, path: &str, t: &TlsConfig) {
-    use crate::engine::tls;
+    use crate::aerospike::tls;
     for (field, file) in tls::missing_files(t) {
         e.push(
             format!("{path}.{field}"),

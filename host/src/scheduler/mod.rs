@@ -25,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::cron::CronSchedule;
 use crate::config::{BackupRoutine, Config, ConfigStore};
-use crate::engine::jobs::{JobError, JobRegistry, Trigger};
-use crate::engine::layout::BackupKind;
+use crate::jobs::registry::{JobError, JobRegistry, Trigger};
 use crate::metrics::Metrics;
+use crate::storage::layout::BackupKind;
 
 pub use clock::{ManualTimer, SystemTimer, Timer};
 
@@ -106,7 +106,7 @@ struct Inner {
     running: AtomicBool,
     events: broadcast::Sender<Event>,
     /// Runs `verify-cron` fires (set by the API state, which owns the verify jobs).
-    verifier: Mutex<Option<crate::engine::verify_jobs::VerifyJobs>>,
+    verifier: Mutex<Option<crate::jobs::verify_jobs::VerifyJobs>>,
 }
 
 /// The scheduler; cheap to clone.
@@ -156,7 +156,7 @@ impl Scheduler {
     }
 
     /// Where `verify-cron` fires start their jobs.
-    pub fn set_verifier(&self, verifies: crate::engine::verify_jobs::VerifyJobs) {
+    pub fn set_verifier(&self, verifies: crate::jobs::verify_jobs::VerifyJobs) {
         *self
             .inner
             .verifier

@@ -11,8 +11,8 @@
 
 use std::fmt;
 
-use crate::engine::jobs::Activity;
-use crate::engine::layout::BackupKind;
+use crate::jobs::registry::Activity;
+use crate::storage::layout::BackupKind;
 
 /// Why a run was skipped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::BackupRoutine;
 use crate::config::cron::CronSchedule;
-use crate::engine::layout::BackupKind;
+use crate::storage::layout::BackupKind;
 
 /// The parsed schedules of one routine; none for a disabled routine.
 #[derive(Debug, Clone, Default)]

@@ -7,15 +7,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use abs::api::{self, AppState};
+use abs::asb::convert::record_from_client;
+use abs::asb::{AsbDecoder, AsbItem, AsbRecord, BinValue};
 use abs::config::{Config, ConfigStore, Format};
-use abs::engine::asb::convert::record_from_client;
-use abs::engine::asb::{AsbDecoder, AsbItem, AsbRecord, BinValue};
-use abs::engine::backup::{Clock, EngineContext, ManualClock, SystemClock, build_pipeline};
-use abs::engine::jobs::{JobOutcome, JobRegistry, Trigger};
-use abs::engine::layout::{BackupKind, BackupMetadata};
+use abs::jobs::backup::{Clock, EngineContext, ManualClock, SystemClock, build_pipeline};
+use abs::jobs::registry::{JobOutcome, JobRegistry, Trigger};
 use abs::metrics::Metrics;
 use abs::plugins::{Registry, Runtime, RuntimeConfig};
 use abs::scheduler::rules::admission;
+use abs::storage::layout::{BackupKind, BackupMetadata};
 use aerospike::query::{PartitionFilter, Statement};
 use aerospike::{
     AdminPolicy, Bins, Client, ClientPolicy, CollectionIndexType, Expiration, IndexType, Key,
@@ -126,7 +126,7 @@ impl Harness {
         self.jobs.wait("r", kind).await.expect("an outcome")
     }
 
-    async fn run_ok(&self, kind: BackupKind) -> abs::engine::backup::JobReport {
+    async fn run_ok(&self, kind: BackupKind) -> abs::jobs::backup::JobReport {
         match self.run(kind).await {
             JobOutcome::Success(r) => r,
             other => panic!("backup did not succeed: {other:?}"),
@@ -406,7 +406,7 @@ async fn backup_full_of_every_type_decodes_back_record_by_record() {
         ("test", 601, 1, 1)
     );
     assert_eq!(m.created.timestamp_millis(), report.timestamp_ms);
-    assert_eq!(m.from, abs::engine::layout::zero_time());
+    assert_eq!(m.from, abs::storage::layout::zero_time());
     let stored: u64 = names
         .iter()
         .filter(|n| n.ends_with(".asb"))
@@ -442,7 +442,7 @@ async fn backup_set_bin_and_partition_filters_select_exactly() {
     let expected: BTreeSet<[u8; 20]> = all
         .values()
         .filter(|r| matches!(r.set.as_deref(), Some("set_a" | "set_c")))
-        .filter(|r| abs::engine::scan::partition_of(&r.digest) < 2048)
+        .filter(|r| abs::aerospike::scan::partition_of(&r.digest) < 2048)
         .map(|r| r.digest)
         .collect();
     assert!(!expected.is_empty());
@@ -472,7 +472,7 @@ async fn backup_set_bin_and_partition_filters_select_exactly() {
         .filter(|r| {
             r.bins
                 .iter()
-                .any(|b| b.name == "bool" && b.value == abs::engine::asb::BinValue::Bool(true))
+                .any(|b| b.name == "bool" && b.value == abs::asb::BinValue::Bool(true))
         })
         .map(|r| r.digest)
         .collect();
@@ -576,8 +576,8 @@ async fn incremental_picks_up_exactly_the_records_written_in_its_window() {
             .join(format!("r/incremental/{}", t3 + 5_000))
             .exists()
     );
-    let listed = abs::engine::layout::list_backups(
-        &abs::engine::backup::open_storage(&plugins(), &h.store.current().storage["s"]).unwrap(),
+    let listed = abs::storage::layout::list_backups(
+        &abs::jobs::backup::open_storage(&plugins(), &h.store.current().storage["s"]).unwrap(),
         "r",
         BackupKind::Incremental,
     )
@@ -1263,7 +1263,7 @@ async fn three_node_cluster_full_and_node_list_backups() {
     let owned_by = |owners: &[usize]| -> BTreeSet<_> {
         want.keys()
             .filter(|d| {
-                owners.contains(&node.owner_of(abs::engine::scan::partition_of(d) as usize))
+                owners.contains(&node.owner_of(abs::aerospike::scan::partition_of(d) as usize))
             })
             .copied()
             .collect()

@@ -287,7 +287,7 @@ fn plugin_check_runs_the_storage_suite_on_a_stand_in() {
     let backend = crate::cloud::s3_backend(&moto, "plugin-check-bucket", "checked");
     let left = tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(abs::engine::layout::list_keys(&backend, ""))
+        .block_on(abs::storage::layout::list_keys(&backend, ""))
         .unwrap();
     assert_eq!(left, Vec::<String>::new(), "{stdout}");
 }

@@ -272,12 +272,12 @@ async fn plain_http_is_refused_unless_the_options_name_an_http_url() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_to_s3_lands_where_abs_puts_it_and_decodes_back_record_by_record() {
+    use abs::asb::{AsbDecoder, AsbItem};
     use abs::config::{Config, ConfigStore, Format};
-    use abs::engine::asb::{AsbDecoder, AsbItem};
-    use abs::engine::backup::{EngineContext, ManualClock, build_pipeline};
-    use abs::engine::jobs::{JobOutcome, JobRegistry, Trigger};
-    use abs::engine::layout::BackupKind;
+    use abs::jobs::backup::{EngineContext, ManualClock, build_pipeline};
+    use abs::jobs::registry::{JobOutcome, JobRegistry, Trigger};
     use abs::metrics::Metrics;
+    use abs::storage::layout::BackupKind;
     use testkit::AerospikeNode;
 
     let (moto, bucket) = moto_with_bucket("e2e");
@@ -532,7 +532,7 @@ pub(crate) fn cloud_jobs(
     storage_yaml: &str,
 ) -> (
     Arc<abs::config::ConfigStore>,
-    abs::engine::jobs::JobRegistry,
+    abs::jobs::registry::JobRegistry,
 ) {
     cloud_jobs_parallel(node, storage_yaml, 2)
 }
@@ -544,10 +544,10 @@ pub(crate) fn cloud_jobs_parallel(
     parallel: u32,
 ) -> (
     Arc<abs::config::ConfigStore>,
-    abs::engine::jobs::JobRegistry,
+    abs::jobs::registry::JobRegistry,
 ) {
     use abs::config::{Config, ConfigStore, Format};
-    use abs::engine::backup::{EngineContext, ManualClock};
+    use abs::jobs::backup::{EngineContext, ManualClock};
     let key = crate::backup::key_pem();
     let yaml = format!(
         r#"
@@ -571,7 +571,7 @@ backup-routines:
         Arc::new(ManualClock::at_ms(ROUND_TRIP_TS)),
     ));
     let metrics = Some(Arc::new(abs::metrics::Metrics::new()));
-    let jobs = abs::engine::jobs::JobRegistry::with_context(store.clone(), metrics, ctx);
+    let jobs = abs::jobs::registry::JobRegistry::with_context(store.clone(), metrics, ctx);
     (store, jobs)
 }
 
@@ -579,9 +579,9 @@ const ROUND_TRIP_TS: i64 = 1_800_000_000_000;
 
 /// Runs one full backup of the routine and returns its outcome.
 pub(crate) async fn run_full(
-    jobs: &abs::engine::jobs::JobRegistry,
-) -> abs::engine::jobs::JobOutcome {
-    use abs::engine::layout::BackupKind;
+    jobs: &abs::jobs::registry::JobRegistry,
+) -> abs::jobs::registry::JobOutcome {
+    use abs::storage::layout::BackupKind;
     jobs.start("r", BackupKind::Full, abs::scheduler::rules::admission)
         .await
         .unwrap();
@@ -615,8 +615,8 @@ pub(crate) fn agent_section(port: u16) -> String {
 /// `<routine>/backup/<ts>/data/<namespace>/` as ABS lays them out (`backend` lists them, rooted
 /// at the configured path).
 pub(crate) async fn cloud_round_trip(what: &str, storage_yaml: &str, backend: Arc<dyn Storage>) {
-    use abs::engine::jobs::JobOutcome;
-    use abs::engine::restore_jobs::{RestoreJobs, RestoreStatus};
+    use abs::jobs::registry::JobOutcome;
+    use abs::jobs::restore_jobs::{RestoreJobs, RestoreStatus};
     use abs::metrics::Metrics;
     use testkit::AerospikeNode;
 
@@ -1001,7 +1001,7 @@ async fn s3_backup_with_more_writers_than_storage_slots_completes() {
         .await
         .expect("the backup finished (no writer waits on another)");
     match outcome {
-        abs::engine::jobs::JobOutcome::Success(r) => assert_eq!(r.records(), 600),
+        abs::jobs::registry::JobOutcome::Success(r) => assert_eq!(r.records(), 600),
         other => panic!("{other:?}"),
     }
 }
@@ -1032,7 +1032,7 @@ async fn peak_s3_requests(limit: u32) -> u64 {
     );
     let (_, jobs) = cloud_jobs(&node, &storage);
     match run_full(&jobs).await {
-        abs::engine::jobs::JobOutcome::Success(_) => {}
+        abs::jobs::registry::JobOutcome::Success(_) => {}
         other => panic!("limit {limit}: {other:?}"),
     }
     peak.load(Ordering::SeqCst)
@@ -1051,7 +1051,7 @@ async fn s3_max_async_connections_bounds_the_requests_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_uploads_that_keep_failing_fail_the_job_and_nothing_is_listed() {
-    use abs::engine::jobs::JobOutcome;
+    use abs::jobs::registry::JobOutcome;
     use testkit::fault_proxy::{Fault, FaultProxy};
     let (moto, bucket) = moto_with_bucket("down");
     let proxy = FaultProxy::start(moto.port(), |h, _| {
@@ -1238,7 +1238,7 @@ async fn gcs_with_a_service_account_key_exchanges_it_for_a_token_and_round_trips
         ),
     );
     match run_full(&jobs).await {
-        abs::engine::jobs::JobOutcome::Failure(e) => {
+        abs::jobs::registry::JobOutcome::Failure(e) => {
             assert!(e.contains("other@test-project"), "{e}");
             assert!(!e.contains("PRIVATE KEY"), "{e}");
         }

@@ -167,7 +167,7 @@ async fn azure_ad_client_secret_is_exchanged_by_the_host_and_round_trips_over_ht
         ),
     );
     match run_full(&jobs).await {
-        abs::engine::jobs::JobOutcome::Failure(e) => {
+        abs::jobs::registry::JobOutcome::Failure(e) => {
             assert!(e.contains("invalid_client"), "{e}");
             assert!(e.contains("abs-app") && e.contains("test-tenant"), "{e}");
             assert!(!e.contains("wrong-secret-value"), "{e}");
@@ -179,7 +179,7 @@ async fn azure_ad_client_secret_is_exchanged_by_the_host_and_round_trips_over_ht
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_web_identity_gets_temporary_keys_from_sts_that_write_to_the_bucket() {
-    use abs::engine::cloud::{AwsEnvironment, s3_plugin_config, web_identity_keys};
+    use abs::storage::cloud::{AwsEnvironment, s3_plugin_config, web_identity_keys};
     let (moto, bucket) = crate::cloud::moto_with_bucket("wi");
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
@@ -226,7 +226,7 @@ async fn s3_web_identity_gets_temporary_keys_from_sts_that_write_to_the_bucket()
     let backend = registry()
         .open_storage(abs::plugins::pipeline::S3_STORAGE_PLUGIN, &options, secrets)
         .unwrap();
-    abs::engine::files::put_object(&backend, "wi/probe.txt", b"hello".to_vec())
+    abs::storage::files::put_object(&backend, "wi/probe.txt", b"hello".to_vec())
         .await
         .unwrap();
     assert_eq!(backend.stat("wi/probe.txt").await.unwrap().size, 5);
@@ -333,7 +333,7 @@ async fn gcs_requests_carry_a_renewed_token_when_the_first_one_runs_out() {
         key_file_path: Some(key_file.display().to_string()),
         ..GcpStorage::default()
     });
-    let resolved = abs::engine::job_secrets::resolve_storage(
+    let resolved = abs::jobs::job_secrets::resolve_storage(
         &std::collections::BTreeMap::new(),
         "test",
         &storage,
@@ -342,12 +342,12 @@ async fn gcs_requests_carry_a_renewed_token_when_the_first_one_runs_out() {
     .await
     .unwrap();
     assert_eq!(granted.load(Ordering::SeqCst), 1);
-    let backend = abs::engine::wiring::open_storage(registry(), &resolved).unwrap();
-    abs::engine::files::put_object(&backend, "renew/a", b"first".to_vec())
+    let backend = abs::storage::wiring::open_storage(registry(), &resolved).unwrap();
+    abs::storage::files::put_object(&backend, "renew/a", b"first".to_vec())
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    abs::engine::files::put_object(&backend, "renew/b", b"second".to_vec())
+    abs::storage::files::put_object(&backend, "renew/b", b"second".to_vec())
         .await
         .unwrap();
     assert_eq!(backend.stat("renew/b").await.unwrap().size, 6);

@@ -81,7 +81,7 @@ async fn azure_sas_token_in_the_endpoint_round_trips() {
         ),
     );
     match crate::cloud::run_full(&jobs).await {
-        abs::engine::jobs::JobOutcome::Failure(e) => {
+        abs::jobs::registry::JobOutcome::Failure(e) => {
             assert!(e.contains("403"), "{e}");
             assert!(!e.contains("sig="), "the SAS leaked into the error: {e}");
         }

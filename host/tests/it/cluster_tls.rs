@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use abs::config::{Config, ConfigStore, Format, RestoreRequest};
-use abs::engine::backup::{EngineContext, ManualClock};
-use abs::engine::jobs::{JobOutcome, JobRegistry, Trigger};
-use abs::engine::layout::BackupKind;
-use abs::engine::restore_jobs::{RestoreJobs, RestoreStatus};
+use abs::jobs::backup::{EngineContext, ManualClock};
+use abs::jobs::registry::{JobOutcome, JobRegistry, Trigger};
+use abs::jobs::restore_jobs::{RestoreJobs, RestoreStatus};
+use abs::storage::layout::BackupKind;
 use testkit::node::NodeTls;
 use testkit::secret_agent::SecretAgentDouble;
 use testkit::{AerospikeNode, NodeConfig};

@@ -446,9 +446,9 @@ fn kill_mid_backup_then_restart_resumes_from_the_checkpoint() {
     for f in files(&data) {
         if f.extension().is_some_and(|e| e == "asb") {
             let bytes = std::fs::read(&f).unwrap();
-            let mut dec = abs::engine::asb::AsbDecoder::new(&bytes[..]);
+            let mut dec = abs::asb::AsbDecoder::new(&bytes[..]);
             while let Some(item) = dec.next_item().unwrap() {
-                if let abs::engine::asb::AsbItem::Record(r) = item {
+                if let abs::asb::AsbItem::Record(r) = item {
                     total += 1;
                     digests.insert(r.digest);
                 }
@@ -476,10 +476,10 @@ fn kill_mid_backup_then_restart_resumes_from_the_checkpoint() {
 
 /// Records in a plain `.asb` file.
 fn count_records(bytes: &[u8]) -> usize {
-    let mut dec = abs::engine::asb::AsbDecoder::new(bytes);
+    let mut dec = abs::asb::AsbDecoder::new(bytes);
     let mut n = 0;
     while let Some(item) = dec.next_item().unwrap() {
-        n += usize::from(matches!(item, abs::engine::asb::AsbItem::Record(_)));
+        n += usize::from(matches!(item, abs::asb::AsbItem::Record(_)));
     }
     n
 }

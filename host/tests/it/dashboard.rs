@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use abs::api::{self, AppState};
 use abs::config::{Config, ConfigStore, Format};
-use abs::engine::jobs::JobOutcome;
-use abs::engine::layout::BackupKind;
+use abs::jobs::registry::JobOutcome;
 use abs::metrics::Metrics;
+use abs::storage::layout::BackupKind;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -120,11 +120,11 @@ backup-routines:
     let cfg = abs::config::parse::<Config>(&yaml, Format::Yaml).unwrap();
     let store = Arc::new(ConfigStore::in_memory(cfg));
     let mut state = AppState::new(store.clone(), Arc::new(Metrics::new()));
-    let ctx = Arc::new(abs::engine::backup::EngineContext::new(
+    let ctx = Arc::new(abs::jobs::backup::EngineContext::new(
         crate::backup::plugins(),
-        Arc::new(abs::engine::backup::SystemClock),
+        Arc::new(abs::jobs::backup::SystemClock),
     ));
-    state.set_jobs(abs::engine::jobs::JobRegistry::with_context(
+    state.set_jobs(abs::jobs::registry::JobRegistry::with_context(
         store, None, ctx,
     ));
     let app = api::router(state.clone());

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use abs::api::{self, AppState};
 use abs::config::{Config, ConfigStore, Format};
-use abs::engine::backup::{EngineContext, ManualClock};
-use abs::engine::integrity::{CHECKSUMS_FILE, ChecksumsSidecar};
-use abs::engine::jobs::{JobOutcome, JobRegistry};
-use abs::engine::layout::BackupKind;
+use abs::jobs::backup::{EngineContext, ManualClock};
+use abs::jobs::integrity::{CHECKSUMS_FILE, ChecksumsSidecar};
+use abs::jobs::registry::{JobOutcome, JobRegistry};
 use abs::metrics::Metrics;
+use abs::storage::layout::BackupKind;
 use axum::http::StatusCode;
 use serde_json::Value;
 use sha2::Digest as _;
@@ -720,13 +720,13 @@ async fn on_s3_a_changed_or_deleted_object_is_found_and_a_restore_refuses_it() {
 
     // Change one stored byte of a data object, in the bucket.
     let backend = crate::cloud::s3_backend(&moto, &bucket, "abs/rt");
-    let listed = abs::engine::layout::list_keys(&backend, &format!("{key}/"))
+    let listed = abs::storage::layout::list_keys(&backend, &format!("{key}/"))
         .await
         .unwrap();
     let data: Vec<&String> = listed.iter().filter(|k| k.ends_with(".asb")).collect();
     assert!(data.len() >= 2, "{listed:?}");
     let victim = data[data.len() - 1].clone();
-    let mut bytes = abs::engine::layout::read_object(&backend, &victim, u64::MAX)
+    let mut bytes = abs::storage::layout::read_object(&backend, &victim, u64::MAX)
         .await
         .unwrap();
     let at = bytes.len() / 2;

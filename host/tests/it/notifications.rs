@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use abs::config::{Config, ConfigStore, Format};
-use abs::engine::jobs::JobOutcome;
-use abs::engine::layout::BackupKind;
+use abs::jobs::registry::JobOutcome;
+use abs::storage::layout::BackupKind;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;

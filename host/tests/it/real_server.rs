@@ -25,15 +25,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use abs::aerospike::scan::partition_of;
+use abs::asb::convert::value_from_bin_value;
+use abs::asb::{AsbDecoder, AsbItem, AsbRecord, UserKey};
 use abs::config::{Config, ConfigStore, Format};
-use abs::engine::asb::convert::value_from_bin_value;
-use abs::engine::asb::{AsbDecoder, AsbItem, AsbRecord, UserKey};
-use abs::engine::backup::{EngineContext, JobReport, SystemClock};
-use abs::engine::jobs::{JobOutcome, JobRegistry, Trigger};
-use abs::engine::layout::BackupKind;
-use abs::engine::restore_jobs::{RestoreJobs, RestoreStatus, RestoreView};
-use abs::engine::scan::partition_of;
+use abs::jobs::backup::{EngineContext, JobReport, SystemClock};
+use abs::jobs::registry::{JobOutcome, JobRegistry, Trigger};
+use abs::jobs::restore_jobs::{RestoreJobs, RestoreStatus, RestoreView};
 use abs::metrics::Metrics;
+use abs::storage::layout::BackupKind;
 use aerospike::expressions as exp;
 use aerospike::operations::{hll, lists, maps};
 use aerospike::query::{PartitionFilter, Statement};
@@ -1566,7 +1566,7 @@ async fn set_and_expression_indexes_are_backed_up_and_restored() {
     let h = harness(&host, port, "parallel: 2", &format!("set-list: [{set}]"));
     let report = h.run(BackupKind::Full).await;
     let folder = h.folder(&report).unwrap();
-    let meta: abs::engine::layout::BackupMetadata =
+    let meta: abs::storage::layout::BackupMetadata =
         serde_yaml::from_slice(&std::fs::read(folder.join("metadata.yaml")).unwrap()).unwrap();
     // The namespace may hold other tests' indexes too; ours are three of them.
     assert!(meta.secondary_index_count >= 3, "{meta:?}");
@@ -1601,7 +1601,7 @@ async fn set_and_expression_indexes_are_backed_up_and_restored() {
     let s = &extended[names[1]];
     assert_eq!(
         (s.index_type, s.set.as_deref(), s.bin.as_str()),
-        (abs::engine::asb::IndexType::Set, Some(set), "")
+        (abs::asb::IndexType::Set, Some(set), "")
     );
     assert_eq!(
         extended[names[2]].expression.as_deref(),
@@ -1736,7 +1736,7 @@ async fn cumulative_incrementals_cover_everything_since_the_full() {
     put(2, "two").await;
     let incr2 = h.run(BackupKind::Incremental).await;
     assert_eq!(incr2.records(), 3, "cumulative: records 0, 1 and 2");
-    let meta = |r: &JobReport| -> abs::engine::layout::BackupMetadata {
+    let meta = |r: &JobReport| -> abs::storage::layout::BackupMetadata {
         let folder = h.folder(r).unwrap();
         serde_yaml::from_slice(&std::fs::read(folder.join("metadata.yaml")).unwrap()).unwrap()
     };

@@ -8,15 +8,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use abs::api::{self, AppState};
+use abs::asb::convert::record_from_client;
+use abs::asb::{AsbRecord, BinValue};
 use abs::config::{Config, ConfigStore, Format, RestoreRequest, RestoreTimestampRequest};
-use abs::engine::asb::convert::record_from_client;
-use abs::engine::asb::{AsbRecord, BinValue};
-use abs::engine::backup::{EngineContext, ManualClock};
-use abs::engine::jobs::{JobOutcome, JobRegistry, Trigger};
-use abs::engine::layout::BackupKind;
-use abs::engine::restore_jobs::{RestoreJobs, RestoreStatus, RestoreView, StartError};
+use abs::jobs::backup::{EngineContext, ManualClock};
+use abs::jobs::registry::{JobOutcome, JobRegistry, Trigger};
+use abs::jobs::restore_jobs::{RestoreJobs, RestoreStatus, RestoreView, StartError};
 use abs::metrics::Metrics;
 use abs::plugins::{Registry, Runtime, RuntimeConfig};
+use abs::storage::layout::BackupKind;
 use aerospike::query::{PartitionFilter, Statement};
 use aerospike::{
     AdminPolicy, Bins, Client, ClientPolicy, CollectionIndexType, IndexType, Key, QueryPolicy,
@@ -119,7 +119,7 @@ fn harness_with(node: &AerospikeNode, policy: &str, top: &str) -> Harness {
 }
 
 impl Harness {
-    async fn backup(&self, kind: BackupKind) -> abs::engine::backup::JobReport {
+    async fn backup(&self, kind: BackupKind) -> abs::jobs::backup::JobReport {
         let t = self
             .jobs
             .start("r", kind, abs::scheduler::rules::admission)
@@ -370,7 +370,7 @@ async fn every_pipeline_round_trips_on_three_nodes() {
 
 #[tokio::test]
 async fn lists_and_maps_are_written_back_byte_for_byte_with_their_flags() {
-    use abs::engine::asb::{AsbEncoder, Bin as AsbBin, EncoderOptions};
+    use abs::asb::{AsbEncoder, Bin as AsbBin, EncoderOptions};
     let node = AerospikeNode::start().unwrap();
     let h = harness(&node, "parallel: 1");
     // Particles as a server holds them (and asbackup writes them): an ordered list (ext
@@ -394,7 +394,7 @@ async fn lists_and_maps_are_written_back_byte_for_byte_with_their_flags() {
     ];
     let key = Key::new("test", "cdt", Value::from(1)).unwrap();
     let rec = AsbRecord {
-        key: Some(abs::engine::asb::UserKey::Int(1)),
+        key: Some(abs::asb::UserKey::Int(1)),
         namespace: "test".into(),
         digest: key.digest(),
         set: Some("cdt".into()),
@@ -582,7 +582,7 @@ async fn expired_records_are_counted_and_extra_ttl_keeps_them() {
         .await;
     assert_eq!(v.counters.inserted_records, 4);
     let scan = scan_all(&client, "test").await;
-    let now_cl = ((T0 + 200_000) / 1000 - abs::engine::asb::CITRUSLEAF_EPOCH_UNIX_SECS) as u32;
+    let now_cl = ((T0 + 200_000) / 1000 - abs::asb::CITRUSLEAF_EPOCH_UNIX_SECS) as u32;
     for r in scan.values() {
         assert_eq!(r.void_time, now_cl + 50);
     }
@@ -738,7 +738,7 @@ fn check_expected(got: &BTreeMap<[u8; 20], AsbRecord>, what: &str) {
             .unwrap_or_else(|| panic!("{what}: missing {}", r["digest"]));
         assert_eq!(g.set.as_deref(), Some("golden"), "{what}");
         match r["key"].as_i64() {
-            Some(k) => assert_eq!(g.key, Some(abs::engine::asb::UserKey::Int(k)), "{what}"),
+            Some(k) => assert_eq!(g.key, Some(abs::asb::UserKey::Int(k)), "{what}"),
             None => assert_eq!(g.key, None, "{what}"),
         }
         let names: Vec<&str> = r["bins"]

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use abs::api::{self, AppState};
 use abs::config::{Config, ConfigStore, Format, RestoreRequest};
-use abs::engine::backup::{EngineContext, ManualClock};
-use abs::engine::jobs::{JobOutcome, JobRegistry, Trigger};
-use abs::engine::layout::BackupKind;
-use abs::engine::restore_jobs::{RestoreJobs, RestoreStatus, StartError};
+use abs::jobs::backup::{EngineContext, ManualClock};
+use abs::jobs::registry::{JobOutcome, JobRegistry, Trigger};
+use abs::jobs::restore_jobs::{RestoreJobs, RestoreStatus, StartError};
 use abs::metrics::Metrics;
+use abs::storage::layout::BackupKind;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -503,9 +503,9 @@ async fn no_secret_in_debug_logs_job_status_or_metrics() {
 #[tokio::test]
 async fn storage_credentials_resolve_from_the_storages_agent_or_the_default() {
     use abs::config::{S3Storage, Secret, Storage};
-    use abs::engine::cloud::{AwsEnvironment, s3_plugin_config};
-    use abs::engine::job_secrets::resolve_storage;
+    use abs::jobs::job_secrets::resolve_storage;
     use abs::secrets::SecretAgentClient;
+    use abs::storage::cloud::{AwsEnvironment, s3_plugin_config};
 
     let double = SecretAgentDouble::start().unwrap();
     double.set("aws", "secret", b"S3-sekrit-91b2");

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use abs::api::{self, AppState};
 use abs::config::{Config, ConfigStore, Format};
-use abs::engine::backup::{EngineContext, ManualClock};
-use abs::engine::jobs::JobRegistry;
+use abs::jobs::backup::{EngineContext, ManualClock};
+use abs::jobs::registry::JobRegistry;
 use abs::metrics::Metrics;
 use aerospike::{AdminPolicy, Bins, Client, ClientPolicy, Key, ReadPolicy, Value, WritePolicy};
 use axum::body::Body;
