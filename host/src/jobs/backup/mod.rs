@@ -47,6 +47,10 @@ pub use crate::jobs::context::{
 };
 pub use crate::storage::wiring::{build_pipeline, open_storage};
 
+mod resuming;
+use resuming::resume_job;
+mod system_files;
+
 /// Encoded batches ([`scan::BATCH_BYTES`] each) between a worker's scan and its file writer:
 /// enough to ride out a codec stall of a few ms, 256 KiB per worker at most.
 const BATCH_CHANNEL_CAPACITY: usize = 4;
@@ -293,91 +297,6 @@ async fn run_parts(
     }
 }
 
-/// Finishes a full backup from its checkpoint: the folder keeps exactly the files the
-/// checkpoint lists (anything newer is deleted, partial uploads aborted), and each namespace
-/// goes on from where its stored files end.
-async fn resume_job(
-    ctx: &EngineContext,
-    spec: &JobSpec,
-    cp: Arc<Checkpoint>,
-    r: ResolvedRoutine,
-    wiring: Wiring,
-    progress: Arc<Progress>,
-    cancel: CancellationToken,
-) -> Result<JobReport, EngineError> {
-    let storage = wiring.storage.clone();
-    if !ctx.claim(&r.name, cp.timestamp) {
-        return Err(EngineError::Config(format!(
-            "backup {} of routine {} is already being written",
-            cp.timestamp, r.name
-        )));
-    }
-    let _claim = ClaimGuard {
-        ctx,
-        key: (r.name.clone(), cp.timestamp),
-    };
-    let folder = layout::backup_folder_named(&r.name, BackupKind::Full, &cp.folder);
-    let kept: std::collections::HashSet<String> = cp.kept_keys(&folder).into_iter().collect();
-    let resume_key = format!("{folder}/{RESUME_FILE}");
-    let keys = layout::list_keys(&storage, &format!("{folder}/"))
-        .await
-        .map_err(|e| EngineError::plugin("listing backups", e))?;
-    let mut dropped = 0usize;
-    for key in keys
-        .iter()
-        .filter(|k| !kept.contains(*k) && **k != resume_key)
-    {
-        crate::storage::files::remove_leftover(&storage, key)
-            .await
-            .map_err(|e| {
-                let step = match crate::storage::files::marked_object(key) {
-                    Some(object) => format!("removing the marker of {object}"),
-                    None => format!("writing {key}"),
-                };
-                EngineError::plugin(step, e)
-            })?;
-        dropped += 1;
-    }
-    let written = Arc::new(Written::default());
-    for n in cp
-        .namespaces
-        .iter()
-        .filter(|n| n.state != NamespaceState::Pending)
-    {
-        let ns_folder = format!("{folder}/data/{}", n.namespace);
-        for f in &n.files {
-            let key = format!("{ns_folder}/{}", f.name);
-            written.push(key.clone());
-            written.sum(&key, f.size, f.sha256.clone());
-        }
-    }
-    written.push(resume_key);
-    let kept_records: u64 = cp
-        .namespaces
-        .iter()
-        .filter(|n| n.state != NamespaceState::Pending)
-        .map(|n| n.records)
-        .sum();
-    tracing::info!(routine = %r.name, timestamp = cp.timestamp, kept_files = kept.len(),
-        kept_records, dropped_files = dropped, "Resuming a backup cut off by a restart.");
-    progress.add_records(kept_records);
-    let checkpoint = Checkpointer::new(storage.clone(), &folder, ctx.clock.clone(), (*cp).clone())
-        .map_err(|e| EngineError::Config(format!("{RESUME_FILE}: {e}")))?;
-    let parts = JobParts {
-        wiring,
-        window: Window {
-            from: None,
-            created: cp.created,
-            ts: cp.timestamp,
-            name: cp.folder.clone(),
-        },
-        written,
-        checkpoint: Some(Arc::new(checkpoint)),
-        resumed: Some(cp),
-    };
-    run_parts(ctx, spec, &r, parts, progress, cancel).await
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Labels {
     compression: &'static str,
@@ -592,21 +511,6 @@ impl BackupRun<'_> {
         })
     }
 
-    /// `configuration/aerospike_<i>.conf`, one per node (D19).
-    async fn write_configurations(&self, namespaces: &[String]) -> Result<(), EngineError> {
-        let folder = layout::backup_folder_named(&self.routine.name, self.kind, &self.window.name);
-        for (i, text) in cluster::cluster_configurations(&self.client, namespaces)
-            .await?
-            .into_iter()
-            .enumerate()
-        {
-            let key = format!("{folder}/configuration/aerospike_{i}.conf");
-            self.written.push(key.clone());
-            put_object(&self.storage, &key, text.into_bytes()).await?;
-        }
-        Ok(())
-    }
-
     /// The namespace's sidecar and `metadata.yaml` (last: the completion marker).
     async fn finish_namespace(
         &self,
@@ -699,148 +603,6 @@ impl BackupRun<'_> {
                 .await?;
         }
         Ok(stats)
-    }
-
-    /// A namespace of a resumed backup: what its checkpoint keeps, plus the scan of the
-    /// partitions it had not finished.
-    async fn resume_namespace(
-        &self,
-        nsr: &NamespaceRun<'_>,
-        n: &crate::storage::resume::NamespaceCheckpoint,
-    ) -> Result<NamespaceStats, EngineError> {
-        let r = self.routine;
-        let mut stats = NamespaceStats {
-            records: n.records,
-            bytes: n.bytes,
-            files: n.files.len() as u64,
-            sindexes: n.sindexes,
-            udfs: n.udfs,
-        };
-        self.progress.add_bytes(n.bytes);
-        for _ in &n.files {
-            self.progress.add_file();
-        }
-        if n.state == NamespaceState::Scanned {
-            return Ok(stats);
-        }
-        let files = self.file_spec(nsr.ns, n.next_file.max(1));
-        let ranges = n
-            .ranges(r.policy.parallel())
-            .map_err(|m| EngineError::Config(format!("{RESUME_FILE}: {m}")))?;
-        if !ranges.is_empty() {
-            let rest = NamespaceRun {
-                ns: nsr.ns,
-                ranges: &ranges,
-                limiter: nsr.limiter.clone(),
-                bandwidth: nsr.bandwidth.clone(),
-            };
-            self.scan_namespace(&rest, files.clone(), &mut stats)
-                .await?;
-        }
-        if let Some(cp) = &self.checkpoint {
-            cp.namespace_scanned(nsr.ns, files.counter.load(Ordering::Relaxed))
-                .await?;
-        }
-        Ok(stats)
-    }
-
-    /// The `metadata_<ns>_<k>.asb` file with the UDFs and secondary indexes, if any, and
-    /// the `metadata_<ns>_<k>.asb33` sidecar with the indexes asrestore cannot read.
-    async fn write_system_file(
-        &self,
-        files: &FileSpec,
-        stats: &mut NamespaceStats,
-    ) -> Result<(), EngineError> {
-        let (r, ns) = (self.routine, files.namespace.as_str());
-        let udfs = if r.policy.no_udfs.unwrap_or(false) {
-            Vec::new()
-        } else {
-            cluster::read_udfs(&self.client).await?
-        };
-        let sindexes = if r.policy.no_indexes.unwrap_or(false) {
-            Vec::new()
-        } else {
-            cluster::read_sindexes(&self.client, ns).await?
-        };
-        stats.udfs = udfs.len() as u64;
-        stats.sindexes = sindexes.len() as u64;
-        // asrestore 4.5.8 fails a whole file on a set (`S`) or expression (`* e`) index
-        // line, so those go to a file it skips (not `.asb`): the rest stays restorable by it.
-        let (readable, extended): (Vec<_>, Vec<_>) =
-            sindexes.into_iter().partition(|s| s.asrestore_reads());
-        let io = |e: std::io::Error| EngineError::Encode(e.to_string());
-        if !udfs.is_empty() || !readable.is_empty() {
-            let mut enc = AsbEncoder::new(Vec::new(), files.options);
-            enc.write_header(ns).map_err(io)?;
-            enc.write_first_file().map_err(io)?;
-            // backup-go order: UDFs, then indexes (an index may need no UDF, but restore
-            // applies them in file order either way).
-            for u in &udfs {
-                enc.write_udf(u).map_err(io)?;
-            }
-            for s in &readable {
-                enc.write_sindex(s).map_err(io)?;
-            }
-            let k = files.counter.fetch_add(1, Ordering::Relaxed);
-            self.store_system_file(files, stats, metadata_asb_name(ns, k), enc.into_inner())
-                .await?;
-        }
-        if !extended.is_empty() {
-            let mut enc = AsbEncoder::new(Vec::new(), files.options);
-            enc.write_header_version(ns, ASB_EXTENDED_VERSION)
-                .map_err(io)?;
-            for s in &extended {
-                enc.write_sindex(s).map_err(io)?;
-            }
-            let k = files.counter.fetch_add(1, Ordering::Relaxed);
-            self.store_system_file(files, stats, extended_asb_name(ns, k), enc.into_inner())
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Runs `plain` through the codec chain and stores it as `name` in the folder.
-    async fn store_system_file(
-        &self,
-        files: &FileSpec,
-        stats: &mut NamespaceStats,
-        name: String,
-        plain: Vec<u8>,
-    ) -> Result<(), EngineError> {
-        let p = files.pipeline.clone();
-        let stored = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, EngineError> {
-            let mut codec = p
-                .encoder()
-                .map_err(|e| EngineError::plugin("starting the codec chain", e))?;
-            let mut out = codec
-                .push(&plain)
-                .map_err(|e| EngineError::plugin("encoding", e))?;
-            out.extend(
-                codec
-                    .finish()
-                    .map_err(|e| EngineError::plugin("encoding", e))?,
-            );
-            Ok(out)
-        })
-        .await
-        .map_err(|e| EngineError::Encode(format!("encoder thread: {e}")))??;
-        let key = format!("{}/{name}", files.folder);
-        stats.bytes += stored.len() as u64;
-        stats.files += 1;
-        self.progress.add_bytes(stored.len() as u64);
-        self.progress.add_file();
-        self.put_summed(&key, stored).await
-    }
-
-    /// Writes a whole data object (a `metadata_*.asb`), noting its checksum like the
-    /// streamed data files'.
-    async fn put_summed(&self, key: &str, stored: Vec<u8>) -> Result<(), EngineError> {
-        let mut digest = crate::storage::files::StoredDigest::default();
-        digest.update(&stored);
-        self.written.push(key.to_string());
-        put_object(&self.storage, key, stored).await?;
-        self.written.sum(key, digest.size, digest.hex());
-        Ok(())
     }
 
     /// The scan of one namespace over `parallel` workers, each with its file writer and
