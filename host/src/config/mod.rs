@@ -6,8 +6,10 @@ pub mod given;
 pub mod limits;
 pub mod model;
 pub mod restore;
+pub mod secret_ref;
 pub(crate) mod serde_util;
 pub mod store;
+pub mod tls;
 pub mod validate;
 
 pub use given::{Given, Spelled};

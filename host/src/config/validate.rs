@@ -3,6 +3,8 @@
 use super::cron::CronSchedule;
 use super::limits;
 use super::model::*;
+use super::secret_ref::SecretRef;
+use super::tls;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -272,7 +274,7 @@ fn service(e: &mut Errors, cfg: &Config) {
                 e.push(format!("{at}.sha256"), "must be 64 hex digits");
             }
             if let Some(r) = &t.token_secret
-                && let Err(m) = crate::secrets::SecretRef::parse_bare(r)
+                && let Err(m) = SecretRef::parse_bare(r)
             {
                 e.push(format!("{at}.token-secret"), m);
             }
@@ -292,7 +294,7 @@ fn service(e: &mut Errors, cfg: &Config) {
                 _ => {}
             }
             if let Some(f) = &t.client_cert_sha256 {
-                if crate::api::auth::parse_fingerprint(f).is_none() {
+                if tls::parse_fingerprint(f).is_none() {
                     e.push(
                         format!("{at}.client-cert-sha256"),
                         "must be 64 hex digits (colons allowed)",
@@ -455,7 +457,7 @@ fn https(e: &mut Errors, cfg: &Config, t: &crate::config::HttpsServerConfig) {
     if let Some(p) = &t.key_file_password
         && p.is_agent_reference()
     {
-        if let Err(m) = crate::secrets::SecretRef::parse(p.expose()) {
+        if let Err(m) = SecretRef::parse(p.expose()) {
             e.push("service.https.key-file-password", m);
         }
         if t.secret_agent.is_none() && t.secret_agent_name.is_none() {
@@ -489,7 +491,7 @@ fn https(e: &mut Errors, cfg: &Config, t: &crate::config::HttpsServerConfig) {
     }
     if let Some(names) = &t.cipher_suites {
         let provider = rustls::crypto::ring::default_provider();
-        if let Err(m) = crate::api::server::cipher_suites(&provider, names) {
+        if let Err(m) = tls::https_cipher_suites(&provider, names) {
             e.push(
                 "service.https.cipher-suites",
                 m.trim_start_matches("service.https.cipher-suites: ")
@@ -603,7 +605,6 @@ fn cluster(e: &mut Errors, cfg: &Config, path: &str, c: &AerospikeCluster) {
 /// A cluster's `tls`: the files it names exist, cert and key come together, protocols and
 /// cipher suites are known. File contents are checked when a job connects.
 fn cluster_tls(e: &mut Errors, path: &str, t: &TlsConfig) {
-    use crate::engine::tls;
     for (field, file) in tls::missing_files(t) {
         e.push(
             format!("{path}.{field}"),
