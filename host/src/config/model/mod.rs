@@ -3,7 +3,7 @@
 //! Every struct is kebab-case and rejects unknown keys. Optional settings are `Option`s so a
 //! saved file stays as small as the one the operator wrote; defaults live in accessor methods
 //! named after the field, each documented with the ABS default, most of them written as one
-//! row of [`defaults!`].
+//! row of `defaults!`.
 //!
 //! One file per section of the document: `service.rs` (`service:`), `cluster.rs`
 //! (`aerospike-clusters:`), `storage.rs` (`storage:`), `policy.rs` (`backup-policies:`),
