@@ -64,14 +64,8 @@ impl ClientCertificate {
     }
 }
 
-/// `AB:CD:...` (openssl's form) or plain hex, any case, as 32 bytes.
-pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
-    let text = text.trim();
-    // openssl prints `sha256 Fingerprint=AB:CD:...`; a pasted prefix is tolerated.
-    let text = text.rsplit_once('=').map_or(text, |(_, f)| f);
-    let hex: String = text.chars().filter(|c| *c != ':').collect();
-    hex::decode(hex).ok()?.try_into().ok()
-}
+// The fingerprint syntax lives in config/ (validation checks it); re-exported here.
+pub use crate::config::tls::parse_fingerprint;
 
 /// The configured callers, ready to check requests against.
 #[derive(Clone)]
@@ -369,23 +363,6 @@ pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fingerprints_read_as_openssl_prints_them_or_as_plain_hex() {
-        let d = Sha256::digest(b"cert");
-        let plain = hex::encode(d);
-        let openssl = format!(
-            "sha256 Fingerprint={}",
-            d.iter()
-                .map(|b| format!("{b:02X}"))
-                .collect::<Vec<_>>()
-                .join(":")
-        );
-        assert_eq!(parse_fingerprint(&plain), Some(d.into()));
-        assert_eq!(parse_fingerprint(&openssl), Some(d.into()));
-        assert_eq!(parse_fingerprint(&plain[2..]), None);
-        assert_eq!(parse_fingerprint("zz"), None);
-    }
 
     #[test]
     fn a_token_never_matches_a_certificate_entry_of_the_same_digest() {

@@ -277,3 +277,25 @@ fn publish_names(doc: &mut serde_json::Value) {
         prop.insert("propertyNames".into(), name_schema());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every range reaches the served document, on the property (or list items) it bounds.
+    #[test]
+    fn every_range_is_in_the_openapi_document() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        for r in crate::config::limits::RANGES {
+            let prop = &schemas[r.schema]["properties"][r.field];
+            let target = if prop.get("items").is_some() {
+                &prop["items"]
+            } else {
+                prop
+            };
+            assert_eq!(target["minimum"], r.min, "{r:?}: {prop}");
+            assert_eq!(target["maximum"], r.max, "{r:?}: {prop}");
+        }
+    }
+}

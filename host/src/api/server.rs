@@ -69,7 +69,7 @@ pub async fn tls_acceptor(
     )?;
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(names) = cfg.cipher_suites.as_ref().filter(|n| !n.is_empty()) {
-        provider.cipher_suites = cipher_suites(&provider, names)?;
+        provider.cipher_suites = crate::config::tls::https_cipher_suites(&provider, names)?;
     }
     let provider = Arc::new(provider);
     let versions: &[&rustls::SupportedProtocolVersion] = if cfg.tls13_only() {
@@ -142,27 +142,6 @@ async fn key_password(
         .expose_str()
         .map(|s| Some(s.to_string()))
         .map_err(|e| format!("{FIELD}: {e}"))
-}
-
-/// `service.https.cipher-suites`: the TLS 1.2 suites named, in order, then every TLS 1.3
-/// suite (as in ABS, the list does not restrict TLS 1.3).
-///
-/// # Errors
-/// A name that is no suite rustls implements.
-pub fn cipher_suites(
-    provider: &rustls::crypto::CryptoProvider,
-    names: &[String],
-) -> Result<Vec<rustls::SupportedCipherSuite>, String> {
-    let mut out = crate::aerospike::tls::parse_cipher_suites(provider, &names.join(":"))
-        .map_err(|e| e.replacen("tls.cipher-suite", "service.https.cipher-suites", 1))?;
-    out.retain(|s| s.version() != &rustls::version::TLS13);
-    out.extend(
-        provider
-            .cipher_suites
-            .iter()
-            .filter(|s| s.version() == &rustls::version::TLS13),
-    );
-    Ok(out)
 }
 
 /// The handler of one connection's requests: each carries the peer address and, over mutual

@@ -175,21 +175,4 @@ mod tests {
                 .is_some()
         );
     }
-
-    /// Every range reaches the served document, on the property (or list items) it bounds.
-    #[test]
-    fn every_range_is_in_the_openapi_document() {
-        let doc = serde_json::to_value(crate::api::openapi::document()).unwrap();
-        let schemas = &doc["components"]["schemas"];
-        for r in RANGES {
-            let prop = &schemas[r.schema]["properties"][r.field];
-            let target = if prop.get("items").is_some() {
-                &prop["items"]
-            } else {
-                prop
-            };
-            assert_eq!(target["minimum"], r.min, "{r:?}: {prop}");
-            assert_eq!(target["maximum"], r.max, "{r:?}: {prop}");
-        }
-    }
 }

@@ -1,13 +1,21 @@
 //! Configuration: the ABS v3 model, parsing with located errors, validation, and the store that
-//! persists changes atomically.
+//! persists changes atomically. Its one job is the configuration document: what it may say,
+//! what a valid one is, and keeping the saved file and the running copy in step.
+//!
+//! This module is a leaf of the crate: it imports nothing from the modules above it (`api`,
+//! `engine`, `secrets`, `plugins`, ...), tests included. What validation needs of them lives
+//! here as pure text parsing (`tls.rs`, `secret_ref.rs`) that they import, or reaches it
+//! through a seam it defines ([`PluginCheck`], supplied by `plugin_check.rs`).
 
 pub mod cron;
 pub mod given;
 pub mod limits;
 pub mod model;
 pub mod restore;
+pub mod secret_ref;
 pub(crate) mod serde_util;
 pub mod store;
+pub mod tls;
 pub mod validate;
 
 pub use given::{Given, Spelled};
