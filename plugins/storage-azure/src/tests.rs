@@ -120,13 +120,7 @@ fn block_ids_have_one_length_per_blob() {
 }
 
 #[test]
-fn dates_and_listings() {
-    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
-    assert_eq!(http_date(t), "Wed, 21 Oct 2015 07:28:00 GMT");
-    assert_eq!(
-        http_date_ms("Wed, 21 Oct 2015 07:28:00 GMT"),
-        Some(1_445_412_480_000)
-    );
+fn listings() {
     let doc = r#"<?xml version="1.0"?><EnumerationResults><Blobs>
       <Blob><Name>p/a&amp;b</Name><Properties><Last-Modified>Thu, 01 Jan 1970 00:00:01 GMT</Last-Modified><Etag>"0x1"</Etag><Content-Length>12</Content-Length></Properties></Blob>
       <BlobPrefix><Name>p/sub/</Name></BlobPrefix></Blobs><NextMarker>m2</NextMarker></EnumerationResults>"#;
