@@ -14,8 +14,15 @@
 //!
 //! On a native target (plugin unit tests) [`send`] returns [`Error::Unsupported`]: test
 //! request building and response parsing natively, and the wire through the host.
+//!
+//! [`backend`] has what HTTP storage backends share beyond one request (sending rules and
+//! error mapping, key prefixes and listing pages, held parts, downloads), [`text`] the
+//! encodings, dates and XML bits of object stores.
 
 use crate::{Error, Result};
+
+pub mod backend;
+pub mod text;
 
 /// HTTP method of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

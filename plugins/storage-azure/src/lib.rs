@@ -16,10 +16,16 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aerospike_backup_plugin::http::{self, Method, Request, Timeouts, status_error};
+use aerospike_backup_plugin::http::backend::{
+    BodyDownload, ERROR_EXCERPT, HeldPart, HttpBackend, KeyPrefix, StorageClasses, check_url,
+    info_from_headers, object_store_capabilities, secret,
+};
+use aerospike_backup_plugin::http::text::{
+    http_date, http_date_ms, percent_decode, percent_encode,
+};
+use aerospike_backup_plugin::http::{self, Method, Request};
 use aerospike_backup_plugin::{
-    Capabilities, Download, Error, ListPage, ObjectInfo, Plugin, Result, Storage, Upload,
-    export_plugin,
+    Capabilities, Error, ListPage, ObjectInfo, Plugin, Result, Storage, Upload, export_plugin,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -37,9 +43,6 @@ const MAX_BLOCKS: u32 = 50_000;
 const MAX_BLOCK: u64 = 4000 * 1024 * 1024;
 /// Default block size when the config names none (DESIGN D11: 16 MiB parts).
 const DEFAULT_BLOCK: u64 = 16 * 1024 * 1024;
-/// Largest listing / error document read.
-const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
-const ERROR_EXCERPT: usize = 300;
 
 /// The options; the schema in `plugin-info` is derived from it.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -69,12 +72,21 @@ pub struct Options {
     metadata_storage_class: Option<String>,
 }
 
-impl Options {
-    /// Rules beyond the type (see [`Plugin::check_options`]).
-    fn check(o: &Options) -> Result<()> {
-        http::split_url(o.endpoint.trim()).map_err(|_| {
-            Error::invalid_config(format!("endpoint: {:?} is not an http(s) URL", o.endpoint))
-        })?;
+/// The plugin type exported below.
+#[derive(Debug)]
+pub struct AzureStorage {
+    conn: Conn,
+    block_size: u64,
+    authority: String,
+}
+
+impl Plugin for AzureStorage {
+    const NAME: &'static str = "storage-azure";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    type Options = Options;
+
+    fn check_options(o: &Options) -> Result<()> {
+        check_url("endpoint", &o.endpoint)?;
         let c = &o.container_name;
         if c.len() < 3
             || c.len() > 63
@@ -135,20 +147,15 @@ struct Conn {
     /// `https://acct.blob.core.windows.net` or `http://127.0.0.1:10000/devstoreaccount1`.
     endpoint: String,
     container: String,
-    /// Key prefix: empty or ending in `/`.
-    root: String,
+    root: KeyPrefix,
     auth: Auth,
-    tier: Option<String>,
-    metadata_tier: Option<String>,
-}
-
-fn timeouts() -> Timeouts {
-    Timeouts::default()
+    /// Access tiers.
+    tiers: StorageClasses,
 }
 
 impl Conn {
     fn blob_url(&self, key: &str, query: &str) -> String {
-        let name = text::encode_path(&format!("{}{key}", self.root));
+        let name = percent_encode(&self.root.name(key), true);
         let q = if query.is_empty() {
             String::new()
         } else {
@@ -160,16 +167,22 @@ impl Conn {
     fn container_url(&self, query: &str) -> String {
         format!("{}/{}?{query}", self.endpoint, self.container)
     }
+}
 
-    /// Signs and sends; non-2xx statuses become errors.
-    fn send(&self, what: &str, mut req: Request, body: &[u8]) -> Result<http::Response> {
+impl HttpBackend for Conn {
+    fn error_summary(&self, body: &str) -> String {
+        text::error_summary(body, ERROR_EXCERPT)
+    }
+
+    /// The version and date headers, then the Shared Key signature, bearer token or SAS.
+    fn authorize(&self, mut req: Request, body_len: usize) -> Result<Request> {
         req.headers
             .push(("x-ms-version".into(), API_VERSION.into()));
         req.headers
-            .push(("x-ms-date".into(), text::http_date(SystemTime::now())));
+            .push(("x-ms-date".into(), http_date(SystemTime::now())));
         match &self.auth {
             Auth::SharedKey { account, key } => {
-                let sig = shared_key_signature(&req, body.len(), account, key)?;
+                let sig = shared_key_signature(&req, body_len, account, key)?;
                 req.headers
                     .push(("authorization".into(), format!("SharedKey {account}:{sig}")));
             }
@@ -182,21 +195,7 @@ impl Conn {
                 req.url = format!("{}{sep}{sas}", req.url);
             }
         }
-        let mut resp = http::send(&req, body, timeouts())?;
-        if (200..300).contains(&resp.status) {
-            return Ok(resp);
-        }
-        let status = resp.status;
-        let doc = if req.method == Method::Head {
-            String::new()
-        } else {
-            resp.text(64 * 1024).unwrap_or_default()
-        };
-        Err(status_error(
-            what,
-            status,
-            &text::error_summary(&doc, ERROR_EXCERPT),
-        ))
+        Ok(req)
     }
 }
 
@@ -230,13 +229,13 @@ fn shared_key_signature(
     for (n, v) in ms {
         canonical_headers.push_str(&format!("{n}:{v}\n"));
     }
-    let mut resource = format!("/{account}{}", text::decode(path));
+    let mut resource = format!("/{account}{}", percent_decode(path));
     let mut params: Vec<(String, String)> = query
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (text::decode(k).to_ascii_lowercase(), text::decode(v))
+            (percent_decode(k).to_ascii_lowercase(), percent_decode(v))
         })
         .collect();
     params.sort();
@@ -268,35 +267,9 @@ fn shared_key_signature(
     Ok(B64.encode(mac.finalize().into_bytes()))
 }
 
-/// The plugin type exported below.
-#[derive(Debug)]
-pub struct AzureStorage {
-    conn: Conn,
-    block_size: u64,
-    authority: String,
-}
-
-impl Plugin for AzureStorage {
-    const NAME: &'static str = "storage-azure";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type Options = Options;
-
-    fn check_options(o: &Options) -> Result<()> {
-        Options::check(o)
-    }
-}
-
-fn secret<'a>(secrets: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    secrets
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
-}
-
 impl Storage for AzureStorage {
     type Upload = AzureUpload;
-    type Download = AzureDownload;
+    type Download = BodyDownload;
 
     fn create(o: Options, secrets: Vec<(String, String)>) -> Result<Self> {
         let endpoint = o.endpoint.trim().trim_end_matches('/').to_string();
@@ -328,18 +301,16 @@ impl Storage for AzureStorage {
                 "account-key (Shared Key), a SAS token or an AAD token is required",
             ));
         };
-        let root = match o.path.as_deref().map(|p| p.trim_matches('/')) {
-            Some(p) if !p.is_empty() => format!("{p}/"),
-            _ => String::new(),
-        };
         Ok(AzureStorage {
             conn: Conn {
                 endpoint,
                 container: o.container_name,
-                root,
+                root: KeyPrefix::from_path(o.path.as_deref()),
                 auth,
-                tier: o.storage_class,
-                metadata_tier: o.metadata_storage_class,
+                tiers: StorageClasses {
+                    data: o.storage_class,
+                    metadata: o.metadata_storage_class,
+                },
             },
             block_size: o.min_part_size.unwrap_or(DEFAULT_BLOCK),
             authority,
@@ -347,13 +318,7 @@ impl Storage for AzureStorage {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            min_part_size: self.block_size,
-            max_part_size: MAX_BLOCK,
-            max_parts: MAX_BLOCKS,
-            range_reads: true,
-            max_concurrency: None,
-        }
+        object_store_capabilities(self.block_size, MAX_BLOCK, MAX_BLOCKS, None)
     }
 
     fn allowed_hosts(&self) -> Vec<String> {
@@ -362,31 +327,23 @@ impl Storage for AzureStorage {
 
     fn begin_upload(&self, key: &str, _size_hint: Option<u64>) -> Result<AzureUpload> {
         Ok(AzureUpload {
-            conn: self.conn.clone(),
-            key: key.to_string(),
-            tag: text::random_tag(),
-            parts: 0,
-            last: None,
+            blob: StagedBlob {
+                conn: self.conn.clone(),
+                key: key.to_string(),
+                tag: text::random_tag(),
+                parts: 0,
+            },
+            held: HeldPart::default(),
         })
     }
 
-    fn open(&self, key: &str, offset: u64, len: Option<u64>) -> Result<AzureDownload> {
-        if len == Some(0) {
-            self.stat(key)?;
-            return Ok(AzureDownload { resp: None });
-        }
-        let range = match len {
-            Some(n) => format!("bytes={offset}-{}", offset.saturating_add(n) - 1),
-            None => format!("bytes={offset}-"),
-        };
-        let req =
-            Request::new(Method::Get, self.conn.blob_url(key, "")).header("x-ms-range", range);
-        match self.conn.send("get blob", req, &[]) {
-            Ok(resp) => Ok(AzureDownload { resp: Some(resp) }),
-            // Offset at or past the end of an existing blob.
-            Err(Error::Other(m)) if m.contains("HTTP 416") => Ok(AzureDownload { resp: None }),
-            Err(e) => Err(e),
-        }
+    fn open(&self, key: &str, offset: u64, len: Option<u64>) -> Result<BodyDownload> {
+        let url = self.conn.blob_url(key, "");
+        let get = |range| Ok(Request::new(Method::Get, url).header("x-ms-range", range));
+        // Offset at or past the end of an existing blob: an empty read.
+        let stat = || self.stat(key).map(drop);
+        self.conn
+            .open_range("get blob", (offset, len), get, stat, false)
     }
 
     fn list(
@@ -398,123 +355,90 @@ impl Storage for AzureStorage {
     ) -> Result<ListPage> {
         let mut q = format!(
             "restype=container&comp=list&prefix={}&maxresults={}",
-            text::encode_query(&format!("{}{prefix}", self.conn.root)),
+            percent_encode(&self.conn.root.name(prefix), false),
             max_results.clamp(1, 5000)
         );
         if !recursive {
             q.push_str("&delimiter=%2F");
         }
         if let Some(c) = cursor {
-            q.push_str(&format!("&marker={}", text::encode_query(c)));
+            q.push_str(&format!("&marker={}", percent_encode(c, false)));
         }
-        let mut resp = self.conn.send(
+        let doc = self.conn.document(
             "list blobs",
             Request::new(Method::Get, self.conn.container_url(&q)),
-            &[],
+            &[&[]],
         )?;
-        let doc = resp.text(MAX_DOCUMENT)?;
         let parsed = text::parse_listing(&doc);
-        let strip = |k: &str| k.strip_prefix(&self.conn.root).map(str::to_string);
-        let mut objects: Vec<ObjectInfo> = parsed
+        let objects = parsed
             .blobs
             .into_iter()
-            .filter_map(|b| {
-                Some(ObjectInfo {
-                    key: strip(&b.name)?,
-                    size: b.size,
-                    modified_ms: b.modified.as_deref().and_then(text::http_date_ms),
-                    etag: b.etag.map(|e| e.trim_matches('"').to_string()),
-                })
+            .map(|b| ObjectInfo {
+                key: b.name,
+                size: b.size,
+                modified_ms: b.modified.as_deref().and_then(http_date_ms),
+                etag: b.etag.map(|e| e.trim_matches('"').to_string()),
             })
-            .filter(|o| !o.key.is_empty())
             .collect();
-        objects.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut prefixes: Vec<String> = parsed.prefixes.iter().filter_map(|p| strip(p)).collect();
-        prefixes.sort();
-        Ok(ListPage {
-            objects,
-            prefixes,
-            next_cursor: parsed.next_marker.filter(|m| !m.is_empty()),
-        })
+        Ok(self
+            .conn
+            .root
+            .list_page(objects, parsed.prefixes, parsed.next_marker))
     }
 
     fn stat(&self, key: &str) -> Result<ObjectInfo> {
         let resp = self.conn.send(
             "get blob properties",
             Request::new(Method::Head, self.conn.blob_url(key, "")),
-            &[],
+            &[&[]],
         )?;
-        Ok(info(key, &resp))
+        Ok(info_from_headers(key, &resp))
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        match self.conn.send(
+        self.conn.delete(
             "delete blob",
             Request::new(Method::Delete, self.conn.blob_url(key, "")),
-            &[],
-        ) {
-            Ok(_) | Err(Error::NotFound) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-}
-
-fn info(key: &str, resp: &http::Response) -> ObjectInfo {
-    ObjectInfo {
-        key: key.to_string(),
-        size: resp
-            .header("content-length")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0),
-        modified_ms: resp.header("last-modified").and_then(text::http_date_ms),
-        etag: resp.header("etag").map(|e| e.trim_matches('"').to_string()),
+        )
     }
 }
 
 /// A block blob being staged.
 #[derive(Debug)]
 pub struct AzureUpload {
+    blob: StagedBlob,
+    /// The latest part, held until the next one arrives: an object of one part is then
+    /// written by a single Put Blob at `finish` (atomic, and immune to a concurrent writer
+    /// of the same key discarding staged blocks).
+    held: HeldPart,
+}
+
+/// The blob an upload stages its blocks for.
+#[derive(Debug)]
+struct StagedBlob {
     conn: Conn,
     key: String,
     /// Random per upload: block ids of two concurrent uploads of one key never collide.
     tag: String,
     /// Parts staged as blocks so far (1..=parts).
     parts: u32,
-    /// The latest part, held until the next one arrives: an object of one part is then
-    /// written by a single Put Blob at `finish` (atomic, and immune to a concurrent writer
-    /// of the same key discarding staged blocks).
-    last: Option<(u32, Vec<u8>)>,
 }
 
-impl AzureUpload {
+impl StagedBlob {
     fn block_id(&self, part: u32) -> String {
         // Same length for every block of a blob, as Azure requires.
         B64.encode(format!("{}-{part:08}", self.tag))
-    }
-}
-
-impl AzureUpload {
-    /// Stages the held latest part; on failure it stays held, so a re-sent part or a
-    /// retried finish can stage it again.
-    fn stage_held(&mut self) -> Result<()> {
-        if let Some((n, prev)) = self.last.take()
-            && let Err(e) = self.stage(n, &prev)
-        {
-            self.last = Some((n, prev));
-            return Err(e);
-        }
-        Ok(())
     }
 
     fn stage(&mut self, part: u32, data: &[u8]) -> Result<()> {
         let q = format!(
             "comp=block&blockid={}",
-            text::encode_query(&self.block_id(part))
+            percent_encode(&self.block_id(part), false)
         );
         self.conn.send(
             "put block",
             Request::new(Method::Put, self.conn.blob_url(&self.key, &q)),
-            data,
+            &[data],
         )?;
         self.parts = self.parts.max(part);
         Ok(())
@@ -522,13 +446,8 @@ impl AzureUpload {
 
     /// The blob's access tier: the metadata tier for anything but a data file, when set.
     fn with_tier(&self, req: Request) -> Request {
-        let data_file = self.key.ends_with(".asb") || self.key.ends_with(".asb33");
-        let tier = match &self.conn.metadata_tier {
-            Some(m) if !data_file => Some(m),
-            _ => self.conn.tier.as_ref(),
-        };
-        match tier {
-            Some(t) => req.header("x-ms-access-tier", t.clone()),
+        match self.conn.tiers.for_key(&self.key) {
+            Some(t) => req.header("x-ms-access-tier", t),
             None => req,
         }
     }
@@ -536,48 +455,43 @@ impl AzureUpload {
 
 impl Upload for AzureUpload {
     fn write_part(&mut self, part_number: u32, data: Vec<u8>) -> Result<()> {
-        let latest = self.last.as_ref().map_or(self.parts, |(n, _)| *n);
-        if part_number == latest && self.last.is_some() {
-            // A re-sent latest part: replace the held copy.
-            self.last = Some((part_number, data));
-            return Ok(());
-        }
-        if part_number != latest + 1 || part_number > MAX_BLOCKS {
+        let latest = self.held.number().unwrap_or(self.blob.parts);
+        // A re-sent latest part replaces the held copy; the next one stages the held part
+        // (which stays held if that fails, for a re-sent part or a retried finish).
+        if self.held.number() != Some(part_number)
+            && (part_number != latest + 1 || part_number > MAX_BLOCKS)
+        {
             return Err(Error::other(format!(
                 "part {part_number} after part {latest}: parts come in order, 1 to {MAX_BLOCKS}"
             )));
         }
-        self.stage_held()?;
-        self.last = Some((part_number, data));
-        Ok(())
+        let blob = &mut self.blob;
+        self.held
+            .push(part_number, data, |n, prev| blob.stage(n, prev))
     }
 
     fn finish(&mut self) -> Result<ObjectInfo> {
-        if self.parts == 0 {
+        let blob = &mut self.blob;
+        if blob.parts == 0 {
             // Zero or one part: one Put Blob publishes it whole.
-            let data = self
-                .last
-                .as_ref()
-                .map(|(_, d)| d.as_slice())
-                .unwrap_or_default();
-            let req = self.with_tier(
-                Request::new(Method::Put, self.conn.blob_url(&self.key, ""))
+            let req = blob.with_tier(
+                Request::new(Method::Put, blob.conn.blob_url(&blob.key, ""))
                     .header("x-ms-blob-type", "BlockBlob"),
             );
-            self.conn.send("put blob", req, data)?;
+            blob.conn.send("put blob", req, &[self.held.data()])?;
         } else {
-            self.stage_held()?;
+            self.held.flush(|n, prev| blob.stage(n, prev))?;
             let mut body = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
-            for n in 1..=self.parts {
-                body.push_str(&format!("<Latest>{}</Latest>", self.block_id(n)));
+            for n in 1..=blob.parts {
+                body.push_str(&format!("<Latest>{}</Latest>", blob.block_id(n)));
             }
             body.push_str("</BlockList>");
-            let req = self.with_tier(
-                Request::new(Method::Put, self.conn.blob_url(&self.key, "comp=blocklist"))
+            let req = blob.with_tier(
+                Request::new(Method::Put, blob.conn.blob_url(&blob.key, "comp=blocklist"))
                     .header("content-type", "application/xml"),
             );
-            self.conn
-                .send("put block list", req, body.as_bytes())
+            blob.conn
+                .send("put block list", req, &[body.as_bytes()])
                 .map_err(|e| match e {
                     // Committing a blob drops every uncommitted block: a concurrent writer
                     // of the same key won the race and this upload's blocks are gone.
@@ -587,38 +501,19 @@ impl Upload for AzureUpload {
                     other => other,
                 })?;
         }
-        let resp = self.conn.send(
+        let resp = blob.conn.send(
             "get blob properties",
-            Request::new(Method::Head, self.conn.blob_url(&self.key, "")),
-            &[],
+            Request::new(Method::Head, blob.conn.blob_url(&blob.key, "")),
+            &[&[]],
         )?;
-        Ok(info(&self.key, &resp))
+        Ok(info_from_headers(&blob.key, &resp))
     }
 
     fn abort(&mut self) -> Result<()> {
         // Staged blocks are invisible and Azure has no call to drop them: they expire.
-        self.parts = 0;
-        self.last = None;
+        self.blob.parts = 0;
+        self.held.clear();
         Ok(())
-    }
-}
-
-/// A ranged Get Blob being read.
-#[derive(Debug)]
-pub struct AzureDownload {
-    resp: Option<http::Response>,
-}
-
-impl Download for AzureDownload {
-    fn next(&mut self, max: u32) -> Result<Option<Vec<u8>>> {
-        let Some(resp) = &mut self.resp else {
-            return Ok(None);
-        };
-        let chunk = resp.read_chunk(max.max(1) as usize)?;
-        if chunk.is_none() {
-            self.resp = None;
-        }
-        Ok(chunk)
     }
 }
 

@@ -14,10 +14,14 @@
 //! Auth: a bearer `access-token` secret (an OAuth2 token the host obtained), or none (the
 //! emulators need none).
 
-use aerospike_backup_plugin::http::{self, Method, Request, Timeouts, status_error};
+use aerospike_backup_plugin::http::backend::{
+    BodyDownload, ERROR_EXCERPT, HeldPart, HttpBackend, KeyPrefix, check_url,
+    object_store_capabilities, secret,
+};
+use aerospike_backup_plugin::http::text::{excerpt, percent_encode, rfc3339_ms};
+use aerospike_backup_plugin::http::{self, Method, Request, status_error};
 use aerospike_backup_plugin::{
-    Capabilities, Download, Error, ListPage, ObjectInfo, Plugin, Result, Storage, Upload,
-    export_plugin,
+    Capabilities, Error, ListPage, ObjectInfo, Plugin, Result, Storage, Upload, export_plugin,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -28,8 +32,6 @@ const GRID: usize = 256 * 1024;
 const DEFAULT_PART: u64 = 16 * 1024 * 1024;
 const MAX_PART: u64 = 1 << 30;
 const MAX_PARTS: u32 = 10_000;
-const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
-const ERROR_EXCERPT: usize = 300;
 const DEFAULT_ENDPOINT: &str = "https://storage.googleapis.com";
 
 /// The options; the schema in `plugin-info` is derived from it.
@@ -53,16 +55,25 @@ pub struct Options {
     storage_class: Option<String>,
 }
 
-impl Options {
-    /// Rules beyond the type (see [`Plugin::check_options`]).
-    fn check(o: &Options) -> Result<()> {
+/// The plugin type exported below.
+#[derive(Debug)]
+pub struct GcsStorage {
+    conn: Conn,
+    part_size: u64,
+    authority: String,
+}
+
+impl Plugin for GcsStorage {
+    const NAME: &'static str = "storage-gcs";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    type Options = Options;
+
+    fn check_options(o: &Options) -> Result<()> {
         if o.bucket_name.trim().is_empty() {
             return Err(Error::invalid_config("bucket-name: must not be empty"));
         }
         if let Some(ep) = o.endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
-            http::split_url(ep.trim()).map_err(|_| {
-                Error::invalid_config(format!("endpoint: {ep:?} is not an http(s) URL"))
-            })?;
+            check_url("endpoint", ep)?;
         }
         if let Some(s) = o.min_part_size
             && (s < GRID as u64 || s % GRID as u64 != 0 || s > MAX_PART)
@@ -79,7 +90,7 @@ impl Options {
 struct Conn {
     endpoint: String,
     bucket: String,
-    root: String,
+    root: KeyPrefix,
     token: Option<String>,
     storage_class: Option<String>,
 }
@@ -95,21 +106,38 @@ impl std::fmt::Debug for Conn {
     }
 }
 
+/// A query value or path segment (`/` encoded too).
 fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+    percent_encode(s, false)
+}
+
+impl HttpBackend for Conn {
+    /// The `error.message` of a JSON error, or an excerpt of the body.
+    fn error_summary(&self, text: &str) -> String {
+        let msg = serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| text.trim().to_string());
+        excerpt(&msg, ERROR_EXCERPT).to_string()
     }
-    out
+
+    /// The bearer token, when there is one (the emulators need none).
+    fn authorize(&self, req: Request, _body_len: usize) -> Result<Request> {
+        Ok(match &self.token {
+            Some(t) => req.header("authorization", format!("Bearer {t}")),
+            None => req,
+        })
+    }
+
+    /// 308: a resumable chunk was accepted and more are expected.
+    fn is_success(&self, status: u16) -> bool {
+        (200..300).contains(&status) || status == 308
+    }
 }
 
 impl Conn {
     fn name(&self, key: &str) -> String {
-        format!("{}{key}", self.root)
+        self.root.name(key)
     }
 
     fn object_url(&self, key: &str, query: &str) -> String {
@@ -121,65 +149,11 @@ impl Conn {
         )
     }
 
-    fn authorize(&self, req: Request) -> Request {
-        match &self.token {
-            Some(t) => req.header("authorization", format!("Bearer {t}")),
-            None => req,
-        }
-    }
-
-    fn send(&self, what: &str, req: Request, slices: &[&[u8]]) -> Result<http::Response> {
-        let req = self.authorize(req);
-        let mut resp = http::send_slices(&req, slices, Timeouts::default())?;
-        // 308: a resumable chunk was accepted and more are expected.
-        if (200..300).contains(&resp.status) || resp.status == 308 {
-            return Ok(resp);
-        }
-        let status = resp.status;
-        let text = if req.method == Method::Head {
-            String::new()
-        } else {
-            resp.text(64 * 1024).unwrap_or_default()
-        };
-        Err(status_error(what, status, &error_summary(&text)))
-    }
-
     fn json(&self, what: &str, req: Request, body: &[u8]) -> Result<serde_json::Value> {
-        let mut resp = self.send(what, req, &[body])?;
-        let text = resp.text(MAX_DOCUMENT)?;
+        let text = self.document(what, req, &[body])?;
         serde_json::from_str(&text)
             .map_err(|e| Error::other(format!("{what}: unreadable response: {e}")))
     }
-}
-
-fn error_summary(text: &str) -> String {
-    let msg = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| text.trim().to_string());
-    let mut cut = msg.len().min(ERROR_EXCERPT);
-    while !msg.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    msg[..cut].to_string()
-}
-
-/// RFC 3339 (`2026-12-02T08:01:49.11417Z`) in ms since the epoch.
-fn rfc3339_ms(s: &str) -> Option<u64> {
-    let s = s.trim().strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':').map(|x| x.parse::<i64>().ok());
-    let (h, mi, sec) = (t.next()??, t.next()??, t.next()??);
-    let ms: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
-    let yy = if m <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    u64::try_from((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000 + ms).ok()
 }
 
 fn object_info(key: String, v: &serde_json::Value) -> ObjectInfo {
@@ -198,27 +172,9 @@ fn object_info(key: String, v: &serde_json::Value) -> ObjectInfo {
     }
 }
 
-/// The plugin type exported below.
-#[derive(Debug)]
-pub struct GcsStorage {
-    conn: Conn,
-    part_size: u64,
-    authority: String,
-}
-
-impl Plugin for GcsStorage {
-    const NAME: &'static str = "storage-gcs";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type Options = Options;
-
-    fn check_options(o: &Options) -> Result<()> {
-        Options::check(o)
-    }
-}
-
 impl Storage for GcsStorage {
     type Upload = GcsUpload;
-    type Download = GcsDownload;
+    type Download = BodyDownload;
 
     fn create(o: Options, secrets: Vec<(String, String)>) -> Result<Self> {
         let endpoint = o
@@ -236,20 +192,12 @@ impl Storage for GcsStorage {
             .unwrap_or(endpoint)
             .to_string();
         let authority = http::split_url(&endpoint)?.authority.to_string();
-        let token = secrets
-            .into_iter()
-            .find(|(n, v)| n == "access-token" && !v.is_empty())
-            .map(|(_, v)| v);
-        let root = match o.path.as_deref().map(|p| p.trim_matches('/')) {
-            Some(p) if !p.is_empty() => format!("{p}/"),
-            _ => String::new(),
-        };
         Ok(GcsStorage {
             conn: Conn {
                 endpoint,
                 bucket: o.bucket_name.trim().to_string(),
-                root,
-                token,
+                root: KeyPrefix::from_path(o.path.as_deref()),
+                token: secret(&secrets, "access-token").map(str::to_string),
                 storage_class: o.storage_class,
             },
             part_size: o.min_part_size.unwrap_or(DEFAULT_PART),
@@ -258,13 +206,7 @@ impl Storage for GcsStorage {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            min_part_size: self.part_size,
-            max_part_size: MAX_PART,
-            max_parts: MAX_PARTS,
-            range_reads: true,
-            max_concurrency: None,
-        }
+        object_store_capabilities(self.part_size, MAX_PART, MAX_PARTS, None)
     }
 
     fn allowed_hosts(&self) -> Vec<String> {
@@ -273,35 +215,24 @@ impl Storage for GcsStorage {
 
     fn begin_upload(&self, key: &str, _size_hint: Option<u64>) -> Result<GcsUpload> {
         Ok(GcsUpload {
-            conn: self.conn.clone(),
-            key: key.to_string(),
-            session: None,
-            sent: 0,
-            carry: Vec::new(),
-            last: None,
+            session: Session {
+                conn: self.conn.clone(),
+                key: key.to_string(),
+                uri: None,
+                sent: 0,
+                carry: Vec::new(),
+            },
+            held: HeldPart::default(),
         })
     }
 
-    fn open(&self, key: &str, offset: u64, len: Option<u64>) -> Result<GcsDownload> {
-        if len == Some(0) {
-            self.stat(key)?;
-            return Ok(GcsDownload { resp: None });
-        }
-        let range = match len {
-            Some(n) => format!("bytes={offset}-{}", offset.saturating_add(n) - 1),
-            None => format!("bytes={offset}-"),
-        };
-        let req = Request::new(Method::Get, self.conn.object_url(key, "?alt=media"))
-            .header("range", range);
-        match self.conn.send("get object", req, &[]) {
-            Ok(resp) => Ok(GcsDownload { resp: Some(resp) }),
-            Err(Error::Other(m)) if m.contains("HTTP 416") => {
-                // Past the end of an existing object is an empty read.
-                self.stat(key)?;
-                Ok(GcsDownload { resp: None })
-            }
-            Err(e) => Err(e),
-        }
+    fn open(&self, key: &str, offset: u64, len: Option<u64>) -> Result<BodyDownload> {
+        let media = self.conn.object_url(key, "?alt=media");
+        let get = |range| Ok(Request::new(Method::Get, media).header("range", range));
+        // Past the end of an existing object is an empty read: stat says it exists.
+        let stat = || self.stat(key).map(drop);
+        self.conn
+            .open_range("get object", (offset, len), get, stat, true)
     }
 
     fn list(
@@ -331,28 +262,25 @@ impl Storage for GcsStorage {
         let v = self
             .conn
             .json("list objects", Request::new(Method::Get, url), &[])?;
-        let strip = |k: &str| k.strip_prefix(&self.conn.root).map(str::to_string);
-        let mut objects: Vec<ObjectInfo> = v["items"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        let array = |field: &str| v[field].as_array().map(Vec::as_slice).unwrap_or_default();
+        let objects = array("items")
             .iter()
-            .filter_map(|it| Some(object_info(strip(it["name"].as_str()?)?, it)))
-            .filter(|o| !o.key.is_empty() && !o.key.ends_with('/'))
+            .filter_map(|it| Some(object_info(it["name"].as_str()?.to_string(), it)))
             .collect();
-        objects.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut prefixes: Vec<String> = v["prefixes"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        let prefixes = array("prefixes")
             .iter()
-            .filter_map(|p| strip(p.as_str()?))
+            .filter_map(|p| Some(p.as_str()?.to_string()))
             .collect();
-        prefixes.sort();
-        let mut next_cursor = v["nextPageToken"]
+        let next_cursor = v["nextPageToken"]
             .as_str()
             .filter(|t| !t.is_empty())
             .map(|t| format!("t:{t}"));
+        let ListPage {
+            mut objects,
+            mut prefixes,
+            mut next_cursor,
+        } = self.conn.root.list_page(objects, prefixes, next_cursor);
+        objects.retain(|o| !o.key.ends_with('/'));
         // GCS counts items and prefixes against maxResults; some servers count only items.
         // Cut such a page to size and resume after its last entry.
         let max = max_results.max(1) as usize;
@@ -392,35 +320,38 @@ impl Storage for GcsStorage {
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        match self.conn.send(
+        self.conn.delete(
             "delete object",
             Request::new(Method::Delete, self.conn.object_url(key, "")),
-            &[],
-        ) {
-            Ok(_) | Err(Error::NotFound) => Ok(()),
-            Err(e) => Err(e),
-        }
+        )
     }
 }
 
-/// A resumable upload session, opened on the first part.
+/// An upload: a resumable session fed from the held latest part.
 #[derive(Debug)]
 pub struct GcsUpload {
+    session: Session,
+    /// The latest part, held until the next part or `finish` (the final chunk must state
+    /// the total size).
+    held: HeldPart,
+}
+
+/// A resumable upload session, opened on the first chunk.
+#[derive(Debug)]
+struct Session {
     conn: Conn,
     key: String,
     /// The session URI (its `upload_id` authorises the chunks).
-    session: Option<String>,
+    uri: Option<String>,
     /// Bytes the session has acknowledged.
     sent: u64,
     /// Bytes of earlier parts past the 256 KiB grid, not sent yet.
     carry: Vec<u8>,
-    /// The latest part (number, bytes), held until the next part or `finish`.
-    last: Option<(u32, Vec<u8>)>,
 }
 
-impl GcsUpload {
-    fn session(&mut self) -> Result<String> {
-        if let Some(s) = &self.session {
+impl Session {
+    fn uri(&mut self) -> Result<String> {
+        if let Some(s) = &self.uri {
             return Ok(s.clone());
         }
         let url = format!(
@@ -444,13 +375,13 @@ impl GcsUpload {
             .header("location")
             .ok_or_else(|| Error::Temporary("start resumable upload: no session URI".into()))?
             .to_string();
-        self.session = Some(location.clone());
+        self.uri = Some(location.clone());
         Ok(location)
     }
 
     /// Sends `carry` + `data` from offset `sent`; `total` marks the final chunk.
     fn put_chunk(&mut self, data: &[u8], total: Option<u64>) -> Result<()> {
-        let session = self.session()?;
+        let uri = self.uri()?;
         let len = (self.carry.len() + data.len()) as u64;
         let range = match (len, total) {
             (0, Some(t)) => format!("bytes */{t}"),
@@ -460,7 +391,7 @@ impl GcsUpload {
         let carry = std::mem::take(&mut self.carry);
         let r = self.conn.send(
             "upload chunk",
-            Request::new(Method::Put, session).header("content-range", range),
+            Request::new(Method::Put, uri).header("content-range", range),
             &[&carry, data],
         );
         if let Err(e) = r {
@@ -470,17 +401,33 @@ impl GcsUpload {
         self.sent += len;
         Ok(())
     }
+
+    /// Sends what of `carry` + `part` fits the 256 KiB grid and carries the rest.
+    fn put_part(&mut self, part: &[u8]) -> Result<()> {
+        let total = self.carry.len() + part.len();
+        let send = total - total % GRID;
+        let from_part = send.saturating_sub(self.carry.len());
+        if send > 0 {
+            self.put_chunk(&part[..from_part], None)?;
+            self.carry.extend_from_slice(&part[from_part..]);
+        } else {
+            self.carry.extend_from_slice(part);
+        }
+        Ok(())
+    }
+
+    /// Sends `carry` + `last` as the final chunk, which states the total size.
+    fn put_last(&mut self, last: &[u8]) -> Result<()> {
+        let total = self.sent + (self.carry.len() + last.len()) as u64;
+        self.put_chunk(last, Some(total))
+    }
 }
 
 impl Upload for GcsUpload {
     fn write_part(&mut self, part_number: u32, data: Vec<u8>) -> Result<()> {
-        match &self.last {
-            // A re-sent latest part replaces the buffered copy: nothing of it went out.
-            Some((n, _)) if *n == part_number => {
-                self.last = Some((part_number, data));
-                return Ok(());
-            }
-            Some((n, _)) if *n + 1 != part_number => {
+        // A re-sent latest part replaces the buffered copy: nothing of it went out.
+        match self.held.number() {
+            Some(n) if n != part_number && n + 1 != part_number => {
                 return Err(Error::other(format!(
                     "part {part_number} after part {n}: parts must come in order"
                 )));
@@ -490,74 +437,38 @@ impl Upload for GcsUpload {
             }
             _ => {}
         }
-        if let Some((_, prev)) = self.last.take() {
-            // Send what of carry + prev fits the 256 KiB grid; keep the rest.
-            let total = self.carry.len() + prev.len();
-            let send = total - total % GRID;
-            let from_prev = send.saturating_sub(self.carry.len());
-            if send > 0 {
-                if let Err(e) = self.put_chunk(&prev[..from_prev], None) {
-                    self.last = Some((part_number - 1, prev));
-                    return Err(e);
-                }
-                self.carry.extend_from_slice(&prev[from_prev..]);
-            } else {
-                self.carry.extend_from_slice(&prev);
-            }
-        }
-        self.last = Some((part_number, data));
-        Ok(())
+        let session = &mut self.session;
+        self.held
+            .push(part_number, data, |_, prev| session.put_part(prev))
     }
 
     fn finish(&mut self) -> Result<ObjectInfo> {
-        let last = self.last.take();
-        let data = last.as_ref().map(|(_, d)| d.as_slice()).unwrap_or_default();
-        let total = self.sent + (self.carry.len() + data.len()) as u64;
-        if let Err(e) = self.put_chunk(data, Some(total)) {
-            self.last = last;
-            return Err(e);
-        }
-        let key = self.key.clone();
-        let v = self.conn.json(
+        // On failure the last part stays held, for a retried finish.
+        self.session.put_last(self.held.data())?;
+        self.held.clear();
+        let conn = &self.session.conn;
+        let key = self.session.key.clone();
+        let v = conn.json(
             "get object metadata",
-            Request::new(Method::Get, self.conn.object_url(&key, "")),
+            Request::new(Method::Get, conn.object_url(&key, "")),
             &[],
         )?;
         Ok(object_info(key, &v))
     }
 
     fn abort(&mut self) -> Result<()> {
-        self.last = None;
-        self.carry.clear();
-        let Some(session) = self.session.take() else {
+        self.held.clear();
+        self.session.carry.clear();
+        let Some(uri) = self.session.uri.take() else {
             return Ok(());
         };
         // Cancelling a session answers 499; a session already gone answers 404/410.
-        let req = self.conn.authorize(Request::new(Method::Delete, session));
-        let resp = http::send(&req, &[], Timeouts::default())?;
+        let conn = &self.session.conn;
+        let resp = conn.send_unchecked(Request::new(Method::Delete, uri), &[&[]])?;
         match resp.status {
             499 | 404 | 410 | 200..=299 => Ok(()),
             s => Err(status_error("cancel upload", s, "")),
         }
-    }
-}
-
-/// A ranged media download.
-#[derive(Debug)]
-pub struct GcsDownload {
-    resp: Option<http::Response>,
-}
-
-impl Download for GcsDownload {
-    fn next(&mut self, max: u32) -> Result<Option<Vec<u8>>> {
-        let Some(resp) = &mut self.resp else {
-            return Ok(None);
-        };
-        let chunk = resp.read_chunk(max.max(1) as usize)?;
-        if chunk.is_none() {
-            self.resp = None;
-        }
-        Ok(chunk)
     }
 }
 
@@ -618,14 +529,5 @@ mod tests {
             let e = aerospike_backup_plugin::options::load::<GcsStorage>(o).unwrap_err();
             assert!(e.to_string().contains(field), "{o}: {e}");
         }
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(rfc3339_ms("1970-01-01T00:00:01.5Z"), Some(1500));
-        assert_eq!(
-            rfc3339_ms("2026-12-02T08:01:49.11417Z"),
-            Some(1_796_198_509_114)
-        );
     }
 }

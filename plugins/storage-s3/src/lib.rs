@@ -14,10 +14,14 @@
 //! latest part of a number), `finish` completes it and `abort` aborts it, which frees the
 //! stored parts. Zero parts publish an empty object with a plain PUT.
 
-use aerospike_backup_plugin::http::{self, Method, Request, Timeouts, status_error};
+use aerospike_backup_plugin::http::backend::{
+    BodyDownload, ERROR_EXCERPT, HttpBackend, KeyPrefix, MAX_DOCUMENT, StorageClasses, check_url,
+    info_from_headers, object_store_capabilities, secret,
+};
+use aerospike_backup_plugin::http::text::{percent_encode, rfc3339_ms};
+use aerospike_backup_plugin::http::{self, Method, Request};
 use aerospike_backup_plugin::{
-    Capabilities, Download, Error, ListPage, ObjectInfo, Plugin, Result, Storage, Upload,
-    export_plugin,
+    Capabilities, Error, ListPage, ObjectInfo, Plugin, Result, Storage, Upload, export_plugin,
 };
 use rusty_s3::actions::{CreateMultipartUpload, ListObjectsV2};
 use rusty_s3::{Bucket, UrlStyle};
@@ -33,10 +37,6 @@ use sign::{Payload, Signer};
 const S3_MIN_PART: u64 = 5 * 1024 * 1024;
 const S3_MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 const S3_MAX_PARTS: u32 = 10_000;
-/// Largest XML/JSON document read from S3 (a listing page of 1000 keys is ~350 KiB).
-const MAX_DOCUMENT: usize = 8 * 1024 * 1024;
-/// How much of an error body goes into a message.
-const ERROR_EXCERPT: usize = 300;
 
 /// The options; the schema in `plugin-info` is derived from it.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -70,8 +70,30 @@ pub struct Options {
 }
 
 impl Options {
-    /// Rules beyond the type (see [`Plugin::check_options`]).
-    fn check(o: &Options) -> Result<()> {
+    /// The override, with the ABS rule that an empty string means AWS.
+    fn endpoint(&self) -> Option<&str> {
+        self.s3_endpoint_override
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// The plugin type exported below.
+#[derive(Debug)]
+pub struct S3Storage {
+    conn: S3Ref,
+    min_part_size: u64,
+    max_concurrency: Option<u32>,
+    authority: String,
+}
+
+impl Plugin for S3Storage {
+    const NAME: &'static str = "storage-s3";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    type Options = Options;
+
+    fn check_options(o: &Options) -> Result<()> {
         if o.bucket.trim().is_empty() {
             return Err(Error::invalid_config("bucket: must not be empty"));
         }
@@ -79,11 +101,7 @@ impl Options {
             return Err(Error::invalid_config("s3-region: must not be empty"));
         }
         if let Some(ep) = o.endpoint() {
-            http::split_url(ep).map_err(|_| {
-                Error::invalid_config(format!(
-                    "s3-endpoint-override: {ep:?} is not an http(s) URL"
-                ))
-            })?;
+            check_url("s3-endpoint-override", ep)?;
         }
         if o.min_part_size.is_some_and(|s| s < S3_MIN_PART) {
             return Err(Error::invalid_config(format!(
@@ -114,45 +132,6 @@ impl Options {
         }
         Ok(())
     }
-
-    /// The override, with the ABS rule that an empty string means AWS.
-    fn endpoint(&self) -> Option<&str> {
-        self.s3_endpoint_override
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    }
-}
-
-/// The plugin type exported below.
-#[derive(Debug)]
-pub struct S3Storage {
-    conn: S3Ref,
-    min_part_size: u64,
-    max_concurrency: Option<u32>,
-    authority: String,
-}
-
-impl Plugin for S3Storage {
-    const NAME: &'static str = "storage-s3";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type Options = Options;
-
-    fn check_options(o: &Options) -> Result<()> {
-        Options::check(o)
-    }
-}
-
-fn secret<'a>(secrets: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    secrets
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
-}
-
-fn timeouts() -> Timeouts {
-    Timeouts::default()
 }
 
 /// `url` with `query` appended (nothing when it is empty).
@@ -164,22 +143,9 @@ fn with_query(url: String, query: &[(&str, Option<&str>)]) -> String {
     }
 }
 
-/// Object metadata from the headers of a HEAD (or GET) response.
-fn info_from_head(key: &str, resp: &http::Response) -> ObjectInfo {
-    ObjectInfo {
-        key: key.to_string(),
-        size: resp
-            .header("content-length")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0),
-        modified_ms: resp.header("last-modified").and_then(xml::http_date_ms),
-        etag: resp.header("etag").map(|e| e.trim_matches('"').to_string()),
-    }
-}
-
 impl Storage for S3Storage {
     type Upload = S3Upload;
-    type Download = S3Download;
+    type Download = BodyDownload;
 
     fn create(o: Options, secrets: Vec<(String, String)>) -> Result<Self> {
         let (endpoint, style) = match o.endpoint() {
@@ -221,17 +187,15 @@ impl Storage for S3Storage {
                 ));
             }
         };
-        let root = match o.path.as_deref().map(|p| p.trim_matches('/')) {
-            Some(p) if !p.is_empty() => format!("{p}/"),
-            _ => String::new(),
-        };
         Ok(S3Storage {
             conn: S3Ref {
                 bucket,
                 signer,
-                root,
-                storage_class: o.storage_class,
-                metadata_storage_class: o.metadata_storage_class,
+                root: KeyPrefix::from_path(o.path.as_deref()),
+                classes: StorageClasses {
+                    data: o.storage_class,
+                    metadata: o.metadata_storage_class,
+                },
             },
             min_part_size: o.min_part_size.unwrap_or(S3_MIN_PART),
             max_concurrency: o.max_async_connections,
@@ -240,13 +204,8 @@ impl Storage for S3Storage {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            min_part_size: self.min_part_size,
-            max_part_size: S3_MAX_PART,
-            max_parts: S3_MAX_PARTS,
-            range_reads: true,
-            max_concurrency: self.max_concurrency,
-        }
+        let (min, max) = (self.min_part_size, S3_MAX_PART);
+        object_store_capabilities(min, max, S3_MAX_PARTS, self.max_concurrency)
     }
 
     fn allowed_hosts(&self) -> Vec<String> {
@@ -262,37 +221,18 @@ impl Storage for S3Storage {
         })
     }
 
-    fn open(&self, key: &str, offset: u64, len: Option<u64>) -> Result<S3Download> {
-        if len == Some(0) {
-            // Existence still matters: a missing key is not-found even for 0 bytes.
-            self.stat(key)?;
-            return Ok(S3Download { resp: None });
-        }
-        let range = match len {
-            Some(n) => format!("bytes={offset}-{}", offset.saturating_add(n) - 1),
-            None => format!("bytes={offset}-"),
+    fn open(&self, key: &str, offset: u64, len: Option<u64>) -> Result<BodyDownload> {
+        let url = self.conn.object_url(&self.conn.root.name(key), &[]);
+        let get = |range| {
+            let headers = [("range", range)];
+            self.conn
+                .request(Method::Get, &url, &headers, Payload::Signed(&[]))
         };
-        let req = self.conn.request(
-            Method::Get,
-            &self.conn.object_url(&self.conn.object_key(key), &[]),
-            &[("range", range)],
-            Payload::Signed(&[]),
-        )?;
-        let resp = http::send(&req, &[], timeouts())?;
-        match resp.status {
-            200 | 206 => Ok(S3Download { resp: Some(resp) }),
-            // Offset at or past the end of an existing object: an empty read.
-            416 => Ok(S3Download { resp: None }),
-            status => {
-                let mut resp = resp;
-                let text = resp.text(64 * 1024).unwrap_or_default();
-                Err(status_error(
-                    "get object",
-                    status,
-                    &xml::error_summary(&text, ERROR_EXCERPT),
-                ))
-            }
-        }
+        // Existence still matters: a missing key is not-found even for 0 bytes. Offset at
+        // or past the end of an existing object: an empty read.
+        let stat = || self.stat(key).map(drop);
+        self.conn
+            .open_range("get object", (offset, len), get, stat, false)
     }
 
     fn list(
@@ -302,7 +242,7 @@ impl Storage for S3Storage {
         cursor: Option<&str>,
         max_results: u32,
     ) -> Result<ListPage> {
-        let full_prefix = self.conn.object_key(prefix);
+        let full_prefix = self.conn.root.name(prefix);
         let max_keys = max_results.clamp(1, 1000).to_string();
         let mut query = vec![
             ("list-type", Some("2")),
@@ -323,57 +263,44 @@ impl Storage for S3Storage {
             &[],
             Payload::Signed(&[]),
         )?;
-        let mut resp = self.conn.send("list objects", req, &[])?;
-        let text = resp.text(MAX_DOCUMENT)?;
+        let text = self.conn.document("list objects", req, &[&[]])?;
         let parsed = ListObjectsV2::parse_response(&text)
             .map_err(|e| Error::other(format!("list objects: unreadable response: {e}")))?;
         // rusty-s3's parser decodes the keys when the answer says `EncodingType` url.
-        let strip = |k: &str| k.strip_prefix(&self.conn.root).map(str::to_string);
-        let mut objects: Vec<ObjectInfo> = parsed
+        let objects = parsed
             .contents
             .iter()
-            .filter_map(|c| {
-                Some(ObjectInfo {
-                    key: strip(&c.key)?,
-                    size: c.size.unwrap_or(0),
-                    modified_ms: c.last_modified.as_deref().and_then(xml::iso_date_ms),
-                    etag: c.etag.as_deref().map(|e| e.trim_matches('"').to_string()),
-                })
+            .map(|c| ObjectInfo {
+                key: c.key.clone(),
+                size: c.size.unwrap_or(0),
+                modified_ms: c.last_modified.as_deref().and_then(rfc3339_ms),
+                etag: c.etag.as_deref().map(|e| e.trim_matches('"').to_string()),
             })
-            // A "directory marker" object (key ending in `/`) is not a valid key.
-            .filter(|o| !o.key.is_empty() && !o.key.ends_with('/'))
             .collect();
-        objects.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut prefixes: Vec<String> = parsed
-            .common_prefixes
-            .iter()
-            .filter_map(|p| strip(&p.prefix))
-            .collect();
-        prefixes.sort();
-        Ok(ListPage {
-            objects,
-            prefixes,
-            next_cursor: parsed.next_continuation_token.filter(|t| !t.is_empty()),
-        })
+        let prefixes = parsed.common_prefixes.into_iter().map(|p| p.prefix);
+        let mut page =
+            self.conn
+                .root
+                .list_page(objects, prefixes.collect(), parsed.next_continuation_token);
+        // A "directory marker" object (key ending in `/`) is not a valid key.
+        page.objects.retain(|o| !o.key.ends_with('/'));
+        Ok(page)
     }
 
     fn stat(&self, key: &str) -> Result<ObjectInfo> {
-        let resp = self.conn.head(&self.conn.object_key(key))?;
-        Ok(info_from_head(key, &resp))
+        let resp = self.conn.head(&self.conn.root.name(key))?;
+        Ok(info_from_headers(key, &resp))
     }
 
     fn delete(&self, key: &str) -> Result<()> {
         let req = self.conn.request(
             Method::Delete,
-            &self.conn.object_url(&self.conn.object_key(key), &[]),
+            &self.conn.object_url(&self.conn.root.name(key), &[]),
             &[],
             Payload::Signed(&[]),
         )?;
         // S3 answers 204 whether or not the key existed: deleting is idempotent.
-        match self.conn.send("delete object", req, &[]) {
-            Ok(_) | Err(Error::NotFound) => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.conn.delete("delete object", req)
     }
 }
 
@@ -382,16 +309,18 @@ impl Storage for S3Storage {
 struct S3Ref {
     bucket: Bucket,
     signer: Option<Signer>,
-    root: String,
-    storage_class: Option<String>,
-    metadata_storage_class: Option<String>,
+    root: KeyPrefix,
+    classes: StorageClasses,
+}
+
+/// Requests are signed as they are built ([`S3Ref::request`]): nothing to add at sending.
+impl HttpBackend for S3Ref {
+    fn error_summary(&self, body: &str) -> String {
+        xml::error_summary(body, ERROR_EXCERPT)
+    }
 }
 
 impl S3Ref {
-    fn object_key(&self, key: &str) -> String {
-        format!("{}{key}", self.root)
-    }
-
     /// The URL of the bucket with `query` (path-style `endpoint/bucket/`, or the bucket's
     /// virtual host on AWS).
     fn bucket_url(&self, query: &[(&str, Option<&str>)]) -> String {
@@ -402,7 +331,10 @@ impl S3Ref {
     fn object_url(&self, object_key: &str, query: &[(&str, Option<&str>)]) -> String {
         let base = self.bucket.base_url().as_str();
         let base = base.strip_suffix('/').unwrap_or(base);
-        with_query(format!("{base}/{}", sign::encode(object_key, true)), query)
+        with_query(
+            format!("{base}/{}", percent_encode(object_key, true)),
+            query,
+        )
     }
 
     /// A request signed with the storage's keys (anonymous without keys).
@@ -423,21 +355,7 @@ impl S3Ref {
             &[],
             Payload::Signed(&[]),
         )?;
-        self.send("head object", req, &[])
-    }
-
-    fn send(&self, what: &str, req: Request, body: &[u8]) -> Result<http::Response> {
-        let mut resp = http::send(&req, body, timeouts())?;
-        if (200..300).contains(&resp.status) {
-            return Ok(resp);
-        }
-        let status = resp.status;
-        let text = resp.text(64 * 1024).unwrap_or_default();
-        Err(status_error(
-            what,
-            status,
-            &xml::error_summary(&text, ERROR_EXCERPT),
-        ))
+        self.send("head object", req, &[&[]])
     }
 
     /// The upload ids of the unfinished multipart uploads of exactly `object_key`
@@ -449,20 +367,14 @@ impl S3Ref {
             &[],
             Payload::Signed(&[]),
         )?;
-        let mut resp = http::send(&req, &[], timeouts())?;
+        let mut resp = self.send_unchecked(req, &[&[]])?;
         if resp.status == 501 {
             // A server without ListMultipartUploads (s3s-fs): nothing more can be found;
             // the upload this process opened was aborted by its id already.
             return Ok(Vec::new());
         }
-        if !(200..300).contains(&resp.status) {
-            let status = resp.status;
-            let text = resp.text(64 * 1024).unwrap_or_default();
-            return Err(status_error(
-                "list multipart uploads",
-                status,
-                &xml::error_summary(&text, ERROR_EXCERPT),
-            ));
+        if !self.is_success(resp.status) {
+            return Err(self.failure("list multipart uploads", Method::Get, resp));
         }
         let text = resp.text(MAX_DOCUMENT)?;
         Ok(xml::uploads_of(&text, object_key))
@@ -475,25 +387,15 @@ impl S3Ref {
             &[],
             Payload::Signed(&[]),
         )?;
-        match self.send("abort multipart upload", req, &[]) {
-            // Already gone (aborted by an earlier try): nothing left behind.
-            Ok(_) | Err(Error::NotFound) => Ok(()),
-            Err(e) => Err(e),
-        }
+        // Already gone (aborted by an earlier try): nothing left behind.
+        self.delete("abort multipart upload", req)
     }
 
     /// The headers of a request that creates object `key` (its storage class: the
     /// metadata class for anything but a data file, when one is set).
     fn create_headers(&self, key: &str) -> Vec<(&'static str, String)> {
-        let data_file = key.ends_with(".asb") || key.ends_with(".asb33");
-        let class = match &self.metadata_storage_class {
-            Some(m) if !data_file => Some(m),
-            _ => self.storage_class.as_ref(),
-        };
-        match class {
-            Some(c) => vec![("x-amz-storage-class", c.clone())],
-            None => Vec::new(),
-        }
+        let class = self.classes.for_key(key);
+        class.map_or_else(Vec::new, |c| vec![("x-amz-storage-class", c.to_string())])
     }
 }
 
@@ -509,7 +411,7 @@ pub struct S3Upload {
 
 impl S3Upload {
     fn object_key(&self) -> String {
-        self.backend.object_key(&self.key)
+        self.backend.root.name(&self.key)
     }
 
     fn upload_id(&mut self) -> Result<String> {
@@ -523,7 +425,7 @@ impl S3Upload {
             &self.backend.create_headers(&key),
             Payload::Signed(&[]),
         )?;
-        let mut resp = self.backend.send("create multipart upload", req, &[])?;
+        let mut resp = self.backend.send("create multipart upload", req, &[&[]])?;
         let text = resp.text(MAX_DOCUMENT)?;
         let parsed = CreateMultipartUpload::parse_response(&text).map_err(|e| {
             Error::other(format!("create multipart upload: unreadable response: {e}"))
@@ -563,7 +465,7 @@ impl Upload for S3Upload {
             &[],
             Payload::Unsigned,
         )?;
-        let resp = self.backend.send("upload part", req, &data)?;
+        let resp = self.backend.send("upload part", req, &[&data])?;
         let etag = resp
             .header("etag")
             .map(str::to_string)
@@ -587,7 +489,7 @@ impl Upload for S3Upload {
                 &self.backend.create_headers(&key),
                 Payload::Signed(&[]),
             )?;
-            let resp = self.backend.send("put object", req, &[])?;
+            let resp = self.backend.send("put object", req, &[&[]])?;
             return Ok(ObjectInfo {
                 key: self.key.clone(),
                 size: 0,
@@ -604,7 +506,7 @@ impl Upload for S3Upload {
         )?;
         let mut resp = self
             .backend
-            .send("complete multipart upload", req, body.as_bytes())?;
+            .send("complete multipart upload", req, &[body.as_bytes()])?;
         // S3 can report a failed completion inside a 200 response.
         let text = resp.text(MAX_DOCUMENT)?;
         if let Some(err) = xml::embedded_error(&text, ERROR_EXCERPT) {
@@ -613,7 +515,7 @@ impl Upload for S3Upload {
             )));
         }
         let resp = self.backend.head(&key)?;
-        Ok(info_from_head(&self.key, &resp))
+        Ok(info_from_headers(&self.key, &resp))
     }
 
     /// Aborts this upload, and every other unfinished multipart upload of the same key: the
@@ -629,25 +531,6 @@ impl Upload for S3Upload {
             self.backend.abort_upload(&key, &id)?;
         }
         Ok(())
-    }
-}
-
-/// A ranged GET being read.
-#[derive(Debug)]
-pub struct S3Download {
-    resp: Option<http::Response>,
-}
-
-impl Download for S3Download {
-    fn next(&mut self, max: u32) -> Result<Option<Vec<u8>>> {
-        let Some(resp) = &mut self.resp else {
-            return Ok(None);
-        };
-        let chunk = resp.read_chunk(max.max(1) as usize)?;
-        if chunk.is_none() {
-            self.resp = None;
-        }
-        Ok(chunk)
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::time::SystemTime;
 
+use aerospike_backup_plugin::http::text::percent_encode;
 use aerospike_backup_plugin::http::{Method, Request};
 use aerospike_backup_plugin::{Error, Result};
 use aws_credential_types::Credentials;
@@ -87,30 +88,15 @@ impl Signer {
     }
 }
 
-/// Percent-encodes `s` as SigV4 and S3 expect: every byte but `A-Z a-z 0-9 - _ . ~` (and `/`
-/// when `keep_slash`, for object keys in a path).
-pub fn encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else if b == b'/' && keep_slash {
-            out.push('/');
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A query string from (name, value) pairs; a `None` value is a bare sub-resource
-/// (`uploads`, not `uploads=` or `uploads=1`).
+/// A query string from (name, value) pairs, percent-encoded as SigV4 and S3 expect; a
+/// `None` value is a bare sub-resource (`uploads`, not `uploads=` or `uploads=1`).
 pub fn query(pairs: &[(&str, Option<&str>)]) -> String {
+    let encode = |s: &str| percent_encode(s, false);
     pairs
         .iter()
         .map(|(k, v)| match v {
-            Some(v) => format!("{}={}", encode(k, false), encode(v, false)),
-            None => encode(k, false),
+            Some(v) => format!("{}={}", encode(k), encode(v)),
+            None => encode(k),
         })
         .collect::<Vec<_>>()
         .join("&")
