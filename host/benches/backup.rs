@@ -10,7 +10,6 @@
 //! passes `--bench`; `ABS_BENCH_RECORDS=N` sets another count); without it (e.g.
 //! `cargo test --all-targets`) it does a 1k-record smoke run. Figures are recorded in docs/PERFORMANCE.md ("Backup engine").
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,15 +22,14 @@ use abs::progress::Progress;
 use abs::storage::layout::BackupKind;
 use aerospike::query::{PartitionFilter, Statement};
 use aerospike::{Bins, Client, ClientPolicy, QueryPolicy};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
 
-use testkit::AerospikeNode;
-use testkit::fixtures::{self, FixtureSpec, Shape};
 use tokio_util::sync::CancellationToken;
 
+#[path = "common/node_process.rs"]
+mod node_process;
 #[path = "common/procfs.rs"]
 mod procfs;
+use node_process::NodeProcess;
 use procfs::{cpu_seconds_of, peak_rss_mib, reset_peak_rss, rss_mib};
 
 /// User + system CPU seconds of this process.
@@ -122,72 +120,11 @@ impl Phase {
     }
 }
 
-/// The node half: fill a node, print its port, serve until stdin closes.
-fn serve_node(records: usize) {
-    let node = AerospikeNode::start().expect("test node");
-    let t = Instant::now();
-    fixtures::fill(
-        &node,
-        &FixtureSpec {
-            records,
-            shape: Shape::Small,
-            ..FixtureSpec::default()
-        },
-    );
-    eprintln!(
-        "loaded {records} small records into the test node in {:.2} s (node RSS {:.0} MiB)",
-        t.elapsed().as_secs_f64(),
-        peak_rss_mib()
-    );
-    println!("PORT {}", node.port());
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
-}
-
-/// Starts the node process; ends with it when dropped (its stdin closes).
-struct NodeProcess {
-    child: Child,
-    port: u16,
-}
-
-impl NodeProcess {
-    fn spawn(records: usize) -> NodeProcess {
-        let mut child = Command::new(std::env::current_exe().expect("own path"))
-            .args(["--serve-node", &records.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("node process");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped"))
-            .read_line(&mut line)
-            .expect("node port");
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("node process said {line:?}"));
-        NodeProcess { child, port }
-    }
-
-    fn cpu(&self) -> f64 {
-        cpu_seconds_of(&self.child.id().to_string())
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--serve-node") {
-        let records = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(1000);
-        return serve_node(records);
+    if node_process::serve_if_asked() {
+        return;
     }
+    let args: Vec<String> = std::env::args().collect();
     let full = args.iter().any(|a| a == "--bench");
     // ABS_BENCH_RECORDS overrides the count, e.g. 10000000 to show memory does not grow.
     let records = std::env::var("ABS_BENCH_RECORDS")

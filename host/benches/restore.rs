@@ -12,10 +12,7 @@
 //! `cargo test --all-targets`) it does a 1k-record smoke run. Figures are recorded in
 //! docs/PERFORMANCE.md ("Restore engine").
 
-use std::io::Write as _;
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,8 +27,7 @@ use aerospike::{
     BatchOperation, BatchPolicy, BatchWritePolicy, Bin, Client, ClientPolicy, Key, Value,
     operations,
 };
-use testkit::AerospikeNode;
-use testkit::fixtures::{self, FixtureSpec, Shape};
+use testkit::fixtures;
 use testkit::node::wire::Val;
 use tokio_util::sync::CancellationToken;
 
@@ -42,67 +38,12 @@ const BATCH: usize = 128;
 /// Batches in flight in the raw phase: what the restore's writer pool keeps busy too.
 const RAW_IN_FLIGHT: usize = 8;
 
+#[path = "common/node_process.rs"]
+mod node_process;
 #[path = "common/procfs.rs"]
 mod procfs;
+use node_process::NodeProcess;
 use procfs::{cpu_seconds_of, peak_rss_mib, reset_peak_rss, rss_mib};
-
-/// The node half: fill a node with `records` records (0 = empty), print its port, serve
-/// until stdin closes.
-fn serve_node(records: usize) {
-    let node = AerospikeNode::start().expect("test node");
-    if records > 0 {
-        fixtures::fill(&node, &spec(records));
-    }
-    println!("PORT {}", node.port());
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
-}
-
-fn spec(records: usize) -> FixtureSpec {
-    FixtureSpec {
-        records,
-        shape: Shape::Small,
-        ..FixtureSpec::default()
-    }
-}
-
-/// A node process; ends with it when dropped (its stdin closes).
-struct NodeProcess {
-    child: Child,
-    port: u16,
-}
-
-impl NodeProcess {
-    fn spawn(records: usize) -> NodeProcess {
-        let mut child = Command::new(std::env::current_exe().expect("own path"))
-            .args(["--serve-node", &records.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("node process");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped"))
-            .read_line(&mut line)
-            .expect("node port");
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("node process said {line:?}"));
-        NodeProcess { child, port }
-    }
-
-    fn cpu(&self) -> f64 {
-        cpu_seconds_of(&self.child.id().to_string())
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-}
 
 fn config(port: u16, dir: &std::path::Path, policy: &str) -> Config {
     let yaml = format!(
@@ -194,7 +135,7 @@ async fn raw_batch_writes(client: Arc<Client>, records: usize) -> u64 {
         send_key: true,
         ..BatchWritePolicy::default()
     };
-    let s = spec(records);
+    let s = node_process::small_records(records);
     let mut batch = Vec::with_capacity(BATCH);
     for r in fixtures::generate(&s) {
         let key = Key::with_digest("test", &r.set, Some(Value::Int(r.user_key)), r.digest);
@@ -223,11 +164,10 @@ async fn raw_batch_writes(client: Arc<Client>, records: usize) -> u64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--serve-node") {
-        let records = args.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(0);
-        return serve_node(records);
+    if node_process::serve_if_asked() {
+        return;
     }
+    let args: Vec<String> = std::env::args().collect();
     let full = args.iter().any(|a| a == "--bench");
     let records = std::env::var("ABS_BENCH_RECORDS")
         .ok()

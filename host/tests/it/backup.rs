@@ -3,17 +3,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use abs::api::{self, AppState};
 use abs::asb::convert::record_from_client;
 use abs::asb::{AsbDecoder, AsbItem, AsbRecord, BinValue};
-use abs::config::{Config, ConfigStore, Format};
+use abs::config::{Config, ConfigStore};
 use abs::jobs::backup::{Clock, EngineContext, ManualClock, SystemClock, build_pipeline};
 use abs::jobs::registry::{JobOutcome, JobRegistry, Trigger};
 use abs::metrics::Metrics;
-use abs::plugins::{Registry, Runtime, RuntimeConfig};
+use abs::plugins::Registry;
 use abs::scheduler::rules::admission;
 use abs::storage::layout::{BackupKind, BackupMetadata};
 use aerospike::query::{PartitionFilter, Statement};
@@ -29,23 +29,8 @@ use testkit::fixtures::{self, FixtureSpec};
 use testkit::{AerospikeNode, NodeConfig};
 use tower::ServiceExt;
 
-pub(crate) fn key_pem() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden/key.pem")
-}
-
-pub(crate) fn plugins() -> Arc<Registry> {
-    static REG: OnceLock<Arc<Registry>> = OnceLock::new();
-    REG.get_or_init(|| {
-        let rt = Runtime::new(RuntimeConfig {
-            cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cwasm")),
-            max_instances: 48,
-            ..RuntimeConfig::default()
-        })
-        .expect("runtime");
-        Arc::new(Registry::with_defaults(&rt).expect("default plugins load"))
-    })
-    .clone()
-}
+use crate::common::routine_config;
+pub(crate) use crate::common::{key_pem, plugins};
 
 /// A routine `r` on the node, local storage in `dir`, with policy fields `policy` (YAML
 /// flow mapping body) and routine fields `routine`.
@@ -55,28 +40,7 @@ fn config(node: &AerospikeNode, dir: &Path, policy: &str, routine: &str) -> Conf
 
 /// [`config`] with more top-level sections (`top`, YAML at column 0).
 fn config_with(node: &AerospikeNode, dir: &Path, policy: &str, routine: &str, top: &str) -> Config {
-    let yaml = format!(
-        r#"
-{top}
-aerospike-clusters:
-  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}
-storage:
-  s: {{local-storage: {{path: "{path}"}}}}
-backup-policies:
-  p: {{{policy}}}
-backup-routines:
-  r:
-    interval-cron: "@daily"
-    source-cluster: c
-    storage: s
-    backup-policy: p
-    namespaces: [test]
-    {routine}
-"#,
-        port = node.port(),
-        path = dir.display(),
-    );
-    abs::config::parse::<Config>(&yaml, Format::Yaml).expect("test config parses")
+    routine_config(node, dir, policy, routine, top)
 }
 
 struct Harness {

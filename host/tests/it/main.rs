@@ -9,6 +9,7 @@ mod cloud_auth;
 mod cloud_forms;
 mod cloud_s3s;
 mod cluster_tls;
+mod common;
 mod crash;
 mod dashboard;
 mod faults;

@@ -84,9 +84,7 @@ fn asbackup() -> Option<PathBuf> {
         .filter(|p| p.is_file())
 }
 
-fn key_pem() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden/key.pem")
-}
+use crate::common::key_pem;
 
 async fn client(host: &str, port: u16) -> Client {
     Client::new(&ClientPolicy::default(), &format!("{host}:{port}"))

@@ -3,19 +3,18 @@
 //! then compared record by record with what was there; the REST endpoints on top.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use abs::api::{self, AppState};
 use abs::asb::convert::record_from_client;
 use abs::asb::{AsbRecord, BinValue};
-use abs::config::{Config, ConfigStore, Format, RestoreRequest, RestoreTimestampRequest};
+use abs::config::{Config, ConfigStore, RestoreRequest, RestoreTimestampRequest};
 use abs::jobs::backup::{EngineContext, ManualClock};
 use abs::jobs::registry::{JobOutcome, JobRegistry, Trigger};
 use abs::jobs::restore_jobs::{RestoreJobs, RestoreStatus, RestoreView, StartError};
 use abs::metrics::Metrics;
-use abs::plugins::{Registry, Runtime, RuntimeConfig};
 use abs::storage::layout::BackupKind;
 use aerospike::query::{PartitionFilter, Statement};
 use aerospike::{
@@ -31,56 +30,12 @@ use testkit::{AerospikeNode, NodeConfig};
 use tower::ServiceExt;
 
 /// The engine's clock and the node's: one instant, so void time → TTL → void time is exact.
+use crate::common::{key_pem, plugins, repo, routine_config};
+
 const T0: i64 = 1_800_000_000_000;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn key_pem() -> String {
-    repo()
-        .join("tests/data/golden/key.pem")
-        .display()
-        .to_string()
-}
-
-fn plugins() -> Arc<Registry> {
-    static REG: OnceLock<Arc<Registry>> = OnceLock::new();
-    REG.get_or_init(|| {
-        let rt = Runtime::new(RuntimeConfig {
-            cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cwasm")),
-            max_instances: 48,
-            ..RuntimeConfig::default()
-        })
-        .expect("runtime");
-        Arc::new(Registry::with_defaults(&rt).expect("default plugins load"))
-    })
-    .clone()
-}
-
 fn config(node: &AerospikeNode, dir: &Path, policy: &str, top: &str) -> Config {
-    let yaml = format!(
-        r#"
-{top}
-aerospike-clusters:
-  c: {{seed-nodes: [{{host-name: 127.0.0.1, port: {port}}}]}}
-storage:
-  s: {{local-storage: {{path: "{path}"}}}}
-backup-policies:
-  p: {{{policy}}}
-backup-routines:
-  r:
-    interval-cron: "@daily"
-    incr-interval-cron: "@hourly"
-    source-cluster: c
-    storage: s
-    backup-policy: p
-    namespaces: [test]
-"#,
-        port = node.port(),
-        path = dir.display(),
-    );
-    abs::config::parse::<Config>(&yaml, Format::Yaml).expect("test config parses")
+    routine_config(node, dir, policy, "incr-interval-cron: \"@hourly\"", top)
 }
 
 struct Harness {
@@ -291,7 +246,7 @@ fn assert_index_and_udf(node: &AerospikeNode, what: &str) {
 }
 
 fn pipelines() -> Vec<(&'static str, String, serde_json::Value)> {
-    let key = key_pem();
+    let key = key_pem().display().to_string();
     let enc = |mode: &str| serde_json::json!({"encryption": {"mode": mode, "key-file": key}});
     vec![
         ("none", "parallel: 2".into(), serde_json::json!({})),
@@ -681,7 +636,7 @@ async fn every_golden_asbackup_backup_restores_every_record_exactly() {
     let node = AerospikeNode::start().unwrap();
     let client = connect(&node).await;
     let h = harness(&node, "parallel: 1");
-    let key = key_pem();
+    let key = key_pem().display().to_string();
     let cases = [
         ("plain", serde_json::json!({})),
         ("compact", serde_json::json!({})),
@@ -770,7 +725,7 @@ fn check_expected(got: &BTreeMap<[u8; 20], AsbRecord>, what: &str) {
 async fn bad_files_fail_the_job_clearly_and_the_service_goes_on() {
     let node = AerospikeNode::start().unwrap();
     seed(&node, 300);
-    let key = key_pem();
+    let key = key_pem().display().to_string();
     let h = harness(
         &node,
         &format!("parallel: 1, encryption: {{mode: AES256, key-file: \"{key}\"}}"),
