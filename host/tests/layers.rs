@@ -221,3 +221,65 @@ fn the_reader_sees_paths_and_groups() {
     let names: Vec<String> = named_modules(text).into_iter().collect();
     assert_eq!(names, ["config", "jobs", "storage"]);
 }
+
+/// Longest a source file may be without saying why at its top (a `Length:` paragraph in its
+/// module comment): past it, a file usually holds more than one job.
+const LONG_FILE_LINES: usize = 800;
+
+#[test]
+fn long_files_say_why_they_are_long() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in [
+        "host/src",
+        "host/tests",
+        "host/benches",
+        "tests/src",
+        "tests/tests",
+        "plugin-api/src",
+        "plugins",
+        "examples",
+    ] {
+        let dir = root.join(dir);
+        if dir.is_dir() {
+            rust_files_outside_builds(&dir, &mut files);
+        }
+    }
+    assert!(
+        files.len() > 100,
+        "the sources were found ({})",
+        files.len()
+    );
+    let unexplained: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
+            let lines = text.lines().count();
+            let explained = text
+                .lines()
+                .take_while(|l| l.starts_with("//!"))
+                .any(|l| l.starts_with("//! Length:"));
+            (lines > LONG_FILE_LINES && !explained).then(|| format!("{} ({lines})", f.display()))
+        })
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "files over {LONG_FILE_LINES} lines without a `//! Length:` reason at the top:\n  {}",
+        unexplained.join("\n  ")
+    );
+}
+
+/// Like [`rust_files`], skipping build outputs and installed packages.
+fn rust_files_outside_builds(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("a readable directory") {
+        let path = entry.expect("a directory entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_dir() {
+            if !matches!(name, "target" | "node_modules") && !name.starts_with('.') {
+                rust_files_outside_builds(&path, out);
+            }
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}

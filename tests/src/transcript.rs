@@ -16,6 +16,9 @@
 //!   came compressed starts with `[compressed]`.
 //! * info: `<command>\t<value>` per answered command, the value reduced by the exchange's
 //!   [`Check`].
+//!
+//! Length: the transcript format, its checks and its replay belong together (a check is
+//! written and read here); tests are at the end.
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};

@@ -11,6 +11,10 @@
 //! ```
 //! Channels are bounded, so the cluster's write speed paces the reads; a job holds
 //! O(parallel × (2 chunks + 2 batches) + max-async-batches × batch) whatever the backup's size.
+//!
+//! Length: the plans (folder and point in time) and the pipeline that runs them share the
+//! folder types and the channel sizes above; the writes themselves are in
+//! `crate::aerospike::writer`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,6 @@
 //! The configuration REST API end to end through the router: status codes, bodies, persistence.
+//!
+//! Length: one test per configuration endpoint and error case, each standing alone.
 
 use abs::api::{self, AppState};
 use abs::config::ConfigStore;

@@ -1,5 +1,8 @@
 //! The backup engine end to end: the test node → scans → .asb → codec plugins → storage-local
 //! under a tempdir, decoded back and compared record by record; the REST endpoints on top.
+//!
+//! Length: one test per backup behaviour, each standing alone on its own node and folder;
+//! the helpers shared with other groups are in `common.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

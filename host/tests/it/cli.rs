@@ -1,5 +1,7 @@
 //! The binary as an operator runs it: the README start command on the default config, the CLI
 //! flags, and the Dockerfile's references (Docker itself cannot run here, DESIGN D15).
+//!
+//! Length: one test per command-line behaviour, each standing alone.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,5 +1,7 @@
 //! Cloud storage plugins against real protocol stand-ins started on free ports (moto for
 //! S3), and the network sandbox of storage plugins.
+//!
+//! Length: one test per storage behaviour and stand-in; the stand-ins are started by `testkit`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

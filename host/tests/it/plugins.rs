@@ -1,6 +1,8 @@
 //! The plugin platform through real components: default plugins (embedded, or from
 //! `ABS_PLUGIN_DIR`), purpose-built bad plugins (`host/tests/fixtures/*.wasm`, source in
 //! `fixtures/guests/`, rebuilt by `fixtures/build.sh`) and WAT components compiled here.
+//!
+//! Length: one test per plugin behaviour or bad plugin, each standing alone.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

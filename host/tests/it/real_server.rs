@@ -15,6 +15,9 @@
 //! ABS_REAL_AEROSPIKE=127.0.0.1:3000 ABS_REAL_ASRESTORE=/opt/aerospike/bin/asrestore \
 //!   cargo test -p aerospike-backup-service --test it real_server -- --test-threads 1
 //! ```
+//!
+//! Length: the whole real-server suite in one place, so it runs with one filter; each test
+//! stands alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};

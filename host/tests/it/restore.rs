@@ -1,6 +1,9 @@
 //! Restore end to end: backups written by the engine (or by asbackup: the golden files) are
 //! read back from storage-local through the codec plugins and written into the test node,
 //! then compared record by record with what was there; the REST endpoints on top.
+//!
+//! Length: one test per restore behaviour, each standing alone; shared helpers are in
+//! `common.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;

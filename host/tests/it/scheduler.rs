@@ -1,6 +1,8 @@
 //! The scheduler against the test node: cron fires on a manual clock, the overlap rules for
 //! scheduled and on-demand runs, the first-full rule across a restart, retention, live
 //! reconfiguration, shutdown, the metrics, and one end-to-end run on real cron seconds.
+//!
+//! Length: one test per scheduling rule, each standing alone on a manual clock.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

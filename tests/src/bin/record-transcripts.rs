@@ -10,6 +10,9 @@
 //! the secondary indexes named `transcript_*` and the UDF modules `transcript*`. It leaves
 //! everything else alone, so the server may be shared; streams then keep only the records of
 //! the transcript's sets (`only_sets`) and the index and module lists only its own entries.
+//!
+//! Length: one recording function per transcript, in the order the transcripts are listed;
+//! kept in one file so a new transcript is added beside the others.
 
 use std::collections::BTreeMap;
 use std::io;

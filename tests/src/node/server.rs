@@ -1,5 +1,8 @@
 //! Network side of a node: accept loop, framing, and the AS_MSG, batch, scan and admin
 //! command handlers.
+//!
+//! Length: the command handlers share the connection state and the reply writer; the
+//! record store and the info answers live in their own modules.
 
 use std::io;
 use std::ops::Bound;

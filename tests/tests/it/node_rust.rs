@@ -1,4 +1,6 @@
 //! The official Rust client (aerospike 3) against a single test node.
+//!
+//! Length: one test per client operation against the node, each standing alone.
 
 use std::collections::{HashMap, HashSet};
 

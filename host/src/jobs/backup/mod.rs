@@ -675,8 +675,10 @@ impl BackupRun<'_> {
             scans.spawn(scan::run_worker(
                 self.client.clone(),
                 spec.clone(),
-                queue.clone(),
-                slots.clone(),
+                scan::ScanQueue {
+                    ranges: queue.clone(),
+                    slots: slots.clone(),
+                },
                 nsr.limiter.clone(),
                 rec_tx,
                 self.progress.clone(),

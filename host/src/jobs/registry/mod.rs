@@ -4,6 +4,9 @@
 //! ([`Admission`], the scheduler's `rules::decide`), which this registry applies to the
 //! routine's [`Activity`] under the same lock that claims the job's slot, so two starts can
 //! never both pass. Skips, runs, failures, durations, records and bytes go to the metrics.
+//!
+//! Length: the registry's one lock guards start, finish, cancel and state together; the
+//! start-up sweep is in `sweep.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
