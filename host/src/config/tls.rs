@@ -1,6 +1,6 @@
 //! TLS settings as text: the protocol list and cipher-suite names of a cluster's `tls`
 //! section and of `service.https`, and the files a `tls` section names. Validation checks
-//! them here; the cluster client (`engine/tls.rs`) and the HTTPS listener (`api/server.rs`)
+//! them here; the cluster client (`aerospike/tls.rs`) and the HTTPS listener (`api/server.rs`)
 //! build their rustls configs from the same parsers, so a config that validates connects.
 //!
 //! The suites offered are those of the crypto provider the caller passes (the service uses
