@@ -2,7 +2,8 @@
 //! against our backup and asrestore against our restore (of asbackup's files), plain and with
 //! ZSTD level 3 + AES-256, alternating A B A B over rounds. Each row: wall time, records/s, CPU
 //! seconds of the tool and of the server, the tool's peak RSS; then per-round ratios and their
-//! median.
+//! median. Each row also gives MiB/s and CPU seconds per GiB of record data (records × the
+//! nominal record size), so cost per record and per byte are both visible.
 //!
 //! ```sh
 //! ABS_REAL_AEROSPIKE=127.0.0.1:3000 ABS_REAL_ASRESTORE=/opt/aerospike/bin/asrestore \
@@ -11,9 +12,14 @@
 //! ```
 //!
 //! `asbackup` is looked for beside `asrestore` (or named by `ABS_REAL_ASBACKUP`); the server's
-//! CPU is read from `/proc/<pid>` of the process named `asd` (or `ABS_REAL_ASD_PID`). The data
-//! is set `bench` of namespace `test`: loaded (small records of ~240 B) when it does not hold
-//! the asked count. Without `ABS_REAL_AEROSPIKE` (or without `--bench`, as `cargo test
+//! CPU is read from `/proc/<pid>` and summed over every process named `asd` (a cluster of
+//! several on one machine; `ABS_REAL_ASD_PID=<pid>,<pid>,…` names them instead). The data is
+//! set `bench` of namespace `test`: loaded (records of ~240 B: four small bins and a 120-byte
+//! blob) when it does not hold the asked count. `ABS_BENCH_RECORD_BYTES=N` asks for records of
+//! ~N bytes instead (the blob grows to N − 120 bytes, the part past 120 pseudo-random letters
+//! from a 16-letter alphabet: 2:1 for zstd, and slow for it), in set `bench<N>` so that each size
+//! keeps its own data. `ABS_BENCH_ONLY=<text>` runs only the cases whose name contains it
+//! (`plain`, `zstd`). Without `ABS_REAL_AEROSPIKE` (or without `--bench`, as `cargo test
 //! --all-targets` runs it) it says so and does a 1k-record smoke run of our half against the
 //! test node in this process. Figures are recorded in docs/PERFORMANCE.md.
 //!
@@ -24,7 +30,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use abs::aerospike::writer::Counters;
@@ -39,7 +45,25 @@ use tokio_util::sync::CancellationToken;
 
 /// Scans, files and writers in parallel, for both tools.
 const PARALLEL: u32 = 4;
-const SET: &str = "bench";
+/// The default record size, in bytes (four small bins and a 120-byte blob).
+const DEFAULT_RECORD_BYTES: usize = 240;
+
+/// The asked record size (`ABS_BENCH_RECORD_BYTES`), ~240 B by default.
+fn record_bytes() -> usize {
+    std::env::var("ABS_BENCH_RECORD_BYTES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(DEFAULT_RECORD_BYTES)
+}
+
+/// The bench's set: `bench` for the default record size, `bench<N>` for records of ~N bytes.
+fn set() -> &'static str {
+    static SET: OnceLock<String> = OnceLock::new();
+    SET.get_or_init(|| match record_bytes() {
+        DEFAULT_RECORD_BYTES => "bench".to_string(),
+        n => format!("bench{n}"),
+    })
+}
 
 #[path = "common/procfs.rs"]
 mod procfs;
@@ -55,10 +79,15 @@ struct Run {
     records: u64,
 }
 
+/// CPU seconds of the server, summed over its processes (none: 0).
+fn server_cpu(pids: &[String]) -> f64 {
+    pids.iter().map(|p| cpu_seconds_of(p)).sum()
+}
+
 /// Runs a command to its end, sampling its peak RSS while it runs; its CPU is read from the
 /// exited process before it is reaped (a zombie keeps its accounting).
-fn run_tool(cmd: &mut Command, server: Option<&str>) -> Run {
-    let server_cpu0 = server.map_or(0.0, cpu_seconds_of);
+fn run_tool(cmd: &mut Command, server: &[String]) -> Run {
+    let server_cpu0 = server_cpu(server);
     let t = Instant::now();
     let child = cmd
         .stdout(std::process::Stdio::null())
@@ -83,10 +112,17 @@ fn run_tool(cmd: &mut Command, server: Option<&str>) -> Run {
         "{cmd:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // What our phase has to say beside its figures (see `ours_restore`).
+    for note in String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("note: "))
+    {
+        println!("    {note}");
+    }
     Run {
         secs: t.elapsed().as_secs_f64(),
         cpu,
-        server_cpu: server.map_or(0.0, cpu_seconds_of) - server_cpu0,
+        server_cpu: server_cpu(server) - server_cpu0,
         peak_mib: peak / 1024.0,
         records: 0,
     }
@@ -102,9 +138,10 @@ storage:
 backup-policies:
   p: {{parallel: {PARALLEL}{policy}}}
 backup-routines:
-  r: {{interval-cron: "@daily", source-cluster: c, storage: s, backup-policy: p, namespaces: [test], set-list: [{SET}]}}
+  r: {{interval-cron: "@daily", source-cluster: c, storage: s, backup-policy: p, namespaces: [test], set-list: [{set}]}}
 "#,
-        root = root.display()
+        root = root.display(),
+        set = set(),
     );
     abs::config::parse::<Config>(&yaml, Format::Yaml).expect("bench config")
 }
@@ -112,7 +149,7 @@ backup-routines:
 struct Bench {
     host: String,
     port: u16,
-    server_pid: Option<String>,
+    server_pids: Vec<String>,
     ctx: EngineContext,
     plugins: Arc<Registry>,
     key: PathBuf,
@@ -121,8 +158,8 @@ struct Bench {
 }
 
 impl Bench {
-    fn server(&self) -> Option<&str> {
-        self.server_pid.as_deref()
+    fn server(&self) -> &[String] {
+        &self.server_pids
     }
 
     async fn ours_backup(&self, root: &Path, policy: &str) -> Run {
@@ -135,7 +172,7 @@ impl Bench {
         reset_peak_rss();
         let (cpu0, scpu0, t) = (
             cpu_seconds_of("self"),
-            self.server().map_or(0.0, cpu_seconds_of),
+            server_cpu(self.server()),
             Instant::now(),
         );
         let progress = Arc::new(Progress::new(chrono::Utc::now()));
@@ -145,7 +182,7 @@ impl Bench {
         Run {
             secs: t.elapsed().as_secs_f64(),
             cpu: cpu_seconds_of("self") - cpu0,
-            server_cpu: self.server().map_or(0.0, cpu_seconds_of) - scpu0,
+            server_cpu: server_cpu(self.server()) - scpu0,
             peak_mib: peak_rss_mib(),
             records: report.records(),
         }
@@ -171,7 +208,7 @@ impl Bench {
         let counters = Arc::new(Counters::default());
         let (cpu0, scpu0, t) = (
             cpu_seconds_of("self"),
-            self.server().map_or(0.0, cpu_seconds_of),
+            server_cpu(self.server()),
             Instant::now(),
         );
         restore::run_job(
@@ -183,12 +220,32 @@ impl Bench {
         )
         .await
         .expect("our restore");
+        let (secs, cpu, server_cpu) = (
+            t.elapsed().as_secs_f64(),
+            cpu_seconds_of("self") - cpu0,
+            server_cpu(self.server()) - scpu0,
+        );
+        // Into an emptied set a record counts as existing or fresher only when an earlier
+        // attempt of ours wrote it (a timed-out, in-doubt write that its retry found written):
+        // it is restored all the same, and the note says how the counters split.
+        let c = counters.snapshot();
+        if c.inserted_records != c.read_records {
+            eprintln!(
+                "note: {} read, {} inserted, {} existed, {} fresher, {} in doubt, {} failed",
+                c.read_records,
+                c.inserted_records,
+                c.existed_records,
+                c.fresher_records,
+                c.errors_in_doubt,
+                c.failed_records,
+            );
+        }
         Run {
-            secs: t.elapsed().as_secs_f64(),
-            cpu: cpu_seconds_of("self") - cpu0,
-            server_cpu: self.server().map_or(0.0, cpu_seconds_of) - scpu0,
+            secs,
+            cpu,
+            server_cpu,
             peak_mib: peak_rss_mib(),
-            records: counters.snapshot().inserted_records,
+            records: c.inserted_records + c.existed_records + c.fresher_records,
         }
     }
 
@@ -214,41 +271,73 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// One measured run: per record (CPU-s per million) and per byte of record data (MiB/s and
+/// CPU-s per GiB, with `records` × the nominal record size).
 fn row(what: &str, r: &Run, records: u64) {
+    let gib = (records as f64 * record_bytes() as f64 / (1u64 << 30) as f64).max(1e-12);
+    let m = records.max(1) as f64 / 1e6;
     println!(
-        "  {what:<34} {:>7.2} s {:>9.0} rec/s  CPU-s/M: {:>5.2} tool + {:>5.2} server  peak RSS {:>6.1} MiB",
+        "  {what:<28} {:>7.2} s {:>8.0} rec/s {:>6.1} MiB/s  CPU-s/M: {:>5.2} tool + {:>5.2} server  CPU-s/GiB: {:>6.2} + {:>6.2}  peak RSS {:>6.1} MiB",
         r.secs,
         records as f64 / r.secs.max(1e-9),
-        r.cpu * 1e6 / records.max(1) as f64,
-        r.server_cpu * 1e6 / records.max(1) as f64,
+        gib * 1024.0 / r.secs.max(1e-9),
+        r.cpu / m,
+        r.server_cpu / m,
+        r.cpu / gib,
+        r.server_cpu / gib,
         r.peak_mib,
     );
 }
 
-/// Fills set `bench` with `n` small records unless it already holds exactly `n`.
-async fn load(client: &Arc<Client>, n: u64) {
-    let objects = |answer: &str| {
-        answer
-            .split(':')
-            .find_map(|kv| kv.strip_prefix("objects="))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let cmd = format!("sets/test/{SET}");
-    let now = client
+/// The seed node's `sets/test/<set>` statistic `name` (0 when missing).
+async fn set_stat(client: &Client, name: &str) -> u64 {
+    let cmd = format!("sets/test/{}", set());
+    let prefix = format!("{name}=");
+    client
         .info(&AdminPolicy::default(), &[&cmd])
         .await
         .ok()
-        .and_then(|m| m.get(&cmd).map(|a| objects(a)))
-        .unwrap_or(0);
-    if now == n {
-        eprintln!("set {SET} already holds {n} records");
+        .and_then(|m| {
+            m.get(&cmd).and_then(|a| {
+                a.split(':')
+                    .find_map(|kv| kv.strip_prefix(prefix.as_str()))
+                    .and_then(|v| v.parse().ok())
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// Record `i`'s blob: `len` bytes, the first 120 one repeated byte (the default record's
+/// blob), the rest pseudo-random letters from a 16-letter alphabet.
+fn blob(i: u64, len: usize) -> Vec<u8> {
+    let mut b = vec![(i % 251) as u8; len.min(120)];
+    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while b.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b.extend(
+            (0..16)
+                .map(|k| b'a' + ((x >> (4 * k)) & 15) as u8)
+                .take(len - b.len()),
+        );
+    }
+    b
+}
+
+/// Fills the bench's set with `n` records of ~[`record_bytes`] unless it already holds
+/// exactly `n` (on the seed node: with replicas on a cluster the count differs, and it reloads).
+async fn load(client: &Arc<Client>, n: u64) {
+    let set = set();
+    if set_stat(client, "objects").await == n {
+        eprintln!("set {set} already holds {n} records");
         return;
     }
     truncate(client).await;
     let t = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let per = n.div_ceil(64);
+    let blob_len = record_bytes().saturating_sub(120);
     for w in 0..64u64 {
         let client = client.clone();
         tasks.spawn(async move {
@@ -257,13 +346,13 @@ async fn load(client: &Arc<Client>, n: u64) {
                 ..WritePolicy::default()
             };
             for i in (w * per)..((w + 1) * per).min(n) {
-                let key = Key::new("test", SET, Value::from(i as i64)).expect("key");
+                let key = Key::new("test", set, Value::from(i as i64)).expect("key");
                 let bins = [
                     as_bin!("id", i as i64),
                     as_bin!("name", format!("user-{i:012}")),
                     as_bin!("score", (i % 1000) as f64 * 0.75),
                     as_bin!("tags", format!("tag-{}-{}-{}", i % 7, i % 11, i % 13)),
-                    as_bin!("blob", vec![(i % 251) as u8; 120]),
+                    as_bin!("blob", blob(i, blob_len)),
                 ];
                 client.put(&wp, &key, &bins).await.expect("load put");
             }
@@ -273,17 +362,17 @@ async fn load(client: &Arc<Client>, n: u64) {
         r.expect("loader");
     }
     eprintln!(
-        "loaded {n} records into {SET} in {:.1} s",
+        "loaded {n} records into {set} in {:.1} s",
         t.elapsed().as_secs_f64()
     );
 }
 
 async fn truncate(client: &Client) {
     client
-        .truncate(&AdminPolicy::default(), "test", SET, 0)
+        .truncate(&AdminPolicy::default(), "test", set(), 0)
         .await
         .expect("truncate");
-    let cmd = format!("sets/test/{SET}");
+    let cmd = format!("sets/test/{}", set());
     for _ in 0..600 {
         let answer = client
             .info(&AdminPolicy::default(), &[&cmd])
@@ -348,7 +437,7 @@ async fn child(phase: &str) {
     let bench = Bench {
         host: child_var("HOST"),
         port: child_var("PORT").parse().expect("port"),
-        server_pid: None,
+        server_pids: Vec::new(),
         ctx,
         plugins,
         key: PathBuf::new(),
@@ -420,7 +509,7 @@ async fn smoke() {
     let bench = Bench {
         host: "127.0.0.1".into(),
         port: node.port(),
-        server_pid: None,
+        server_pids: Vec::new(),
         ctx,
         plugins,
         key: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden/key.pem"),
@@ -465,24 +554,35 @@ async fn side_by_side(target: &str) {
         .map(PathBuf::from)
         .or_else(|| asrestore.as_ref().map(|r| r.with_file_name("asbackup")))
         .filter(|p| p.is_file());
-    let server_pid = std::env::var("ABS_REAL_ASD_PID").ok().or_else(|| {
-        let out = Command::new("pgrep").args(["-x", "asd"]).output().ok()?;
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .map(str::to_string)
-    });
+    let server_pids: Vec<String> = match std::env::var("ABS_REAL_ASD_PID") {
+        Ok(list) => list.split(',').map(|p| p.trim().to_string()).collect(),
+        Err(_) => Command::new("pgrep")
+            .args(["-x", "asd"])
+            .output()
+            .map(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let only = std::env::var("ABS_BENCH_ONLY").unwrap_or_default();
     let client = Arc::new(
         Client::new(&ClientPolicy::default(), &target.to_string())
             .await
             .expect("connect to the real server"),
     );
     load(&client, records).await;
+    let (objects, used) = (
+        set_stat(&client, "objects").await,
+        set_stat(&client, "data_used_bytes").await,
+    );
     let (ctx, plugins) = engine();
     let bench = Bench {
         host: host.to_string(),
         port,
-        server_pid,
+        server_pids,
         ctx,
         plugins,
         key: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/golden/key.pem"),
@@ -490,11 +590,15 @@ async fn side_by_side(target: &str) {
         asrestore,
     };
     println!(
-        "side by side on {target} (server pid {:?}), {records} records of set {SET}, parallel {PARALLEL}, {rounds} rounds",
-        bench.server_pid
+        "side by side on {target} ({} server node(s), asd pids {:?}), {records} records of ~{} B in set {}, parallel {PARALLEL}, {rounds} rounds; the seed node stores {:.0} B per record",
+        client.nodes().len(),
+        bench.server_pids,
+        record_bytes(),
+        set(),
+        used as f64 / objects.max(1) as f64,
     );
     let key = bench.key.display().to_string();
-    let cases = [
+    let mut cases = vec![
         ("plain", String::new(), serde_json::json!({})),
         (
             "zstd 3 + aes256",
@@ -507,6 +611,7 @@ async fn side_by_side(target: &str) {
             }),
         ),
     ];
+    cases.retain(|(name, _, _)| name.contains(only.as_str()));
     // (case, phase) -> ratios (ours / theirs, in records per second) per round.
     let mut ratios: Vec<(String, Vec<f64>)> = Vec::new();
     let mut push = |name: String, v: f64| match ratios.iter_mut().find(|(n, _)| *n == name) {
@@ -522,7 +627,14 @@ async fn side_by_side(target: &str) {
             let theirs = bench.asbackup.as_ref().map(|ab| {
                 let mut cmd = Command::new(ab);
                 bench.tool_args(&mut cmd, codecs, true);
-                cmd.args(["-n", "test", "-s", SET, "--parallel", &PARALLEL.to_string()]);
+                cmd.args([
+                    "-n",
+                    "test",
+                    "-s",
+                    set(),
+                    "--parallel",
+                    &PARALLEL.to_string(),
+                ]);
                 cmd.arg("-d").arg(theirs_dir.path().join("ab"));
                 let r = run_tool(&mut cmd, bench.server());
                 row(&format!("asbackup, {name}"), &r, records);
