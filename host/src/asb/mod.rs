@@ -49,6 +49,38 @@ pub struct AsbRecord {
     pub bins: Vec<Bin>,
 }
 
+impl AsbRecord {
+    /// About how many bytes the record holds in memory: its values, names, key and set, plus
+    /// a fixed share for the structures around them. Used to bound the bytes of records
+    /// read but not yet written, whatever their size.
+    pub fn approx_bytes(&self) -> usize {
+        const PER_RECORD: usize = 96;
+        const PER_BIN: usize = 48;
+        let key = match &self.key {
+            Some(UserKey::String(b) | UserKey::Bytes(b)) => b.len(),
+            Some(UserKey::Int(_) | UserKey::Double(_)) => 8,
+            None => 0,
+        };
+        let bins: usize = self
+            .bins
+            .iter()
+            .map(|b| {
+                let value = match &b.value {
+                    BinValue::Nil | BinValue::Bool(_) | BinValue::Int(_) | BinValue::Double(_) => 8,
+                    BinValue::String(v)
+                    | BinValue::GeoJson(v)
+                    | BinValue::Blob(_, v)
+                    | BinValue::Hll(v)
+                    | BinValue::List(v)
+                    | BinValue::Map(v) => v.len(),
+                };
+                PER_BIN + b.name.len() + value
+            })
+            .sum();
+        PER_RECORD + key + self.namespace.len() + self.set.as_ref().map_or(0, String::len) + bins
+    }
+}
+
 /// A stored user key (`+ k` line).
 #[derive(Debug, Clone)]
 pub enum UserKey {

@@ -44,6 +44,14 @@ use crate::storage::wiring::{self, key_source};
 /// Record batches waiting for a writer, per file being read: two, so a reader decodes the
 /// next batch while its last one is being written.
 const BATCHES_PER_READER: usize = 2;
+
+/// Bytes of records (by [`AsbRecord::approx_bytes`]) read but not yet written, per job.
+/// `max-async-batches` bounds batches, not bytes: with 4 KiB records its 128 batches held
+/// ~230 MiB, and with 1 MiB records they would hold gigabytes. A batch larger than the whole
+/// budget still goes, alone.
+pub const IN_FLIGHT_BYTES: usize = 32 << 20;
+/// The budget's unit: a semaphore permit per KiB.
+const BUDGET_UNIT: usize = 1024;
 /// Largest `metadata.yaml` / `pipeline.yaml` read.
 const MAX_SIDECAR_BYTES: u64 = 1024 * 1024;
 
@@ -520,7 +528,8 @@ struct RestoreRun<'a> {
 
 /// What a decoder thread hands the writers.
 enum Item {
-    Records(Vec<AsbRecord>),
+    /// A batch, with its share of the in-flight budget, given back once it is written.
+    Records(Vec<AsbRecord>, tokio::sync::OwnedSemaphorePermit),
     Udf(crate::asb::Udf),
     Index(SecondaryIndex),
 }
@@ -640,10 +649,12 @@ impl RestoreRun<'_> {
                 .map(|k| k.to_string())
                 .collect::<std::collections::VecDeque<_>>(),
         ));
+        let budget = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BYTES / BUDGET_UNIT));
         let mut readers = tokio::task::JoinSet::new();
         for _ in 0..parallel {
             let reader = ReaderTask {
                 runtime: tokio::runtime::Handle::current(),
+                budget: budget.clone(),
                 storage: self.storage.clone(),
                 pipeline: pipeline.clone(),
                 sums: sums.clone(),
@@ -715,7 +726,10 @@ async fn write_loop(
         let item = rx.lock().await.recv().await;
         match item {
             None => return Ok(()),
-            Some(Item::Records(batch)) => writer.write(batch).await?,
+            Some(Item::Records(batch, budget)) => {
+                writer.write(batch).await?;
+                drop(budget);
+            }
             Some(Item::Udf(u)) if !no_udfs => {
                 crate::aerospike::cluster::register_udf(&writer.client, &u).await?;
                 writer.counters.udfs.fetch_add(1, Ordering::Relaxed);
@@ -729,6 +743,8 @@ async fn write_loop(
 /// One reader thread: takes files off the queue and decodes them into record batches.
 struct ReaderTask {
     runtime: tokio::runtime::Handle,
+    /// The job's in-flight budget ([`IN_FLIGHT_BYTES`]), in [`BUDGET_UNIT`]s.
+    budget: Arc<tokio::sync::Semaphore>,
     storage: Arc<dyn Storage>,
     pipeline: Arc<Pipeline>,
     sums: Arc<std::collections::HashMap<String, crate::jobs::integrity::FileSum>>,
@@ -759,6 +775,24 @@ impl ReaderTask {
             self.read_file(key)?;
             self.progress.add_file();
         }
+    }
+
+    /// Sends a batch once the budget has room for it (a batch over the whole budget waits
+    /// for all of it).
+    fn send_records(&self, batch: Vec<AsbRecord>) -> Result<(), EngineError> {
+        let bytes: usize = batch.iter().map(AsbRecord::approx_bytes).sum();
+        let units = bytes
+            .div_ceil(BUDGET_UNIT)
+            .clamp(1, IN_FLIGHT_BYTES / BUDGET_UNIT) as u32;
+        let permit = self.runtime.block_on(async {
+            tokio::select! {
+                p = self.budget.clone().acquire_many_owned(units) => {
+                    p.map_err(|_| EngineError::Cancelled)
+                }
+                () = self.stop.cancelled() => Err(EngineError::Cancelled),
+            }
+        })?;
+        self.send(Item::Records(batch, permit))
     }
 
     fn send(&self, item: Item) -> Result<(), EngineError> {
@@ -807,7 +841,7 @@ impl ReaderTask {
                     batch.push(r);
                     if batch.len() >= self.batch {
                         let full = std::mem::replace(&mut batch, Vec::with_capacity(self.batch));
-                        self.send(Item::Records(full))?;
+                        self.send_records(full)?;
                         if self.stop.is_cancelled() {
                             break Err(EngineError::Cancelled);
                         }
@@ -832,7 +866,7 @@ impl ReaderTask {
             .fetch_add(now - counted, Ordering::Relaxed);
         self.progress.add_bytes(now - counted);
         if !batch.is_empty() {
-            self.send(Item::Records(batch))?;
+            self.send_records(batch)?;
         }
         result
     }

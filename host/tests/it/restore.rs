@@ -1378,3 +1378,42 @@ async fn the_kubernetes_operators_calls_succeed_as_against_abs() {
     let st = poll(id).await;
     assert!(st.status == "canceled" || st.status == "success", "{st:?}");
 }
+
+/// Records of ~900 KiB: a default batch (128 records) is over the job's in-flight budget of
+/// 32 MiB and must still go, alone; batches of 8 (~7 MiB) wait for the budget, four at a time.
+#[tokio::test]
+async fn large_records_restore_within_the_in_flight_byte_budget() {
+    let node = AerospikeNode::start().unwrap();
+    let client = connect(&node).await;
+    let records = 48usize;
+    for i in 0..records {
+        let key = Key::new("test", "big", Value::from(i as i64)).unwrap();
+        let blob: Vec<u8> = (0..900 * 1024).map(|j| (i + j) as u8).collect();
+        let bins = [as_bin!("b", Value::Blob(blob))];
+        client
+            .put(&WritePolicy::default(), &key, &bins)
+            .await
+            .unwrap();
+    }
+    let want = scan_all(&client, "test").await;
+    assert_eq!(want.len(), records);
+    assert!(
+        records * 900 * 1024 > abs::jobs::restore::IN_FLIGHT_BYTES,
+        "one default batch is over the budget"
+    );
+    let h = harness(&node, "");
+    let key = h.backup_key(BackupKind::Full).await;
+    for policy in [serde_json::json!({}), serde_json::json!({"batch-size": 8})] {
+        wipe(&node);
+        let v = tokio::time::timeout(Duration::from_secs(300), h.restore_ok(&key, policy.clone()))
+            .await
+            .unwrap_or_else(|_| panic!("the restore with {policy} ends"));
+        assert_eq!(v.counters.inserted_records, records as u64, "{policy}");
+        assert_same(
+            &scan_all(&client, "test").await,
+            &want,
+            true,
+            &policy.to_string(),
+        );
+    }
+}
