@@ -12,7 +12,7 @@ pub enum ReadError {
     Plugin {
         key: String,
         #[source]
-        source: crate::plugins::PluginError,
+        source: PluginError,
     },
     /// The stored bytes are not what `checksums.yaml` recorded: nothing of the file is
     /// restored.

@@ -107,17 +107,6 @@ fn room_of(module: &str) -> Option<&'static str> {
     })
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("host/src is readable") {
-        let path = entry.expect("a directory entry").path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 /// Top-level modules a file names through `crate::`, in paths and in `use crate::{a, b}`.
 fn named_modules(text: &str) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
@@ -242,7 +231,7 @@ fn long_files_say_why_they_are_long() {
     ] {
         let dir = root.join(dir);
         if dir.is_dir() {
-            rust_files_outside_builds(&dir, &mut files);
+            rust_files(&dir, &mut files);
         }
     }
     assert!(
@@ -269,14 +258,14 @@ fn long_files_say_why_they_are_long() {
     );
 }
 
-/// Like [`rust_files`], skipping build outputs and installed packages.
-fn rust_files_outside_builds(dir: &Path, out: &mut Vec<PathBuf>) {
+/// The `.rs` files below `dir`, skipping build outputs, installed packages and hidden folders.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("a readable directory") {
         let path = entry.expect("a directory entry").path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if path.is_dir() {
             if !matches!(name, "target" | "node_modules") && !name.starts_with('.') {
-                rust_files_outside_builds(&path, out);
+                rust_files(&path, out);
             }
         } else if name.ends_with(".rs") {
             out.push(path);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::watch;
 
-use crate::jobs::backup::Clock;
+use crate::clock::Clock;
 
 /// Longest single sleep of the system timer before it re-reads the wall clock.
 const MAX_SLEEP_SLICE: Duration = Duration::from_secs(60);
