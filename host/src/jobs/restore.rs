@@ -10,7 +10,8 @@
 //! then, after every folder: the secondary indexes
 //! ```
 //! Channels are bounded, so the cluster's write speed paces the reads; a job holds
-//! O(parallel × (2 chunks + 2 batches) + max-async-batches × batch) whatever the backup's size.
+//! O(parallel × (2 chunks + 2 batches) + max-async-batches × batch) whatever the backup's size,
+//! and its records read but not yet written stay within [`IN_FLIGHT_BYTES`].
 //!
 //! Length: the plans (folder and point in time) and the pipeline that runs them share the
 //! folder types and the channel sizes above; the writes themselves are in
